@@ -1,0 +1,57 @@
+# ShearBridge: `make` installs everything and builds ms.pdf; `make test` runs the tests.
+#   PROFILE=quick make     whole pipeline in minutes (small data; what the tests use)
+#   make                   the paper profile (the numbers the manuscript reports)
+#   make bench             pytest-benchmark suite (see README)
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := all
+
+PROFILE ?= paper
+CORES ?= $(shell nproc 2>/dev/null || echo 2)
+PYTHON ?= python3
+VENV := .venv
+STAMP := .make
+
+export SHEARBRIDGE_PROFILE := $(PROFILE)
+# The offline shims (snakemake without conda, tectonic -> TeX Live) come first.
+export PATH := $(CURDIR)/tools/offline/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+export MPLBACKEND := Agg
+# showyourwork keeps a per-user cache; keep it inside the repository.
+export XDG_CACHE_HOME ?= $(CURDIR)/.make/cache
+
+.PHONY: all deps test bench bench-save clean clean-data help
+
+all: deps ## build ms.pdf (PROFILE=quick|paper|full)
+	@echo ">> building ms.pdf with profile $(PROFILE) on $(CORES) cores"
+	showyourwork build --cores $(CORES)
+	@ls -l ms.pdf
+
+deps: $(STAMP)/system $(VENV)/.installed ## install Debian TeX Live packages and the pinned venv
+
+$(STAMP)/system: tools/install_system_deps.sh
+	@mkdir -p $(STAMP)
+	tools/install_system_deps.sh
+	@touch $@
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --no-deps -r requirements.lock
+	$(VENV)/bin/python -m pip install --quiet --no-deps -e .
+	$(VENV)/bin/python -m pip check
+	@touch $@
+
+test: deps ## run the test suite (includes a quick-profile paper build)
+	$(VENV)/bin/python -m pytest
+
+bench: deps ## run the speed benchmarks and compare with the stored baseline
+	$(VENV)/bin/python -m pytest tests/benchmarks --benchmark-only --benchmark-enable \
+	  --benchmark-columns=mean,stddev,ops,rounds --benchmark-sort=name
+
+clean: ## remove showyourwork temporaries, figures and numbers (keeps src/data)
+	-showyourwork clean
+
+clean-data: ## remove the cached data of PROFILE
+	rm -rf src/data/$(PROFILE)
+
+help:
+	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
