@@ -9,19 +9,21 @@ SHELL := /bin/bash
 PROFILE ?= paper
 CORES ?= $(shell nproc 2>/dev/null || echo 2)
 PYTHON ?= python3
-VENV := .venv
+VENV ?= $(CURDIR)/.venv
 STAMP := .make
 
 export SHEARBRIDGE_PROFILE := $(PROFILE)
 # The offline shims (snakemake without conda, tectonic -> TeX Live) come first.
-export PATH := $(CURDIR)/tools/offline/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+export PATH := $(CURDIR)/tools/offline/bin:$(VENV)/bin:$(PATH)
 export MPLBACKEND := Agg
 # showyourwork keeps a per-user cache; keep it inside the repository.
 export XDG_CACHE_HOME ?= $(CURDIR)/.make/cache
 
-.PHONY: all deps test bench bench-save clean clean-data help
+.PHONY: all build deps test bench clean clean-data help
 
-all: deps ## build ms.pdf (PROFILE=quick|paper|full)
+all: deps build ## install what is missing, then build ms.pdf (PROFILE=quick|paper|full)
+
+build: ## build ms.pdf only (no install step)
 	@echo ">> building ms.pdf with profile $(PROFILE) on $(CORES) cores"
 	showyourwork build --cores $(CORES)
 	@ls -l ms.pdf

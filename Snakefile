@@ -32,6 +32,8 @@ rule activation_numbers:
     output:
         f"{OUT}/activation_maxdiff.txt",
         f"{OUT}/activation_maxdiff_grad.txt",
+        f"{OUT}/activation_npoints.txt",
+        f"{OUT}/activation_xmax.txt",
     shell:
         "{PY} {input.script}"
 
@@ -48,5 +50,23 @@ rule provenance:
         [f"{OUT}/{name}.txt" for name in (
             "profile", "profile_description", "hardware", "n_cores", "software",
             "commit", "build_date", "runtime_table", "runtime_total_min")],
+    shell:
+        "{PY} {input.script}"
+
+
+CONSTANTS = ["req_lsst_m", "req_lsst_c", "stamp_size", "pixel_scale", "psf_sigma", "psf_fwhm_gauss",
+             "g_sigma", "size_scale", "size_min", "flux_range", "offset_max", "noise_grid",
+             "n_train", "n_val_pct", "n_test", "n_epochs"]
+
+
+rule constants:
+    """The study's fixed settings, from shearbridge.config."""
+    input:
+        "src/shearbridge/config.py",
+        script="src/scripts/num_constants.py",
+    params:
+        profile=PROFILE,
+    output:
+        [f"{OUT}/{name}.txt" for name in CONSTANTS],
     shell:
         "{PY} {input.script}"

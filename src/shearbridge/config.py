@@ -42,6 +42,10 @@ __all__ = [
 ]
 
 PROFILE_ENV = "SHEARBRIDGE_PROFILE"
+
+# Shear-bias requirements on isolated galaxies (LSST DESC SRD; RESEARCH.md section 3).
+LSST_M_REQUIREMENT = 1e-3
+LSST_C_REQUIREMENT = 1e-4
 DEFAULT_PROFILE = "paper"
 
 
@@ -49,7 +53,8 @@ class ConfigError(ValueError):
     """A configuration is malformed; the message names the field."""
 
 
-GALAXY_MODELS = ("gauss", "exp", "sersic", "bulge_disk")
+# "mix": each object drawn uniformly from the other four (see shearbridge.sim.MIX_MODELS).
+GALAXY_MODELS = ("gauss", "exp", "sersic", "bulge_disk", "mix")
 PSF_MODELS = ("gauss", "moffat")
 
 

@@ -1,0 +1,39 @@
+"""Numbers: the study's fixed settings, from the configs (never typed into ms.tex).
+
+Writes the simulation settings of the active profile and the bias requirements.
+Run on its own: ``python src/scripts/num_constants.py``.
+"""
+
+import math
+
+from shearbridge.config import LSST_C_REQUIREMENT, LSST_M_REQUIREMENT, SimConfig, active_profile
+from shearbridge.outputs import fmt_num, fmt_sci, write_variable
+
+
+def fmt_noise(sigma: float) -> str:
+    exp = math.log10(sigma)
+    return f"$10^{{{round(exp)}}}$" if abs(exp - round(exp)) < 1e-9 else fmt_sci(sigma, 2)
+
+
+def main() -> None:
+    sim, profile = SimConfig(), active_profile()
+    write_variable("req_lsst_m", fmt_sci(LSST_M_REQUIREMENT, 1))
+    write_variable("req_lsst_c", fmt_sci(LSST_C_REQUIREMENT, 1))
+    write_variable("stamp_size", f"${sim.stamp_size_px}\\times{sim.stamp_size_px}$")
+    write_variable("pixel_scale", f"${fmt_num(sim.pixel_scale_arcsec, 3)}''$")
+    write_variable("psf_sigma", f"${fmt_num(sim.psf_sigma_arcsec, 2)}''$")
+    write_variable("psf_fwhm_gauss", f"${fmt_num(sim.psf_sigma_arcsec * 2.3548200450309493, 2)}''$")
+    write_variable("g_sigma", f"${fmt_num(sim.g_sigma, 2)}$")
+    write_variable("size_scale", f"${fmt_num(sim.size_scale_arcsec, 2)}''$")
+    write_variable("size_min", f"${fmt_num(sim.size_min_arcsec, 2)}''$")
+    write_variable("flux_range", f"$[{sim.flux_min:g}, {sim.flux_max:g}]$")
+    write_variable("offset_max", f"${fmt_num(sim.offset_max_arcsec, 2)}''$")
+    write_variable("noise_grid", ", ".join(fmt_noise(s) for s in profile.noise_grid))
+    write_variable("n_train", f"${profile.n_train:,}$".replace(",", "{,}"))
+    write_variable("n_val_pct", f"${100 * profile.val_fraction:.0f}\\%$")
+    write_variable("n_test", f"${profile.n_test:,}$".replace(",", "{,}"))
+    write_variable("n_epochs", f"${profile.epochs}$")
+
+
+if __name__ == "__main__":
+    main()

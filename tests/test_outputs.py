@@ -1,0 +1,60 @@
+"""Number formatting for the manuscript and atomic writes."""
+
+from __future__ import annotations
+
+import pytest
+
+from shearbridge import io
+from shearbridge.outputs import fmt_num, fmt_pm, fmt_sci
+
+
+@pytest.mark.parametrize(
+    "x, expected",
+    [(3.14159e-5, r"$3.1\times10^{-5}$"), (0.0123, "$0.012$"), (9.96e-6, r"$1.0\times10^{-5}$"), (250.0, "$250$")],
+)
+def test_fmt_sci(x, expected):
+    assert fmt_sci(x) == expected
+
+
+@pytest.mark.parametrize(
+    "v, e, expected",
+    [(1.234, 0.05, r"$1.23\pm0.05$"), (3.1e-5, 2e-6, r"$(3.1\pm0.2)\times10^{-5}$"), (12.0, 3.0, r"$12\pm3$")],
+)
+def test_fmt_pm_rounds_at_the_error(v, e, expected):
+    assert fmt_pm(v, e) == expected
+
+
+def test_fmt_pm_rejects_nan():
+    with pytest.raises(ValueError):
+        fmt_pm(float("nan"), 1.0)
+
+
+def test_fmt_num():
+    assert fmt_num(0.012345, 2) == "0.012" and fmt_num(123.4, 2) == "123"
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "x.json"
+    with pytest.raises(RuntimeError):
+        with io.atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_write_json_refuses_nan(tmp_path):
+    with pytest.raises(ValueError):
+        io.write_json(tmp_path / "a.json", {"x": float("nan")})
+    assert not (tmp_path / "a.json").exists()
+
+
+def test_atomic_dir_replaces_whole_folder(tmp_path):
+    target = tmp_path / "d"
+    with io.atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("1")
+    with pytest.raises(RuntimeError):
+        with io.atomic_dir(target) as tmp:
+            (tmp / "b.txt").write_text("2")
+            raise RuntimeError
+    assert sorted(p.name for p in target.iterdir()) == ["a.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["d"]
