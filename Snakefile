@@ -7,10 +7,16 @@
 import os
 import subprocess
 
+from shearbridge.config import get_profile, noise_tag
+
 PROFILE = os.environ.get("SHEARBRIDGE_PROFILE", "paper") or "paper"
+P = get_profile(PROFILE)
 D = f"src/data/{PROFILE}"
+S = "src/data/summary"
 OUT = "src/tex/output"
 PY = "python"
+NOISE = {noise_tag(s): s for s in P.noise_grid}
+TAGS = list(NOISE)
 
 
 def _commit():
@@ -20,8 +26,136 @@ def _commit():
         return "unknown"
 
 
+def experiment_hash(config, tag):
+    """Rerun a training when its experiment config changes (Snakemake params trigger)."""
+    from shearbridge.config import config_hash
+    from shearbridge.configs import get_experiment
+
+    return config_hash(get_experiment(config, P, NOISE[tag]))
+
+
+# ---------------------------------------------------------------- compute rules
+
+rule dataset:
+    """Simulate one dataset of the profile (GalSim, parallel over cores, written atomically)."""
+    output:
+        f"{D}/datasets/{{name}}/manifest.json",
+    benchmark:
+        f"{D}/benchmarks/dataset-{{name}}.tsv"
+    params:
+        profile=PROFILE,
+    threads: workflow.cores
+    shell:
+        "{PY} -m shearbridge simulate --dataset {wildcards.name} --profile {params.profile} --workers {threads}"
+
+
+rule train:
+    """Train one experiment at one noise level (resumes from its checkpoint if interrupted)."""
+    input:
+        f"{D}/datasets/train/manifest.json",
+        f"{D}/datasets/test/manifest.json",
+    output:
+        f"{D}/runs/{{config}}/noise{{tag}}/metrics.json",
+    benchmark:
+        f"{D}/benchmarks/train-{{config}}-{{tag}}.tsv"
+    params:
+        profile=PROFILE,
+        sigma=lambda w: NOISE[w.tag],
+        config_hash=lambda w: experiment_hash(w.config, w.tag),
+    threads: workflow.cores
+    shell:
+        "{PY} -m shearbridge train --config {wildcards.config} --noise {params.sigma} --profile {params.profile}"
+
+
+rule evaluate:
+    """Test-set RMSE and bias (bootstrap errors) of one trained run."""
+    input:
+        f"{D}/runs/{{config}}/noise{{tag}}/metrics.json",
+        f"{D}/datasets/test/manifest.json",
+    output:
+        f"{D}/results/{{config}}/noise{{tag}}.json",
+        f"{D}/results/{{config}}/noise{{tag}}_pred.npz",
+    benchmark:
+        f"{D}/benchmarks/evaluate-{{config}}-{{tag}}.tsv"
+    params:
+        profile=PROFILE,
+        sigma=lambda w: NOISE[w.tag],
+    shell:
+        "{PY} -m shearbridge evaluate --config {wildcards.config} --noise {params.sigma} --profile {params.profile}"
+
+
+# ------------------------------------------------- summaries (profile-agnostic paths)
+
+rule summary_stamps:
+    input:
+        f"{D}/datasets/test/manifest.json",
+    output:
+        f"{S}/stamps.npz",
+    params:
+        profile=PROFILE,
+    shell:
+        "{PY} -m shearbridge summarize stamps --profile {params.profile}"
+
+
+rule summary_translation:
+    """NumPy references vs JAX/Flax building blocks (seconds; no data needed)."""
+    input:
+        "src/shearbridge/translation.py",
+        "src/shearbridge/numpy_ref.py",
+    output:
+        f"{S}/translation.json",
+    benchmark:
+        f"{D}/benchmarks/translation.tsv"
+    params:
+        profile=PROFILE,
+    shell:
+        "{PY} -m shearbridge summarize translation --profile {params.profile}"
+
+
+rule summary_experiment:
+    """Metrics, loss curves and predictions of one experiment over the noise grid."""
+    input:
+        lambda w: expand(f"{D}/results/{w.experiment}/noise{{tag}}.json", tag=TAGS),
+    output:
+        f"{S}/{{experiment}}.json",
+        f"{S}/{{experiment}}_pred.npz",
+    wildcard_constraints:
+        experiment="baseline",
+    params:
+        profile=PROFILE,
+    shell:
+        "{PY} -m shearbridge summarize {wildcards.experiment} --profile {params.profile}"
+
+
+# ------------------------------------------------------------------- numbers
+
+rule baseline_numbers:
+    input:
+        f"{S}/baseline.json",
+        script="src/scripts/num_baseline.py",
+    output:
+        [f"{OUT}/baseline_rmse_{t}.txt" for t in TAGS],
+        [f"{OUT}/baseline_m_{t}.txt" for t in TAGS],
+        f"{OUT}/baseline_n_test.txt",
+        f"{OUT}/baseline_best_epochs.txt",
+        f"{OUT}/baseline_train_rate.txt",
+    shell:
+        "{PY} {input.script}"
+
+
+rule translation_numbers:
+    input:
+        f"{S}/translation.json",
+        script="src/scripts/num_translation.py",
+    output:
+        [f"{OUT}/translation_{n}.txt" for n in ("n_cases", "n_passed", "conv_maxabs", "conv_maxrel_u",
+                                                "conv_bound_u", "pool_maxabs", "maxpool_maxabs")],
+    shell:
+        "{PY} {input.script}"
+
+
 # Outputs of every compute rule: provenance runs after all of them.
-COMPUTE = []
+COMPUTE = [f"{S}/baseline.json", f"{S}/stamps.npz", f"{S}/translation.json"]
 
 
 rule activation_numbers:
@@ -56,13 +190,17 @@ rule provenance:
 
 CONSTANTS = ["req_lsst_m", "req_lsst_c", "stamp_size", "pixel_scale", "psf_sigma", "psf_fwhm_gauss",
              "g_sigma", "size_scale", "size_min", "flux_range", "offset_max", "noise_grid",
-             "n_train", "n_val_pct", "n_test", "n_epochs"]
+             "n_train", "n_val_pct", "n_test", "n_epochs", "arch_kernel", "arch_filters", "arch_pool",
+             "arch_pool1_size", "arch_pool2_size", "arch_flatten", "arch_dense", "arch_n_params",
+             "hp_lr", "hp_wd", "hp_batch"] + [f"noise_{t}" for t in TAGS]
 
 
 rule constants:
     """The study's fixed settings, from shearbridge.config."""
     input:
         "src/shearbridge/config.py",
+        "src/shearbridge/configs.py",
+        "src/shearbridge/models/enhanced.py",
         script="src/scripts/num_constants.py",
     params:
         profile=PROFILE,

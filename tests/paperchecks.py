@@ -56,9 +56,12 @@ def normalise_pdf_text(text: str) -> str:
 # Typed numbers: allowed where they are not data (section names of the
 # reproducibility appendix, e.g.), each with a reason.
 ALLOWED_TOKENS = {
-    "aastex631": "document class name",
-    "2D": "dimensionality in prose",
+    "2025": "a year: names the ShearNet version whose setup is reproduced",
+    "float32": "a type name",
+    "float64": "a type name",
 }
+# In inline math, 0 and 1 may stand as mathematical identities (|g| < 1, a slope of one).
+ALLOWED_MATH = {"0", "1"}
 _SKIP_ARGS = r"\\(?:variable|ref|eqref|label|cite[tp]?|citep|citet|includegraphics|script|begin|end|usepackage|documentclass|input|bibliography|url|href)\*?(?:\[[^\]]*\])?\{[^}]*\}"
 
 
@@ -77,7 +80,7 @@ def typed_numbers(tex: str) -> list[str]:
     found = []
     for math in re.findall(r"\$([^$]*)\$", body):
         stripped = re.sub(r"[_^]\{?[0-9a-zA-Z]\}?", " ", math)
-        found += re.findall(r"\d+(?:\.\d+)?", stripped)
+        found += [t for t in re.findall(r"\d+(?:\.\d+)?", stripped) if t not in ALLOWED_MATH]
     text = re.sub(r"\$[^$]*\$", " ", body)
     for token in re.findall(r"[A-Za-z]*\d[\w.]*", text):
         if token not in ALLOWED_TOKENS:

@@ -6,7 +6,7 @@ Run on its own: ``python src/scripts/num_constants.py``.
 
 import math
 
-from shearbridge.config import LSST_C_REQUIREMENT, LSST_M_REQUIREMENT, SimConfig, active_profile
+from shearbridge.config import LSST_C_REQUIREMENT, LSST_M_REQUIREMENT, SimConfig, active_profile, noise_tag
 from shearbridge.outputs import fmt_num, fmt_sci, write_variable
 
 
@@ -33,6 +33,38 @@ def main() -> None:
     write_variable("n_val_pct", f"${100 * profile.val_fraction:.0f}\\%$")
     write_variable("n_test", f"${profile.n_test:,}$".replace(",", "{,}"))
     write_variable("n_epochs", f"${profile.epochs}$")
+    for sigma in profile.noise_grid:
+        write_variable(f"noise_{noise_tag(sigma)}", fmt_noise(sigma))
+    write_baseline_architecture(profile)
+
+
+def write_baseline_architecture(profile) -> None:
+    """Layer sizes and hyper-parameters read off the actual model and experiment config."""
+    import jax
+    import jax.numpy as jnp
+
+    from shearbridge.configs import get_experiment
+    from shearbridge.models import count_params, get_model
+
+    exp = get_experiment("baseline", profile, profile.noise_grid[0])
+    sim = SimConfig()
+    model = get_model(exp.train.model, exp.train.n_outputs)
+    x = jnp.zeros((1, sim.stamp_size_px, sim.stamp_size_px), jnp.float32)
+    params = model.init(jax.random.PRNGKey(0), x)["params"]
+    feats = model.apply({"params": params}, x, return_features=True)
+    k1 = params["conv1"]["kernel"].shape
+    write_variable("arch_kernel", f"${k1[0]}\\times{k1[1]}$")
+    write_variable("arch_filters", f"{params['conv1']['kernel'].shape[-1]} and {params['conv2']['kernel'].shape[-1]}")
+    pool = feats["relu1"].shape[1] // feats["pool1"].shape[1]
+    write_variable("arch_pool", f"${pool}\\times{pool}$")
+    write_variable("arch_pool1_size", f"${feats['pool1'].shape[1]}\\times{feats['pool1'].shape[2]}$")
+    write_variable("arch_pool2_size", f"${feats['pool2'].shape[1]}\\times{feats['pool2'].shape[2]}$")
+    write_variable("arch_flatten", f"${feats['flatten'].shape[-1]:,}$".replace(",", "{,}"))
+    write_variable("arch_dense", f"${params['dense1']['kernel'].shape[-1]}$")
+    write_variable("arch_n_params", f"${count_params(params):,}$".replace(",", "{,}"))
+    write_variable("hp_lr", fmt_noise(exp.train.learning_rate))
+    write_variable("hp_wd", fmt_noise(exp.train.weight_decay))
+    write_variable("hp_batch", f"${exp.train.batch_size}$")
 
 
 if __name__ == "__main__":

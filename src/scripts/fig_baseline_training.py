@@ -1,0 +1,36 @@
+"""Figure: EnhancedGalaxyNN training and validation loss per epoch, per noise level.
+
+Reads ``src/data/summary/baseline.json``. Run on its own:
+``python src/scripts/fig_baseline_training.py``.
+"""
+
+import numpy as np
+
+from shearbridge import plotting
+from shearbridge.summaries import load_summary_json
+
+
+def main() -> None:
+    plotting.use_style()
+    import matplotlib.pyplot as plt
+
+    summary = load_summary_json("baseline")
+    fig, ax = plt.subplots(figsize=(plotting.COLUMN_WIDTH_IN, 2.4))
+    for (tag, run), style in zip(summary["noise"].items(), plotting.series_styles()):
+        hist = [h for h in run["history"] if h["epoch"] > 0]
+        ep = np.array([h["epoch"] for h in hist])
+        label = rf"$\sigma_n=10^{{{np.log10(run['noise_sigma']):.0f}}}$"
+        ax.plot(ep, [h["train_loss"] for h in hist], color=style["color"], ls=style["linestyle"], lw=0.9, alpha=0.6)
+        ax.plot(ep, [h["val_loss"] for h in hist], color=style["color"], ls=style["linestyle"],
+                marker=style["marker"], label=label)
+        best = run["best_epoch"]
+        ax.plot([best], [next(h["val_loss"] for h in hist if h["epoch"] == best)], marker="*", color=style["color"],
+                ms=8, ls="none")
+    ax.set(xlabel="epoch", ylabel="MSE of standardised labels", yscale="log")
+    ax.legend(title="validation (markers); training (thin)", title_fontsize=6.5, ncol=2)
+    fig.tight_layout()
+    plotting.save(fig, "fig_baseline_training")
+
+
+if __name__ == "__main__":
+    main()

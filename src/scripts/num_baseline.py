@@ -1,0 +1,31 @@
+"""Numbers: the baseline's test RMSE(g) per noise level (bootstrap errors) and training facts.
+
+Reads ``src/data/summary/baseline.json``; writes ``baseline_rmse_<tag>.txt``,
+``baseline_m_<tag>.txt`` (mean slope - 1 of g1, g2) and the training-size numbers.
+Run on its own: ``python src/scripts/num_baseline.py``.
+"""
+
+import numpy as np
+
+from shearbridge.outputs import fmt_num, fmt_pm, write_variable
+from shearbridge.summaries import load_summary_json
+
+
+def main() -> None:
+    s = load_summary_json("baseline")
+    epochs, rates = [], []
+    for tag, run in s["noise"].items():
+        sh = run["shear"]
+        write_variable(f"baseline_rmse_{tag}", fmt_pm(sh["rmse_g"], sh["rmse_g_err"]))
+        m = np.mean([sh[c]["m"] for c in ("g1", "g2")])
+        m_err = np.hypot(sh["g1"]["m_err"], sh["g2"]["m_err"]) / 2
+        write_variable(f"baseline_m_{tag}", fmt_pm(m, m_err))
+        epochs.append(run["best_epoch"])
+        rates.append(run["timing"]["samples_per_s_session"])
+    write_variable("baseline_n_test", f"${run['n_test']}$")
+    write_variable("baseline_best_epochs", ", ".join(f"${e}$" for e in epochs))
+    write_variable("baseline_train_rate", f"${fmt_num(float(np.median(rates)), 2)}$")
+
+
+if __name__ == "__main__":
+    main()

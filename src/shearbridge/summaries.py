@@ -1,0 +1,111 @@
+"""Small per-figure summaries of the active profile's results (compute -> cache -> plot).
+
+Figure scripts read only these files, under ``src/data/summary/``; each records
+the profile it came from. Snakefile rules write them (``python -m shearbridge
+summarize WHAT``), so figures never reach into checkpoints or datasets.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import paths
+from .config import Profile, active_profile, noise_tag
+from .io import read_json, save_npz, write_json
+
+__all__ = ["summary_dir", "SUMMARIES", "write_summary", "load_summary_json", "load_summary_npz"]
+
+
+def summary_dir() -> Path:
+    return paths.data_root() / "summary"
+
+
+def _stamps(profile: Profile) -> None:
+    """A few test galaxies (clean image, unit noise field), the PSF, and the noise grid."""
+    from .data import load_dataset
+
+    ds = load_dataset("test", profile)
+    sizes = np.asarray(ds.labels["size_arcsec"])
+    pick = np.argsort(sizes)[np.linspace(0, len(sizes) - 1, 4).round().astype(int)][[1, 3]]
+    save_npz(
+        summary_dir() / "stamps.npz",
+        clean=np.asarray(ds.clean[pick]),
+        noise=np.asarray(ds.noise[pick]),
+        psf=np.asarray(ds.psf),
+        noise_grid=np.asarray(profile.noise_grid),
+        pixel_scale=np.asarray(ds.sim.pixel_scale_arcsec),
+        **{f"label_{k}": np.asarray(v)[pick] for k, v in ds.labels.items() if np.ndim(v) == 1},
+        profile=np.asarray(profile.name),
+    )
+
+
+def experiment_summary(profile: Profile, experiment: str) -> dict[str, Any]:
+    """Per noise level: test metrics (with bootstrap errors), loss history, timing."""
+    per_noise = {}
+    for sigma in profile.noise_grid:
+        tag = noise_tag(sigma)
+        run = paths.run_dir(experiment, sigma, profile)
+        result = read_json(paths.results_dir(profile) / experiment / f"noise{tag}.json")
+        losses = read_json(run / "losses.json")
+        per_noise[tag] = {
+            "noise_sigma": sigma,
+            "shear": result["shear"],
+            "targets": result["targets"],
+            "n_test": result["n_test"],
+            "history": losses["epochs"],
+            "best_epoch": losses["best_epoch"],
+            "timing": losses["timing"],
+            "n_train": losses["n_train"],
+        }
+    return {"profile": profile.name, "experiment": experiment, "noise": per_noise}
+
+
+def _experiment(name: str) -> Callable[[Profile], None]:
+    def write(profile: Profile) -> None:
+        summary = experiment_summary(profile, name)
+        write_json(summary_dir() / f"{name}.json", summary)
+        preds = {}
+        for sigma in profile.noise_grid:
+            tag = noise_tag(sigma)
+            with np.load(paths.results_dir(profile) / name / f"noise{tag}_pred.npz") as z:
+                preds[f"pred_{tag}"], preds[f"true_{tag}"] = z["pred"][:, :2], z["true"][:, :2]
+        save_npz(summary_dir() / f"{name}_pred.npz", **preds)
+
+    return write
+
+
+def _translation(profile: Profile) -> None:
+    """The NumPy -> JAX/Flax translation table (profile-independent; seed from the profile)."""
+    from .translation import translation_table
+
+    write_json(summary_dir() / "translation.json",
+               {"profile": profile.name, "seed": profile.seed, "rows": translation_table(profile.seed)})
+
+
+SUMMARIES: dict[str, Callable[[Profile], None]] = {
+    "stamps": _stamps,
+    "translation": _translation,
+    "baseline": _experiment("baseline"),
+}
+
+
+def write_summary(what: str, profile: Profile | None = None) -> None:
+    if what not in SUMMARIES:
+        raise ValueError(f"unknown summary {what!r}; known: {sorted(SUMMARIES)}")
+    SUMMARIES[what](profile or active_profile())
+
+
+def load_summary_json(name: str) -> dict[str, Any]:
+    return read_json(summary_dir() / f"{name}.json")
+
+
+def load_summary_npz(name: str) -> dict[str, np.ndarray]:
+    path = summary_dir() / f"{name}.npz"
+    if not path.exists():
+        raise FileNotFoundError(f"missing {path}: run `python -m shearbridge summarize {name.split('_')[0]}` "
+                                "(or `make`) first")
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
