@@ -36,6 +36,7 @@ def variables(tex: str) -> list[str]:
 def latex_to_text(s: str) -> str:
     """Approximate pdftotext's rendering of a short LaTeX snippet, whitespace removed."""
     s = s.strip().rstrip("%")
+    s = s.replace("''", "′′")  # arcsec in math mode: two primes
     s = re.sub(r"\\(begin|end)\{[^}]*\}(\{[^}]*\})?", "", s)
     for a, b in ((r"\times", "×"), (r"\pm", "±"), (r"\,", ""), (r"\%", "%"), ("~", ""), (r"\le", "≤"),
                  (r"\ge", "≥"), (r"\_", "_"), (r"\'e", "é"), ("--", "–")):

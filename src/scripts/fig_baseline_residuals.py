@@ -26,7 +26,7 @@ def main() -> None:
 
     summary = load_summary_json("baseline")
     preds = load_summary_npz("baseline_pred")
-    tags = list(summary["noise"])
+    tags = sorted(summary["noise"], key=lambda t: summary["noise"][t]["noise_sigma"])
     fig, axes = plt.subplots(2, len(tags), figsize=(plotting.PAGE_WIDTH_IN, 3.2), sharex=True, sharey="row")
     edges = np.linspace(-0.6, 0.6, 13)
     for j, tag in enumerate(tags):

@@ -16,7 +16,8 @@ def main() -> None:
 
     summary = load_summary_json("baseline")
     fig, ax = plt.subplots(figsize=(plotting.COLUMN_WIDTH_IN, 2.4))
-    for (tag, run), style in zip(summary["noise"].items(), plotting.series_styles()):
+    runs = sorted(summary["noise"].values(), key=lambda r: r["noise_sigma"])
+    for run, style in zip(runs, plotting.series_styles()):
         hist = [h for h in run["history"] if h["epoch"] > 0]
         ep = np.array([h["epoch"] for h in hist])
         label = rf"$\sigma_n=10^{{{np.log10(run['noise_sigma']):.0f}}}$"

@@ -39,7 +39,7 @@ def main() -> None:
                 label=None)
         ax.plot(x, np.maximum(tol, floor), ls="none", marker="_", color="0.3", ms=6)
     ax.set_xticks(range(len(groups)), groups, rotation=30, ha="right")
-    ax.set(yscale="log", ylabel=r"max $|\Delta| / A$  [units of $u=2^{-24}$]", ylim=(0.02, 500))
+    ax.set(yscale="log", ylabel=r"max $|\Delta| / A$  [units of $u=2^{-24}$]", ylim=(0.02, 5000))
     ax.minorticks_off()
     ax.text(0.02, 0.97, "markers: observed; bars: float32 bound $\\gamma_n$\n(exact results drawn at the floor)",
             transform=ax.transAxes, va="top", fontsize=6.5)

@@ -14,7 +14,7 @@ from shearbridge.summaries import load_summary_json
 def main() -> None:
     s = load_summary_json("baseline")
     epochs, rates = [], []
-    for tag, run in s["noise"].items():
+    for tag, run in sorted(s["noise"].items(), key=lambda kv: kv[1]["noise_sigma"]):
         sh = run["shear"]
         write_variable(f"baseline_rmse_{tag}", fmt_pm(sh["rmse_g"], sh["rmse_g_err"]))
         m = np.mean([sh[c]["m"] for c in ("g1", "g2")])

@@ -174,6 +174,12 @@ class TrainConfig:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        for name in ("epochs", "patience"):  # None defaults: from_dict cannot type-check them
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ConfigError(f"{name} must be an integer or null, got {value!r}")
+        if not isinstance(self.model_kwargs, Mapping):
+            raise ConfigError(f"model_kwargs must be a mapping, got {self.model_kwargs!r}")
         if self.epochs is not None and self.epochs < 1:
             raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
         if self.patience is not None and self.patience < 1:
@@ -199,18 +205,18 @@ PROFILES: dict[str, Profile] = {
         n_test=512,
         n_crlb=128,
         n_shear_pairs=256,
-        epochs=2,
+        epochs=6,
         patience=5,
         bootstrap=50,
         description="whole pipeline in minutes: tests and CI; numbers are not science-grade",
     ),
     "paper": Profile(
         name="paper",
-        n_train=20480,
+        n_train=32768,
         n_test=4096,
         n_crlb=1024,
         n_shear_pairs=4096,
-        epochs=8,
+        epochs=10,
         patience=20,
         bootstrap=200,
         description="the numbers the paper reports; about an hour on 2 CPU cores",

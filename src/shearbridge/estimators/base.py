@@ -1,0 +1,218 @@
+"""The common interface of every per-galaxy shape estimator.
+
+Every estimator (the JAX maximum-likelihood fit, ngmix, GalSim HSM, ...) takes a
+batch of postage stamps and one PSF image and returns an :class:`EstimatorResult`:
+reduced shears ``g`` in the label convention of the simulator, i.e. the ``g1, g2``
+passed to ``galsim.GSObject.shear(g1=..., g2=...)`` (``+g1`` stretches along the x
+axis of the image array's column direction, ``+g2`` along the diagonal x = y).
+
+Misuse (NaN pixels, a wrong array shape, a non-positive noise level, a PSF image
+whose shape does not match the stamps) raises :class:`EstimatorInputError`, a
+``ValueError``. A fit that fails on one galaxy is *not* an exception: its row gets
+a non-zero ``flags`` value (bits below) and NaN or best-effort estimates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = [
+    "EstimatorInputError",
+    "EstimatorResult",
+    "ShapeEstimator",
+    "validate_inputs",
+    "FLAG_NOT_CONVERGED",
+    "FLAG_AT_BOUND",
+    "FLAG_HSM_FAILURE",
+    "FLAG_NONFINITE",
+    "FLAG_FIT_FAILURE",
+    "FLAG_NAMES",
+]
+
+#: The fit did not converge within its iteration budget.
+FLAG_NOT_CONVERGED = 1
+#: A parameter hit a bound (e.g. |g| clipped below 1, size at its floor).
+FLAG_AT_BOUND = 2
+#: GalSim HSM reported a failure (``correction_status != 0`` or an error string).
+FLAG_HSM_FAILURE = 4
+#: An output is NaN or infinite.
+FLAG_NONFINITE = 8
+#: Any other per-object failure of an external fitter (e.g. ngmix ``flags != 0``).
+FLAG_FIT_FAILURE = 16
+
+FLAG_NAMES: dict[int, str] = {
+    FLAG_NOT_CONVERGED: "not_converged",
+    FLAG_AT_BOUND: "at_bound",
+    FLAG_HSM_FAILURE: "hsm_failure",
+    FLAG_NONFINITE: "nonfinite",
+    FLAG_FIT_FAILURE: "fit_failure",
+}
+
+
+class EstimatorInputError(ValueError):
+    """The inputs of an estimator are malformed; the message names the problem."""
+
+
+@dataclass
+class EstimatorResult:
+    """Per-galaxy estimates for a batch of ``N`` stamps.
+
+    Attributes
+    ----------
+    g1, g2 : ndarray, shape (N,), float64
+        Reduced shear ``g`` (not distortion ``e``), label convention of
+        ``galsim.GSObject.shear(g1=, g2=)``.
+    size : ndarray, shape (N,), or None
+        Estimator-specific size in arcsec (documented by each estimator; for the
+        Gaussian ML fit the intrinsic Gaussian sigma of the round-equivalent
+        profile, i.e. the ``sigma`` passed to ``galsim.Gaussian`` before shearing).
+    flux : ndarray, shape (N,), or None
+        Total flux in image units (sum over the pixels of a noise-free stamp).
+    flags : ndarray, shape (N,), int64
+        0 = ok; otherwise an OR of ``FLAG_*`` bits.
+    extra : dict
+        Estimator-specific per-object arrays or metadata (e.g. ``chi2``).
+    """
+
+    g1: np.ndarray
+    g2: np.ndarray
+    size: np.ndarray | None = None
+    flux: np.ndarray | None = None
+    flags: np.ndarray | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.g1 = np.asarray(self.g1, dtype=np.float64).reshape(-1)
+        self.g2 = np.asarray(self.g2, dtype=np.float64).reshape(-1)
+        n = self.g1.shape[0]
+        if self.g2.shape[0] != n:
+            raise ValueError(f"g1 and g2 lengths differ: {n} vs {self.g2.shape[0]}")
+        if self.size is not None:
+            self.size = np.asarray(self.size, dtype=np.float64).reshape(-1)
+        if self.flux is not None:
+            self.flux = np.asarray(self.flux, dtype=np.float64).reshape(-1)
+        if self.flags is None:
+            self.flags = np.zeros(n, dtype=np.int64)
+        self.flags = np.asarray(self.flags, dtype=np.int64).reshape(-1)
+        for name in ("size", "flux", "flags"):
+            arr = getattr(self, name)
+            if arr is not None and arr.shape[0] != n:
+                raise ValueError(f"{name} has length {arr.shape[0]}, expected {n}")
+
+    def __len__(self) -> int:
+        return int(self.g1.shape[0])
+
+    @property
+    def g(self) -> np.ndarray:
+        """Shape (N, 2): ``g1, g2`` stacked."""
+        return np.stack([self.g1, self.g2], axis=-1)
+
+    @property
+    def ok(self) -> np.ndarray:
+        """Boolean mask (N,) of unflagged objects."""
+        return self.flags == 0
+
+    @staticmethod
+    def concatenate(results: list["EstimatorResult"]) -> "EstimatorResult":
+        """Join results of consecutive batches (``extra`` arrays of length N are joined too)."""
+        if not results:
+            raise ValueError("concatenate needs at least one EstimatorResult")
+
+        def cat(name: str) -> np.ndarray | None:
+            vals = [getattr(r, name) for r in results]
+            return None if any(v is None for v in vals) else np.concatenate(vals)
+
+        extra: dict[str, Any] = {}
+        for key, val in results[0].extra.items():
+            if isinstance(val, np.ndarray) and val.ndim >= 1 and val.shape[0] == len(results[0]):
+                extra[key] = np.concatenate([r.extra[key] for r in results])
+            else:
+                extra[key] = val
+        return EstimatorResult(
+            g1=cat("g1"), g2=cat("g2"), size=cat("size"), flux=cat("flux"),
+            flags=cat("flags"), extra=extra,
+        )
+
+
+@runtime_checkable
+class ShapeEstimator(Protocol):
+    """Anything with a ``name`` and a ``measure`` method of this signature."""
+
+    name: str
+
+    def measure(
+        self,
+        stamps: np.ndarray,
+        psf_image: np.ndarray,
+        pixel_scale_arcsec: float,
+        noise_sigma: float,
+    ) -> EstimatorResult:
+        """Estimate the shear of each stamp.
+
+        Parameters
+        ----------
+        stamps : ndarray, shape (N, S, S)
+            Galaxy images (PSF-convolved, pixel-integrated, with noise), flux units.
+        psf_image : ndarray, shape (S, S)
+            The PSF drawn like the galaxies (pixel response included, centred on the
+            stamp's centre pixel ``S // 2`` for odd ``S``), normalised or not.
+        pixel_scale_arcsec : float
+            Pixel size in arcsec.
+        noise_sigma : float
+            Standard deviation of the white Gaussian pixel noise (> 0).
+        """
+        ...
+
+
+def validate_inputs(
+    stamps: Any,
+    psf_image: Any,
+    pixel_scale_arcsec: float,
+    noise_sigma: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Check and convert the inputs of :meth:`ShapeEstimator.measure`.
+
+    Returns ``(stamps, psf_image)`` as float64 arrays of shape (N, S, S) and (S, S).
+    A single stamp of shape (S, S) is promoted to (1, S, S).
+
+    Raises
+    ------
+    EstimatorInputError
+        For non-finite pixels, wrong dimensionality, non-square or empty stamps,
+        a PSF image whose shape differs from one stamp, a PSF with non-positive
+        total flux, or a non-positive / non-finite pixel scale or noise sigma.
+    """
+    stamps = np.asarray(stamps, dtype=np.float64)
+    psf = np.asarray(psf_image, dtype=np.float64)
+    if stamps.ndim == 2:
+        stamps = stamps[None]
+    if stamps.ndim != 3:
+        raise EstimatorInputError(f"stamps must have shape (N, S, S), got {stamps.shape}")
+    n, ny, nx = stamps.shape
+    if n == 0:
+        raise EstimatorInputError("stamps is empty (N = 0)")
+    if ny != nx:
+        raise EstimatorInputError(f"stamps must be square, got {ny}x{nx}")
+    if psf.ndim != 2:
+        raise EstimatorInputError(f"psf_image must have shape (S, S), got {psf.shape}")
+    if psf.shape != (ny, nx):
+        raise EstimatorInputError(
+            f"psf_image shape {psf.shape} does not match the stamp shape {(ny, nx)}"
+        )
+    if not np.all(np.isfinite(stamps)):
+        bad = int(np.sum(~np.all(np.isfinite(stamps), axis=(1, 2))))
+        raise EstimatorInputError(f"stamps contain NaN or inf ({bad} of {n} stamps affected)")
+    if not np.all(np.isfinite(psf)):
+        raise EstimatorInputError("psf_image contains NaN or inf")
+    if not psf.sum() > 0:
+        raise EstimatorInputError(f"psf_image must have positive total flux, got {psf.sum()}")
+    if not (np.isfinite(pixel_scale_arcsec) and pixel_scale_arcsec > 0):
+        raise EstimatorInputError(
+            f"pixel_scale_arcsec must be a positive number, got {pixel_scale_arcsec!r}"
+        )
+    if not (np.isfinite(noise_sigma) and noise_sigma > 0):
+        raise EstimatorInputError(f"noise_sigma must be a positive number, got {noise_sigma!r}")
+    return stamps, psf

@@ -1,0 +1,109 @@
+"""m and c estimators: injected-bias recovery and jackknife-error calibration.
+
+A synthetic "estimator" returns ``g_hat = (1 + m)(e_rot + g_applied) + c + n + eps``
+with the paired structure of the shear-test set: intrinsic shape ``e`` (rotated by
+90 degrees -> ``-e``), applied shear ``+/-g`` along ``pair_id % 2``, a noise term
+``n`` shared by the four stamps of one galaxy (one noise field) and a small
+independent term ``eps``. Tolerances are k-sigma of the jackknife errors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shearbridge.estimators.bias import jackknife, linear_bias, paired_shear_bias
+
+K_SIGMA = 4.0
+
+
+def synthetic_paired(rng, n_gal, g, m, c, sigma_e=0.26, sigma_shared=1e-2, sigma_eps=1e-3):
+    """Per-stamp labels and estimates of a paired shear test with known m, c."""
+    pair_id = np.repeat(np.arange(n_gal), 4)
+    sign = np.tile([1, 1, -1, -1], n_gal)
+    rot = np.tile([0, 1, 0, 1], n_gal)
+    comp = pair_id % 2
+    applied = np.zeros((4 * n_gal, 2))
+    applied[np.arange(4 * n_gal), comp] = sign * g
+    e_int = rng.normal(0.0, sigma_e, (n_gal, 2))
+    e_rot = np.where(rot[:, None] == 1, -1.0, 1.0) * e_int[pair_id]
+    shared = rng.normal(0.0, sigma_shared, (n_gal, 2))[pair_id]
+    eps = rng.normal(0.0, sigma_eps, (4 * n_gal, 2))
+    g_hat = (1.0 + m) * (e_rot + applied) + np.asarray(c) + shared + eps
+    labels = {"applied_g1": applied[:, 0], "applied_g2": applied[:, 1], "pair_id": pair_id,
+              "rot90": rot, "sign": sign}
+    return g_hat, labels
+
+
+def test_paired_recovers_injected_m_and_c():
+    rng = np.random.default_rng(20251123)
+    m_true, c_true = 0.012, (2e-4, -3e-4)
+    g_hat, labels = synthetic_paired(rng, 4000, 0.02, m_true, c_true)
+    res = paired_shear_bias(g_hat, labels, n_blocks=50)
+    for k in (1, 2):
+        assert abs(res[f"m{k}"] - m_true) < K_SIGMA * res[f"m{k}_err"], res
+        assert abs(res[f"c{k}"] - c_true[k - 1]) < K_SIGMA * res[f"c{k}_err"], res
+    # the pairing removes shape noise: sigma(m) ~ sigma_eps / (2 g sqrt(N_k)), not sigma_e
+    expected = 1e-3 / np.sqrt(2) / (2 * 0.02 * np.sqrt(2000)) * (1 + m_true)
+    assert res["m1_err"] < 3 * expected
+    assert res["n_galaxies"] == 4000 and res["n_dropped"] == 0
+
+
+def test_jackknife_error_matches_scatter_over_realisations():
+    """The jackknife sigma(m) agrees with the spread of m over independent runs."""
+    rng = np.random.default_rng(7)
+    n_real = 200
+    ms, errs = [], []
+    for _ in range(n_real):
+        g_hat, labels = synthetic_paired(rng, 400, 0.02, 0.0, (0.0, 0.0))
+        res = paired_shear_bias(g_hat, labels, n_blocks=40)
+        ms.append(res["m1"])
+        errs.append(res["m1_err"])
+    ratio = np.std(ms, ddof=1) / np.mean(errs)
+    # standard error of a sample std from n_real draws ~ 1/sqrt(2 (n_real - 1))
+    tol = K_SIGMA / np.sqrt(2 * (n_real - 1))
+    assert abs(ratio - 1.0) < tol, ratio
+
+
+def test_flagged_stamp_drops_its_whole_galaxy():
+    rng = np.random.default_rng(3)
+    g_hat, labels = synthetic_paired(rng, 200, 0.02, 0.0, (0.0, 0.0))
+    flags = np.zeros(len(g_hat), dtype=int)
+    flags[5] = 1
+    g_hat[9] = np.nan
+    res = paired_shear_bias(g_hat, labels, flags=flags)
+    assert res["n_dropped"] == 2 and res["n_galaxies"] == 198
+
+
+def test_paired_rejects_broken_structure():
+    rng = np.random.default_rng(4)
+    g_hat, labels = synthetic_paired(rng, 20, 0.02, 0.0, (0.0, 0.0))
+    with pytest.raises(ValueError, match="pair_id"):
+        paired_shear_bias(g_hat[:-1], {k: v[:-1] for k, v in labels.items()})
+    with pytest.raises(ValueError, match="lack"):
+        paired_shear_bias(g_hat, {k: v for k, v in labels.items() if k != "rot90"})
+    bad = dict(labels, sign=labels["sign"] * 2)
+    with pytest.raises(ValueError, match="sign"):
+        paired_shear_bias(g_hat, bad)
+
+
+def test_linear_bias_recovers_injected_m_and_c():
+    rng = np.random.default_rng(11)
+    n = 20000
+    g_true = rng.normal(0.0, 0.26, (n, 2))
+    m_true, c_true = np.array([-0.02, 0.03]), np.array([1e-3, -2e-3])
+    g_hat = (1 + m_true) * g_true + c_true + rng.normal(0.0, 0.01, (n, 2))
+    res = linear_bias(g_true, g_hat, n_blocks=50)
+    for k in (0, 1):
+        assert abs(res[f"m{k + 1}"] - m_true[k]) < K_SIGMA * res[f"m{k + 1}_err"], res
+        assert abs(res[f"c{k + 1}"] - c_true[k]) < K_SIGMA * res[f"c{k + 1}_err"], res
+    # the jackknife error of the slope is close to the OLS formula sigma / (sqrt(N) sd(x))
+    ols = 0.01 / (np.sqrt(n) * 0.26)
+    assert 0.5 < res["m1_err"] / ols < 2.0
+
+
+def test_jackknife_of_the_mean_is_the_standard_error():
+    x = np.random.default_rng(5).normal(size=1000)
+    val, err = jackknife(lambda mask: np.mean(x[mask]), x.size, n_blocks=x.size)
+    np.testing.assert_allclose(val, x.mean())
+    np.testing.assert_allclose(err, x.std(ddof=1) / np.sqrt(x.size), rtol=1e-10)

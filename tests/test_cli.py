@@ -1,0 +1,164 @@
+"""Named experiment configs and the command line: lookups, overrides, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from shearbridge.cli import main
+from shearbridge.config import ConfigError, TrainConfig, get_profile
+from shearbridge.configs import EXPERIMENTS, experiment_from_dict, get_experiment, load_experiment
+
+QUICK = get_profile("quick")
+
+
+# ----------------------------------------------------------------- configs
+
+
+def test_named_experiments_are_valid_and_named_after_themselves():
+    for name in EXPERIMENTS:
+        exp = get_experiment(name, QUICK, 1e-5)
+        exp.validate()
+        assert exp.name == name and exp.noise_sigma == 1e-5 and exp.profile is QUICK
+        assert exp.epochs == QUICK.epochs and exp.patience == QUICK.patience
+        assert EXPERIMENTS[name].__doc__ and "Command:" in EXPERIMENTS[name].__doc__
+
+
+def test_baseline_has_shearnets_hyperparameters():
+    t = get_experiment("baseline", QUICK, 1e-3).train
+    assert (t.model, t.n_outputs, t.learning_rate, t.weight_decay, t.batch_size) == (
+        "enhanced",
+        4,
+        1e-3,
+        1e-4,
+        128,
+    )
+    assert t.standardize_labels
+    raw = get_experiment("baseline_raw", QUICK, 1e-3).train
+    assert raw == TrainConfig(**{**t.__dict__, "standardize_labels": False})
+    assert get_experiment("baseline_2out", QUICK, 1e-3).train.n_outputs == 2
+
+
+def test_unknown_experiment_lists_known_names():
+    with pytest.raises(ConfigError, match=r"unknown experiment 'nope'; known: \[.*'baseline'"):
+        get_experiment("nope", QUICK, 1e-5)
+
+
+def test_override_file_derives_from_a_base(tmp_path):
+    toml = tmp_path / "slow_lr.toml"
+    toml.write_text(
+        'base = "baseline_2out"\nsave_every = 2\n[train]\nlearning_rate = 3e-4\nepochs = 4\n'
+    )
+    exp = load_experiment(toml, QUICK, 1e-5)
+    assert exp.name == "slow_lr" and exp.save_every == 2 and exp.epochs == 4
+    assert (
+        exp.train.learning_rate == 3e-4 and exp.train.n_outputs == 2
+    )  # base kept, field overridden
+
+
+@pytest.mark.parametrize(
+    "data, field",
+    [
+        ({"train": {"learning_rate": "abc"}}, "train.learning_rate"),
+        ({"train": {"lr": 1e-3}}, "train.lr"),
+        ({"train": {"batch_size": 0}}, "train.batch_size"),
+        ({"train": {"epochs": "abc"}}, "train.epochs"),
+        ({"train": {"model_kwargs": 3}}, "train.model_kwargs"),
+        ({"epochz": 3}, "epochz"),
+        ({"save_every": "often"}, "save_every"),
+        ({"base": "nope"}, "nope"),
+    ],
+)
+def test_malformed_override_is_one_config_error_naming_the_field(data, field):
+    with pytest.raises(ConfigError) as info:
+        experiment_from_dict(data, QUICK, 1e-5)
+    assert field in str(info.value) and "\n" not in str(info.value)
+
+
+# ----------------------------------------------------------------- command line
+
+
+def run_cli(capsys, *argv):
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_info_reports_the_chosen_profile(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("SHEARBRIDGE_DATA", str(tmp_path))
+    monkeypatch.setenv("SHEARBRIDGE_PROFILE", "paper")
+    status, out, _ = run_cli(capsys, "info", "--profile", "quick")  # the flag beats the environment
+    info = json.loads(out)
+    assert status == 0 and info["profile"]["name"] == "quick"
+    assert info["profile_dir"] == str(tmp_path / "quick")
+    status, out, _ = run_cli(capsys, "info")
+    assert json.loads(out)["profile"]["name"] == "paper"
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (
+            ["train", "--config", "nope", "--noise", "1e-5", "--profile", "quick"],
+            "unknown experiment 'nope'",
+        ),
+        (
+            ["train", "--config", "baseline", "--noise", "1e-5", "--profile", "huge"],
+            "unknown profile 'huge'",
+        ),
+        (["summarize", "nope", "--profile", "quick"], "unknown summary 'nope'"),
+        (
+            ["evaluate", "--config", "missing.json", "--noise", "1e-5", "--profile", "quick"],
+            "missing experiment config",
+        ),
+    ],
+)
+def test_errors_are_one_line_on_stderr_with_status_2(capsys, argv, needle):
+    status, out, err = run_cli(capsys, *argv)
+    assert status == 2 and out == ""
+    assert err.startswith("error: ") and needle in err and err.count("\n") == 1, err
+
+
+def test_malformed_config_file_through_the_cli(capsys, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"base": "baseline", "train": {"learning_rate": "abc"}}))
+    status, _, err = run_cli(
+        capsys, "train", "--config", str(bad), "--noise", "1e-5", "--profile", "quick"
+    )
+    assert (
+        status == 2
+        and "train.learning_rate must be a number, got 'abc'" in err
+        and err.count("\n") == 1
+    )
+
+
+def test_evaluate_without_a_trained_model_is_a_clean_error(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("SHEARBRIDGE_DATA", str(tmp_path))
+    status, _, err = run_cli(
+        capsys, "evaluate", "--config", "baseline", "--noise", "1e-3", "--profile", "quick"
+    )
+    assert status == 2 and "missing trained model" in err
+
+
+def test_python_dash_m_entry_point(tmp_path):
+    env = {**os.environ, "SHEARBRIDGE_DATA": str(tmp_path)}
+    ok = subprocess.run(
+        [sys.executable, "-m", "shearbridge", "info", "--profile", "quick"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert ok.returncode == 0 and json.loads(ok.stdout)["profile"]["name"] == "quick", ok.stderr
+    bad = subprocess.run(
+        [sys.executable, "-m", "shearbridge", "train", "--config", "nope", "--noise", "1e-5"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and bad.stderr.startswith("error: unknown experiment")
