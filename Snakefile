@@ -84,6 +84,76 @@ rule evaluate:
         "{PY} -m shearbridge evaluate --config {wildcards.config} --noise {params.sigma} --profile {params.profile}"
 
 
+# Every method on the same test galaxies, against the per-galaxy Cramer-Rao bound.
+METHODS = ["baseline", "mlfit", "hsm_regauss", "hsm_ksb"]
+try:
+    from shearbridge.compare import method_available
+
+    if method_available("ngmix"):
+        METHODS.append("ngmix")
+except ImportError:
+    pass
+# Paired shear-test (m, c) at the lowest and a high noise level.
+BIAS_TAGS = [TAGS[0], noise_tag(1e-3)] if noise_tag(1e-3) in TAGS else [TAGS[0], TAGS[-1]]
+
+
+def network_inputs(w):
+    """A network's comparison needs its trained run at that noise level."""
+    if w.method in ("baseline",):
+        return [f"{D}/runs/{w.method}/noise{w.tag}/metrics.json"]
+    return []
+
+
+rule crlb:
+    """Per-galaxy Cramer-Rao bound (flux, centroid, size, g1, g2) of the comparison set, at unit noise."""
+    input:
+        f"{D}/datasets/test/manifest.json",
+    output:
+        f"{D}/crlb/test.npz",
+    benchmark:
+        f"{D}/benchmarks/crlb-test.tsv"
+    params:
+        profile=PROFILE,
+    threads: workflow.cores
+    shell:
+        "{PY} -m shearbridge crlb --profile {params.profile}"
+
+
+rule compare:
+    """RMSE, RMSE/CRLB and throughput of one method at one noise level."""
+    input:
+        f"{D}/datasets/test/manifest.json",
+        f"{D}/crlb/test.npz",
+        network_inputs,
+    output:
+        f"{D}/results/compare/{{method}}/noise{{tag}}.json",
+    benchmark:
+        f"{D}/benchmarks/estimate-{{method}}-{{tag}}.tsv"
+    params:
+        profile=PROFILE,
+        sigma=lambda w: NOISE[w.tag],
+    threads: workflow.cores
+    shell:
+        "{PY} -m shearbridge compare --method {wildcards.method} --noise {params.sigma} --profile {params.profile}"
+
+
+rule bias:
+    """m and c of one method on the paired shear-test set at one noise level."""
+    input:
+        f"{D}/datasets/shear/manifest.json",
+        network_inputs,
+    output:
+        f"{D}/results/bias/{{method}}/noise{{tag}}.json",
+    benchmark:
+        f"{D}/benchmarks/estimate-bias-{{method}}-{{tag}}.tsv"
+    params:
+        profile=PROFILE,
+        sigma=lambda w: NOISE[w.tag],
+    threads: workflow.cores
+    shell:
+        "{PY} -m shearbridge bias --method {wildcards.method} --noise {params.sigma} --profile {params.profile}"
+
+
 # ------------------------------------------------- summaries (profile-agnostic paths)
 
 rule summary_stamps:
@@ -127,6 +197,21 @@ rule summary_experiment:
         "{PY} -m shearbridge summarize {wildcards.experiment} --profile {params.profile}"
 
 
+rule summary_compare:
+    """All methods' RMSE/CRLB and bias results, for fig_rmse_vs_noise and the numbers."""
+    input:
+        expand(f"{D}/results/compare/{{method}}/noise{{tag}}.json", method=METHODS, tag=TAGS),
+        expand(f"{D}/results/bias/{{method}}/noise{{tag}}.json", method=METHODS, tag=BIAS_TAGS),
+    output:
+        f"{S}/compare.json",
+    params:
+        profile=PROFILE,
+        methods=",".join(METHODS),
+        bias=",".join(BIAS_TAGS),
+    shell:
+        "{PY} -m shearbridge summarize compare --profile {params.profile}"
+
+
 # ------------------------------------------------------------------- numbers
 
 rule baseline_numbers:
@@ -154,8 +239,28 @@ rule translation_numbers:
         "{PY} {input.script}"
 
 
+rule compare_numbers:
+    input:
+        f"{S}/compare.json",
+        script="src/scripts/num_compare.py",
+    output:
+        [f"{OUT}/ratio_{m}_{t}.txt" for m in METHODS for t in TAGS],
+        [f"{OUT}/speed_{m}.txt" for m in METHODS],
+        f"{OUT}/bias_table.txt",
+        f"{OUT}/crlb_rms_1e-05.txt",
+        f"{OUT}/crlb_median_1e-05.txt",
+        f"{OUT}/n_crlb.txt",
+        f"{OUT}/mlfit_impl.txt",
+        f"{OUT}/ngmix_status.txt",
+        f"{OUT}/bias_noise_levels.txt",
+        f"{OUT}/speedup_baseline_vs_mlfit.txt",
+        f"{OUT}/hypothesis_ratio_low.txt",
+    shell:
+        "{PY} {input.script}"
+
+
 # Outputs of every compute rule: provenance runs after all of them.
-COMPUTE = [f"{S}/baseline.json", f"{S}/stamps.npz", f"{S}/translation.json"]
+COMPUTE = [f"{S}/baseline.json", f"{S}/stamps.npz", f"{S}/translation.json", f"{S}/compare.json"]
 
 
 rule activation_numbers:

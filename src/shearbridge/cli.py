@@ -68,6 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", help="summary name, e.g. stamps, translation, baseline")
     add_profile(p)
 
+    p = sub.add_parser("crlb", help="per-galaxy Cramer-Rao bounds of the comparison set (test objects)")
+    add_profile(p)
+
+    for name, helptext in (("compare", "RMSE, RMSE/CRLB and throughput of one method at one noise level"),
+                           ("bias", "m and c of one method on the paired shear-test set at one noise level")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--method", required=True, help="baseline, mlfit, hsm_regauss, hsm_ksb or ngmix")
+        p.add_argument("--noise", required=True, type=float, help="pixel noise sigma (image units)")
+        add_profile(p)
+
     p = sub.add_parser("info", help="show the active profile and where data lives")
     add_profile(p)
     return parser
@@ -130,6 +140,20 @@ def _summarize(args: argparse.Namespace) -> None:
     write_summary(args.what, _profile(args))
 
 
+def _crlb(args: argparse.Namespace) -> None:
+    from .compare import compute_crlb
+
+    print(compute_crlb(_profile(args)))
+
+
+def _compare(args: argparse.Namespace) -> None:
+    from .compare import run_bias, run_method
+
+    run = run_method if args.command == "compare" else run_bias
+    result = run(args.method, _profile(args), args.noise)
+    print(json.dumps(result, indent=2, sort_keys=True, default=str))
+
+
 def _info(args: argparse.Namespace) -> None:
     from . import __version__, paths
     from .config import to_dict
@@ -150,6 +174,9 @@ _COMMANDS = {
     "evaluate": _evaluate,
     "simulate": _simulate,
     "summarize": _summarize,
+    "crlb": _crlb,
+    "compare": _compare,
+    "bias": _compare,
     "info": _info,
 }
 

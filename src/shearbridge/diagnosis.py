@@ -54,22 +54,9 @@ import numpy as np
 from .config import Profile, noise_tag
 
 __all__ = [
-    "LAYERS",
-    "PARAM_NAMES",
-    "MODES",
-    "DEFAULT_RCOND",
-    "projected_information",
-    "layer_fisher",
-    "enhanced_feature_fn",
-    "image_jacobian",
-    "galaxy_theta",
-    "galaxy_window",
-    "window_capture",
-    "shear_information",
-    "retained_fraction",
-    "DiagnosisSizes",
-    "network_information",
-    "run_diagnosis",
+    "LAYERS", "PARAM_NAMES", "MODES", "DEFAULT_RCOND", "projected_information", "layer_fisher",
+    "enhanced_feature_fn", "image_jacobian", "galaxy_theta", "galaxy_window", "window_capture",
+    "shear_information", "retained_fraction", "DiagnosisSizes", "network_information", "run_diagnosis",
 ]
 
 #: Layers of EnhancedGalaxyNN analysed (``flatten`` equals ``pool2`` and is skipped).
@@ -109,24 +96,14 @@ def projected_information(tangents: jax.Array, G: jax.Array, rcond: jax.Array | 
         The information at unit pixel noise; all zeros for a layer that ignores the pixels.
     """
     n, d = tangents.shape
-    small = min(n, d)
-    eye = jnp.eye(small, dtype=tangents.dtype)
-    if d < n:  # dual form: d x d Gram of the layer's outputs
-        gram = tangents.T @ tangents
-        rhs = tangents.T @ G  # J G
-    else:
-        gram = tangents @ tangents.T
-        rhs = gram @ G  # K G
+    dual = d < n  # then use the d x d Gram of the layer's outputs: I = (J G)^T (J J^T + eps)^-1 J G
+    gram = tangents.T @ tangents if dual else tangents @ tangents.T
+    rhs = tangents.T @ G if dual else gram @ G  # J G, or K G
     trace = jnp.trace(gram)
-    ok = trace > 0
-    eps = jnp.where(ok, rcond**2 * trace / small, 1.0)
-    factor = jax.scipy.linalg.cho_factor(gram + eps * eye)
-    if d < n:
-        info = rhs.T @ jax.scipy.linalg.cho_solve(factor, rhs)
-    else:
-        info = rhs.T @ jax.scipy.linalg.cho_solve(factor, G)
-    info = 0.5 * (info + info.T)
-    return jnp.where(ok, info, jnp.zeros_like(info))
+    eps = jnp.where(trace > 0, rcond**2 * trace / min(n, d), 1.0)
+    factor = jax.scipy.linalg.cho_factor(gram + eps * jnp.eye(min(n, d), dtype=gram.dtype))
+    info = rhs.T @ jax.scipy.linalg.cho_solve(factor, rhs if dual else G)
+    return jnp.where(trace > 0, 0.5 * (info + info.T), 0.0)
 
 
 @functools.partial(jax.jit, static_argnames=("feature_fn", "w", "chunk"))
@@ -293,11 +270,11 @@ def window_capture(G_full: np.ndarray, origin: tuple[int, int], w: int) -> dict[
 # --------------------------------------------------------------------------- summaries
 
 
-def _schur_diag(F: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Effective information ``F_kk - F_ko F_oo^+ F_ok`` of each shear component (..., 2)."""
+def _schur_diag(F: np.ndarray, scale: np.ndarray, shear: tuple[int, ...]) -> np.ndarray:
+    """Effective information ``F_kk - F_ko F_oo^+ F_ok`` of components ``shear`` (..., 2)."""
     Fn = F * scale[..., :, None] * scale[..., None, :]  # dimensionless
     out = []
-    for k in SHEAR:
+    for k in shear:
         o = [j for j in range(F.shape[-1]) if j != k]
         foo = Fn[..., o, :][..., :, o]
         fko = Fn[..., k, o]
@@ -325,26 +302,21 @@ def shear_information(
         Sets the parameter scaling of the pseudo-inverse (default ``F``); pass the
         image's information so that a layer and its image share one threshold.
     """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     F = np.asarray(F, np.float64)
-    if mode == "fixed":
-        b = F[..., 4:6, 4:6]
-        f11, f22, f12 = b[..., 0, 0], b[..., 1, 1], b[..., 0, 1]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            e1 = np.where(f22 > 0, f11 - f12**2 / np.where(f22 > 0, f22, 1.0), f11)
-            e2 = np.where(f11 > 0, f22 - f12**2 / np.where(f11 > 0, f11, 1.0), f22)
-        return np.maximum(np.stack([e1, e2], axis=-1), 0.0)
     if mode == "prior":
         if prior_precision is None:
             raise ValueError("mode 'prior' needs prior_precision (6,)")
         F = F + np.diag(np.asarray(prior_precision, np.float64))
         if reference is not None:
             reference = reference + np.diag(np.asarray(prior_precision, np.float64))
-    elif mode != "marginal":
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     ref = F if reference is None else np.asarray(reference, np.float64)
     d = np.diagonal(ref, axis1=-2, axis2=-1)
     scale = 1.0 / np.sqrt(np.where(d > 0, d, 1.0))
-    return np.maximum(_schur_diag(F, scale), 0.0)
+    if mode == "fixed":  # the (g1, g2) block alone
+        return np.maximum(_schur_diag(F[..., 4:6, 4:6], scale[..., 4:6], (0, 1)), 0.0)
+    return np.maximum(_schur_diag(F, scale, SHEAR), 0.0)
 
 
 def retained_fraction(
@@ -376,8 +348,8 @@ class DiagnosisSizes:
     @classmethod
     def for_profile(cls, profile: Profile) -> "DiagnosisSizes":
         if profile.name == "quick":
-            return cls(4, 21, 1000, 250, 512, 200, 16)
-        return cls(min(profile.n_crlb, 16), 21, 2000, 500, 1024, 300, 64)
+            return cls(2, 15, 600, 200, 256, 150, 8)
+        return cls(min(profile.n_crlb, 12), 21, 2000, 500, 1024, 300, 64)
 
 
 def network_information(
@@ -401,12 +373,35 @@ def network_information(
 
 def _summ(x: np.ndarray) -> dict[str, list[float]]:
     """Mean, median, 16th and 84th percentiles over galaxies (axis 0) -> per layer lists."""
-    return {
-        "mean": np.mean(x, axis=0).tolist(),
-        "median": np.median(x, axis=0).tolist(),
-        "p16": np.percentile(x, 16, axis=0).tolist(),
-        "p84": np.percentile(x, 84, axis=0).tolist(),
-    }
+    q = np.percentile(x, [16, 50, 84], axis=0)
+    return {"mean": np.mean(x, axis=0).tolist(), "median": q[1].tolist(), "p16": q[0].tolist(),
+            "p84": q[2].tolist()}
+
+
+def _ensemble(F_l: np.ndarray, F_img: np.ndarray, mode: str, prec: np.ndarray) -> list[float]:
+    """Per layer: mean over galaxies and (g1, g2) of the image's CRLB variance over the mean of
+    the layer's (0 where a layer has no information). ``F_l`` (N, L, 6, 6), ``F_img`` (N, 6, 6)."""
+    ref = np.broadcast_to(F_img[:, None], F_l.shape)
+    eff_l = shear_information(F_l, mode, reference=ref, prior_precision=prec)
+    eff_i = shear_information(F_img, mode, reference=F_img, prior_precision=prec)
+    with np.errstate(divide="ignore"):
+        var_l = np.where(eff_l > 0, 1.0 / np.where(eff_l > 0, eff_l, 1.0), np.inf)
+    return (np.mean(1.0 / eff_i) / var_l.mean(axis=(0, 2))).tolist()
+
+
+def _load_models(profile: Profile) -> dict[float, Any]:
+    from . import paths
+    from .train import load_trained
+
+    out = {}
+    for sigma in profile.noise_grid:
+        run = paths.run_dir("baseline", sigma, profile)
+        if not (run / "model.msgpack").exists():
+            raise FileNotFoundError(
+                f"missing trained baseline at noise {sigma:g} ({run}); train it with: python -m "
+                f"shearbridge train --config baseline --noise {sigma:g} --profile {profile.name}")
+        out[sigma] = load_trained(run)
+    return out
 
 
 def run_diagnosis(profile: Profile, out_dir: str | Path | None = None, *, progress: bool = True) -> dict:
@@ -416,127 +411,88 @@ def run_diagnosis(profile: Profile, out_dir: str | Path | None = None, *, progre
     noise level and the ``test`` (and, for the probes, ``train``) datasets. Writes
     ``diagnosis.json`` and ``diagnosis.npz`` atomically to ``out_dir`` (default
     ``paths.profile_dir(profile) / "diagnosis"``) and returns the JSON's content.
-    Sizes: :meth:`DiagnosisSizes.for_profile`.
+    Sizes: :meth:`DiagnosisSizes.for_profile`. The small dense solves are fastest with
+    a single-threaded BLAS on a busy machine (``OPENBLAS_NUM_THREADS=1``).
     """
     from tqdm.auto import tqdm
 
     from . import data, diagnosis_probe as probe, paths
     from .io import save_npz, write_json
-    from .train import load_trained
 
     t_start = time.perf_counter()
     sizes = DiagnosisSizes.for_profile(profile)
     out_dir = Path(out_dir) if out_dir is not None else paths.profile_dir(profile) / "diagnosis"
-    grid = tuple(profile.noise_grid)
-    trained = {}
-    for sigma in grid:
-        run = paths.run_dir("baseline", sigma, profile)
-        if not (run / "model.msgpack").exists():
-            raise FileNotFoundError(
-                f"missing trained baseline at noise {sigma:g} ({run}); train it with: python -m "
-                f"shearbridge train --config baseline --noise {sigma:g} --profile {profile.name}")
-        trained[sigma] = load_trained(run)
+    grid, tags = tuple(profile.noise_grid), [noise_tag(s) for s in profile.noise_grid]
+    trained = _load_models(profile)
     test = data.load_dataset("test", profile)
-    sim = test.sim
-    n, w = min(sizes.n_fisher, len(test)), sizes.window_px
+    sim, w = test.sim, sizes.window_px
+    n = min(sizes.n_fisher, len(test))
     idx = np.arange(min(max(n, sizes.n_vision), len(test)))
     theta = galaxy_theta(test.labels, idx)
     G_full = image_jacobian(test.psf, sim.pixel_scale_arcsec, theta)  # (N, S, S, 6)
-    clean = np.asarray(test.clean[idx], np.float64)
-    noise = np.asarray(test.noise[idx], np.float64)
+    clean, noise = (np.asarray(a[idx], np.float64) for a in (test.clean, test.noise))
     windows = [galaxy_window(t, sim.stamp_size_px, sim.pixel_scale_arcsec, w) for t in theta[:n]]
-    F_win = np.stack([(g := G_full[i, r: r + w, c: c + w].reshape(-1, 6)).T @ g
-                      for i, (r, c) in enumerate(windows)])
-    F_full = np.einsum("nijp,nijq->npq", G_full[:n], G_full[:n])
+    G_win = np.stack([G_full[i, r : r + w, c : c + w].reshape(-1, 6) for i, (r, c) in enumerate(windows)])
+    F_win = np.einsum("nkp,nkq->npq", G_win, G_win)
     labels_all = galaxy_theta(test.labels, np.arange(len(test)))
     prior_prec = np.r_[1.0 / labels_all[:, :4].var(axis=0), 0.0, 0.0]  # flux, x0, y0, size
 
-    n_steps = len(grid) * (2 * n + 2) + 1
-    bar = tqdm(total=n_steps, desc=f"diagnosis {profile.name}", disable=not progress)
+    bar = tqdm(total=len(grid) * (2 * n + 2) + 1, desc=f"diagnosis {profile.name}", disable=not progress)
     t0 = time.perf_counter()
     F_layers = np.stack([network_information(trained[s], clean[:n], noise[:n], s, G_full, windows, w,
                                              progress=bar) for s in grid])  # (K, 2, N, L, 6, 6)
     t_fisher = time.perf_counter() - t0
-    # rcond sensitivity: first galaxy, lowest noise, noisy stamp
-    sens = {}
-    r0, c0 = windows[0]
-    x_s = clean[0] + grid[0] * noise[0]
+    sens = {}  # soft-threshold sensitivity: first galaxy, lowest noise, noisy stamp
     for rc in (1e-3, 1e-4, 1e-6, 1e-7):
-        info = layer_fisher(enhanced_feature_fn(trained[grid[0]].model, w), trained[grid[0]].params, x_s,
-                            G_full[0, r0: r0 + w, c0: c0 + w], (r0, c0), w, rcond=rc)
-        sens[f"{rc:.0e}"] = retained_fraction(np.stack([info[k] for k in LAYERS]), F_win[0],
-                                              "marginal").mean(-1).tolist()
-    sens[f"{DEFAULT_RCOND:.0e}"] = retained_fraction(F_layers[0, 0, 0], F_win[0], "marginal").mean(-1).tolist()
-
-    retained = {}
-    for mode in MODES:
-        r = np.empty(F_layers.shape[:4] + (2,))
-        for k, sigma in enumerate(grid):
-            prec = prior_prec * sigma**2  # priors in units of the unit-noise information
-            r[k] = retained_fraction(F_layers[k], F_win[None, :, None], mode, prec)
-        retained[mode] = r
+        info = layer_fisher(enhanced_feature_fn(trained[grid[0]].model, w), trained[grid[0]].params,
+                            clean[0] + grid[0] * noise[0], G_win[0], windows[0], w, rcond=rc)
+        sens[f"{rc:.0e}"] = np.stack([info[k] for k in LAYERS])
+    sens[f"{DEFAULT_RCOND:.0e}"] = F_layers[0, 0, 0]
+    sens = {k: retained_fraction(v, F_win[0], "marginal").mean(-1).tolist() for k, v in sens.items()}
+    retained = {m: np.stack([retained_fraction(F_layers[k], F_win[None, :, None], m, prior_prec * s**2)
+                             for k, s in enumerate(grid)]) for m in MODES}  # (K, 2, N, L, 2)
     capture = [window_capture(G_full[i], windows[i], w) for i in range(n)]
 
     probes = probe.run_probes(trained, grid, profile, sizes, progress=bar)
     bar.update(1)
-    n_vis = min(sizes.n_vision, len(idx))
+    n_vis = len(idx)
     pick = int(np.argmin(np.abs(theta[:n_vis, 3] - np.median(labels_all[:, 3]))))  # a median-size galaxy
     vision = probe.run_vision(trained, grid, clean, noise, G_full, n_vis, pick)
-    subpix = probe.run_subpixel(profile.seed, sim, probe_model_conv_params(trained[grid[0]]))
+    conv = {k: trained[grid[0]].params[k] for k in ("conv1", "conv2")}
+    subpix = probe.run_subpixel(profile.seed, sim, conv)
     bar.update(len(grid))
     bar.close()
 
+    points = ("noisy", "clean")
+    information = {
+        tag: {pt: {m: _summ(retained[m][k, p].mean(-1)) for m in MODES}
+              | {f"ensemble_{m}": _ensemble(F_layers[k, p], F_win, m, prior_prec * s**2) for m in MODES}
+              for p, pt in enumerate(points)}
+        for k, (tag, s) in enumerate(zip(tags, grid))
+    }
     summary = {
-        "profile": profile.name,
-        "sizes": dataclasses.asdict(sizes),
-        "layers": list(LAYERS),
-        "params": list(PARAM_NAMES),
-        "noise_grid": list(grid),
-        "noise_tags": [noise_tag(s) for s in grid],
-        "rcond": DEFAULT_RCOND,
-        "rcond_sensitivity": sens,
+        "profile": profile.name, "sizes": dataclasses.asdict(sizes), "layers": list(LAYERS),
+        "params": list(PARAM_NAMES), "noise_grid": list(grid), "noise_tags": tags, "rcond": DEFAULT_RCOND,
+        "rcond_sensitivity": sens, "information": information,
         "window_capture": {m: _summ(np.array([c[m] for c in capture])) for m in ("marginal", "fixed")},
-        "prior_std": {k: float(v) for k, v in zip(PARAM_NAMES[:4], 1 / np.sqrt(prior_prec[:4]))},
-        "information": {
-            noise_tag(s): {
-                point: {mode: _summ(retained[mode][k, p].mean(-1)) for mode in MODES}
-                | {"ensemble_marginal": _ensemble(F_layers[k, p], F_win).tolist()}
-                for p, point in enumerate(("noisy", "clean"))
-            }
-            for k, s in enumerate(grid)
-        },
-        "probes": probes["summary"],
-        "vision": vision["summary"],
-        "subpixel": subpix["summary"],
+        "prior_std": dict(zip(PARAM_NAMES[:4], (1 / np.sqrt(prior_prec[:4])).tolist())),
+        "probes": probes["summary"], "vision": vision["summary"], "subpixel": subpix["summary"],
         "definitions": {
             "retained": "[I_image^-1]_kk / [I_layer^-1]_kk averaged over k = g1, g2; image = same window",
             "window": f"{w}x{w} px centred on the galaxy; pixels outside held fixed",
             "modes": "marginal: flux, x0, y0, size free; prior: Gaussian priors of the population's "
                      "std on them; fixed: nuisances known",
+            "points": "noisy: linearised at clean + sigma * noise; clean: at the clean stamp",
         },
         "timing_s": {"fisher": t_fisher, "total": time.perf_counter() - t_start},
     }
     arrays = {
-        "F_layers": F_layers, "F_window": F_win, "F_full": F_full, "theta": theta[:n],
-        "windows": np.asarray(windows), "noise_grid": np.asarray(grid), "layers": np.asarray(LAYERS),
+        "F_layers": F_layers, "F_window": F_win, "theta": theta[:n], "windows": np.asarray(windows),
+        "F_full": np.einsum("nijp,nijq->npq", G_full[:n], G_full[:n]),
+        "noise_grid": np.asarray(grid), "layers": np.asarray(LAYERS),
         **{f"retained_{m}": v for m, v in retained.items()},
         **probes["arrays"], **vision["arrays"], **subpix["arrays"],
     }
     save_npz(out_dir / "diagnosis.npz", **arrays)
     write_json(out_dir / "diagnosis.json", summary)
     return summary
-
-
-def _ensemble(F_l: np.ndarray, F_img: np.ndarray) -> np.ndarray:
-    """Per layer (L,): mean over galaxies and g1, g2 of the image's CRLB variance over that
-    of the layer (``"marginal"`` mode; 0 where a layer has no information)."""
-    eff_l = shear_information(F_l, "marginal", reference=np.broadcast_to(F_img[:, None], F_l.shape))
-    eff_i = shear_information(F_img, "marginal")  # (N, 2)
-    with np.errstate(divide="ignore"):
-        var_l = np.where(eff_l > 0, 1.0 / np.where(eff_l > 0, eff_l, 1.0), np.inf)  # (N, L, 2)
-    return np.mean(1.0 / eff_i) / var_l.mean(axis=(0, 2))
-
-
-def probe_model_conv_params(trained: Any) -> dict:
-    """The conv1/conv2 parameters of a trained EnhancedGalaxyNN (for the pooling study)."""
-    return {k: trained.params[k] for k in ("conv1", "conv2")}

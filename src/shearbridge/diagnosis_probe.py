@@ -358,11 +358,16 @@ def run_vision(trained: Mapping[float, Any], grid: tuple[float, ...], clean: np.
     ML weight map); ``corr_template`` = Pearson(saliency, dI/dg1); ``response`` =
     ``sum(saliency * dI/dg1)`` (the linearised d g1_hat / d g1; 1 for an unbiased
     estimator); ``noise_ratio`` = ``|saliency| / |ML weight map|`` (the network's
-    linear noise standard deviation over the CRLB's, at equal response). Maps are
+    linear noise standard deviation over the CRLB's); ``efficiency`` =
+    ``(response / noise_ratio)^2``, the CRLB variance over the network's linear noise
+    variance once its response is calibrated to 1; it is <= 1 for a network blind to
+    flux, centroid and size (as the ML estimator is) and can exceed 1 only by responding
+    to them, i.e. at the price of a nuisance-dependent bias. Maps are
     stored for galaxy ``pick``.
     """
     n = min(n_vision, len(clean))
-    stats = {key: np.zeros((len(grid), n)) for key in ("corr_ml", "corr_template", "response", "noise_ratio")}
+    keys = ("corr_ml", "corr_template", "response", "noise_ratio", "efficiency")
+    stats = {key: np.zeros((len(grid), n)) for key in keys}
     sal_maps = []
     w_ml = [ml_weight_map(G_full[i]) for i in range(n)]
     for k, sigma in enumerate(grid):
@@ -373,6 +378,7 @@ def run_vision(trained: Mapping[float, Any], grid: tuple[float, ...], clean: np.
             stats["corr_template"][k, i] = pearson(sal, G_full[i, ..., 4])
             stats["response"][k, i] = float(np.sum(sal * G_full[i, ..., 4]))
             stats["noise_ratio"][k, i] = float(np.linalg.norm(sal) / np.linalg.norm(w_ml[i]))
+            stats["efficiency"][k, i] = (stats["response"][k, i] / stats["noise_ratio"][k, i]) ** 2
             if i == pick:
                 sal_maps.append(sal)
     low = trained[grid[0]]

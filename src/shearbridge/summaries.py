@@ -85,7 +85,22 @@ def _translation(profile: Profile) -> None:
                {"profile": profile.name, "seed": profile.seed, "rows": translation_table(profile.seed)})
 
 
+def _compare(profile: Profile) -> None:
+    """Every method's RMSE/CRLB per noise level and m, c (methods and levels as the Snakefile ran them)."""
+    from . import compare
+
+    methods = [m for m in compare.METHODS if compare.method_available(m)]
+    have_bias = [s for s in profile.noise_grid
+                 if all(compare.result_path(profile, m, s, "bias").exists() for m in methods)]
+    out = compare.summary(profile, methods, have_bias)
+    from .estimators.mlfit import MLFitEstimator
+
+    out["mlfit_impl"] = f"JAX Levenberg-Marquardt fit ({MLFitEstimator.__module__})"
+    write_json(summary_dir() / "compare.json", out)
+
+
 SUMMARIES: dict[str, Callable[[Profile], None]] = {
+    "compare": _compare,
     "stamps": _stamps,
     "translation": _translation,
     "baseline": _experiment("baseline"),

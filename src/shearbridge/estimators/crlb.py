@@ -50,15 +50,13 @@ __all__ = [
 LABEL_KEYS = ("flux", "dx_arcsec", "dy_arcsec", "size_arcsec", "g1", "g2")
 
 
-@partial(jax.jit, static_argnames=("stamp_size", "model", "method"))
-def _fisher_batch(theta, psf_k, kx, ky, stamp_size, model, method):
+@partial(jax.jit, static_argnames=("model", "method"))
+def _fisher_batch(theta, grid, model, method):
     if method == "autodiff":
-        fn = partial(model_image, psf_k=psf_k, kx=kx, ky=ky, stamp_size=stamp_size, model=model)
-        jac = jnp.moveaxis(jax.vmap(jax.jacfwd(fn))(theta), -1, 1)
+        fn = jax.jacfwd(lambda t: model_image(t, grid, model))
+        jac = jnp.moveaxis(jax.vmap(fn)(theta), -1, 1)
     else:
-        fn = partial(model_and_jacobian, psf_k=psf_k, kx=kx, ky=ky, stamp_size=stamp_size,
-                     model=model)
-        jac = jax.vmap(fn)(theta)[1]
+        jac = jax.vmap(lambda t: model_and_jacobian(t, grid, model)[1])(theta)
     jac = jac.reshape(jac.shape[0], 6, -1)
     return jnp.einsum("bip,bjp->bij", jac, jac)
 
@@ -99,8 +97,7 @@ def fisher_matrix(
             m = chunk.shape[0]
             if m < bs:
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], bs - m, axis=0)])
-            fis = _fisher_batch(jnp.asarray(chunk), renderer.psf_k, renderer.kx, renderer.ky,
-                                renderer.stamp_size, renderer.model, method)
+            fis = _fisher_batch(jnp.asarray(chunk), renderer.grid, renderer.model, method)
             out.append(np.asarray(fis)[:m])
     return np.concatenate(out) / noise_sigma**2
 

@@ -1,0 +1,46 @@
+"""Figure: RMSE(g) against pixel noise for every method, with the per-galaxy Cramer-Rao bound.
+
+Reads ``src/data/summary/compare.json``. The band is the 16-84 per cent range of
+the per-galaxy bound over the comparison set; the dashed line its RMS. The lower
+panel shows RMSE/RMS(CRLB). Run on its own: ``python src/scripts/fig_rmse_vs_noise.py``.
+"""
+
+import numpy as np
+
+from shearbridge import plotting
+from shearbridge.summaries import load_summary_json
+
+LABEL = {"baseline": "EnhancedGalaxyNN", "mlfit": "ML fit (JAX)", "hsm_regauss": "HSM REGAUSS",
+         "hsm_ksb": "HSM KSB", "ngmix": "ngmix ML fit"}
+
+
+def main() -> None:
+    plotting.use_style()
+    import matplotlib.pyplot as plt
+
+    s = load_summary_json("compare")
+    fig, (ax, axr) = plt.subplots(2, 1, figsize=(plotting.COLUMN_WIDTH_IN, 3.6), sharex=True,
+                                  gridspec_kw={"height_ratios": [2, 1]})
+    sig = np.array(sorted({r["noise_sigma"] for per in s["compare"].values() for r in per.values()}))
+    unit = s["crlb_unit"]
+    ax.fill_between(sig, unit["p16"] * sig, unit["p84"] * sig, color="0.85", lw=0, label="CRLB 16-84%")
+    ax.plot(sig, unit["rms"] * sig, color="0.4", ls="--", lw=1, label="CRLB (RMS)")
+    for (m, per), style in zip(s["compare"].items(), plotting.series_styles()):
+        rs = sorted(per.values(), key=lambda r: r["noise_sigma"])
+        x = np.array([r["noise_sigma"] for r in rs])
+        ax.errorbar(x, [r["rmse_g"] for r in rs], [r["rmse_g_err"] for r in rs], color=style["color"],
+                    ls=style["linestyle"], marker=style["marker"], label=LABEL.get(m, m))
+        axr.errorbar(x, [r["ratio"] for r in rs], [r["ratio_err"] for r in rs], color=style["color"],
+                     ls=style["linestyle"], marker=style["marker"])
+    axr.axhline(1, color="0.4", ls="--", lw=1)
+    axr.axhline(2, color="0.6", ls=":", lw=1)
+    ax.set(xscale="log", yscale="log", ylabel=r"RMSE$(g)$")
+    axr.set(xscale="log", yscale="log", xlabel=r"pixel noise $\sigma_n$ [image units]",
+            ylabel=r"RMSE / $\sigma_{\rm CRLB}$")
+    ax.legend(fontsize=6, loc="lower right")
+    fig.tight_layout(h_pad=0.2)
+    plotting.save(fig, "fig_rmse_vs_noise")
+
+
+if __name__ == "__main__":
+    main()
