@@ -250,6 +250,7 @@ rule compare_numbers:
         f"{OUT}/crlb_rms_1e-05.txt",
         f"{OUT}/crlb_median_1e-05.txt",
         f"{OUT}/n_crlb.txt",
+        f"{OUT}/crlb_band_pct.txt",
         f"{OUT}/mlfit_impl.txt",
         f"{OUT}/ngmix_status.txt",
         f"{OUT}/bias_noise_levels.txt",

@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from shearbridge.outputs import fmt_num, fmt_pm, fmt_sci, write_variable
+from shearbridge.compare import CRLB_PERCENTILES as PERCENTILES
 from shearbridge.summaries import load_summary_json
 
 LABEL = {"baseline": "EnhancedGalaxyNN", "mlfit": "ML fit (JAX)", "hsm_regauss": "HSM REGAUSS",
@@ -32,6 +33,7 @@ def main() -> None:
     sigma_low = comp["baseline"][low]["noise_sigma"]
     write_variable("crlb_rms_1e-05", fmt_sci(unit["rms"] * sigma_low))
     write_variable("crlb_median_1e-05", fmt_sci(unit["median"] * sigma_low))
+    write_variable("crlb_band_pct", f"{PERCENTILES[0]}--{PERCENTILES[1]}")
     write_variable("n_crlb", f"${comp['baseline'][low]['n']}$")
     write_variable("mlfit_impl", "the JAX Levenberg--Marquardt fit of this work (\\texttt{shearbridge.estimators.mlfit})")
     if "ngmix" in comp:

@@ -31,6 +31,7 @@ __all__ = ["METHODS", "NETWORKS", "crlb_path", "compute_crlb", "load_crlb", "run
 NETWORKS = ("baseline",)
 CLASSICAL = ("mlfit", "hsm_regauss", "hsm_ksb", "ngmix")
 METHODS = NETWORKS + CLASSICAL
+CRLB_PERCENTILES = (16, 84)  # the band drawn around the bound in fig_rmse_vs_noise
 
 
 def _estimator(method: str, profile: Profile) -> Any:
@@ -197,8 +198,8 @@ def summary(profile: Profile, methods: list[str], bias_noise: list[float]) -> di
     out: dict[str, Any] = {"profile": profile.name, "methods": methods,
                            "crlb_unit": {"rms": float(np.sqrt(np.mean(crlb1 ** 2))),
                                          "median": float(np.median(crlb1)),
-                                         "p16": float(np.percentile(crlb1, 16)),
-                                         "p84": float(np.percentile(crlb1, 84)),
+                                         "p16": float(np.percentile(crlb1, CRLB_PERCENTILES[0])),
+                                         "p84": float(np.percentile(crlb1, CRLB_PERCENTILES[1])),
                                          "wall_s": crlb_wall},
                            "compare": {}, "bias": {}}
     for m in methods:
