@@ -298,7 +298,7 @@ CONSTANTS = ["req_lsst_m", "req_lsst_c", "stamp_size", "pixel_scale", "psf_sigma
              "g_sigma", "size_scale", "size_min", "flux_range", "offset_max", "noise_grid",
              "n_train", "n_val_pct", "n_test", "n_epochs", "arch_kernel", "arch_filters", "arch_pool",
              "arch_pool1_size", "arch_pool2_size", "arch_flatten", "arch_dense", "arch_n_params",
-             "hp_lr", "hp_wd", "hp_batch"] + [f"noise_{t}" for t in TAGS]
+             "hp_lr", "hp_wd", "hp_batch", "full_epochs", "full_n_train"] + [f"noise_{t}" for t in TAGS]
 
 
 rule constants:

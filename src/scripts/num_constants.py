@@ -6,7 +6,7 @@ Run on its own: ``python src/scripts/num_constants.py``.
 
 import math
 
-from shearbridge.config import LSST_C_REQUIREMENT, LSST_M_REQUIREMENT, SimConfig, active_profile, noise_tag
+from shearbridge.config import LSST_C_REQUIREMENT, LSST_M_REQUIREMENT, SimConfig, active_profile, get_profile, noise_tag
 from shearbridge.outputs import fmt_num, fmt_sci, write_variable
 
 
@@ -35,6 +35,9 @@ def main() -> None:
     write_variable("n_epochs", f"${profile.epochs}$")
     for sigma in profile.noise_grid:
         write_variable(f"noise_{noise_tag(sigma)}", fmt_noise(sigma))
+    full = get_profile("full")
+    write_variable("full_epochs", f"${full.epochs}$")
+    write_variable("full_n_train", f"${full.n_train:,}$".replace(",", "{,}"))
     write_baseline_architecture(profile)
 
 
