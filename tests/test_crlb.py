@@ -76,7 +76,8 @@ def test_autodiff_analytic_and_galsim_differences_agree():
 def test_crlb_for_dataset_scales_with_noise_and_bounds_conditional():
     rng = np.random.default_rng(0)
     n = 16
-    labels = {"g1": rng.normal(0, 0.26, n).clip(-0.7, 0.7), "g2": rng.normal(0, 0.26, n).clip(-0.7, 0.7),
+    labels = {"g1": rng.normal(0, 0.26, n).clip(-0.7, 0.7),
+              "g2": rng.normal(0, 0.26, n).clip(-0.7, 0.7),
               "size_arcsec": rng.uniform(0.15, 0.8, n), "flux": rng.uniform(1, 5, n),
               "dx_arcsec": rng.uniform(-0.2, 0.2, n), "dy_arcsec": rng.uniform(-0.2, 0.2, n)}
     sim = SimConfig()

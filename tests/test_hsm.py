@@ -68,7 +68,8 @@ def test_ksb_returns_label_convention_to_first_order():
 
 def test_regauss_truncation_bias_on_large_galaxies():
     """Galaxies overflowing the 7.5" stamp lose flux at the edge: REGAUSS |g| shrinks."""
-    res = HSMEstimator("REGAUSS").measure(np.array([stamp(1.3, 0.2, 0.0)]), psf_image(), SCALE, 1e-5)
+    big = np.array([stamp(1.3, 0.2, 0.0)])
+    res = HSMEstimator("REGAUSS").measure(big, psf_image(), SCALE, 1e-5)
     assert res.flags[0] == 0 and res.g1[0] < 0.2 - 10 * HSM_PRECISION
 
 
@@ -89,7 +90,8 @@ def ring(g_applied, sizes=(0.3, 0.5), n_angle=8, e=0.3):
     out = []
     for s in sizes:
         for a in np.arange(n_angle) * np.pi / n_angle:
-            gal = galsim.Gaussian(sigma=s, flux=2.0).shear(g1=e * np.cos(2 * a), g2=e * np.sin(2 * a))
+            gal = galsim.Gaussian(sigma=s, flux=2.0).shear(g1=e * np.cos(2 * a),
+                                                           g2=e * np.sin(2 * a))
             obj = galsim.Convolve(gal.shear(g1=g_applied[0], g2=g_applied[1]), PSF)
             out.append(obj.drawImage(nx=SIZE, ny=SIZE, scale=SCALE, dtype=np.float64).array)
     return np.array(out)

@@ -40,8 +40,8 @@ def draw(labels: dict[str, np.ndarray], model: str = "gauss") -> tuple[np.ndarra
         if model == "gauss":
             gal = galsim.Gaussian(sigma=labels["size_arcsec"][i], flux=labels["flux"][i])
         else:
-            gal = galsim.Exponential(half_light_radius=labels["size_arcsec"][i] * np.sqrt(2 * np.log(2)),
-                                     flux=labels["flux"][i])
+            hlr = labels["size_arcsec"][i] * np.sqrt(2 * np.log(2))
+            gal = galsim.Exponential(half_light_radius=hlr, flux=labels["flux"][i])
         obj = galsim.Convolve(gal.shear(g1=labels["g1"][i], g2=labels["g2"][i]), psf)
         out.append(obj.drawImage(nx=SIZE, ny=SIZE, scale=SCALE, dtype=np.float64,
                                  offset=(labels["dx_arcsec"][i] / SCALE,

@@ -70,7 +70,7 @@ def test_renderer_matches_galsim(model, psf_kind):
     for theta, img in zip(THETAS, ours):
         ref = galsim_stamp(theta, model)
         err = np.abs(img - ref).max() / ref.max()
-        assert err < tol, f"{model}/{psf_kind} theta={theta}: max|diff|/peak = {err:.2e} > {tol:.1e}"
+        assert err < tol, f"{model}/{psf_kind} {theta}: max|diff|/peak {err:.2e} > {tol:.1e}"
 
 
 def test_gaussian_psf_image_is_exact_pixel_integral():

@@ -67,7 +67,8 @@ def _grouped(labels: Mapping[str, Any], g_hat: np.ndarray, ok: np.ndarray):
     """Arrange per-stamp arrays into per-galaxy (G, sign, rot) blocks."""
     missing = [k for k in PAIRED_LABEL_KEYS if k not in labels]
     if missing:
-        raise ValueError(f"paired shear-test labels lack {missing} (need {list(PAIRED_LABEL_KEYS)})")
+        raise ValueError(
+            f"paired shear-test labels lack {missing} (need {list(PAIRED_LABEL_KEYS)})")
     pid = np.asarray(labels["pair_id"]).astype(np.int64).reshape(-1)
     sign = np.asarray(labels["sign"]).reshape(-1)
     rot = np.asarray(labels["rot90"]).astype(np.int64).reshape(-1)

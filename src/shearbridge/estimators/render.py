@@ -168,7 +168,9 @@ def model_and_jacobian(
     return image, jac.astype(image.dtype)
 
 
-def gaussian_psf_image(sigma_arcsec: float, pixel_scale_arcsec: float, stamp_size: int) -> np.ndarray:
+def gaussian_psf_image(
+    sigma_arcsec: float, pixel_scale_arcsec: float, stamp_size: int,
+) -> np.ndarray:
     """Exact pixel-integrated, unit-flux round Gaussian PSF image (S, S), float64.
 
     Centred on the stamp's true centre ``(S - 1) / 2`` (0-indexed), as GalSim's
@@ -294,7 +296,8 @@ class Renderer:
     def _check_theta(theta: np.ndarray) -> np.ndarray:
         theta2 = np.atleast_2d(np.asarray(theta, dtype=np.float64))
         if theta2.ndim != 2 or theta2.shape[-1] != 6:
-            raise ValueError(f"theta must have 6 columns {PARAM_NAMES}, got shape {np.shape(theta)}")
+            raise ValueError(
+                f"theta must have 6 columns {PARAM_NAMES}, got shape {np.shape(theta)}")
         if np.any(np.hypot(theta2[:, 4], theta2[:, 5]) >= 1) or np.any(theta2[:, 3] <= 0):
             raise ValueError("theta needs |g| < 1 and size > 0 for every row")
         return theta2
