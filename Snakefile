@@ -104,6 +104,38 @@ def network_inputs(w):
     return []
 
 
+rule diagnose:
+    """Fisher information per layer, probes, sub-pixel sensitivity and saliency of the trained baselines."""
+    input:
+        expand(f"{D}/runs/baseline/noise{{tag}}/metrics.json", tag=TAGS),
+        f"{D}/datasets/train/manifest.json",
+        f"{D}/datasets/test/manifest.json",
+    output:
+        f"{D}/diagnosis/diagnosis.json",
+        f"{D}/diagnosis/diagnosis.npz",
+    benchmark:
+        f"{D}/benchmarks/diagnose.tsv"
+    params:
+        profile=PROFILE,
+    threads: workflow.cores
+    shell:
+        # small dense solves: a single-threaded BLAS is 10-50x faster on a busy 2-core machine
+        "OPENBLAS_NUM_THREADS=1 {PY} -m shearbridge diagnose --profile {params.profile}"
+
+
+rule summary_diagnosis:
+    input:
+        f"{D}/diagnosis/diagnosis.json",
+        f"{D}/diagnosis/diagnosis.npz",
+    output:
+        f"{S}/diagnosis.json",
+        f"{S}/diagnosis.npz",
+    params:
+        profile=PROFILE,
+    shell:
+        "{PY} -m shearbridge summarize diagnosis --profile {params.profile}"
+
+
 rule crlb:
     """Per-galaxy Cramer-Rao bound (flux, centroid, size, g1, g2) of the comparison set, at unit noise."""
     input:
@@ -260,8 +292,25 @@ rule compare_numbers:
         "{PY} {input.script}"
 
 
+rule diagnosis_numbers:
+    input:
+        f"{S}/diagnosis.json",
+        script="src/scripts/num_diagnosis.py",
+    output:
+        [f"{OUT}/info_{mode}_{layer}_{t}.txt" for mode in ("fixed", "prior")
+         for layer in ("relu3", "out", "dense1", "convpool_min") for t in TAGS],
+        [f"{OUT}/{name}_{t}.txt" for name in ("probe_best", "probe_best_layer", "probe_network",
+                                                "saliency_corr", "saliency_eff") for t in TAGS],
+        [f"{OUT}/{name}.txt" for name in ("info_n_galaxies", "info_window", "probe_n_train",
+                                          "subpixel_ratio_small", "subpixel_size_small",
+                                          "subpixel_avg_small", "subpixel_blur_small")],
+    shell:
+        "{PY} {input.script}"
+
+
 # Outputs of every compute rule: provenance runs after all of them.
-COMPUTE = [f"{S}/baseline.json", f"{S}/stamps.npz", f"{S}/translation.json", f"{S}/compare.json"]
+COMPUTE = [f"{S}/baseline.json", f"{S}/stamps.npz", f"{S}/translation.json", f"{S}/compare.json",
+           f"{S}/diagnosis.json"]
 
 
 rule activation_numbers:
@@ -298,7 +347,7 @@ CONSTANTS = ["req_lsst_m", "req_lsst_c", "stamp_size", "pixel_scale", "psf_sigma
              "g_sigma", "size_scale", "size_min", "flux_range", "offset_max", "noise_grid",
              "n_train", "n_val_pct", "n_test", "n_epochs", "arch_kernel", "arch_filters", "arch_pool",
              "arch_pool1_size", "arch_pool2_size", "arch_flatten", "arch_dense", "arch_n_params",
-             "hp_lr", "hp_wd", "hp_batch", "full_epochs", "full_n_train"] + [f"noise_{t}" for t in TAGS]
+             "hp_lr", "hp_wd", "hp_batch", "full_epochs", "full_n_train", "layer_table"] + [f"noise_{t}" for t in TAGS]
 
 
 rule constants:

@@ -105,7 +105,7 @@ W, ORIGIN = 10, (3, 5)  # a 10x10 window of the 16x16 stamp
 def random_params() -> list:
     keys = jax.random.split(jax.random.key(0), 3)
     stacked = jax.jit(jax.vmap(lambda k: MODEL.init(k, jnp.zeros((1, S, S)))["params"]))(keys)
-    return [jax.tree.map(lambda a: a[i], stacked) for i in range(len(keys))]
+    return [jax.tree.map(lambda a, i=i: a[i], stacked) for i in range(len(keys))]
 
 
 def window_jacobian(size_arcsec: float) -> np.ndarray:

@@ -20,7 +20,7 @@ KEEP = 0.6  # central fraction of each map shown
 
 def centre(a: np.ndarray) -> np.ndarray:
     n = a.shape[-1]
-    k = max(1, int(round(n * (1 - KEEP) / 2)))
+    k = max(1, round(n * (1 - KEEP) / 2))
     return a[..., k : n - k, k : n - k]
 
 
@@ -37,7 +37,7 @@ def main() -> None:
 
     z = load_summary_npz("diagnosis")
     s = load_summary_json("diagnosis")
-    tags, grid = s["noise_tags"], s["noise_grid"]
+    grid = s["noise_grid"]
     n_ch = z["vision_fmap_conv1"].shape[0]
     fig = plt.figure(figsize=(plotting.PAGE_WIDTH_IN, 4.3))
     gs = GridSpec(n_ch + 2, len(LAYERS) + 1, figure=fig, height_ratios=[1] * n_ch + [0.15, 1.6])

@@ -65,6 +65,17 @@ def write_baseline_architecture(profile) -> None:
     write_variable("arch_flatten", f"${feats['flatten'].shape[-1]:,}$".replace(",", "{,}"))
     write_variable("arch_dense", f"${params['dense1']['kernel'].shape[-1]}$")
     write_variable("arch_n_params", f"${count_params(params):,}$".replace(",", "{,}"))
+    block = {"conv1": "\\texttt{lax.conv\\_general\\_dilated} (SAME)", "relu1": "\\texttt{jax.nn.relu}",
+             "pool1": "\\texttt{nn.avg\\_pool} (VALID, aliasing)", "conv2": "\\texttt{lax.conv\\_general\\_dilated} (SAME)",
+             "relu2": "\\texttt{jax.nn.relu}", "pool2": "\\texttt{nn.avg\\_pool} (VALID, aliasing)",
+             "flatten": "reshape", "dense1": "\\texttt{nn.Dense} (matrix product)", "relu3": "\\texttt{jax.nn.relu}",
+             "out": "\\texttt{nn.Dense} (linear read-out)"}
+    rows = ["\\begin{tabular}{lll}", "\\toprule", "layer & building block & output shape \\\\", "\\midrule"]
+    for name, op in block.items():
+        shape = "$" + "\\times".join(str(n) for n in feats[name].shape[1:]) + "$"
+        rows.append(f"\\texttt{{{name}}} & {op} & {shape} \\\\")
+    rows += ["\\bottomrule", "\\end{tabular}"]
+    write_variable("layer_table", "\n".join(rows))
     write_variable("hp_lr", fmt_noise(exp.train.learning_rate))
     write_variable("hp_wd", fmt_noise(exp.train.weight_decay))
     write_variable("hp_batch", f"${exp.train.batch_size}$")

@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", help="summary name, e.g. stamps, translation, baseline")
     add_profile(p)
 
+    p = sub.add_parser("diagnose", help="layer-by-layer information diagnosis of the trained baselines")
+    add_profile(p)
+
     p = sub.add_parser("crlb", help="per-galaxy Cramer-Rao bounds of the comparison set (test objects)")
     add_profile(p)
 
@@ -140,6 +143,12 @@ def _summarize(args: argparse.Namespace) -> None:
     write_summary(args.what, _profile(args))
 
 
+def _diagnose(args: argparse.Namespace) -> None:
+    from .diagnosis import run_diagnosis
+
+    run_diagnosis(_profile(args))
+
+
 def _crlb(args: argparse.Namespace) -> None:
     from .compare import compute_crlb
 
@@ -174,6 +183,7 @@ _COMMANDS = {
     "evaluate": _evaluate,
     "simulate": _simulate,
     "summarize": _summarize,
+    "diagnose": _diagnose,
     "crlb": _crlb,
     "compare": _compare,
     "bias": _compare,

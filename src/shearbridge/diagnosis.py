@@ -43,8 +43,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -54,9 +55,9 @@ import numpy as np
 from .config import Profile, noise_tag
 
 __all__ = [
-    "LAYERS", "PARAM_NAMES", "MODES", "DEFAULT_RCOND", "projected_information", "layer_fisher",
-    "enhanced_feature_fn", "image_jacobian", "galaxy_theta", "galaxy_window", "window_capture",
-    "shear_information", "retained_fraction", "DiagnosisSizes", "network_information", "run_diagnosis",
+    "DEFAULT_RCOND", "LAYERS", "MODES", "PARAM_NAMES", "DiagnosisSizes", "enhanced_feature_fn",
+    "galaxy_theta", "galaxy_window", "image_jacobian", "layer_fisher", "network_information",
+    "projected_information", "retained_fraction", "run_diagnosis", "shear_information", "window_capture",
 ]
 
 #: Layers of EnhancedGalaxyNN analysed (``flatten`` equals ``pool2`` and is skipped).
@@ -259,10 +260,8 @@ def galaxy_window(theta: np.ndarray, stamp_size: int, pixel_scale_arcsec: float,
 
 
 def window_capture(G_full: np.ndarray, origin: tuple[int, int], w: int) -> dict[str, float]:
-    """Fraction of the whole stamp's (g1, g2) information that a window holds, per mode
-    ``"marginal"`` and ``"fixed"`` (mean over g1, g2 of the CRLB-variance ratio)."""
-    r0, c0 = origin
-    gw = G_full[r0 : r0 + w, c0 : c0 + w].reshape(-1, G_full.shape[-1])
+    """Fraction of the stamp's (g1, g2) information in a window ("marginal", "fixed" modes)."""
+    gw = G_full[origin[0] : origin[0] + w, origin[1] : origin[1] + w].reshape(-1, G_full.shape[-1])
     g = G_full.reshape(-1, G_full.shape[-1])
     return {m: float(retained_fraction(gw.T @ gw, g.T @ g, m).mean()) for m in ("marginal", "fixed")}
 
@@ -346,10 +345,10 @@ class DiagnosisSizes:
     n_vision: int  # galaxies for the saliency vs ML-weight correlation
 
     @classmethod
-    def for_profile(cls, profile: Profile) -> "DiagnosisSizes":
+    def for_profile(cls, profile: Profile) -> DiagnosisSizes:
         if profile.name == "quick":
             return cls(2, 15, 600, 200, 256, 150, 8)
-        return cls(min(profile.n_crlb, 12), 21, 2000, 500, 1024, 300, 64)
+        return cls(min(profile.n_crlb, 10), 21, 2000, 500, 512, 250, 32)
 
 
 def network_information(
@@ -404,23 +403,25 @@ def _load_models(profile: Profile) -> dict[float, Any]:
     return out
 
 
-def run_diagnosis(profile: Profile, out_dir: str | Path | None = None, *, progress: bool = True) -> dict:
+def run_diagnosis(profile: Profile, out_dir: str | Path | None = None, *, progress: bool = True,
+                  sizes: DiagnosisSizes | None = None) -> dict:
     """Every diagnosis of the baseline EnhancedGalaxyNN for ``profile``; writes JSON + npz.
 
     Reads the trained models ``paths.run_dir("baseline", sigma, profile)`` of every
     noise level and the ``test`` (and, for the probes, ``train``) datasets. Writes
     ``diagnosis.json`` and ``diagnosis.npz`` atomically to ``out_dir`` (default
     ``paths.profile_dir(profile) / "diagnosis"``) and returns the JSON's content.
-    Sizes: :meth:`DiagnosisSizes.for_profile`. The small dense solves are fastest with
+    ``sizes`` defaults to :meth:`DiagnosisSizes.for_profile`. The small dense solves are fastest with
     a single-threaded BLAS on a busy machine (``OPENBLAS_NUM_THREADS=1``).
     """
     from tqdm.auto import tqdm
 
-    from . import data, diagnosis_probe as probe, paths
+    from . import data, paths
+    from . import diagnosis_probe as probe
     from .io import save_npz, write_json
 
     t_start = time.perf_counter()
-    sizes = DiagnosisSizes.for_profile(profile)
+    sizes = sizes or DiagnosisSizes.for_profile(profile)
     out_dir = Path(out_dir) if out_dir is not None else paths.profile_dir(profile) / "diagnosis"
     grid, tags = tuple(profile.noise_grid), [noise_tag(s) for s in profile.noise_grid]
     trained = _load_models(profile)

@@ -18,7 +18,8 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -32,18 +33,18 @@ from .layers import BlurPool
 
 __all__ = [
     "SPATIAL_LAYERS",
+    "PoolStack",
     "hash_layout",
     "layer_activations",
-    "ridge_probe",
-    "mlp_probe",
-    "run_probes",
-    "PoolStack",
-    "subpixel_response",
-    "run_subpixel",
-    "saliency",
     "ml_weight_map",
+    "mlp_probe",
     "pearson",
+    "ridge_probe",
+    "run_probes",
+    "run_subpixel",
     "run_vision",
+    "saliency",
+    "subpixel_response",
 ]
 
 SPATIAL_LAYERS = ("conv1", "relu1", "pool1", "conv2", "relu2", "pool2")
@@ -111,7 +112,7 @@ def ridge_probe(
     xtr, xte = _standardise(np.asarray(xtr, np.float64), np.asarray(xte, np.float64))
     ytr, yte = np.asarray(ytr, np.float64), np.asarray(yte, np.float64)
     perm = np.random.default_rng(np.random.SeedSequence([seed, 0x7157])).permutation(len(xtr))
-    n_val = max(1, int(round(val_fraction * len(xtr))))
+    n_val = max(1, round(val_fraction * len(xtr)))
     va, fit = perm[:n_val], perm[n_val:]
 
     def solve(x: np.ndarray, y: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray]:
@@ -309,8 +310,8 @@ def run_subpixel(seed: int, sim: SimConfig, trained_conv: Mapping | None = None,
                 rows = [[1.0, d * sim.pixel_scale_arcsec, 0.0, size, 0.0, 0.0] for d in deltas]
                 rows += [[1.0, 0.0, 0.0, size, SHEAR_STEP, 0.0], [1.0, 0.0, 0.0, size, -SHEAR_STEP, 0.0]]
                 m = _metrics(subpixel_response(params, rend.render(np.asarray(rows)), pool), n_delta)
-                for key in per:
-                    per[key].append(m[key])
+                for key, values in per.items():
+                    values.append(m[key])
             per_arr = {key: np.stack(v) for key, v in per.items()}  # (n_size, n_layer[, n_delta])
             g_equiv = SHEAR_STEP * per_arr["energy_var"].max(-1) / per_arr["energy_shear"]
             for key, v in per_arr.items():

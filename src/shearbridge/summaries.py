@@ -14,7 +14,7 @@ import numpy as np
 
 from . import paths
 from .config import Profile, active_profile, noise_tag
-from .io import read_json, save_npz, write_json
+from .io import atomic_path, read_json, save_npz, write_json
 
 __all__ = ["summary_dir", "SUMMARIES", "write_summary", "load_summary_json", "load_summary_npz"]
 
@@ -99,7 +99,20 @@ def _compare(profile: Profile) -> None:
     write_json(summary_dir() / "compare.json", out)
 
 
+def _diagnosis(profile: Profile) -> None:
+    """Copy the profile's layer-by-layer diagnosis (``diagnose`` rule) into the summaries."""
+    import shutil
+
+    src = paths.profile_dir(profile) / "diagnosis"
+    for name in ("diagnosis.json", "diagnosis.npz"):
+        if not (src / name).exists():
+            raise FileNotFoundError(f"missing {src / name}: run `python -m shearbridge diagnose --profile {profile.name}`")
+        with atomic_path(summary_dir() / name) as tmp:
+            shutil.copyfile(src / name, tmp)
+
+
 SUMMARIES: dict[str, Callable[[Profile], None]] = {
+    "diagnosis": _diagnosis,
     "compare": _compare,
     "stamps": _stamps,
     "translation": _translation,

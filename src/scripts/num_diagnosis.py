@@ -1,0 +1,52 @@
+"""Numbers: retained shear information per layer, probe RMSEs, saliency and sub-pixel results.
+
+Reads ``src/data/summary/diagnosis.json``. Run on its own: ``python src/scripts/num_diagnosis.py``.
+"""
+
+import numpy as np
+
+from shearbridge.outputs import fmt_num, write_variable
+from shearbridge.summaries import load_summary_json
+
+CONV_POOL = ("conv1", "relu1", "pool1", "conv2", "relu2", "pool2")
+
+
+def pct(x: float) -> str:
+    return f"${fmt_num(100 * x, 3)}\\%$" if x > 1e-3 else f"${100 * x:.1g}\\%$"
+
+
+def main() -> None:
+    d = load_summary_json("diagnosis")
+    layers = d["layers"]
+    sizes = d["sizes"]
+    write_variable("info_n_galaxies", f"${sizes['n_fisher']}$")
+    write_variable("info_window", f"${sizes['window_px']}\\times{sizes['window_px']}$")
+    write_variable("probe_n_train", f"${sizes['n_probe_train']}$")
+    for tag in d["noise_tags"]:
+        info = d["information"][tag]["noisy"]
+        for mode in ("fixed", "prior"):
+            mean = dict(zip(layers, info[mode]["mean"]))
+            for layer in ("relu3", "out", "dense1"):
+                write_variable(f"info_{mode}_{layer}_{tag}", pct(mean[layer]))
+            write_variable(f"info_{mode}_convpool_min_{tag}", pct(min(mean[k] for k in CONV_POOL)))
+        lin = d["probes"][tag]["linear"]
+        best = min(lin, key=lambda k: np.mean(lin[k]))
+        write_variable(f"probe_best_{tag}", f"${fmt_num(float(np.mean(lin[best])), 2)}$")
+        write_variable(f"probe_best_layer_{tag}", f"\\texttt{{{best}}}")
+        net = d["probes"][tag]["network"]
+        write_variable(f"probe_network_{tag}", f"${fmt_num(float(np.mean(net)), 2)}$")
+        v = d["vision"][tag]
+        write_variable(f"saliency_corr_{tag}", f"${v['corr_ml']['mean']:.2f}\\pm{v['corr_ml']['std']:.2f}$")
+        write_variable(f"saliency_eff_{tag}", f"${v['efficiency']['mean']:.2f}$")
+    sub = d["subpixel"]
+    last = -1  # the deepest layer of the pooling stack
+    small = int(np.argmin(sub["sizes_arcsec"]))
+    ratio = sub["random_avg"]["g_equiv"][small][last] / sub["random_blur"]["g_equiv"][small][last]
+    write_variable("subpixel_ratio_small", f"${fmt_num(ratio, 2)}$")
+    write_variable("subpixel_size_small", f"${sub['sizes_arcsec'][small]:.2f}''$")
+    write_variable("subpixel_avg_small", f"${fmt_num(sub['random_avg']['g_equiv'][small][last], 2)}$")
+    write_variable("subpixel_blur_small", f"${fmt_num(sub['random_blur']['g_equiv'][small][last], 2)}$")
+
+
+if __name__ == "__main__":
+    main()
