@@ -18,6 +18,12 @@ PY = "python"
 NOISE = {noise_tag(s): s for s in P.noise_grid}
 TAGS = list(NOISE)
 
+wildcard_constraints:
+    config="[A-Za-z0-9_]+",
+    method="[A-Za-z0-9_]+",
+    name="[A-Za-z0-9_]+",
+    tag="[0-9]e[-+][0-9]+",
+
 
 def _commit():
     try:

@@ -39,19 +39,20 @@ def latex_to_text(s: str) -> str:
     s = s.replace("''", "′′")  # arcsec in math mode: two primes
     s = re.sub(r"\\(begin|end)\{[^}]*\}(\{[^}]*\})?", "", s)
     for a, b in ((r"\times", "×"), (r"\pm", "±"), (r"\,", ""), (r"\%", "%"), ("~", ""), (r"\le", "≤"),
-                 (r"\ge", "≥"), (r"\_", "_"), (r"\'e", "é"), ("--", "–")):
+                 (r"\ge", "≥"), (r"\'e", "é"), ("--", "–"), (r"\sigma", "σ"), (r"\rho", "ρ"),
+                 (r"\gamma", "γ")):
         s = s.replace(a, b)
     s = re.sub(r"\\(texttt|textrm|mathrm|textbf|emph)\{([^}]*)\}", r"\2", s)
     s = re.sub(r"\\[a-zA-Z]+\*?", "", s)  # remaining commands
     s = s.replace("$", "").replace("{", "").replace("}", "").replace("^", "")
-    s = s.replace("−", "-")
+    s = s.replace("−", "-").replace("\\", "").replace("_", "")  # subscripts and \_ (texttt) vanish in pdftotext
     return re.sub(r"\s+", "", s)
 
 
 def normalise_pdf_text(text: str) -> str:
     text = text.replace("−", "-").replace("\u2009", "").replace("◦", "").replace("⋄", "").replace("ﬁ", "fi").replace("ﬀ", "ff").replace("ﬂ", "fl")
     text = re.sub(r"-\n", "", text)  # hyphenation at line ends
-    return re.sub(r"\s+", "", text)
+    return re.sub(r"\s+", "", text).replace("_", "")
 
 
 # Typed numbers: allowed where they are not data (section names of the

@@ -48,7 +48,7 @@ def main() -> None:
     grouped: dict[str, float] = defaultdict(float)
     for rule, seconds in runtimes.items():
         grouped[rule.split("-", 1)[0]] += seconds
-    rows = [f"{tex_escape(STEP_NAMES.get(k, k))} & {fmt_num(v / 60, 2)} \\\\" for k, v in sorted(grouped.items())]
+    rows = [f"{STEP_NAMES.get(k, tex_escape(k))} & {fmt_num(v / 60, 2)} \\\\" for k, v in sorted(grouped.items())]
     if not rows:
         rows = ["(no compute step has run yet) & -- \\\\"]
     total = sum(grouped.values()) / 60
