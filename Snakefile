@@ -304,7 +304,7 @@ rule diagnosis_numbers:
         script="src/scripts/num_diagnosis.py",
     output:
         [f"{OUT}/info_{mode}_{layer}_{t}.txt" for mode in ("fixed", "prior")
-         for layer in ("relu3", "out", "dense1", "convpool_min") for t in TAGS],
+         for layer in ("pool1", "pool2", "relu3", "out", "dense1", "convpool_min") for t in TAGS],
         [f"{OUT}/{name}_{t}.txt" for name in ("probe_best", "probe_best_layer", "probe_network",
                                                 "saliency_corr", "saliency_eff") for t in TAGS],
         [f"{OUT}/{name}.txt" for name in ("info_n_galaxies", "info_window", "probe_n_train",

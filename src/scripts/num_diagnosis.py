@@ -12,6 +12,8 @@ CONV_POOL = ("conv1", "relu1", "pool1", "conv2", "relu2", "pool2")
 
 
 def pct(x: float) -> str:
+    if x > 0.9999:
+        return "$>99.99\\%$"
     return f"${fmt_num(100 * x, 3)}\\%$" if x > 1e-3 else f"${100 * x:.1g}\\%$"
 
 
@@ -26,7 +28,7 @@ def main() -> None:
         info = d["information"][tag]["noisy"]
         for mode in ("fixed", "prior"):
             mean = dict(zip(layers, info[mode]["mean"]))
-            for layer in ("relu3", "out", "dense1"):
+            for layer in ("pool1", "pool2", "relu3", "out", "dense1"):
                 write_variable(f"info_{mode}_{layer}_{tag}", pct(mean[layer]))
             write_variable(f"info_{mode}_convpool_min_{tag}", pct(min(mean[k] for k in CONV_POOL)))
         lin = d["probes"][tag]["linear"]
