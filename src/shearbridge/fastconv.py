@@ -1,34 +1,34 @@
-"""Fast CPU training: convolutions as matrix products, and the XLA/malloc settings that matter.
+"""Fast CPU training and inference: XLA/malloc settings that matter, and convs as matrix products.
 
 Measured on the 2-core AMD EPYC (AVX2) build machine with jaxlib 0.10.2; the
 numbers, the method and what did *not* help are in ``/work/notes/perf_report.md``
-and ``tools/perf/train_step_bench.py``. In short, one ShearNet
-``EnhancedGalaxyNN`` training step is limited by three things, none of them
-arithmetic:
+and ``tools/perf/train_step_bench.py``. One ShearNet ``EnhancedGalaxyNN``
+training step (forward, backward, AdamW) is limited by memory traffic and
+library choice, not arithmetic. What helped, in order:
 
-1. **The first convolution has one input channel.** XLA:CPU lowers a Cin=1
-   3x3 convolution to a library call that runs at a few GFLOP/s and writes the
-   full-resolution (B, 53, 53, 16) activation, which ReLU and the average pool
-   then read again. :class:`ConvReluAvgPool` computes conv -> activation ->
-   2x2 average pool as *one* matrix product on a space-to-depth view of the
-   input (each 2x2 pooling window's four conv outputs are four "phases" of a
-   (K+1)x(K+1) input patch), followed by one fused elementwise pass.
+1. **Page faults.** XLA allocates its temporaries afresh on every call; glibc
+   serves large blocks with fresh 4 KiB pages from the kernel, and on this VM
+   first-touch faults cost more than the arithmetic. Transparent huge pages for
+   malloc (``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``, set before the process
+   starts) gave ~1.3-1.5x; see :func:`recommended_env`, :func:`reexec_with_recommended_env`.
 2. **YNNPACK convolutions.** jaxlib 0.10.2 hands convolutions to YNNPACK by
    default; its kernel-gradient convolution (a 26x26 "window" contracting over
-   the batch) is slow. Eigen's is ~2x faster: see :func:`recommended_xla_flags`.
-3. **Page faults.** XLA allocates its temporaries afresh on every call; glibc
-   serves blocks above its mmap threshold (<= 32 MiB) with fresh pages, and on
-   this VM first-touch faults cost more than the arithmetic. Keep freed memory
-   in the heap: :func:`recommended_env` (before start-up) or
-   :func:`configure_malloc` (at run time).
+   the batch) is slow, Eigen's is faster: ~1.3-1.4x per step with
+   :func:`recommended_xla_flags` or :func:`recommended_compiler_options`.
+3. **One thread per process.** Two single-threaded trainings (one per core)
+   got more samples/s in total than one two-threaded training.
 
-:class:`PatchConv` is the general im2col convolution (patches by slicing, one
-``jnp.dot``), kept because it is exact, differentiable and parameter-compatible
-with ``flax.linen.Conv``; on this machine XLA materialises the patch matrix
-slowly, so it is *not* faster than Eigen's convolution for multi-channel inputs
-(see the report). Both modules create ``kernel`` (KH, KW, Cin, Cout) and
-``bias`` (Cout,) exactly as ``nn.Conv`` does (same initialisers, same names),
-so parameters move between them and ``nn.Conv`` unchanged.
+For *inference*, :class:`ConvReluAvgPool` computes conv -> activation -> 2x2
+average pool as one matrix product on a space-to-depth view of the input and
+never stores the full-resolution conv output: ~1.8x faster forward passes of
+EnhancedGalaxyNN (its first layer has one input channel, which XLA's
+convolutions handle poorly). Its backward pass is not faster than XLA's, so in
+training it does not pay. :class:`PatchConv` is the general im2col convolution
+(patches by slicing, one ``jnp.dot``): exact, differentiable, but slower than
+Eigen's convolution here (XLA materialises the patch matrix slowly); it is kept
+as the reference formulation. Both modules create ``kernel`` (KH, KW, Cin, Cout)
+and ``bias`` (Cout,) exactly as ``nn.Conv`` does (same initialisers, same
+names), so parameters move between them and ``nn.Conv`` unchanged.
 
 Inputs are NHWC; kernel sizes, strides and paddings are in pixels of the
 layer's input.
@@ -49,29 +49,33 @@ import jax.numpy as jnp
 from jax import lax
 
 __all__ = [
+    "ConvReluAvgPool",
     "FastConvError",
     "PatchConv",
-    "ConvReluAvgPool",
-    "im2col",
-    "space_to_depth_kernel",
     "avg_pool2",
+    "configure_malloc",
     "gather_batch",
-    "recommended_xla_flags",
+    "im2col",
     "recommended_compiler_options",
     "recommended_env",
-    "configure_malloc",
+    "recommended_xla_flags",
+    "reexec_with_recommended_env",
+    "space_to_depth_kernel",
 ]
 
 PaddingLike = str | int | Sequence[int] | Sequence[tuple[int, int]]
 
-# YNNPACK convolutions off (Eigen's are ~2x faster for the kernel gradient here);
-# YNNPACK keeps the matrix products, which it runs ~1.6x faster than Eigen.
+# YNNPACK convolutions off (Eigen's are faster for the kernel gradient here); YNNPACK
+# keeps the matrix products (~1.6x faster than Eigen's) and its reduce fusions
+# (turning those off too was slower).
 _XLA_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=-individual_convolution",)
 _COMPILER_OPTIONS = {
     # the same setting in the enum spelling that ``Lowered.compile(compiler_options=...)``
     # expects: jaxlib 0.10.2's default set (INDIVIDUAL_DOT, INDIVIDUAL_CONVOLUTION,
     # REDUCE; found by comparing compiled HLO) minus INDIVIDUAL_CONVOLUTION
-    "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE",
+    "xla_cpu_experimental_ynn_fusion_type": (
+        "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
+    ),
 }
 _GIB = 1 << 30
 
@@ -99,7 +103,9 @@ def _pads(
     """(low, high) zero padding per spatial axis, in pixels, with nn.Conv's conventions."""
     if isinstance(padding, str):
         if padding.upper() not in ("SAME", "VALID"):
-            raise FastConvError(f"padding must be 'SAME', 'VALID', an int or pairs, got {padding!r}")
+            raise FastConvError(
+                f"padding must be 'SAME', 'VALID', an int or pairs, got {padding!r}"
+            )
         return list(lax.padtype_to_pads(in_hw, ksize, strides, padding.upper()))
     if isinstance(padding, int):
         return [(padding, padding)] * 2
@@ -111,7 +117,9 @@ def _pads(
 
 def _flatten_batch(x: jax.Array, name: str) -> tuple[jax.Array, tuple[int, ...]]:
     if x.ndim < 3:
-        raise FastConvError(f"{name} expects NHWC input with at least 3 dims (H, W, C), got {x.shape}")
+        raise FastConvError(
+            f"{name} expects NHWC input with at least 3 dims (H, W, C), got {x.shape}"
+        )
     batch = x.shape[:-3]
     return x.reshape((-1, *x.shape[-3:])), batch
 
@@ -143,7 +151,7 @@ def im2col(
 
 
 def space_to_depth_kernel(kernel: jax.Array) -> jax.Array:
-    """Rewrite a KxK conv kernel (K odd) as the (4 (K+1)^2/4 C, 4 F) matrix of :class:`ConvReluAvgPool`.
+    """A KxK conv kernel (K odd) as the ((K+1)^2 C, 4 F) matrix of :class:`ConvReluAvgPool`.
 
     Row index: (u, v, a, b, c) = window block (u, v) of ``(K+1)/2`` per axis,
     pixel (a, b) inside the 2x2 block, input channel c; the input-window pixel
@@ -154,7 +162,11 @@ def space_to_depth_kernel(kernel: jax.Array) -> jax.Array:
     """
     k, _, c, f = kernel.shape
     nb = (k + 1) // 2
-    phases = [jnp.pad(kernel, ((pa, 1 - pa), (pb, 1 - pb), (0, 0), (0, 0))) for pa in (0, 1) for pb in (0, 1)]
+    phases = [
+        jnp.pad(kernel, ((pa, 1 - pa), (pb, 1 - pb), (0, 0), (0, 0)))
+        for pa in (0, 1)
+        for pb in (0, 1)
+    ]
     w = jnp.stack(phases, axis=-2)  # (K+1, K+1, C, 4, F), rows r = 2u + a
     w = w.reshape(nb, 2, nb, 2, c, 4, f).transpose(0, 2, 1, 3, 4, 5, 6)  # (u, v, a, b, c, phase, f)
     return w.reshape(nb * nb * 4 * c, 4 * f)
@@ -223,9 +235,13 @@ class PatchConv(nn.Module):
         kernel = self.param("kernel", self.kernel_init, (*ks, cin, self.features), jnp.float32)
         pads = _pads(self.padding, xb.shape[1:3], ks, st)
         cols = im2col(xb, ks, st, pads)
-        y = jnp.dot(cols, kernel.reshape(-1, self.features).astype(cols.dtype), precision=self.precision)
+        y = jnp.dot(
+            cols, kernel.reshape(-1, self.features).astype(cols.dtype), precision=self.precision
+        )
         if self.use_bias:
-            y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32).astype(y.dtype)
+            y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32).astype(
+                y.dtype
+            )
         return y.reshape((*batch, *y.shape[1:]))
 
 
@@ -240,10 +256,12 @@ class ConvReluAvgPool(nn.Module):
     :func:`space_to_depth_kernel` gives the four conv outputs of the window
     (its "phases") at once; activation and the 4-phase mean are one fused
     elementwise pass. The full-resolution conv output is never stored, which
-    is what makes a one-input-channel first layer fast. It does (K+1)^2/K^2
-    times the multiply-adds of the direct convolution (16/9 for K = 3); for
-    layers with many input channels Eigen's direct convolution is faster
-    (see the report).
+    makes the forward pass of a one-input-channel first layer 3-4x faster
+    (EnhancedGalaxyNN inference 1.5-1.9x). Its backward pass is not faster
+    than XLA's (the kernel gradient is a transposed product over all pixels),
+    so it does not speed up training. It does (K+1)^2/K^2 times the
+    multiply-adds of the direct convolution (16/9 for K = 3); for layers with
+    many input channels Eigen's direct convolution is faster.
 
     Attributes
     ----------
@@ -272,7 +290,9 @@ class ConvReluAvgPool(nn.Module):
         if not isinstance(k, int) or k < 1 or k % 2 == 0:
             raise FastConvError(f"ConvReluAvgPool needs an odd int kernel_size, got {k!r}")
         if self.padding.upper() not in ("SAME", "VALID"):
-            raise FastConvError(f"ConvReluAvgPool padding must be 'SAME' or 'VALID', got {self.padding!r}")
+            raise FastConvError(
+                f"ConvReluAvgPool padding must be 'SAME' or 'VALID', got {self.padding!r}"
+            )
         xb, batch = _flatten_batch(x, "ConvReluAvgPool")
         b, h, w, c = xb.shape
         kernel = self.param("kernel", self.kernel_init, (k, k, c, self.features), jnp.float32)
@@ -286,7 +306,12 @@ class ConvReluAvgPool(nn.Module):
         xp = lax.pad(
             xb,
             jnp.zeros((), xb.dtype),
-            [(0, 0, 0), (lo, 2 * (hp + nb - 1) - lo - h, 0), (lo, 2 * (wp + nb - 1) - lo - w, 0), (0, 0, 0)],
+            [
+                (0, 0, 0),
+                (lo, 2 * (hp + nb - 1) - lo - h, 0),
+                (lo, 2 * (wp + nb - 1) - lo - w, 0),
+                (0, 0, 0),
+            ],
         )
         hb, wb = hp + nb - 1, wp + nb - 1
         s2d = xp.reshape(b, hb, 2, wb, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, hb, wb, 4 * c)
@@ -295,7 +320,9 @@ class ConvReluAvgPool(nn.Module):
         z = jnp.dot(patches, space_to_depth_kernel(kernel).astype(patches.dtype))
         z = z.reshape(b, hp, wp, 4, self.features)
         if self.use_bias:
-            z = z + self.param("bias", self.bias_init, (self.features,), jnp.float32).astype(z.dtype)
+            z = z + self.param("bias", self.bias_init, (self.features,), jnp.float32).astype(
+                z.dtype
+            )
         out = jnp.mean(self.activation(z), axis=3)
         return out.reshape((*batch, hp, wp, self.features))
 
@@ -309,7 +336,7 @@ def recommended_xla_flags(existing: str | None = None) -> str:
     Set it in ``os.environ["XLA_FLAGS"]`` before jax creates its CPU backend
     (before the first computation; importing jax is fine). The flags change
     which library runs a convolution, not the arithmetic: results agree with
-    the default to float32 round-off. See :data:`_XLA_FLAGS`.
+    the default to float32 round-off.
     """
     parts = (existing or "").split()
     have = {p.split("=")[0] for p in parts}
@@ -320,8 +347,9 @@ def recommended_xla_flags(existing: str | None = None) -> str:
 def recommended_compiler_options() -> dict[str, str]:
     """The :func:`recommended_xla_flags` setting for one compilation only.
 
-    Use as ``jax.jit(f).lower(*args).compile(compiler_options=...)``; it needs
-    no environment variable and overrides ``XLA_FLAGS`` for that executable.
+    Use as ``jax.jit(f, compiler_options=...)`` or
+    ``jax.jit(f).lower(*args).compile(compiler_options=...)``; it needs no
+    environment variable and overrides ``XLA_FLAGS`` for that executable.
     """
     return dict(_COMPILER_OPTIONS)
 
@@ -330,14 +358,15 @@ def recommended_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment variables for a fast training *process* (set before Python starts).
 
     Returns ``XLA_FLAGS`` (see :func:`recommended_xla_flags`) and glibc malloc
-    settings that keep freed memory in the heap instead of returning it to the
-    kernel (``MALLOC_MMAP_MAX_=0``, a 64 GiB trim threshold) and ask for
-    transparent huge pages (``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``): XLA's
-    large temporaries are then reused instead of page-faulted in on every
-    step. Variables already present in ``environ`` (default ``os.environ``)
-    are kept; ``XLA_FLAGS`` is extended, never overwritten. Memory freed by
-    the process is not given back to the OS until it exits, so its resident
-    size stays at its peak.
+    settings: transparent huge pages for malloc
+    (``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``; the kernel's THP mode must be
+    ``madvise`` or ``always``), which is what removes most of the page-fault
+    cost, and freed memory kept in the heap (``MALLOC_MMAP_MAX_=0``, a 64 GiB
+    trim threshold) so XLA's large temporaries are reused rather than faulted
+    in again (no measurable gain on top of huge pages, kept as cheap insurance).
+    Variables already present in ``environ`` (default ``os.environ``) are kept;
+    ``XLA_FLAGS`` is extended, never overwritten. Memory freed by the process
+    is not returned to the OS until it exits: resident size stays at its peak.
     """
     env = os.environ if environ is None else environ
     out = {"XLA_FLAGS": recommended_xla_flags(env.get("XLA_FLAGS"))}
@@ -352,13 +381,39 @@ def recommended_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     return out
 
 
-def configure_malloc() -> bool:
-    """Apply the malloc part of :func:`recommended_env` to the running process (glibc only).
+REEXEC_GUARD = "SHEARBRIDGE_FAST_ENV"
 
-    Calls ``mallopt(M_MMAP_MAX, 0)`` and ``mallopt(M_TRIM_THRESHOLD, 64 GiB)``
-    so that later large allocations come from, and return to, the heap. Huge
-    pages cannot be switched on after start-up (use :func:`recommended_env`).
-    Returns False (and changes nothing) where glibc's ``mallopt`` is absent.
+
+def reexec_with_recommended_env() -> None:
+    """Restart this Python process with :func:`recommended_env` if any of it is missing.
+
+    For command-line entry points only (``python -m shearbridge train ...``):
+    glibc reads its malloc tunables at start-up, so they cannot be switched on
+    later. Replaces the process via ``os.execve`` with the same interpreter and
+    command line (``sys.orig_argv``); returns normally when nothing is missing,
+    when already restarted once (guard variable ``SHEARBRIDGE_FAST_ENV``), or
+    off Linux. Call it first thing, before any work is done.
+    """
+    if not sys.platform.startswith("linux") or os.environ.get(REEXEC_GUARD):
+        return
+    wanted = recommended_env()
+    if all(os.environ.get(k) == v for k, v in wanted.items()):
+        return
+    env = {**os.environ, **wanted, REEXEC_GUARD: "1"}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, list(sys.orig_argv), env)
+
+
+def configure_malloc() -> bool:
+    """Apply the heap part of :func:`recommended_env` to the running process (glibc only).
+
+    Calls ``mallopt(M_MMAP_MAX, 0)`` and ``mallopt(M_TRIM_THRESHOLD, 2 GiB - 1)``
+    so that later large allocations come from, and return to, the heap. Measured:
+    no speed-up on its own; huge pages, which it cannot switch on after start-up,
+    are what matter (use :func:`recommended_env` or
+    :func:`reexec_with_recommended_env`). Returns False (and changes nothing)
+    where glibc's ``mallopt`` is absent.
     """
     if not sys.platform.startswith("linux"):
         return False
