@@ -17,7 +17,7 @@ STEP_NAMES = {
     "train": "train networks",
     "evaluate": "evaluate networks",
     "estimate": "classical estimators",
-    "crlb": "Cram\\'er--Rao bounds",
+    "crlb": "per-galaxy CRLB",
     "timing": "timing study",
     "diagnose": "information diagnosis",
 }
