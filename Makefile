@@ -19,7 +19,7 @@ export MPLBACKEND := Agg
 # showyourwork keeps a per-user cache; keep it inside the repository.
 export XDG_CACHE_HOME ?= $(CURDIR)/.make/cache
 
-.PHONY: all build deps test bench clean clean-data help
+.PHONY: all build deps test bench bench-baseline clean clean-data help
 
 all: deps build ## install what is missing, then build ms.pdf (PROFILE=quick|paper|full)
 
@@ -45,9 +45,24 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 test: deps ## run the test suite (includes a quick-profile paper build)
 	$(VENV)/bin/python -m pytest
 
-bench: deps ## run the speed benchmarks and compare with the stored baseline
-	$(VENV)/bin/python -m pytest tests/benchmarks --benchmark-only --benchmark-enable \
+# Benchmarks run in the fast-training process environment (huge-page malloc, XLA flags:
+# shearbridge.fastconv.recommended_env), as `python -m shearbridge train` does.
+# The stored baseline (.benchmarks/baseline, committed) is run 0001; when it exists every
+# `make bench` prints the comparison. BENCH_FAIL=mean:25% makes a slow-down fail.
+BENCH_STORAGE := file://$(CURDIR)/.benchmarks/baseline
+BENCH_BASELINE = $(firstword $(wildcard .benchmarks/baseline/*/0001_*.json))
+BENCH_ENV = $(shell $(VENV)/bin/python -c "from shearbridge.fastconv import recommended_env as r; \
+	print(' '.join(f'{k}={v}' for k, v in r().items()))")
+BENCH_ARGS = tests/benchmarks --benchmark-only --benchmark-enable --benchmark-storage=$(BENCH_STORAGE) \
 	  --benchmark-columns=mean,stddev,ops,rounds --benchmark-sort=name
+
+bench: deps ## run the speed benchmarks and compare with the stored baseline
+	env $(BENCH_ENV) $(VENV)/bin/python -m pytest $(BENCH_ARGS) \
+	  $(if $(BENCH_BASELINE),'--benchmark-compare=*/0001') $(if $(BENCH_FAIL),--benchmark-compare-fail=$(BENCH_FAIL))
+
+bench-baseline: deps ## (re-)record the stored benchmark baseline (.benchmarks/baseline)
+	rm -rf .benchmarks/baseline
+	env $(BENCH_ENV) $(VENV)/bin/python -m pytest $(BENCH_ARGS) --benchmark-save=baseline
 
 clean: ## remove showyourwork temporaries, figures and numbers (keeps src/data)
 	-showyourwork clean

@@ -40,6 +40,13 @@ def experiment_hash(config, tag):
     return config_hash(get_experiment(config, P, NOISE[tag]))
 
 
+def train_dataset_input(config, tag):
+    """The experiment's own training set (e.g. train_mix for shapenet_mix) must exist before training."""
+    from shearbridge.configs import get_experiment
+
+    return f"{D}/datasets/{get_experiment(config, P, NOISE[tag]).train_dataset}/manifest.json"
+
+
 # ---------------------------------------------------------------- compute rules
 
 rule dataset:
@@ -55,11 +62,21 @@ rule dataset:
         "{PY} -m shearbridge simulate --dataset {wildcards.name} --profile {params.profile} --workers {threads}"
 
 
+def _nvidia_gpu():
+    return os.path.exists("/dev/nvidia0") or os.path.exists("/dev/nvidiactl")
+
+
+# CPU: one single-threaded training per core (measured: more samples/s in total than
+# one two-threaded training at a time, see README "Speed"). GPU: one training at a time.
+TRAIN_THREADS = workflow.cores if _nvidia_gpu() else 1
+
+
 rule train:
     """Train one experiment at one noise level (resumes from its checkpoint if interrupted)."""
     input:
         f"{D}/datasets/train/manifest.json",
         f"{D}/datasets/test/manifest.json",
+        lambda w: train_dataset_input(w.config, w.tag),
     output:
         f"{D}/runs/{{config}}/noise{{tag}}/metrics.json",
     benchmark:
@@ -68,9 +85,12 @@ rule train:
         profile=PROFILE,
         sigma=lambda w: NOISE[w.tag],
         config_hash=lambda w: experiment_hash(w.config, w.tag),
-    threads: workflow.cores
+    threads: TRAIN_THREADS
     shell:
+        # the CLI restarts itself with the fast-training environment (huge-page malloc,
+        # XLA flags; shearbridge.fastconv) and pins itself to {threads} free core(s)
         "{PY} -m shearbridge train --config {wildcards.config} --noise {params.sigma} --profile {params.profile}"
+        " --threads {threads}"
 
 
 rule evaluate:
@@ -91,7 +111,7 @@ rule evaluate:
 
 
 # Every method on the same test galaxies, against the per-galaxy Cramer-Rao bound.
-METHODS = ["baseline", "mlfit", "hsm_regauss", "hsm_ksb"]
+METHODS = ["baseline", "shapenet", "mlfit", "hsm_regauss", "hsm_ksb"]
 try:
     from shearbridge.compare import method_available
 
@@ -103,17 +123,27 @@ except ImportError:
 BIAS_TAGS = [TAGS[0], noise_tag(1e-3)] if noise_tag(1e-3) in TAGS else [TAGS[0], TAGS[-1]]
 
 
+# Ablation experiments (shearbridge.configs: ladder, then removals), compared like networks.
+from shearbridge.configs import ablation_names
+
+ABLATIONS = ablation_names()
+ABLATION_TAGS = BIAS_TAGS
+
+
 def network_inputs(w):
-    """A network's comparison needs its trained run at that noise level."""
-    if w.method in ("baseline",):
-        return [f"{D}/runs/{w.method}/noise{w.tag}/metrics.json"]
+    """A network's (or an ablation experiment's) comparison needs its trained run at that noise level."""
+    run = w.method.removesuffix("_cal")  # response-calibrated network (bias rule)
+    if run in ("baseline", "shapenet", "shapenet_mix") or run in ABLATIONS:
+        return [f"{D}/runs/{run}/noise{w.tag}/metrics.json"]
     return []
 
 
 rule diagnose:
-    """Fisher information per layer, probes, sub-pixel sensitivity and saliency of the trained baselines."""
+    """Fisher information per layer, probes, sub-pixel sensitivity and saliency of the trained baselines;
+    per-layer information of ShapeNet at the lowest noise and 1e-3 (ABLATION_TAGS)."""
     input:
         expand(f"{D}/runs/baseline/noise{{tag}}/metrics.json", tag=TAGS),
+        expand(f"{D}/runs/shapenet/noise{{tag}}/metrics.json", tag=ABLATION_TAGS),
         f"{D}/datasets/train/manifest.json",
         f"{D}/datasets/test/manifest.json",
     output:
@@ -127,6 +157,7 @@ rule diagnose:
     shell:
         # small dense solves: a single-threaded BLAS is 10-50x faster on a busy 2-core machine
         "OPENBLAS_NUM_THREADS=1 {PY} -m shearbridge diagnose --profile {params.profile}"
+        " --experiments baseline,shapenet"
 
 
 rule summary_diagnosis:
@@ -228,11 +259,57 @@ rule summary_experiment:
         f"{S}/{{experiment}}.json",
         f"{S}/{{experiment}}_pred.npz",
     wildcard_constraints:
-        experiment="baseline",
+        experiment="baseline|shapenet",
     params:
         profile=PROFILE,
     shell:
         "{PY} -m shearbridge summarize {wildcards.experiment} --profile {params.profile}"
+
+
+# Learning curves (RMSE/CRLB against training compute) from the runs' per-epoch snapshots.
+LEARN_EXPERIMENTS = ["baseline", "shapenet"]
+LEARN_TAGS = BIAS_TAGS
+
+
+rule learning:
+    """Evaluate every parameter snapshot of one run on the comparison set (no training)."""
+    input:
+        f"{D}/runs/{{config}}/noise{{tag}}/metrics.json",
+        f"{D}/crlb/test.npz",
+    output:
+        f"{D}/results/learning/{{config}}/noise{{tag}}.json",
+    benchmark:
+        f"{D}/benchmarks/learning-{{config}}-{{tag}}.tsv"
+    params:
+        profile=PROFILE,
+        sigma=lambda w: NOISE[w.tag],
+    shell:
+        "{PY} -m shearbridge learning --config {wildcards.config} --noise {params.sigma} --profile {params.profile}"
+
+
+rule summary_learning:
+    input:
+        expand(f"{D}/results/learning/{{config}}/noise{{tag}}.json", config=LEARN_EXPERIMENTS, tag=LEARN_TAGS),
+    output:
+        f"{S}/learning.json",
+    params:
+        profile=PROFILE,
+    shell:
+        "{PY} -m shearbridge summarize learning --profile {params.profile}"
+
+
+rule learning_numbers:
+    input:
+        f"{S}/learning.json",
+        script="src/scripts/num_learning.py",
+    output:
+        [f"{OUT}/learn_{what}_{e}_{t}.txt" for what in ("first", "final") for e in LEARN_EXPERIMENTS
+         for t in LEARN_TAGS],
+        [f"{OUT}/learn_matched_{e}_{t}.txt" for e in LEARN_EXPERIMENTS for t in LEARN_TAGS],
+        [f"{OUT}/learn_gain_{e}_{t}.txt" for e in LEARN_EXPERIMENTS for t in LEARN_TAGS],
+        f"{OUT}/learn_matched_flops.txt",
+    shell:
+        "{PY} {input.script}"
 
 
 rule summary_compare:
@@ -294,6 +371,9 @@ rule compare_numbers:
         f"{OUT}/bias_noise_levels.txt",
         f"{OUT}/speedup_baseline_vs_mlfit.txt",
         f"{OUT}/hypothesis_ratio_low.txt",
+        [f"{OUT}/improve_shapenet_{t}.txt" for t in TAGS],
+        f"{OUT}/speedup_shapenet_vs_mlfit.txt",
+        f"{OUT}/shapenet_within2.txt",
     shell:
         "{PY} {input.script}"
 
@@ -315,8 +395,103 @@ rule diagnosis_numbers:
 
 
 # Outputs of every compute rule: provenance runs after all of them.
-COMPUTE = [f"{S}/baseline.json", f"{S}/stamps.npz", f"{S}/translation.json", f"{S}/compare.json",
+COMPUTE = [f"{S}/baseline.json", f"{S}/shapenet.json", f"{S}/learning.json", f"{S}/stamps.npz", f"{S}/translation.json", f"{S}/compare.json",
            f"{S}/diagnosis.json"]
+
+
+# ------------------------------------------------------------------- timing study
+# Every method's galaxies/s side by side in one process (networks: inference and one
+# training step). Add an experiment name here to time another network.
+TIMED_NETWORKS = ["baseline", "shapenet"]
+TIMED_METHODS = TIMED_NETWORKS + [m for m in METHODS if m in ("mlfit", "hsm_regauss", "hsm_ksb", "ngmix")]
+from shearbridge.timing import timing_noise_levels
+
+TIMING_TAGS = [noise_tag(s) for s in timing_noise_levels(P)]
+
+
+rule timing:
+    """galaxies/s of every method and training-step rate of every network (timing.json)."""
+    input:
+        f"{D}/datasets/test/manifest.json",
+        expand(f"{D}/runs/{{net}}/noise{{tag}}/metrics.json", net=TIMED_NETWORKS, tag=TIMING_TAGS),
+    output:
+        f"{D}/timing.json",
+    benchmark:
+        f"{D}/benchmarks/timing.tsv"
+    params:
+        profile=PROFILE,
+        networks=",".join(TIMED_NETWORKS),
+        threads=TRAIN_THREADS,
+    # all cores reserved so that nothing else runs while timing; the process itself
+    # uses as many cores as one training does (one on a CPU machine)
+    threads: workflow.cores
+    shell:
+        "{PY} -m shearbridge timing --networks {params.networks} --profile {params.profile}"
+        " --threads {params.threads}"
+
+
+rule summary_timing:
+    input:
+        f"{D}/timing.json",
+    output:
+        f"{S}/timing.json",
+    params:
+        profile=PROFILE,
+    shell:
+        "{PY} -m shearbridge summarize timing --profile {params.profile}"
+
+
+rule speed_numbers:
+    input:
+        f"{S}/timing.json",
+        script="src/scripts/num_speed.py",
+    output:
+        [f"{OUT}/tspeed_{m}_{t}.txt" for m in TIMED_METHODS for t in TIMING_TAGS],
+        [f"{OUT}/tspeedup_{n}_{ref}_{t}.txt" for n in TIMED_NETWORKS for ref in ("mlfit", "hsm_regauss")
+         for t in TIMING_TAGS],
+        [f"{OUT}/train_step_rate_{n}.txt" for n in TIMED_NETWORKS],
+        [f"{OUT}/train_step_pct_{n}.txt" for n in TIMED_NETWORKS],
+        f"{OUT}/matmul_gflops.txt",
+        f"{OUT}/timing_repeats.txt",
+        f"{OUT}/speed_hardware.txt",
+    shell:
+        "{PY} {input.script}"
+
+
+COMPUTE += [f"{S}/timing.json"]
+
+
+# ----------------------------------------------------------------- ablation study
+rule summary_ablation:
+    """Ablation ladder and removals (reduced epochs, configs.ablation_epochs) next to the full-budget networks."""
+    input:
+        expand(f"{D}/results/compare/{{method}}/noise{{tag}}.json", method=ABLATIONS + ["baseline", "shapenet"],
+               tag=ABLATION_TAGS),
+        expand(f"{D}/runs/{{method}}/noise{{tag}}/metrics.json", method=ABLATIONS + ["baseline", "shapenet"],
+               tag=ABLATION_TAGS),
+    output:
+        f"{S}/ablation.json",
+    benchmark:
+        f"{D}/benchmarks/summary-ablation.tsv"
+    params:
+        profile=PROFILE,
+    shell:
+        "{PY} -m shearbridge summarize ablation --profile {params.profile}"
+
+
+rule ablation_numbers:
+    input:
+        f"{S}/ablation.json",
+        script="src/scripts/num_ablation.py",
+    output:
+        [f"{OUT}/ablation_{what}_{t}.txt" for what in ("gain", "best_step", "best_factor") for t in ABLATION_TAGS],
+        f"{OUT}/ablation_epochs.txt",
+        f"{OUT}/ablation_fraction.txt",
+    shell:
+        "{PY} {input.script}"
+
+
+COMPUTE += [f"{S}/ablation.json"]
 
 
 rule activation_numbers:
@@ -369,3 +544,95 @@ rule constants:
         [f"{OUT}/{name}.txt" for name in CONSTANTS],
     shell:
         "{PY} {input.script}"
+
+
+# ------------------------------------------- robustness (RQ2) and bias against S/N (RQ5)
+from shearbridge.compare import BIAS_GRID_METHODS
+from shearbridge.robustness import ROBUST_DATASETS, ROBUST_METHODS
+
+
+rule crlb_fd:
+    """Finite-difference GalSim Cramer-Rao bound of the first galaxies of one robustness set."""
+    input:
+        f"{D}/datasets/{{name}}/manifest.json",
+    output:
+        f"{D}/crlb/{{name}}_fd.npz",
+    benchmark:
+        f"{D}/benchmarks/crlb-fd-{{name}}.tsv"
+    params:
+        profile=PROFILE,
+    shell:
+        "{PY} -m shearbridge crlb --dataset {wildcards.name} --profile {params.profile}"
+
+
+rule robustness:
+    """RMSE/CRLB of one method on one robustness set at one noise level."""
+    input:
+        f"{D}/datasets/{{name}}/manifest.json",
+        f"{D}/crlb/{{name}}_fd.npz",
+        network_inputs,
+    output:
+        f"{D}/results/robustness/{{method}}/{{name}}_noise{{tag}}.json",
+    benchmark:
+        f"{D}/benchmarks/robustness-{{method}}-{{name}}-{{tag}}.tsv"
+    params:
+        profile=PROFILE,
+        sigma=lambda w: NOISE[w.tag],
+    threads: workflow.cores
+    shell:
+        "{PY} -m shearbridge robustness --method {wildcards.method} --dataset {wildcards.name}"
+        " --noise {params.sigma} --profile {params.profile}"
+
+
+rule summary_robustness:
+    input:
+        expand(f"{D}/results/robustness/{{method}}/{{name}}_noise{{tag}}.json", method=ROBUST_METHODS,
+               name=ROBUST_DATASETS, tag=BIAS_TAGS),
+    output:
+        f"{S}/robustness.json",
+    params:
+        profile=PROFILE,
+    shell:
+        "{PY} -m shearbridge summarize robustness --profile {params.profile}"
+
+
+rule summary_bias:
+    """m, c at every noise level: ML fit, networks raw and response-calibrated (*_cal)."""
+    input:
+        expand(f"{D}/results/bias/{{method}}/noise{{tag}}.json", method=BIAS_GRID_METHODS, tag=TAGS),
+    output:
+        f"{S}/bias.json",
+    params:
+        profile=PROFILE,
+    shell:
+        "{PY} -m shearbridge summarize bias --profile {params.profile}"
+
+
+rule robustness_numbers:
+    input:
+        f"{S}/robustness.json",
+        script="src/scripts/num_robustness.py",
+    output:
+        [f"{OUT}/robust_{v}_{m}_{t}.txt" for v in ("worst_factor", "worst_set") for m in ("shapenet", "baseline")
+         for t in BIAS_TAGS],
+        [f"{OUT}/robust_mix_{v}_{t}.txt" for v in ("worst_factor", "gain") for t in BIAS_TAGS],
+        f"{OUT}/robust_noise_levels.txt",
+        f"{OUT}/robust_n.txt",
+    shell:
+        "{PY} {input.script}"
+
+
+rule bias_numbers:
+    input:
+        f"{S}/bias.json",
+        script="src/scripts/num_bias.py",
+    output:
+        [f"{OUT}/bias_{m}_{k}_{t}.txt" for m in ("shapenet", "baseline", "shapenet_cal", "baseline_cal")
+         for k in ("m1", "m2", "c1", "c2") for t in BIAS_TAGS],
+        [f"{OUT}/bias_R_{m}_{t}.txt" for m in ("shapenet", "baseline") for t in BIAS_TAGS],
+        f"{OUT}/bias_n_response.txt",
+    shell:
+        "{PY} {input.script}"
+
+
+COMPUTE += [f"{S}/robustness.json", f"{S}/bias.json"]

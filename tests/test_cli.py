@@ -24,7 +24,9 @@ def test_named_experiments_are_valid_and_named_after_themselves():
         exp = get_experiment(name, QUICK, 1e-5)
         exp.validate()
         assert exp.name == name and exp.noise_sigma == 1e-5 and exp.profile is QUICK
-        assert exp.epochs == QUICK.epochs and exp.patience == QUICK.patience
+        # ablation steps train for a tenth of the profile's epochs (configs.ablation_epochs)
+        epochs = max(1, QUICK.epochs // 10) if name.startswith("abl_") else QUICK.epochs
+        assert exp.epochs == epochs and exp.patience == QUICK.patience
         assert EXPERIMENTS[name].__doc__ and "Command:" in EXPERIMENTS[name].__doc__
 
 

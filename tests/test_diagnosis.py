@@ -147,6 +147,74 @@ def test_cropped_features_give_the_full_maps_information(random_params):
                         err_msg=f"cropping changed the information of {layer}")
 
 
+SHAPENET_W, SHAPENET_ORIGIN = 6, (5, 5)
+
+
+def _small_shapenet():
+    from shearbridge.models.shapenet import ShapeNet
+
+    # lists, as a saved model's JSON meta gives them (feature_fn_for makes them hashable)
+    return ShapeNet(2, channels=[2, 4], dilations=[1, 1], pool="blur", hidden=8,
+                    moment_scales_px=[1.0, 2.0], psf_sigma_px=PSF_SIGMA / SCALE)
+
+
+@pytest.fixture(scope="module")
+def small_shapenet():
+    """A tiny ShapeNet, its parameters and a galaxy's image Jacobian (16x16 stamp)."""
+    model = _small_shapenet()
+    params = jax.jit(model.init)(jax.random.key(1), jnp.zeros((1, S, S)))["params"]
+    return model, params, jacobian(0.2)
+
+
+def test_shapenet_feature_function_returns_every_listed_layer():
+    model = _small_shapenet()
+    fn, layers = D.feature_fn_for(model, SHAPENET_W)
+    assert layers == ("input", "normed", "conv1", "act1", "pool1", "conv2", "act2", "pool2", "moments",
+                      "pooled", "dense1", "dense2", "out")
+    params = jax.eval_shape(model.init, jax.random.key(1), jnp.zeros((1, S, S)))["params"]
+    shapes = jax.eval_shape(fn, params, jnp.zeros((S, S)), jnp.asarray(SHAPENET_ORIGIN))
+    assert set(shapes) == set(layers)
+    assert shapes["input"].shape == (SHAPENET_W, SHAPENET_W) and shapes["out"].shape == (2,)
+    with pytest.raises(ValueError, match="no per-layer diagnosis"):
+        D.feature_fn_for(nn.Dense(3), SHAPENET_W)
+
+
+@pytest.mark.slow
+def test_shapenet_features_are_the_models_with_the_moment_derivative_restored(small_shapenet):
+    """Eager forward and JVP passes of ShapeNet (about half a minute on two busy cores)."""
+    model, params, G_full = small_shapenet
+    fn, layers = D.feature_fn_for(model, SHAPENET_W)
+    x0 = jnp.asarray(G_full[..., 0], jnp.float32)  # d image / d flux at flux 1: the galaxy itself
+    origin = jnp.asarray(SHAPENET_ORIGIN)
+    feats = fn(params, x0, origin)
+    assert_allclose(feats["out"], model.apply({"params": params}, x0[None])[0], rtol=1e-6)
+    # along d image / d g1 the model's own moments do not move (stop-gradient), the diagnosed ones do
+    dx = jnp.asarray(G_full[..., 4], jnp.float32)
+    own = jax.jvp(lambda x: model.apply({"params": params}, x[None], return_features=True)["moments"],
+                  (x0,), (dx,))[1]
+    diag = jax.jvp(lambda x: fn(params, x, origin)["moments"], (x0,), (dx,))[1]
+    assert np.all(np.asarray(own) == 0.0)
+    assert abs(float(diag[0])) > 0.1, f"d g1_moments / d g1 = {float(diag[0])}"
+
+
+@pytest.mark.slow
+def test_shapenet_layers_never_exceed_the_image(small_shapenet):
+    """Compiling the ShapeNet Jacobians in float64 takes about a minute on two busy cores."""
+    model, params, G_full = small_shapenet
+    w, (r0, c0) = SHAPENET_W, SHAPENET_ORIGIN
+    fn, layers = D.feature_fn_for(model, w)
+    G = G_full[r0 : r0 + w, c0 : c0 + w]
+    F = fisher_of(G)
+    info = D.layer_fisher(fn, params, G_full[..., 0], G, (r0, c0), w)
+    assert_allclose(D.retained_fraction(info["input"], F, "fixed"), 1.0, atol=TOL)
+    for layer in layers:
+        for mode in ("marginal", "fixed"):
+            r = D.retained_fraction(info[layer], F, mode)
+            assert np.all(r <= 1.0 + TOL), f"{layer} retains {r} > 1 ({mode})"
+    for layer in ("moments", "out"):  # the residual read-out carries the analytic shear's information
+        assert np.all(D.retained_fraction(info[layer], F, "fixed") > 0.0), f"{layer} blind to shear"
+
+
 def test_shear_information_modes_match_matrix_inverses():
     rng = np.random.default_rng(7)
     a = rng.standard_normal((9, 6))
@@ -242,7 +310,7 @@ def test_blur_pooling_aliases_less_than_average_pooling():
 
 @pytest.mark.slow
 def test_run_diagnosis_and_its_figures_on_the_quick_profile(data_root, monkeypatch, tmp_path):
-    """Simulate, train two quick baselines, diagnose, and draw the four figures (minutes)."""
+    """Simulate, train two quick baselines and ShapeNets, diagnose, and draw the four figures (minutes)."""
     import dataclasses
     import runpy
     import shutil
@@ -256,9 +324,10 @@ def test_run_diagnosis_and_its_figures_on_the_quick_profile(data_root, monkeypat
     for name in ("train", "test"):
         data.generate_dataset(name, profile, workers=2, progress=False)
     for sigma in profile.noise_grid:
-        exp = get_experiment("baseline", profile, sigma)
-        train_and_evaluate(exp, paths.run_dir("baseline", sigma, profile), progress=False)
-    summary = D.run_diagnosis(profile, progress=False)
+        for name in ("baseline", "shapenet"):
+            exp = get_experiment(name, profile, sigma)
+            train_and_evaluate(exp, paths.run_dir(name, sigma, profile), progress=False)
+    summary = D.run_diagnosis(profile, progress=False, experiments=["baseline", "shapenet"])
     out = paths.profile_dir(profile) / "diagnosis"
     assert (out / "diagnosis.json").exists() and (out / "diagnosis.npz").exists()
     with np.load(out / "diagnosis.npz") as z:
@@ -268,6 +337,13 @@ def test_run_diagnosis_and_its_figures_on_the_quick_profile(data_root, monkeypat
             assert np.all(r <= 1.0 + TOL), f"{mode}: a layer retains more than the image"
             assert np.all(r[:, :, :, 0] >= 1.0 - 1e-6), "the input layer must keep everything"
     assert set(summary["information"]) == {"1e-05", "1e-03"}
+    net = summary["networks"]["shapenet"]
+    assert net["noise_tags"] == ["1e-05", "1e-03"] and set(net["information"]) == set(net["noise_tags"])
+    assert summary["networks"]["baseline"]["information"] == summary["information"]
+    with np.load(out / "diagnosis.npz") as z:
+        r = z["shapenet_retained_fixed"]
+        assert r.shape[3:] == (len(net["layers"]), 2) and np.all(r <= 1.0 + TOL)
+        assert np.all(r[:, :, :, 0] >= 1.0 - 1e-6), "ShapeNet's input layer must keep everything"
     summaries.summary_dir().mkdir(parents=True)
     for f in ("diagnosis.json", "diagnosis.npz"):
         shutil.copy(out / f, summaries.summary_dir() / f)

@@ -10,6 +10,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from shearbridge import layers as L
+from shearbridge.numpy_ref import same_padding
 from shearbridge.translation import gamma
 
 
@@ -204,3 +205,18 @@ def test_cbam_preserves_shape_and_only_attenuates():
     ys = _apply(L.SpatialAttention(7), {"params": p["spatial"]}, yc)
     # same arithmetic compiled as one or two programs: a few float32 ulp at most
     assert_allclose(y, np.asarray(ys), rtol=4 * 2**-23, atol=0)
+
+
+@pytest.mark.parametrize("n,stride", [(3, 2), (4, 2), (5, 1)])
+def test_blurpool_separable_sums_equal_the_depthwise_binomial_convolution(n, stride):
+    """BlurPool computes the blur as separable strided sums; it must equal the direct
+    depthwise convolution with the 2-D binomial kernel on the same padded input."""
+    x = jax.random.normal(jax.random.PRNGKey(3), (2, 27, 27, 5))
+    got = L.BlurPool(n, stride=stride, pool="none").apply({}, x)
+    pads = [same_padding(27, n, stride)] * 2
+    xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)), mode="reflect")
+    kernel = jnp.tile(jnp.asarray(L.binomial_filter(n), jnp.float32)[:, :, None, None], (1, 1, 1, 5))
+    ref = jax.lax.conv_general_dilated(xp, kernel, (stride, stride), "VALID",
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                       feature_group_count=5)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-5, atol=1e-6)

@@ -10,7 +10,7 @@ import numpy as np
 from shearbridge import plotting
 from shearbridge.summaries import load_summary_json
 
-LABEL = {"baseline": "EnhancedGalaxyNN", "mlfit": "ML fit (JAX)", "hsm_regauss": "HSM REGAUSS",
+LABEL = {"baseline": "EnhancedGalaxyNN", "shapenet": "ShapeNet", "mlfit": "ML fit (JAX)", "hsm_regauss": "HSM REGAUSS",
          "hsm_ksb": "HSM KSB", "ngmix": "ngmix ML fit"}
 
 

@@ -11,7 +11,7 @@ from shearbridge.outputs import fmt_num, fmt_pm, fmt_sci, write_variable
 from shearbridge.compare import CRLB_PERCENTILES as PERCENTILES
 from shearbridge.summaries import load_summary_json
 
-LABEL = {"baseline": "EnhancedGalaxyNN", "mlfit": "ML fit (JAX)", "hsm_regauss": "HSM REGAUSS",
+LABEL = {"baseline": "EnhancedGalaxyNN", "shapenet": "ShapeNet", "mlfit": "ML fit (JAX)", "hsm_regauss": "HSM REGAUSS",
          "hsm_ksb": "HSM KSB", "ngmix": "ngmix ML fit"}
 
 
@@ -47,6 +47,18 @@ def main() -> None:
     q = b["rmse_g"] / f["rmse_g"]
     q_err = q * math.hypot(b["rmse_g_err"] / b["rmse_g"], f["rmse_g_err"] / f["rmse_g"])
     write_variable("hypothesis_ratio_low", fmt_pm(q, q_err))
+
+    # the improved network against the baseline (same galaxies, same noise), per noise level
+    if "shapenet" in comp:
+        write_variable("speedup_shapenet_vs_mlfit", f"${fmt_num(speed['shapenet'] / speed['mlfit'], 2)}$")
+        within = 0
+        for tag in tags:
+            b, n = comp["baseline"][tag], comp["shapenet"][tag]
+            q = b["rmse_g"] / n["rmse_g"]
+            q_err = q * math.hypot(b["rmse_g_err"] / b["rmse_g"], n["rmse_g_err"] / n["rmse_g"])
+            write_variable(f"improve_shapenet_{tag}", fmt_pm(q, q_err))
+            within += n["ratio"] < 2.0
+        write_variable("shapenet_within2", f"{within} of the {len(tags)}")
 
     bias_tags = sorted({t for per in s["bias"].values() for t in per}, key=lambda t: float(t))
     write_variable("bias_noise_levels", " and ".join(fmt_noise(float(t)) for t in bias_tags))

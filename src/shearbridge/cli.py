@@ -1,9 +1,15 @@
-"""Command line: ``python -m shearbridge {simulate,train,evaluate,summarize,info}``.
+"""Command line: ``python -m shearbridge {simulate,train,evaluate,summarize,timing,info}``.
 
 Thin by design: parse, look up the profile and the experiment, call the
 library. ``--profile NAME`` overrides ``$SHEARBRIDGE_PROFILE`` for this call.
 Configuration and input errors print one line ``error: ...`` on stderr and
 exit with status 2.
+
+``train`` and ``timing``, run as ``python -m shearbridge``, restart themselves
+once with the fast-training process environment of
+:func:`shearbridge.fastconv.reexec_with_recommended_env` (huge-page malloc,
+XLA flags) unless it is already set; ``--threads N`` then restricts the
+process to N free CPU cores (:func:`shearbridge.parallel.claim_cores`).
 
 Examples::
 
@@ -12,6 +18,8 @@ Examples::
     python -m shearbridge evaluate --config baseline --noise 1e-5 --profile quick
     python -m shearbridge summarize baseline --profile quick
     python -m shearbridge train --config my_override.toml --noise 1e-3
+    python -m shearbridge train --config baseline --noise 1e-3 --threads 1
+    python -m shearbridge timing --networks baseline --profile quick
 """
 
 from __future__ import annotations
@@ -34,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     def add_profile(p: argparse.ArgumentParser) -> None:
         p.add_argument("--profile", help="profile name (default: $SHEARBRIDGE_PROFILE or 'paper')")
 
+    def add_threads(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--threads",
+            type=int,
+            help="restrict the process to this many free CPU cores (default: all)",
+        )
+
     def add_experiment(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--config", required=True, help="experiment name, or a .json/.toml override file"
@@ -52,6 +67,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--stop-after-epoch", type=int, help="stop after this many epochs in total")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_threads(p)
+    p.add_argument(
+        "--devices",
+        type=int,
+        help="devices for data-parallel training (default: all that divide the batch)",
+    )
+
+    p = sub.add_parser(
+        "timing", help="galaxies/s of every method, side by side in one process (timing.json)"
+    )
+    add_profile(p)
+    p.add_argument(
+        "--networks", default="baseline", help="comma-separated experiment names to time"
+    )
+    p.add_argument("--repeats", type=int, default=7, help="timed repeats per method (median)")
+    add_threads(p)
 
     p = sub.add_parser("evaluate", help="evaluate a trained run on a test set")
     add_experiment(p)
@@ -70,16 +101,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("diagnose", help="layer-by-layer information diagnosis of the trained baselines")
     add_profile(p)
+    p.add_argument("--experiments", default="baseline",
+                   help="comma-separated experiments; the first gets every diagnosis, the others the "
+                        "per-layer information only (default: baseline)")
 
     p = sub.add_parser("crlb", help="per-galaxy Cramer-Rao bounds of the comparison set (test objects)")
+    add_profile(p)
+    p.add_argument("--dataset", help="a robustness set: finite-difference GalSim bound of its first "
+                   "galaxies (shearbridge.robustness) instead of the autodiff bound of the test set")
+
+    p = sub.add_parser("robustness", help="RMSE/CRLB of one method on one robustness set at one noise level")
+    p.add_argument("--method", required=True, help="baseline, shapenet, shapenet_mix, mlfit or hsm_regauss")
+    p.add_argument("--dataset", required=True, help="test, test_exp, test_sersic, test_bulge_disk, "
+                   "test_moffat or test_wide_psf")
+    p.add_argument("--noise", required=True, type=float, help="pixel noise sigma (image units)")
     add_profile(p)
 
     for name, helptext in (("compare", "RMSE, RMSE/CRLB and throughput of one method at one noise level"),
                            ("bias", "m and c of one method on the paired shear-test set at one noise level")):
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("--method", required=True, help="baseline, mlfit, hsm_regauss, hsm_ksb or ngmix")
+        p.add_argument("--method", required=True, help="baseline, shapenet, mlfit, hsm_regauss, hsm_ksb or "
+                       "ngmix (bias also: baseline_cal, shapenet_cal)")
         p.add_argument("--noise", required=True, type=float, help="pixel noise sigma (image units)")
         add_profile(p)
+
+    p = sub.add_parser("learning", help="RMSE/CRLB of every snapshot of a run against training compute")
+    p.add_argument("--config", required=True, help="experiment name (trained with save_every > 0)")
+    p.add_argument("--noise", required=True, type=float, help="pixel noise sigma (image units)")
+    add_profile(p)
 
     p = sub.add_parser("info", help="show the active profile and where data lives")
     add_profile(p)
@@ -111,6 +160,7 @@ def _train(args: argparse.Namespace) -> None:
         _workdir(args, exp),
         stop_after_epoch=args.stop_after_epoch,
         progress=not args.no_progress,
+        devices=args.devices,
     )
     print(json.dumps(metrics, indent=2, sort_keys=True, default=str))
 
@@ -146,13 +196,25 @@ def _summarize(args: argparse.Namespace) -> None:
 def _diagnose(args: argparse.Namespace) -> None:
     from .diagnosis import run_diagnosis
 
-    run_diagnosis(_profile(args))
+    run_diagnosis(_profile(args), experiments=[e.strip() for e in args.experiments.split(",") if e.strip()])
 
 
 def _crlb(args: argparse.Namespace) -> None:
+    if args.dataset:
+        from .robustness import compute_fd_crlb
+
+        print(compute_fd_crlb(args.dataset, _profile(args)))
+        return
     from .compare import compute_crlb
 
     print(compute_crlb(_profile(args)))
+
+
+def _robustness(args: argparse.Namespace) -> None:
+    from .robustness import run_robustness
+
+    result = run_robustness(args.method, args.dataset, _profile(args), args.noise)
+    print(json.dumps(result, indent=2, sort_keys=True, default=str))
 
 
 def _compare(args: argparse.Namespace) -> None:
@@ -161,6 +223,21 @@ def _compare(args: argparse.Namespace) -> None:
     run = run_method if args.command == "compare" else run_bias
     result = run(args.method, _profile(args), args.noise)
     print(json.dumps(result, indent=2, sort_keys=True, default=str))
+
+
+def _learning(args: argparse.Namespace) -> None:
+    from .learning import learning_curve
+
+    out = learning_curve(_profile(args), args.config, args.noise)
+    print(json.dumps({k: v for k, v in out.items() if k != "points"}, indent=2, sort_keys=True))
+
+
+def _timing(args: argparse.Namespace) -> None:
+    from .timing import run_timing
+
+    networks = [n.strip() for n in args.networks.split(",") if n.strip()]
+    path = run_timing(_profile(args), networks, repeats=args.repeats)
+    print(path)
 
 
 def _info(args: argparse.Namespace) -> None:
@@ -187,14 +264,31 @@ _COMMANDS = {
     "crlb": _crlb,
     "compare": _compare,
     "bias": _compare,
+    "robustness": _robustness,
+    "timing": _timing,
+    "learning": _learning,
     "info": _info,
 }
+FAST_ENV_COMMANDS = ("train", "timing")  # restarted with fastconv.recommended_env()
+
+
+def _process_setup(args: argparse.Namespace) -> None:
+    """Fast-training environment (re-exec) and CPU cores, for the commands that train."""
+    from .fastconv import reexec_with_recommended_env
+
+    reexec_with_recommended_env()  # returns at once when already set (or after the restart)
+    if getattr(args, "threads", None) is not None:
+        from .parallel import claim_cores
+
+        claim_cores(args.threads)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0, or 2 on a usage or input error)."""
     args = build_parser().parse_args(argv)
     try:
+        if argv is None and args.command in FAST_ENV_COMMANDS:  # a process entry point only
+            _process_setup(args)
         _COMMANDS[args.command](args)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -6,7 +6,7 @@ of the grid). For each of them the Cramer-Rao bound on (g1, g2) is computed once
 at unit noise and scaled (it is linear in the noise sigma), and cached in
 ``src/data/<profile>/crlb/test.npz``.
 
-Methods (:data:`METHODS`): the trained networks (``baseline``: predictions of
+Methods (:data:`METHODS`): the trained networks (``baseline``, ``shapenet``: predictions of
 the run trained at the same noise level), the JAX maximum-likelihood fit
 (``mlfit``), GalSim HSM (``hsm_regauss``, ``hsm_ksb``) and ngmix (``ngmix``,
 only where the package is installed). Each result file records the method's
@@ -28,9 +28,11 @@ from .io import read_json, save_npz, write_json
 __all__ = ["METHODS", "NETWORKS", "crlb_path", "compute_crlb", "load_crlb", "run_method", "run_bias",
            "method_available", "ratio_with_error"]
 
-NETWORKS = ("baseline",)
+NETWORKS = ("baseline", "shapenet")
 CLASSICAL = ("mlfit", "hsm_regauss", "hsm_ksb", "ngmix")
 METHODS = NETWORKS + CLASSICAL
+#: Methods whose m, c are measured at every noise level (bias.json; ``*_cal``: response-calibrated).
+BIAS_GRID_METHODS = ("baseline", "shapenet", "mlfit", "baseline_cal", "shapenet_cal")
 CRLB_PERCENTILES = (16, 84)  # the band drawn around the bound in fig_rmse_vs_noise
 
 
@@ -131,8 +133,14 @@ def _network_predict(method: str, profile: Profile, sigma: float, images: np.nda
 
 def _measure(method: str, profile: Profile, sigma: float, images: np.ndarray, psf: np.ndarray,
              scale: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """(g_hat (N, 2), flags (N,), wall seconds) of one method on ``images``."""
-    if method in NETWORKS:
+    """(g_hat (N, 2), flags (N,), wall seconds) of one method on ``images``.
+
+    A network (:data:`NETWORKS`) or an ablation experiment (``configs.ablation_names()``)
+    is the run trained at ``sigma``; anything else is a classical estimator.
+    """
+    from .configs import ablation_names
+
+    if method in NETWORKS or method in ablation_names():
         g, wall = _network_predict(method, profile, sigma, images)
         return g, np.zeros(len(g), np.int64), wall
     res, wall = _timed_measure(_estimator(method, profile), images, psf, scale, sigma)
@@ -171,7 +179,15 @@ def run_method(method: str, profile: Profile, sigma: float) -> dict[str, Any]:
 
 
 def run_bias(method: str, profile: Profile, sigma: float) -> dict[str, Any]:
-    """m and c from the paired shear-test set at one noise level, written as JSON."""
+    """m and c from the paired shear-test set at one noise level, written as JSON.
+
+    ``<network>_cal`` methods (e.g. ``shapenet_cal``): the network's raw and
+    response-calibrated m, c (:func:`.estimators.response.run_calibrated_bias`).
+    """
+    if method.endswith("_cal"):
+        from .estimators.response import run_calibrated_bias
+
+        return run_calibrated_bias(method, profile, sigma)
     from .data import load_dataset
     from .estimators.bias import paired_shear_bias
 
@@ -184,6 +200,16 @@ def run_bias(method: str, profile: Profile, sigma: float) -> dict[str, Any]:
               "median_snr": float(np.median(snr)), "wall_s": wall, **bias}
     write_json(result_path(profile, method, sigma, kind="bias"), result)
     return result
+
+
+def bias_summary(profile: Profile, methods: list[str]) -> dict[str, Any]:
+    """m, c (and median S/N) of each method at every noise level of the grid (bias.json)."""
+    from .config import LSST_C_REQUIREMENT, LSST_M_REQUIREMENT
+
+    return {"profile": profile.name, "methods": methods,
+            "requirements": {"m": LSST_M_REQUIREMENT, "c": LSST_C_REQUIREMENT},
+            "bias": {m: {noise_tag(s): load_result(profile, m, s, "bias") for s in profile.noise_grid}
+                     for m in methods}}
 
 
 def load_result(profile: Profile, method: str, sigma: float, kind: str = "compare") -> dict[str, Any]:

@@ -116,7 +116,8 @@ def dataset_specs(profile: Profile) -> dict[str, DatasetSpec]:
     (4 stamps each). Robustness test sets of ``max(256, n_test // 4)`` objects:
     ``test_exp``, ``test_sersic``, ``test_bulge_disk`` (galaxy model), ``test_moffat``
     (Moffat PSF, FWHM 0.7"), ``test_wide_psf`` (Gaussian PSF sigma 0.30").
-    ``train_mix``: ``n_train`` objects of a uniform gauss/exp/sersic/bulge_disk mixture.
+    ``train_mix``: ``n_train // 4`` objects of a uniform gauss/exp/sersic/bulge_disk mixture
+    (a quarter: Sersic and bulge+disk stamps are slow to draw; the build must fit an hour).
     """
     base = SimConfig()
     n_rob = max(256, profile.n_test // 4)
@@ -129,7 +130,7 @@ def dataset_specs(profile: Profile) -> dict[str, DatasetSpec]:
         "test_bulge_disk": (dataclasses.replace(base, galaxy="bulge_disk"), n_rob),
         "test_moffat": (dataclasses.replace(base, psf="moffat", psf_fwhm_arcsec=0.7), n_rob),
         "test_wide_psf": (dataclasses.replace(base, psf_sigma_arcsec=0.30), n_rob),
-        "train_mix": (dataclasses.replace(base, galaxy="mix"), profile.n_train),
+        "train_mix": (dataclasses.replace(base, galaxy="mix"), max(256, profile.n_train // 4)),
     }
     return {
         name: DatasetSpec(name=name, sim=s, n_objects=int(n), stream_id=STREAM_ID[name])

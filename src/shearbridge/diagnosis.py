@@ -43,7 +43,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +53,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from .config import Profile, noise_tag
+from .diagnosis_shapenet import shapenet_feature_fn, shapenet_layers
 
 __all__ = [
     "DEFAULT_RCOND", "LAYERS", "MODES", "PARAM_NAMES", "DiagnosisSizes", "enhanced_feature_fn",
-    "galaxy_theta", "galaxy_window", "image_jacobian", "layer_fisher", "network_information",
+    "shapenet_feature_fn", "shapenet_layers", "feature_fn_for", "secondary_noise", "galaxy_theta", "galaxy_window", "image_jacobian", "layer_fisher", "network_information",
     "projected_information", "retained_fraction", "run_diagnosis", "shear_information", "window_capture",
 ]
 
@@ -221,6 +222,22 @@ def enhanced_feature_fn(model: nn.Module, w: int) -> FeatureFn:
     return features
 
 
+# --------------------------------------------------------------------------- any network
+
+
+def feature_fn_for(model: nn.Module, w: int) -> tuple[FeatureFn, tuple[str, ...]]:
+    """(feature function, analysed layers) of a supported network (EnhancedGalaxyNN or ShapeNet)."""
+    from .models.enhanced import EnhancedGalaxyNN
+    from .models.shapenet import ShapeNet
+
+    if isinstance(model, EnhancedGalaxyNN):
+        return enhanced_feature_fn(model, w), LAYERS
+    if isinstance(model, ShapeNet):  # lists from a saved model's JSON meta -> tuples (hashable)
+        model = model.clone(**{k: tuple(getattr(model, k)) for k in ("channels", "dilations", "moment_scales_px")})
+        return shapenet_feature_fn(model, w), shapenet_layers(model)
+    raise ValueError(f"no per-layer diagnosis for {type(model).__name__}; supported: EnhancedGalaxyNN, ShapeNet")
+
+
 # --------------------------------------------------------------------------- galaxies
 
 
@@ -355,16 +372,19 @@ def network_information(
     trained: Any, clean: np.ndarray, noise: np.ndarray, sigma: float, G_full: np.ndarray,
     windows: list[tuple[int, int]], w: int, *, rcond: float = DEFAULT_RCOND, progress=None,
 ) -> np.ndarray:
-    """Per-layer information (unit noise) at the noisy and the clean stamps: (2, N, L, 6, 6)."""
-    fn = enhanced_feature_fn(trained.model, w)
+    """Per-layer information (unit noise) at the noisy and the clean stamps: (2, N, L, 6, 6).
+
+    Layers as :func:`feature_fn_for` lists them for ``trained.model``.
+    """
+    fn, layers = feature_fn_for(trained.model, w)
     n = len(clean)
-    out = np.zeros((2, n, len(LAYERS), 6, 6))
+    out = np.zeros((2, n, len(layers), 6, 6))
     for i in range(n):
         r0, c0 = windows[i]
         g = G_full[i, r0 : r0 + w, c0 : c0 + w]
         for p, x in enumerate((clean[i] + sigma * noise[i], clean[i])):
             info = layer_fisher(fn, trained.params, x, g, (r0, c0), w, rcond=rcond)
-            out[p, i] = np.stack([info[k] for k in LAYERS])
+            out[p, i] = np.stack([info[k] for k in layers])
             if progress is not None:
                 progress.update(1)
     return out
@@ -388,27 +408,57 @@ def _ensemble(F_l: np.ndarray, F_img: np.ndarray, mode: str, prec: np.ndarray) -
     return (np.mean(1.0 / eff_i) / var_l.mean(axis=(0, 2))).tolist()
 
 
-def _load_models(profile: Profile) -> dict[float, Any]:
+def _load_models(profile: Profile, experiment: str = "baseline",
+                 sigmas: tuple[float, ...] | None = None) -> dict[float, Any]:
     from . import paths
     from .train import load_trained
 
     out = {}
-    for sigma in profile.noise_grid:
-        run = paths.run_dir("baseline", sigma, profile)
+    for sigma in profile.noise_grid if sigmas is None else sigmas:
+        run = paths.run_dir(experiment, sigma, profile)
         if not (run / "model.msgpack").exists():
             raise FileNotFoundError(
-                f"missing trained baseline at noise {sigma:g} ({run}); train it with: python -m "
-                f"shearbridge train --config baseline --noise {sigma:g} --profile {profile.name}")
+                f"missing trained {experiment} at noise {sigma:g} ({run}); train it with: python -m "
+                f"shearbridge train --config {experiment} --noise {sigma:g} --profile {profile.name}")
         out[sigma] = load_trained(run)
     return out
 
 
+def secondary_noise(profile: Profile) -> tuple[float, ...]:
+    """Noise levels of the per-layer information of the second and later experiments:
+    the lowest and 1e-3 (as the ablation study; the Snakefile's ``ABLATION_TAGS``)."""
+    from .ablation import ablation_sigmas
+
+    return ablation_sigmas(profile)
+
+
+def _information(F_layers: np.ndarray, F_win: np.ndarray, grid: tuple[float, ...],
+                 prior_prec: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Retained fractions (K, 2, N, L, 2) per mode and their per-tag summaries, from
+    ``F_layers`` (K noise levels, noisy/clean, N galaxies, L layers, 6, 6)."""
+    retained = {m: np.stack([retained_fraction(F_layers[k], F_win[None, :, None], m, prior_prec * s**2)
+                             for k, s in enumerate(grid)]) for m in MODES}
+    information = {
+        noise_tag(s): {pt: {m: _summ(retained[m][k, p].mean(-1)) for m in MODES}
+                       | {f"ensemble_{m}": _ensemble(F_layers[k, p], F_win, m, prior_prec * s**2) for m in MODES}
+                       for p, pt in enumerate(("noisy", "clean"))}
+        for k, s in enumerate(grid)
+    }
+    return retained, information
+
+
 def run_diagnosis(profile: Profile, out_dir: str | Path | None = None, *, progress: bool = True,
-                  sizes: DiagnosisSizes | None = None) -> dict:
+                  sizes: DiagnosisSizes | None = None, experiments: Sequence[str] = ("baseline",)) -> dict:
     """Every diagnosis of the baseline EnhancedGalaxyNN for ``profile``; writes JSON + npz.
 
-    Reads the trained models ``paths.run_dir("baseline", sigma, profile)`` of every
-    noise level and the ``test`` (and, for the probes, ``train``) datasets. Writes
+    Reads the trained models ``paths.run_dir(experiments[0], sigma, profile)`` (an
+    EnhancedGalaxyNN: the probes, saliency and sub-pixel study assume its layers) of every
+    noise level and the ``test`` (and, for the probes, ``train``) datasets. Every further
+    experiment in ``experiments`` (e.g. ``"shapenet"``) gets the per-layer Fisher
+    information only, on the same galaxies and windows, at :func:`secondary_noise`
+    (its layers from :func:`feature_fn_for`); it goes under ``"networks"`` in the JSON
+    (which repeats the first experiment's there too) and as ``<name>_F_layers``,
+    ``<name>_retained_<mode>`` in the npz. Writes
     ``diagnosis.json`` and ``diagnosis.npz`` atomically to ``out_dir`` (default
     ``paths.profile_dir(profile) / "diagnosis"``) and returns the JSON's content.
     ``sizes`` defaults to :meth:`DiagnosisSizes.for_profile`. The small dense solves are fastest with
@@ -424,7 +474,11 @@ def run_diagnosis(profile: Profile, out_dir: str | Path | None = None, *, progre
     sizes = sizes or DiagnosisSizes.for_profile(profile)
     out_dir = Path(out_dir) if out_dir is not None else paths.profile_dir(profile) / "diagnosis"
     grid, tags = tuple(profile.noise_grid), [noise_tag(s) for s in profile.noise_grid]
-    trained = _load_models(profile)
+    experiments = list(experiments)
+    if not experiments or len(set(experiments)) != len(experiments):
+        raise ValueError(f"experiments must be distinct names, at least one; got {experiments}")
+    trained = _load_models(profile, experiments[0])
+    others = {e: _load_models(profile, e, secondary_noise(profile)) for e in experiments[1:]}
     test = data.load_dataset("test", profile)
     sim, w = test.sim, sizes.window_px
     n = min(sizes.n_fisher, len(test))
@@ -438,7 +492,8 @@ def run_diagnosis(profile: Profile, out_dir: str | Path | None = None, *, progre
     labels_all = galaxy_theta(test.labels, np.arange(len(test)))
     prior_prec = np.r_[1.0 / labels_all[:, :4].var(axis=0), 0.0, 0.0]  # flux, x0, y0, size
 
-    bar = tqdm(total=len(grid) * (2 * n + 2) + 1, desc=f"diagnosis {profile.name}", disable=not progress)
+    n_points = len(grid) * (2 * n + 2) + 1 + sum(2 * n * len(t) for t in others.values())
+    bar = tqdm(total=n_points, desc=f"diagnosis {profile.name}", disable=not progress)
     t0 = time.perf_counter()
     F_layers = np.stack([network_information(trained[s], clean[:n], noise[:n], s, G_full, windows, w,
                                              progress=bar) for s in grid])  # (K, 2, N, L, 6, 6)
@@ -450,8 +505,20 @@ def run_diagnosis(profile: Profile, out_dir: str | Path | None = None, *, progre
         sens[f"{rc:.0e}"] = np.stack([info[k] for k in LAYERS])
     sens[f"{DEFAULT_RCOND:.0e}"] = F_layers[0, 0, 0]
     sens = {k: retained_fraction(v, F_win[0], "marginal").mean(-1).tolist() for k, v in sens.items()}
-    retained = {m: np.stack([retained_fraction(F_layers[k], F_win[None, :, None], m, prior_prec * s**2)
-                             for k, s in enumerate(grid)]) for m in MODES}  # (K, 2, N, L, 2)
+    retained, information = _information(F_layers, F_win, grid, prior_prec)  # retained: (K, 2, N, L, 2)
+    networks = {experiments[0]: {"layers": list(LAYERS), "noise_grid": list(grid), "noise_tags": tags,
+                                 "information": information, "timing_s": {"fisher": t_fisher}}}
+    net_arrays = {}
+    for name, models in others.items():
+        t0 = time.perf_counter()
+        sig = tuple(models)
+        F_net = np.stack([network_information(models[s], clean[:n], noise[:n], s, G_full, windows, w,
+                                              progress=bar) for s in sig])
+        ret_net, info_net = _information(F_net, F_win, sig, prior_prec)
+        networks[name] = {"layers": list(feature_fn_for(models[sig[0]].model, w)[1]), "noise_grid": list(sig),
+                          "noise_tags": [noise_tag(s) for s in sig], "information": info_net,
+                          "timing_s": {"fisher": time.perf_counter() - t0}}
+        net_arrays |= {f"{name}_F_layers": F_net, **{f"{name}_retained_{m}": v for m, v in ret_net.items()}}
     capture = [window_capture(G_full[i], windows[i], w) for i in range(n)]
 
     probes = probe.run_probes(trained, grid, profile, sizes, progress=bar)
@@ -464,17 +531,10 @@ def run_diagnosis(profile: Profile, out_dir: str | Path | None = None, *, progre
     bar.update(len(grid))
     bar.close()
 
-    points = ("noisy", "clean")
-    information = {
-        tag: {pt: {m: _summ(retained[m][k, p].mean(-1)) for m in MODES}
-              | {f"ensemble_{m}": _ensemble(F_layers[k, p], F_win, m, prior_prec * s**2) for m in MODES}
-              for p, pt in enumerate(points)}
-        for k, (tag, s) in enumerate(zip(tags, grid))
-    }
     summary = {
         "profile": profile.name, "sizes": dataclasses.asdict(sizes), "layers": list(LAYERS),
         "params": list(PARAM_NAMES), "noise_grid": list(grid), "noise_tags": tags, "rcond": DEFAULT_RCOND,
-        "rcond_sensitivity": sens, "information": information,
+        "rcond_sensitivity": sens, "information": information, "networks": networks,
         "window_capture": {m: _summ(np.array([c[m] for c in capture])) for m in ("marginal", "fixed")},
         "prior_std": dict(zip(PARAM_NAMES[:4], (1 / np.sqrt(prior_prec[:4])).tolist())),
         "probes": probes["summary"], "vision": vision["summary"], "subpixel": subpix["summary"],
@@ -492,7 +552,7 @@ def run_diagnosis(profile: Profile, out_dir: str | Path | None = None, *, progre
         "F_full": np.einsum("nijp,nijq->npq", G_full[:n], G_full[:n]),
         "noise_grid": np.asarray(grid), "layers": np.asarray(LAYERS),
         **{f"retained_{m}": v for m, v in retained.items()},
-        **probes["arrays"], **vision["arrays"], **subpix["arrays"],
+        **probes["arrays"], **vision["arrays"], **subpix["arrays"], **net_arrays,
     }
     save_npz(out_dir / "diagnosis.npz", **arrays)
     write_json(out_dir / "diagnosis.json", summary)

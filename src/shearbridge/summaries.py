@@ -99,6 +99,26 @@ def _compare(profile: Profile) -> None:
     write_json(summary_dir() / "compare.json", out)
 
 
+def _robustness(profile: Profile) -> None:
+    """RMSE/CRLB of every method on every robustness set at the bias noise levels."""
+    from .robustness import robustness_summary
+
+    write_json(summary_dir() / "robustness.json", robustness_summary(profile, _bias_tags(profile)))
+
+
+def _bias_tags(profile: Profile) -> list[str]:
+    """The lowest noise level and 1e-3 (else the highest): the Snakefile's BIAS_TAGS."""
+    tags = [noise_tag(s) for s in profile.noise_grid]
+    return [tags[0], noise_tag(1e-3) if noise_tag(1e-3) in tags else tags[-1]]
+
+
+def _bias(profile: Profile) -> None:
+    """m, c of the ML fit and the raw and calibrated networks at every noise level."""
+    from . import compare
+
+    write_json(summary_dir() / "bias.json", compare.bias_summary(profile, list(compare.BIAS_GRID_METHODS)))
+
+
 def _diagnosis(profile: Profile) -> None:
     """Copy the profile's layer-by-layer diagnosis (``diagnose`` rule) into the summaries."""
     import shutil
@@ -111,12 +131,56 @@ def _diagnosis(profile: Profile) -> None:
             shutil.copyfile(src / name, tmp)
 
 
+def _timing(profile: Profile) -> None:
+    """Copy the profile's timing study (``timing`` rule) into the summaries."""
+    from .timing import timing_path
+
+    src = timing_path(profile)
+    if not src.exists():
+        raise FileNotFoundError(f"missing {src}: run `python -m shearbridge timing --profile {profile.name}`")
+    write_json(summary_dir() / "timing.json", read_json(src))
+
+
+LEARNING_EXPERIMENTS = ("baseline", "shapenet")
+
+
+def _learning(profile: Profile) -> None:
+    """Learning curves of the headline networks at the noise levels the Snakefile evaluated."""
+    from .learning import learning_path, matched_compute
+
+    out: dict[str, Any] = {"profile": profile.name, "curves": {}, "matched": {}}
+    for sigma in profile.noise_grid:
+        tag = noise_tag(sigma)
+        files = {e: learning_path(profile, e, sigma) for e in LEARNING_EXPERIMENTS}
+        if not all(f.exists() for f in files.values()):
+            continue
+        curves = {e: read_json(f) for e, f in files.items()}
+        out["curves"][tag] = curves
+        out["matched"][tag] = matched_compute(curves)
+    if not out["curves"]:
+        raise FileNotFoundError("no learning curves found: run `python -m shearbridge learning ...` first")
+    write_json(summary_dir() / "learning.json", out)
+
+
+def _ablation(profile: Profile) -> None:
+    """The ablation ladder and removals against the full-budget networks (:mod:`shearbridge.ablation`)."""
+    from .ablation import write_ablation_summary
+
+    write_ablation_summary(profile)
+
+
 SUMMARIES: dict[str, Callable[[Profile], None]] = {
+    "ablation": _ablation,
     "diagnosis": _diagnosis,
     "compare": _compare,
+    "robustness": _robustness,
+    "bias": _bias,
+    "timing": _timing,
     "stamps": _stamps,
     "translation": _translation,
     "baseline": _experiment("baseline"),
+    "shapenet": _experiment("shapenet"),
+    "learning": _learning,
 }
 
 

@@ -11,7 +11,8 @@ predictions and gradients equal to float32 round-off).
 Variants (``--variants``, comma-separated, or ``all``; default
 ``flax,flax-noynnconv,flax-rspool``):
 
-* ``flax``: EnhancedGalaxyNN as written (nn.Conv + nn.avg_pool), default XLA.
+* ``flax``: ``shearbridge.models.EnhancedGalaxyNN``, default XLA (its pooling is
+  ``fastconv.avg_pool2`` since the speed-up was integrated; before, ``nn.avg_pool``).
 * ``flax-noynnconv``: the same, compiled without YNNPACK convolutions (Eigen's).
 * ``flax-ynndotonly``: the same, YNNPACK for matmuls only (no YNN reduce fusions).
 * ``flax-noynn``: the same, no YNNPACK at all (Eigen convolutions and matmuls).

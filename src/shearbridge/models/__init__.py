@@ -52,6 +52,7 @@ MODEL_FILE = "model.msgpack"
 # name -> "module path:attribute" (relative to this package), imported on first use
 _BUILTIN: dict[str, str] = {
     "enhanced": ".enhanced:EnhancedGalaxyNN",
+    "shapenet": ".shapenet:ShapeNet",
 }
 _REGISTERED: dict[str, Callable[..., nn.Module]] = {}
 

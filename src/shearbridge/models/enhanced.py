@@ -25,6 +25,11 @@ dropped, a detail ShearNet's own code comments get wrong, "27x27"), 26 -> 13.
 No normalisation layers, no dropout. Initialisers are Flax's defaults (LeCun
 normal kernels, zero biases), as in ShearNet.
 
+The pooling is computed as a reshape-mean (:func:`shearbridge.fastconv.avg_pool2`),
+which gives the same values as ``nn.avg_pool(y, (2, 2), strides=(2, 2),
+padding="VALID")`` (bit-identical in our checks) and a cheaper gradient: training
+steps are ~1.2x faster on CPU, forward-only passes ~5 % slower.
+
 The input is the raw stamp in image units (ShearNet feeds un-normalised
 pixels); outputs are whatever the training targets are (standardised labels
 when the trainer standardises them, see :mod:`shearbridge.train`).
@@ -35,6 +40,8 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from ..fastconv import avg_pool2
 
 __all__ = ["EnhancedGalaxyNN", "FEATURE_NAMES"]
 
@@ -92,10 +99,10 @@ class EnhancedGalaxyNN(nn.Module):
         f: dict[str, jax.Array] = {}
         f["conv1"] = nn.Conv(16, (3, 3), padding="SAME", name="conv1")(x)
         f["relu1"] = nn.relu(f["conv1"])
-        f["pool1"] = nn.avg_pool(f["relu1"], (2, 2), strides=(2, 2), padding="VALID")
+        f["pool1"] = avg_pool2(f["relu1"])
         f["conv2"] = nn.Conv(32, (3, 3), padding="SAME", name="conv2")(f["pool1"])
         f["relu2"] = nn.relu(f["conv2"])
-        f["pool2"] = nn.avg_pool(f["relu2"], (2, 2), strides=(2, 2), padding="VALID")
+        f["pool2"] = avg_pool2(f["relu2"])
         f["flatten"] = jnp.reshape(f["pool2"], (f["pool2"].shape[0], -1))
         f["dense1"] = nn.Dense(128, name="dense1")(f["flatten"])
         f["relu3"] = nn.relu(f["dense1"])

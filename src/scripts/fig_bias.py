@@ -1,0 +1,48 @@
+"""Figure: multiplicative and additive shear bias against median S/N, with the LSST requirement.
+
+Reads ``src/data/summary/bias.json`` (paired shear test at every noise level).
+Panels: m1, m2 (top), c1, c2 (bottom); symmetric-log y axes whose linear range is
+the LSST requirement (grey band). ``_cal``: networks calibrated by their
+finite-difference metacal response. Run on its own: ``python src/scripts/fig_bias.py``.
+"""
+
+import numpy as np
+
+from shearbridge import plotting
+from shearbridge.summaries import load_summary_json
+
+LABEL = {"baseline": "EnhancedGalaxyNN", "shapenet": "ShapeNet", "mlfit": "ML fit (JAX)",
+         "baseline_cal": "EnhancedGalaxyNN, calibrated", "shapenet_cal": "ShapeNet, calibrated"}
+
+
+def main() -> None:
+    plotting.use_style()
+    import matplotlib.pyplot as plt
+
+    s = load_summary_json("bias")
+    req = s["requirements"]
+    fig, axes = plt.subplots(2, 2, figsize=(plotting.COLUMN_WIDTH_IN, 3.3), sharex=True)
+    for (m, per), style in zip(s["bias"].items(), plotting.series_styles()):
+        rs = sorted(per.values(), key=lambda r: r["median_snr"])
+        snr = np.array([r["median_snr"] for r in rs])
+        for ax, key in zip(axes.ravel(), ("m1", "m2", "c1", "c2")):
+            ax.errorbar(snr, [r[key] for r in rs], [r[f"{key}_err"] for r in rs], color=style["color"],
+                        ls=style["linestyle"], marker=style["marker"], lw=0.8,
+                        mfc="white" if m.endswith("_cal") else None, label=LABEL.get(m, m))
+    for ax, key in zip(axes.ravel(), ("m1", "m2", "c1", "c2")):
+        r = req[key[0]]
+        ax.axhspan(-r, r, color="0.85", lw=0, zorder=0)
+        ax.axhline(0, color="0.4", lw=0.5)
+        ax.set_xscale("log")
+        ax.set_yscale("symlog", linthresh=r, linscale=0.6)
+        ax.set_ylabel(f"${key[0]}_{key[1]}$")
+    for ax in axes[1]:
+        ax.set_xlabel("median S/N")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, 1.08))
+    fig.tight_layout(w_pad=0.3, h_pad=0.3)
+    plotting.save(fig, "fig_bias")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Figure: RMSE/CRLB of the baseline and ShapeNet against the training compute they were given.
+
+Reads ``src/data/summary/learning.json`` (every per-epoch snapshot evaluated on
+the comparison set). One panel per noise level; the bottom axis is training
+FLOPs, the top one the equivalent sample-steps of the baseline. The dotted
+vertical line marks the largest budget both networks reached (the matched
+comparison). Run on its own: ``python src/scripts/fig_learning_curves.py``.
+"""
+
+import numpy as np
+
+from shearbridge import plotting
+from shearbridge.summaries import load_summary_json
+
+LABEL = {"baseline": "EnhancedGalaxyNN", "shapenet": "ShapeNet"}
+
+
+def main() -> None:
+    plotting.use_style()
+    import matplotlib.pyplot as plt
+
+    s = load_summary_json("learning")
+    tags = sorted(s["curves"], key=float)
+    fig, axes = plt.subplots(1, len(tags), figsize=(plotting.COLUMN_WIDTH_IN, 2.3), sharey=True,
+                             squeeze=False)
+    for ax, tag in zip(axes[0], tags):
+        for (name, c), style in zip(sorted(s["curves"][tag].items()), plotting.series_styles()):
+            pts = c["points"]
+            x = np.array([p["train_flops"] for p in pts])
+            ax.errorbar(x, [p["ratio"] for p in pts], [p["ratio_err"] for p in pts], color=style["color"],
+                        ls=style["linestyle"], marker=style["marker"], ms=3, label=LABEL.get(name, name))
+        ax.axvline(s["matched"][tag]["train_flops"], color="0.5", ls=":", lw=1)
+        ax.axhline(1, color="0.4", ls="--", lw=1)
+        exp = round(np.log10(float(tag)))
+        ax.set(xscale="log", yscale="log", xlabel="training FLOPs",
+               title=rf"$\sigma_n = 10^{{{exp}}}$")
+    axes[0][0].set_ylabel(r"RMSE / $\sigma_{\rm CRLB}$")
+    axes[0][0].legend(fontsize=6, loc="upper right")
+    fig.tight_layout(w_pad=0.3)
+    plotting.save(fig, "fig_learning_curves")
+
+
+if __name__ == "__main__":
+    main()

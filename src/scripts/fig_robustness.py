@@ -1,0 +1,53 @@
+"""Figure: RMSE(g) over the per-galaxy Cramer-Rao bound on each robustness set, per method.
+
+Reads ``src/data/summary/robustness.json``. One panel per noise level; the
+in-distribution ``test`` set is the first column. Run on its own:
+``python src/scripts/fig_robustness.py``.
+"""
+
+import math
+
+import numpy as np
+
+from shearbridge import plotting
+from shearbridge.summaries import load_summary_json
+
+LABEL = {"baseline": "EnhancedGalaxyNN", "shapenet": "ShapeNet", "shapenet_mix": "ShapeNet (mixture)",
+         "mlfit": "ML fit (Gauss)", "hsm_regauss": "HSM REGAUSS"}
+SET = {"test": "in-dist.", "test_exp": "exp", "test_sersic": "S\u00e9rsic", "test_bulge_disk": "bulge+disk",
+       "test_moffat": "Moffat PSF", "test_wide_psf": "wide PSF"}
+
+
+def main() -> None:
+    plotting.use_style()
+    import matplotlib.pyplot as plt
+
+    s = load_summary_json("robustness")
+    tags = sorted(s["noise"], key=lambda t: s["noise"][t]["noise_sigma"])
+    sets, methods = s["datasets"], s["methods"]
+    fig, axes = plt.subplots(len(tags), 1, figsize=(plotting.COLUMN_WIDTH_IN, 1.7 * len(tags) + 0.5),
+                             sharex=True, squeeze=False)
+    x = np.arange(len(sets))
+    width = 0.6 / max(1, len(methods) - 1)
+    for ax, tag in zip(axes[:, 0], tags):
+        per = s["noise"][tag]["methods"]
+        for i, (m, style) in enumerate(zip(methods, plotting.series_styles())):
+            rows = [per[m]["results"][d] for d in sets]
+            ax.errorbar(x - 0.3 + i * width, [r["ratio"] for r in rows], [r["ratio_err"] for r in rows],
+                        color=style["color"], marker=style["marker"], ls="none", mfc="white" if i % 2 else None,
+                        label=LABEL.get(m, m))
+        ax.axhline(1, color="0.4", ls="--", lw=0.8)
+        ax.axvline(0.5, color="0.7", lw=0.5)
+        ax.set_yscale("log")
+        ax.set_ylabel(r"RMSE / $\sigma_{\rm CRLB}$")
+        exp = round(math.log10(s["noise"][tag]["noise_sigma"]))
+        ax.text(0.02, 0.93, rf"$\sigma_n = 10^{{{exp}}}$", transform=ax.transAxes, va="top", fontsize=7)
+    axes[-1, 0].set_xticks(x, [SET.get(d, d) for d in sets], rotation=30, ha="right")
+    axes[-1, 0].tick_params(axis="x", which="minor", bottom=False, top=False)
+    axes[0, 0].legend(fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, 1.42))
+    fig.tight_layout(h_pad=0.3)
+    plotting.save(fig, "fig_robustness")
+
+
+if __name__ == "__main__":
+    main()

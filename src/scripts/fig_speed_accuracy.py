@@ -1,0 +1,51 @@
+"""Figure: speed against accuracy, one point per method, at low and at high pixel noise.
+
+x: galaxies per second (``src/data/summary/timing.json``: all methods timed side
+by side in one process; error bar: error of the median over rounds). y: RMSE(g)
+over the RMS per-galaxy Cramer-Rao bound (``src/data/summary/compare.json``;
+bootstrap error). Up-left is slow and imprecise, down-right fast and at the bound:
+the lower-right envelope of the points is the Pareto front. A method missing
+from the comparison is left out (and said so on stdout).
+Run on its own: ``python src/scripts/fig_speed_accuracy.py``.
+"""
+
+import math
+
+from shearbridge import plotting
+from shearbridge.summaries import load_summary_json
+
+LABEL = {"baseline": "EnhancedGalaxyNN", "mlfit": "ML fit (JAX)", "hsm_regauss": "HSM REGAUSS",
+         "hsm_ksb": "HSM KSB", "ngmix": "ngmix ML fit"}
+
+
+def main() -> None:
+    plotting.use_style()
+    import matplotlib.pyplot as plt
+
+    timing, comp = load_summary_json("timing"), load_summary_json("compare")["compare"]
+    tags = sorted(timing["speed"], key=lambda tag: float(tag))
+    fig, axes = plt.subplots(1, len(tags), figsize=(plotting.COLUMN_WIDTH_IN, 2.0), sharey=True,
+                             squeeze=False)
+    styles = dict(zip(timing["methods"], plotting.series_styles()))
+    for ax, tag in zip(axes[0], tags):
+        for m in timing["methods"]:
+            r = timing["speed"][tag][m]
+            acc = comp.get(m, {}).get(tag)
+            if acc is None:
+                print(f"fig_speed_accuracy: no RMSE/CRLB of {m} at {tag}; left out")
+                continue
+            st = styles[m]
+            ax.errorbar(r["median"], acc["ratio"], xerr=r["err"], yerr=acc["ratio_err"], ls="none",
+                        marker=st["marker"], color=st["color"], ms=4, label=LABEL.get(m, m))
+        ax.axhline(1, color="0.4", ls="--", lw=0.8)
+        ax.set(xscale="log", yscale="log", xlabel="galaxies / s",
+               title=rf"$\sigma_n = 10^{{{round(math.log10(float(tag)))}}}$")
+    axes[0][0].set_ylabel(r"RMSE / $\sigma_{\rm CRLB}$")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=3, fontsize=6, bbox_to_anchor=(0.5, 1.13))
+    fig.tight_layout(w_pad=0.3)
+    plotting.save(fig, "fig_speed_accuracy")
+
+
+if __name__ == "__main__":
+    main()

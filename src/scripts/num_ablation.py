@@ -1,0 +1,41 @@
+"""Numbers: what the ablation ladder buys (total factor, the most useful step), and its budget
+(epochs, and their fraction of the full budget in words).
+
+Reads ``src/data/summary/ablation.json`` (``python -m shearbridge summarize ablation``).
+Run on its own: ``python src/scripts/num_ablation.py``.
+"""
+
+from shearbridge.outputs import fmt_pm, write_variable
+from shearbridge.summaries import load_summary_json
+
+
+WORDS = {1: "all", 2: "half", 3: "a third", 4: "a quarter", 5: "a fifth", 6: "a sixth", 7: "a seventh",
+         8: "an eighth", 9: "a ninth", 10: "a tenth", 20: "a twentieth"}
+
+
+def fraction_words(epochs: int, full: int) -> str:
+    """``epochs / full`` as running text: ``'a tenth'`` where it is one over a small integer."""
+    if epochs > 0 and full % epochs == 0 and full // epochs in WORDS:
+        return WORDS[full // epochs]
+    return f"${epochs}/{full}$"
+
+
+def step_name(label: str) -> str:
+    """A ladder label as running text: ``'+ residual read-out (final)'`` -> ``'residual read-out'``."""
+    return label.removeprefix("+ ").removesuffix(" (final)").strip()
+
+
+def main() -> None:
+    s = load_summary_json("ablation")
+    for tag in s["noise_tags"]:
+        total = s["total"][tag]
+        write_variable(f"ablation_gain_{tag}", fmt_pm(total["factor"], total["factor_err"]))
+        best = max(s["steps"][tag], key=lambda st: st["factor"])
+        write_variable(f"ablation_best_step_{tag}", step_name(best["label"]))
+        write_variable(f"ablation_best_factor_{tag}", fmt_pm(best["factor"], best["factor_err"]))
+    write_variable("ablation_epochs", f"${s['epochs_ablation']}$")
+    write_variable("ablation_fraction", fraction_words(s["epochs_ablation"], s["epochs_full"]))
+
+
+if __name__ == "__main__":
+    main()

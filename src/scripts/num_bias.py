@@ -1,0 +1,36 @@
+"""Numbers: m1, m2, c1, c2 (jackknife errors) of the networks, raw and response-calibrated.
+
+Reads ``src/data/summary/bias.json``; writes ``bias_<method>_<k>_<tag>`` for
+``shapenet``, ``baseline``, ``shapenet_cal``, ``baseline_cal`` and k in m1, m2, c1, c2 at
+the lowest noise level and at 1e-3 (else the highest), ``bias_R_<network>_<tag>``
+(mean diagonal response with its error) and ``bias_n_response`` (stamps used for the
+response). Run on its own: ``python src/scripts/num_bias.py``.
+"""
+
+import math
+
+from shearbridge.config import noise_tag
+from shearbridge.outputs import fmt_pm, write_variable
+from shearbridge.summaries import load_summary_json
+
+
+def main() -> None:
+    s = load_summary_json("bias")
+    tags = sorted(s["bias"]["shapenet"], key=lambda t: float(t))
+    chosen = [tags[0], noise_tag(1e-3) if noise_tag(1e-3) in tags else tags[-1]]
+    for m in ("shapenet", "baseline", "shapenet_cal", "baseline_cal"):
+        for tag in chosen:
+            r = s["bias"][m][tag]
+            for k in ("m1", "m2", "c1", "c2"):
+                write_variable(f"bias_{m}_{k}_{tag}", fmt_pm(r[k], r[f"{k}_err"]))
+    for m in ("shapenet", "baseline"):
+        for tag in chosen:
+            r = s["bias"][f"{m}_cal"][tag]
+            R = 0.5 * (r["R"][0][0] + r["R"][1][1])
+            R_err = 0.5 * math.hypot(r["R_err"][0][0], r["R_err"][1][1])
+            write_variable(f"bias_R_{m}_{tag}", fmt_pm(R, R_err))
+    write_variable("bias_n_response", f"${s['bias']['shapenet_cal'][tags[0]]['n_response']}$")
+
+
+if __name__ == "__main__":
+    main()
