@@ -159,3 +159,10 @@ def test_data_init_solves_the_residual_readout_by_least_squares():
     np.testing.assert_allclose(pred, targets, atol=1e-4)
     assert all(np.array_equal(np.asarray(new[k]["kernel"]), np.asarray(params[k]["kernel"]))
                for k in ("conv1", "dense1"))
+
+
+def test_models_built_from_json_lists_are_hashable():
+    """Config files give lists; the model must still be hashable so its jit is cached."""
+    model = get_model("shapenet", 2, channels=[16, 32], dilations=[1, 1])
+    hash(model)
+    assert model.channels == (16, 32)

@@ -85,6 +85,8 @@ def get_model(name: str, n_outputs: int, **kwargs: Any) -> nn.Module:
         factory = getattr(importlib.import_module(module_name, __name__), attr)
     else:
         raise ConfigError(f"unknown model {name!r}; known: {model_names()}")
+    # lists (from JSON configs) become tuples: a hashable module is jitted once and reused
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
     try:
         return factory(n_outputs=n_outputs, **kwargs)
     except TypeError as exc:
