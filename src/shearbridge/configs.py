@@ -263,11 +263,11 @@ ABLATION_LADDER: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("abl_4_moments", "+ adaptive-moment features", {"moments": True}),
     ("abl_5_residual", "+ residual read-out (final)", {"residual": True}),
 )
+# (removing the residual read-out from the final model gives abl_4_moments: not repeated)
 ABLATION_REMOVALS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("abl_no_gelu", "final - GELU (ReLU)", {"activation": "relu"}),
     ("abl_no_momenthead", "final - moment head (dense head)", {"head": "dense", "head_layers": 1}),
     ("abl_no_inputnorm", "final - flux normalisation", {"input_norm": False}),
-    ("abl_no_residual", "final - residual read-out", {"residual": False}),
     ("abl_plus_blurpool", "final + BlurPool (anti-aliased)", {"pool": "blur"}),
     ("abl_plus_attention", "final + channel attention", {"attention": True}),
 )
