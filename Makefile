@@ -18,6 +18,10 @@ export PATH := $(CURDIR)/tools/offline/bin:$(VENV)/bin:$(PATH)
 export MPLBACKEND := Agg
 # showyourwork keeps a per-user cache; keep it inside the repository.
 export XDG_CACHE_HOME ?= $(CURDIR)/.make/cache
+# JAX's persistent compilation cache: the same network at another noise level, and every
+# evaluation of a trained run, loads its executables instead of compiling them again
+# (measured: 18 of 71 CPU seconds of an ablation training). Same executables, same numbers.
+export JAX_COMPILATION_CACHE_DIR ?= $(XDG_CACHE_HOME)/shearbridge-jax
 
 .PHONY: all build deps test bench bench-baseline clean clean-data help
 
@@ -64,8 +68,9 @@ bench-baseline: deps ## (re-)record the stored benchmark baseline (.benchmarks/b
 	rm -rf .benchmarks/baseline
 	env $(BENCH_ENV) $(VENV)/bin/python -m pytest $(BENCH_ARGS) --benchmark-save=baseline
 
-clean: ## remove showyourwork temporaries, figures and numbers (keeps src/data)
+clean: ## remove showyourwork temporaries, figures, numbers and the JAX compilation cache (keeps src/data)
 	-showyourwork clean
+	rm -rf $(JAX_COMPILATION_CACHE_DIR)
 
 clean-data: ## remove the cached data of PROFILE
 	rm -rf src/data/$(PROFILE)

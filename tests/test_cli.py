@@ -164,3 +164,19 @@ def test_python_dash_m_entry_point(tmp_path):
         timeout=120,
     )
     assert bad.returncode == 2 and bad.stderr.startswith("error: unknown experiment")
+
+
+def test_robustness_runs_every_named_set_in_one_process(capsys, monkeypatch):
+    from shearbridge import robustness
+
+    calls = []
+
+    def fake(method, dataset, profile, sigma):
+        calls.append((method, dataset, profile.name, sigma))
+        return {"dataset": dataset}
+
+    monkeypatch.setattr(robustness, "run_robustness", fake)
+    assert main(["robustness", "--method", "hsm_regauss", "--dataset", "test", "test_exp",
+                 "--noise", "1e-3", "--profile", "quick"]) == 0
+    assert calls == [("hsm_regauss", "test", "quick", 1e-3), ("hsm_regauss", "test_exp", "quick", 1e-3)]
+    assert capsys.readouterr().out.count('"dataset"') == 2

@@ -79,13 +79,18 @@ CASES = [  # (kernel, padding, c_in, c_out, strides)
 ]
 
 
-@pytest.mark.parametrize("k,padding,cin,cout,strides", CASES)
-def test_patchconv_matches_nn_conv_exactly_on_dyadic_inputs(k, padding, cin, cout, strides):
-    x = _dyadic(1, (2, 11, 10, cin))
+def _conv_pair(k, padding, cin, cout, strides, draw, seeds, x_shape):
+    """PatchConv and nn.Conv of one geometry, shared parameters, an input and the output shape."""
+    x = draw(seeds[0], (*x_shape, cin))
     ref = nn.Conv(cout, (k, k), strides=strides, padding=padding)
     pc = fc.PatchConv(cout, (k, k), strides=strides, padding=padding)
-    params = {"params": {"kernel": _dyadic(2, (k, k, cin, cout)), "bias": _dyadic(3, (cout,))}}
-    y_shape = jax.eval_shape(ref.apply, params, x).shape
+    params = {"params": {"kernel": draw(seeds[1], (k, k, cin, cout)), "bias": draw(seeds[2], (cout,))}}
+    return pc, ref, params, x, jax.eval_shape(ref.apply, params, x).shape
+
+
+@pytest.mark.parametrize("k,padding,cin,cout,strides", CASES)
+def test_patchconv_matches_nn_conv_exactly_on_dyadic_inputs(k, padding, cin, cout, strides):
+    pc, ref, params, x, y_shape = _conv_pair(k, padding, cin, cout, strides, _dyadic, (1, 2, 3), (2, 11, 10))
     (y_pc, d_pc), (y_ref, d_ref), inits = _both(
         pc, ref, params, params, x, _dyadic(4, y_shape), (pc, ref)
     )
@@ -98,11 +103,7 @@ def test_patchconv_matches_nn_conv_exactly_on_dyadic_inputs(k, padding, cin, cou
 
 @pytest.mark.parametrize("k,padding,cin,cout,strides", [CASES[1], CASES[3], CASES[5]])
 def test_patchconv_matches_nn_conv_to_round_off_on_gaussian_inputs(k, padding, cin, cout, strides):
-    x = _gauss(5, (2, 12, 9, cin))
-    ref = nn.Conv(cout, (k, k), strides=strides, padding=padding)
-    pc = fc.PatchConv(cout, (k, k), strides=strides, padding=padding)
-    params = {"params": {"kernel": _gauss(6, (k, k, cin, cout)), "bias": _gauss(7, (cout,))}}
-    y_shape = jax.eval_shape(ref.apply, params, x).shape
+    pc, ref, params, x, y_shape = _conv_pair(k, padding, cin, cout, strides, _gauss, (5, 6, 7), (2, 12, 9))
     g = _gauss(8, y_shape)
     (y_pc, (dp_pc, dx_pc)), (y_ref, (dp_ref, dx_ref)) = _both(pc, ref, params, params, x, g)
     # the same computation on absolute values bounds every sum's round-off (Higham)

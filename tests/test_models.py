@@ -143,3 +143,36 @@ def test_registry():
 def test_count_params_on_a_known_tree():
     tree = {"a": np.zeros((3, 4)), "b": [np.zeros(5), np.zeros((2, 2, 2))]}
     assert count_params(tree) == 12 + 5 + 8
+
+
+@pytest.mark.parametrize("name", ["enhanced", "shapenet"])
+def test_init_params_equals_eager_init(name):
+    from shearbridge.models import init_params
+
+    model = get_model(name, 2)
+    key = jax.random.PRNGKey(3)
+    eager = model.init(key, jnp.zeros((1, 21, 21), jnp.float32))["params"]
+    jitted = init_params(model, key, 21)
+    assert jax.tree.structure(eager) == jax.tree.structure(jitted)
+    for a, b in zip(jax.tree.leaves(eager), jax.tree.leaves(jitted)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+
+
+def test_map_batches_pads_trims_and_compiles_once():
+    from shearbridge.models import map_batches
+
+    traces = []
+
+    @jax.jit
+    def fn(x):
+        traces.append(x.shape)  # runs once per compilation
+        return jnp.sum(x, axis=(1, 2))
+
+    images = np.arange(7 * 3 * 3, dtype=np.float32).reshape(7, 3, 3)
+    out = map_batches(fn, images, 3)  # batches of 3, 3 and 1 (+2 zero rows)
+    np.testing.assert_array_equal(out, images.sum(axis=(1, 2)))
+    assert traces == [(3, 3, 3)]
+    with pytest.raises(ValueError, match="at least one image"):
+        map_batches(fn, images[:0], 3)
+    with pytest.raises(ValueError, match="batch_size"):
+        map_batches(fn, images, 0)

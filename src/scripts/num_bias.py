@@ -4,7 +4,7 @@ Reads ``src/data/summary/bias.json``; writes ``bias_<method>_<k>_<tag>`` for
 ``shapenet``, ``baseline``, ``shapenet_cal``, ``baseline_cal`` and k in m1, m2, c1, c2 at
 the lowest noise level and at 1e-3 (else the highest), ``bias_R_<network>_<tag>``
 (mean diagonal response with its error) and ``bias_n_response`` (stamps used for the
-response). Run on its own: ``python src/scripts/num_bias.py``.
+response), ``bias_delta`` (the response's shear step, as the runs recorded it). Run on its own: ``python src/scripts/num_bias.py``.
 """
 
 import math
@@ -30,6 +30,7 @@ def main() -> None:
             R_err = 0.5 * math.hypot(r["R_err"][0][0], r["R_err"][1][1])
             write_variable(f"bias_R_{m}_{tag}", fmt_pm(R, R_err))
     write_variable("bias_n_response", f"${s['bias']['shapenet_cal'][tags[0]]['n_response']}$")
+    write_variable("bias_delta", f"${s['bias']['shapenet_cal'][tags[0]]['delta']:g}$")
 
 
 if __name__ == "__main__":

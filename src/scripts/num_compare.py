@@ -1,13 +1,11 @@
-"""Numbers: RMSE/CRLB per method and noise level, speeds, the bias table, the hypothesis test.
+"""Numbers: RMSE/CRLB per method and noise level, the bias table, the hypothesis test.
 
 Reads ``src/data/summary/compare.json``. Run on its own: ``python src/scripts/num_compare.py``.
 """
 
 import math
 
-import numpy as np
-
-from shearbridge.outputs import fmt_num, fmt_pm, fmt_sci, write_variable
+from shearbridge.outputs import fmt_pm, fmt_sci, write_variable
 from shearbridge.compare import CRLB_PERCENTILES as PERCENTILES
 from shearbridge.summaries import load_summary_json
 
@@ -25,8 +23,6 @@ def main() -> None:
     for m, per in comp.items():
         for tag, r in per.items():
             write_variable(f"ratio_{m}_{tag}", fmt_pm(r["ratio"], r["ratio_err"]))
-        speed = float(np.median([r["galaxies_per_s"] for r in per.values()]))
-        write_variable(f"speed_{m}", f"${fmt_num(speed, 2)}$")
     tags = sorted(comp["baseline"], key=lambda t: comp["baseline"][t]["noise_sigma"])
     low = tags[0]
     unit = s["crlb_unit"]
@@ -41,8 +37,6 @@ def main() -> None:
     else:
         write_variable("ngmix_status", "ngmix (conda-forge only) was not installed on the build machine, so the "
                        "ML-fit numbers come from our JAX fitter")
-    speed = {m: np.median([r["galaxies_per_s"] for r in per.values()]) for m, per in comp.items()}
-    write_variable("speedup_baseline_vs_mlfit", f"${fmt_num(speed['baseline'] / speed['mlfit'], 2)}$")
     b, f = comp["baseline"][low], comp["mlfit"][low]
     q = b["rmse_g"] / f["rmse_g"]
     q_err = q * math.hypot(b["rmse_g_err"] / b["rmse_g"], f["rmse_g_err"] / f["rmse_g"])
@@ -50,7 +44,6 @@ def main() -> None:
 
     # the improved network against the baseline (same galaxies, same noise), per noise level
     if "shapenet" in comp:
-        write_variable("speedup_shapenet_vs_mlfit", f"${fmt_num(speed['shapenet'] / speed['mlfit'], 2)}$")
         within = 0
         for tag in tags:
             b, n = comp["baseline"][tag], comp["shapenet"][tag]

@@ -65,12 +65,12 @@ def forward_flops(experiment: str, profile: Profile, stamp_size_px: int) -> floa
     import jax
     import jax.numpy as jnp
 
-    from .models import get_model
+    from .models import get_model, init_params
 
     exp = get_experiment(experiment, profile, profile.noise_grid[0])
     model = get_model(exp.train.model, exp.train.n_outputs, **exp.train.model_kwargs)
     x = jnp.zeros((1, stamp_size_px, stamp_size_px), jnp.float32)
-    params = model.init(jax.random.key(0), x)["params"]
+    params = init_params(model, jax.random.key(0), stamp_size_px)
     compiled = jax.jit(lambda p, im: model.apply({"params": p}, im)).lower(params, x).compile()
     cost = compiled.cost_analysis()
     if isinstance(cost, (list, tuple)):  # older jax: one dict per device

@@ -110,10 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="a robustness set: finite-difference GalSim bound of its first "
                    "galaxies (shearbridge.robustness) instead of the autodiff bound of the test set")
 
-    p = sub.add_parser("robustness", help="RMSE/CRLB of one method on one robustness set at one noise level")
+    p = sub.add_parser("robustness", help="RMSE/CRLB of one method on robustness sets at one noise level")
     p.add_argument("--method", required=True, help="baseline, shapenet, shapenet_mix, mlfit or hsm_regauss")
-    p.add_argument("--dataset", required=True, help="test, test_exp, test_sersic, test_bulge_disk, "
-                   "test_moffat or test_wide_psf")
+    p.add_argument("--dataset", required=True, nargs="+", help="one or more of test, test_exp, test_sersic, "
+                   "test_bulge_disk, test_moffat, test_wide_psf (one process: compiled once)")
     p.add_argument("--noise", required=True, type=float, help="pixel noise sigma (image units)")
     add_profile(p)
 
@@ -213,8 +213,10 @@ def _crlb(args: argparse.Namespace) -> None:
 def _robustness(args: argparse.Namespace) -> None:
     from .robustness import run_robustness
 
-    result = run_robustness(args.method, args.dataset, _profile(args), args.noise)
-    print(json.dumps(result, indent=2, sort_keys=True, default=str))
+    profile = _profile(args)
+    for dataset in args.dataset:
+        result = run_robustness(args.method, dataset, profile, args.noise)
+        print(json.dumps(result, indent=2, sort_keys=True, default=str))
 
 
 def _compare(args: argparse.Namespace) -> None:

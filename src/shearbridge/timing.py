@@ -137,7 +137,7 @@ def _network(name: str, profile: Profile, sigma: float, stamp_px: int) -> dict[s
     import jax.numpy as jnp
 
     from .configs import get_experiment
-    from .models import MODEL_FILE, get_model, load_trained
+    from .models import MODEL_FILE, get_model, init_params, load_trained
 
     exp = get_experiment(name, profile, sigma)
     tc = exp.train
@@ -147,8 +147,7 @@ def _network(name: str, profile: Profile, sigma: float, stamp_px: int) -> dict[s
         return {"exp": exp, "model": t.model, "params": t.params, "mean": t.label_mean,
                 "std": t.label_std, "trained": True}
     model = get_model(tc.model, tc.n_outputs, **dict(tc.model_kwargs))
-    x0 = jnp.zeros((1, stamp_px, stamp_px), jnp.float32)
-    params = model.init(jax.random.PRNGKey(tc.seed), x0)["params"]
+    params = init_params(model, jax.random.PRNGKey(tc.seed), stamp_px)
     return {"exp": exp, "model": model, "params": params, "mean": None, "std": None,
             "trained": False}
 

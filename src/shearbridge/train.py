@@ -54,6 +54,7 @@ from .models import (
     check_images,
     count_params,
     get_model,
+    init_params,
     load_trained,
     predict,
     save_model,
@@ -300,7 +301,7 @@ def train_and_evaluate(
     tx, schedule = make_optimizer(tc, steps, epochs)
     key = jax.random.PRNGKey(tc.seed)
     init_key, shuffle_key = jax.random.split(key)
-    params = model.init(init_key, jnp.zeros((1, *images_np.shape[1:]), jnp.float32))["params"]
+    params = init_params(model, init_key, images_np.shape[1])
     if hasattr(model, "data_init"):  # e.g. ShapeNet's least-squares residual read-out
         std_targets = (targets_np[tr_idx] - mean) / std
         params = model.data_init(params, images_np[tr_idx], std_targets[:, : tc.n_outputs])

@@ -34,7 +34,7 @@ import numpy as np
 from .bias import jackknife, paired_shear_bias
 from .metacal import Metacal
 
-__all__ = ["SHEARED_TYPES", "N_RESPONSE_STAMPS", "ResponseResult", "sheared_images",
+__all__ = ["SHEARED_TYPES", "N_RESPONSE_STAMPS", "RESPONSE_DELTA", "ResponseResult", "sheared_images",
            "response_from_estimates", "finite_difference_response", "calibrate",
            "calibrated_network_names", "run_calibrated_bias"]
 
@@ -43,6 +43,8 @@ SHEARED_TYPES = ("1p", "1m", "2p", "2m")
 #: At most this many shear-test stamps (whole galaxies of 4) get sheared images: metacal
 #: images cost ~40 ms per stamp and type set (~80 ms with fix_noise) on one busy core.
 N_RESPONSE_STAMPS = 256
+#: Reduced-shear step of the finite-difference response (metacal's value).
+RESPONSE_DELTA = 0.01
 
 
 @dataclass
@@ -60,7 +62,7 @@ class ResponseResult:
 
 
 def sheared_images(stamps: np.ndarray, psf_image: np.ndarray, pixel_scale_arcsec: float,
-                   noise_sigma: float, *, delta: float = 0.01, fix_noise: bool = True,
+                   noise_sigma: float, *, delta: float = RESPONSE_DELTA, fix_noise: bool = True,
                    seed: int | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Metacal image sets ``noshear, 1p, 1m, 2p, 2m`` (each (N, S, S)) and the
     reconvolution PSF image (S, S); ``delta`` is the reduced-shear step, ``noise_sigma``
@@ -100,7 +102,7 @@ def response_from_estimates(g: dict[str, np.ndarray], delta: float,
 
 def finite_difference_response(predict: Callable[[np.ndarray], np.ndarray], stamps: np.ndarray,
                                psf_image: np.ndarray, pixel_scale_arcsec: float, noise_sigma: float,
-                               *, delta: float = 0.01, fix_noise: bool = True, seed: int | None = None,
+                               *, delta: float = RESPONSE_DELTA, fix_noise: bool = True, seed: int | None = None,
                                n_blocks: int = 50) -> ResponseResult:
     """Shear response of ``predict`` (stamps (N, S, S) -> reduced shear (N, 2)).
 
@@ -113,7 +115,7 @@ def finite_difference_response(predict: Callable[[np.ndarray], np.ndarray], stam
     pixel_scale_arcsec, noise_sigma
         Pixel scale (arcsec/pixel) and pixel noise sigma of ``stamps`` (image units).
     delta : float
-        Reduced-shear step (0.01, as metacal).
+        Reduced-shear step (:data:`RESPONSE_DELTA`, as metacal).
     fix_noise, seed
         Metacal's correlated-noise fix and the seed of its noise images.
     """
@@ -174,7 +176,7 @@ def run_calibrated_bias(method: str, profile: Any, sigma: float,
     n_resp = int(min(len(images), max(4, n_response)) // 4 * 4)
     seed = int(np.random.SeedSequence([profile.seed, 0x5E5, round(-math.log10(sigma) * 100)])
                .generate_state(1)[0])
-    resp = finite_difference_response(predict, images[:n_resp], psf, scale, sigma, delta=0.01,
+    resp = finite_difference_response(predict, images[:n_resp], psf, scale, sigma, delta=RESPONSE_DELTA,
                                       fix_noise=True, seed=seed)
     cal = paired_shear_bias(calibrate(g_raw, resp.R), ds.labels, n_blocks=50)
     for k in (0, 1):
