@@ -212,11 +212,29 @@ rule compare:
         "{PY} -m shearbridge compare --method {wildcards.method} --noise {params.sigma} --profile {params.profile}"
 
 
+rule response_images:
+    """Metacal images of the first shear-test stamps: every calibrated network (``*_cal``) at this
+    noise level measures its response on them (GalSim, the costly part: made once)."""
+    input:
+        f"{D}/datasets/shear/manifest.json",
+    output:
+        f"{D}/response/sheared_noise{{tag}}.npz",
+    benchmark:
+        f"{D}/benchmarks/response-images-{{tag}}.tsv"
+    params:
+        profile=PROFILE,
+        sigma=lambda w: NOISE[w.tag],
+    threads: 1
+    shell:
+        "{PY} -m shearbridge response-images --noise {params.sigma} --profile {params.profile}"
+
+
 rule bias:
     """m and c of one method on the paired shear-test set at one noise level."""
     input:
         f"{D}/datasets/shear/manifest.json",
         network_inputs,
+        lambda w: [f"{D}/response/sheared_noise{w.tag}.npz"] if w.method.endswith("_cal") else [],
     output:
         f"{D}/results/bias/{{method}}/noise{{tag}}.json",
     benchmark:

@@ -128,3 +128,42 @@ def test_bad_input_raises_one_clear_error():
     with pytest.raises(ValueError, match="step"):
         finite_difference_response(lambda x: x, np.zeros((2, 53, 53)), np.ones((53, 53)), 0.141, 1e-5,
                                    delta=0.5, fix_noise=False)
+
+
+def test_precomputed_sheared_images_give_the_same_response(gaussians):
+    from shearbridge.estimators.response import sheared_images
+
+    _, stamps, psf = gaussians
+    kw = dict(delta=DELTA, fix_noise=False)
+    sets, _ = sheared_images(stamps, psf, SIM.pixel_scale_arcsec, 1e-6, **kw)
+    predict = moments_g(DILATED_PSF_PX)
+    made = finite_difference_response(predict, stamps, psf, SIM.pixel_scale_arcsec, 1e-6, **kw)
+    given = finite_difference_response(predict, stamps, psf, SIM.pixel_scale_arcsec, 1e-6, **kw, sets=sets)
+    np.testing.assert_array_equal(made.R, given.R)
+    with pytest.raises(ValueError, match="not one per stamp"):
+        finite_difference_response(predict, stamps, psf, SIM.pixel_scale_arcsec, 1e-6, **kw,
+                                   sets={t: v[:3] for t, v in sets.items()})
+
+
+def test_response_images_are_made_once_and_reused(tmp_path, monkeypatch):
+    from shearbridge.config import Profile
+    from shearbridge.data import generate_dataset
+    from shearbridge.estimators import response as resp
+
+    monkeypatch.setenv("SHEARBRIDGE_DATA", str(tmp_path))
+    profile = Profile(name="tiny", noise_grid=(1e-4,), n_train=64, n_test=64, n_crlb=8, n_shear_pairs=4)
+    generate_dataset("shear", profile, workers=1, progress=False)
+    sets, seed = resp.response_images(profile, 1e-4, n_response=10)  # rounded to 8 (whole galaxies)
+    assert resp.response_images_path(profile, 1e-4).exists()
+    assert all(v.shape == (8, 53, 53) and v.dtype == np.float32 for v in sets.values())
+
+    def no_remake(*args, **kwargs):
+        raise AssertionError("the kept images should have been used")
+
+    monkeypatch.setattr(resp, "sheared_images", no_remake)
+    again, seed2 = resp.response_images(profile, 1e-4, n_response=8)
+    assert seed2 == seed
+    for t in SHEARED_TYPES:
+        np.testing.assert_array_equal(again[t], sets[t])
+    with pytest.raises(AssertionError, match="kept images"):  # another stamp count: remade
+        resp.response_images(profile, 1e-4, n_response=4)

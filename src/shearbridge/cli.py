@@ -125,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--noise", required=True, type=float, help="pixel noise sigma (image units)")
         add_profile(p)
 
+    p = sub.add_parser("response-images", help="the metacal images every calibrated network's response "
+                       "is measured on, at one noise level (made once, shared)")
+    p.add_argument("--noise", required=True, type=float, help="pixel noise sigma (image units)")
+    add_profile(p)
+
     p = sub.add_parser("learning", help="RMSE/CRLB of every snapshot of a run against training compute")
     p.add_argument("--config", required=True, help="experiment name (trained with save_every > 0)")
     p.add_argument("--noise", required=True, type=float, help="pixel noise sigma (image units)")
@@ -227,6 +232,15 @@ def _compare(args: argparse.Namespace) -> None:
     print(json.dumps(result, indent=2, sort_keys=True, default=str))
 
 
+def _response_images(args: argparse.Namespace) -> None:
+    from .estimators.response import response_images, response_images_path
+
+    profile = _profile(args)
+    sets, seed = response_images(profile, args.noise)
+    print(json.dumps({"path": str(response_images_path(profile, args.noise)), "seed": seed,
+                      "n_stamps": len(next(iter(sets.values())))}, indent=2))
+
+
 def _learning(args: argparse.Namespace) -> None:
     from .learning import learning_curve
 
@@ -269,6 +283,7 @@ _COMMANDS = {
     "robustness": _robustness,
     "timing": _timing,
     "learning": _learning,
+    "response-images": _response_images,
     "info": _info,
 }
 FAST_ENV_COMMANDS = ("train", "timing")  # restarted with fastconv.recommended_env()

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -36,7 +37,8 @@ from .metacal import Metacal
 
 __all__ = ["SHEARED_TYPES", "N_RESPONSE_STAMPS", "RESPONSE_DELTA", "ResponseResult", "sheared_images",
            "response_from_estimates", "finite_difference_response", "calibrate",
-           "calibrated_network_names", "run_calibrated_bias"]
+           "calibrated_network_names", "run_calibrated_bias",
+           "response_images_path", "response_images"]
 
 #: Metacal image sets used for the response (component j, sign).
 SHEARED_TYPES = ("1p", "1m", "2p", "2m")
@@ -103,7 +105,8 @@ def response_from_estimates(g: dict[str, np.ndarray], delta: float,
 def finite_difference_response(predict: Callable[[np.ndarray], np.ndarray], stamps: np.ndarray,
                                psf_image: np.ndarray, pixel_scale_arcsec: float, noise_sigma: float,
                                *, delta: float = RESPONSE_DELTA, fix_noise: bool = True, seed: int | None = None,
-                               n_blocks: int = 50) -> ResponseResult:
+                               n_blocks: int = 50,
+                               sets: dict[str, np.ndarray] | None = None) -> ResponseResult:
     """Shear response of ``predict`` (stamps (N, S, S) -> reduced shear (N, 2)).
 
     Parameters
@@ -118,10 +121,17 @@ def finite_difference_response(predict: Callable[[np.ndarray], np.ndarray], stam
         Reduced-shear step (:data:`RESPONSE_DELTA`, as metacal).
     fix_noise, seed
         Metacal's correlated-noise fix and the seed of its noise images.
+    sets : dict, optional
+        The sheared images of ``stamps`` made with these settings (``1p, 1m, 2p, 2m``;
+        :func:`response_images`), when already made; otherwise they are made here.
     """
     t0 = time.perf_counter()
-    sets, _ = sheared_images(stamps, psf_image, pixel_scale_arcsec, noise_sigma, delta=delta,
-                             fix_noise=fix_noise, seed=seed)
+    if sets is None:
+        sets, _ = sheared_images(stamps, psf_image, pixel_scale_arcsec, noise_sigma, delta=delta,
+                                 fix_noise=fix_noise, seed=seed)
+    missing = [t for t in SHEARED_TYPES if t not in sets or len(sets[t]) != len(stamps)]
+    if missing:
+        raise ValueError(f"sheared image sets {missing} missing or not one per stamp ({len(stamps)})")
     t_img = time.perf_counter() - t0
     g = {t: np.asarray(predict(sets[t].astype(np.float32)), np.float64)[:, :2] for t in SHEARED_TYPES}
     res = response_from_estimates(g, delta, n_blocks)
@@ -173,11 +183,10 @@ def run_calibrated_bias(method: str, profile: Any, sigma: float,
     g_raw = predict(images)
     wall = time.perf_counter() - t0
     raw = paired_shear_bias(g_raw, ds.labels, n_blocks=50)
-    n_resp = int(min(len(images), max(4, n_response)) // 4 * 4)
-    seed = int(np.random.SeedSequence([profile.seed, 0x5E5, round(-math.log10(sigma) * 100)])
-               .generate_state(1)[0])
+    sets, seed = response_images(profile, sigma, n_response, dataset=ds)
+    n_resp = len(sets[SHEARED_TYPES[0]])
     resp = finite_difference_response(predict, images[:n_resp], psf, scale, sigma, delta=RESPONSE_DELTA,
-                                      fix_noise=True, seed=seed)
+                                      fix_noise=True, seed=seed, sets=sets)
     cal = paired_shear_bias(calibrate(g_raw, resp.R), ds.labels, n_blocks=50)
     for k in (0, 1):
         name, r, r_err = f"m{k + 1}", resp.R[k, k], resp.R_err[k, k]
@@ -190,3 +199,42 @@ def run_calibrated_bias(method: str, profile: Any, sigma: float,
               "delta": resp.delta, "response_extra": resp.extra}
     write_json(compare.result_path(profile, method, sigma, kind="bias"), result)
     return result
+
+
+def response_images_path(profile: Any, sigma: float) -> Path:
+    """Where :func:`response_images` keeps the sheared images of one profile and noise level."""
+    from .. import paths
+    from ..config import noise_tag
+
+    return paths.profile_dir(profile) / "response" / f"sheared_noise{noise_tag(sigma)}.npz"
+
+
+def response_images(profile: Any, sigma: float, n_response: int = N_RESPONSE_STAMPS, *,
+                    dataset: Any = None) -> tuple[dict[str, np.ndarray], int]:
+    """The metacal images ``1p, 1m, 2p, 2m`` of the first shear-test stamps, and their noise seed.
+
+    Every calibrated network at one noise level is calibrated on the same images, so
+    they are made once (GalSim, ~80 ms per stamp and set) and kept at
+    :func:`response_images_path`; a kept file is used when its stamp count, step,
+    seed and noise fix match, and is remade otherwise. ``n_response`` is rounded
+    down to whole galaxies (4 stamps each). Written atomically.
+    """
+    from ..data import load_dataset
+    from ..io import save_npz
+
+    ds = dataset if dataset is not None else load_dataset("shear", profile)
+    images = ds.images(sigma)
+    n = int(min(len(images), max(4, n_response)) // 4 * 4)
+    seed = int(np.random.SeedSequence([profile.seed, 0x5E5, round(-math.log10(sigma) * 100)])
+               .generate_state(1)[0])
+    meta = np.asarray([n, RESPONSE_DELTA, seed, 1.0])  # stamps, step, seed, fix_noise
+    path = response_images_path(profile, sigma)
+    if path.exists():
+        with np.load(path) as z:
+            if "meta" in z and np.array_equal(z["meta"], meta):
+                return {t: z[t] for t in SHEARED_TYPES}, seed
+    sets, _ = sheared_images(images[:n], np.asarray(ds.psf), ds.sim.pixel_scale_arcsec, sigma,
+                             delta=RESPONSE_DELTA, fix_noise=True, seed=seed)
+    sets = {t: np.asarray(sets[t], np.float32) for t in SHEARED_TYPES}
+    save_npz(path, meta=meta, **sets)
+    return sets, seed
