@@ -508,6 +508,7 @@ rule ablation_numbers:
         [f"{OUT}/ablation_{what}_{t}.txt" for what in ("gain", "best_step", "best_factor") for t in ABLATION_TAGS],
         f"{OUT}/ablation_epochs.txt",
         f"{OUT}/ablation_fraction.txt",
+        f"{OUT}/ablation_objects.txt",
     shell:
         "{PY} {input.script}"
 

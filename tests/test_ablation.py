@@ -20,7 +20,7 @@ from shearbridge import paths
 from shearbridge.compare import result_path
 from shearbridge.config import get_profile, noise_tag
 from shearbridge.configs import (ABLATION_LADDER, ABLATION_REMOVALS, _BASELINE_LIKE, ablation_epochs,
-                                 ablation_names, get_experiment)
+                                 ablation_names, ablation_objects, get_experiment)
 from shearbridge.io import save_npz, write_json
 from shearbridge.models import get_model
 
@@ -57,8 +57,10 @@ def test_ablations_share_the_final_recipe_at_a_reduced_budget():
     for name in ablation_names():
         exp = get_experiment(name, PROFILE, SIGMA)
         assert exp.epochs == ablation_epochs(PROFILE) < PROFILE.epochs
-        same = dataclasses.replace(exp.train, model_kwargs=final.train.model_kwargs, epochs=final.train.epochs)
-        assert same == final.train, f"{name}: training recipe differs beyond the model and epochs"
+        assert exp.train.max_objects == ablation_objects(PROFILE) < PROFILE.n_train
+        same = dataclasses.replace(exp.train, model_kwargs=final.train.model_kwargs, epochs=final.train.epochs,
+                                   max_objects=final.train.max_objects)
+        assert same == final.train, f"{name}: training recipe differs beyond the model and the budget"
         assert (exp.train_dataset, exp.test_dataset, exp.noise_sigma) == (
             final.train_dataset, final.test_dataset, final.noise_sigma)
 
@@ -188,7 +190,10 @@ def test_numbers_and_figure_from_the_summary(fake_summary, monkeypatch, tmp_path
     assert epochs.strip() == f"${s['epochs_ablation']}$%"
     fraction = (tmp_path / "output" / "ablation_fraction.txt").read_text().strip().rstrip("%")
     num = runpy.run_path(str(paths.SCRIPTS / "num_ablation.py"))
-    assert fraction == num["fraction_words"](s["epochs_ablation"], s["epochs_full"])
+    assert s["sample_steps_ablation"] == 4096 and s["sample_steps_full"] == 4096 * len(s["rows"])
+    assert fraction == num["fraction_words"](s["sample_steps_ablation"], s["sample_steps_full"])
+    objects = (tmp_path / "output" / "ablation_objects.txt").read_text().strip().rstrip("%")
+    assert objects == f"${s['objects_ablation']:,}$".replace(",", "{,}")
     runpy.run_path(str(paths.SCRIPTS / "fig_ablation.py"), run_name="__main__")
     assert (tmp_path / "figures" / "fig_ablation.pdf").stat().st_size > 1000
 

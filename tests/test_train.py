@@ -284,3 +284,18 @@ def test_trains_and_evaluates_on_cached_galsim_datasets(tmp_path, monkeypatch):
     np.testing.assert_allclose(
         result["targets"]["g1"]["mse"], metrics["test"]["g1"]["mse"], rtol=1e-6
     )
+
+
+def test_max_objects_trains_on_the_first_objects_only(tmp_path):
+    """The same run on the first 128 of 256 objects equals a run on a 128-object dataset."""
+    train, test = gaussian_stamps(256, 21, seed=1), gaussian_stamps(32, 21, seed=2)
+    first = Stamps("first128", train.clean[:128], train.noise[:128],
+                   {k: v[:128] for k, v in train.labels.items()})
+    exp = experiment(epochs=1, max_objects=128)
+    a = train_and_evaluate(exp, tmp_path / "a", train_data=train, test_data=test, progress=False)
+    log = json.loads((tmp_path / "a" / LOSSES).read_text())
+    assert log["n_train"] + log["n_val"] == 128 and log["n_train"] == 96
+    b = train_and_evaluate(exp, tmp_path / "b", train_data=first, test_data=test, progress=False)
+    assert a["rmse_g"] == b["rmse_g"] and a["sample_steps"] == b["sample_steps"] == 96
+    with pytest.raises(ConfigError, match="max_objects"):
+        experiment(max_objects=1).validate()

@@ -1,5 +1,5 @@
 """Numbers: what the ablation ladder buys (total factor, the most useful step), and its budget
-(epochs, and their fraction of the full budget in words).
+(epochs, training objects, and the fraction of the full networks' sample-steps in words).
 
 Reads ``src/data/summary/ablation.json`` (``python -m shearbridge summarize ablation``).
 Run on its own: ``python src/scripts/num_ablation.py``.
@@ -13,11 +13,11 @@ WORDS = {1: "all", 2: "half", 3: "a third", 4: "a quarter", 5: "a fifth", 6: "a 
          8: "an eighth", 9: "a ninth", 10: "a tenth", 20: "a twentieth"}
 
 
-def fraction_words(epochs: int, full: int) -> str:
-    """``epochs / full`` as running text: ``'a tenth'`` where it is one over a small integer."""
-    if epochs > 0 and full % epochs == 0 and full // epochs in WORDS:
-        return WORDS[full // epochs]
-    return f"${epochs}/{full}$"
+def fraction_words(part: int, full: int) -> str:
+    """``part / full`` as running text: ``'a tenth'`` where it is one over a small integer."""
+    if part > 0 and full % part == 0 and full // part in WORDS:
+        return WORDS[full // part]
+    return f"${part}/{full}$"
 
 
 def step_name(label: str) -> str:
@@ -34,7 +34,8 @@ def main() -> None:
         write_variable(f"ablation_best_step_{tag}", step_name(best["label"]))
         write_variable(f"ablation_best_factor_{tag}", fmt_pm(best["factor"], best["factor_err"]))
     write_variable("ablation_epochs", f"${s['epochs_ablation']}$")
-    write_variable("ablation_fraction", fraction_words(s["epochs_ablation"], s["epochs_full"]))
+    write_variable("ablation_objects", f"${s['objects_ablation']:,}$".replace(",", "{,}"))
+    write_variable("ablation_fraction", fraction_words(s["sample_steps_ablation"], s["sample_steps_full"]))
 
 
 if __name__ == "__main__":

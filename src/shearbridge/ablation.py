@@ -171,9 +171,13 @@ def ablation_summary(profile: Profile, *, flops: bool = True) -> dict[str, Any]:
         f, e = paired_rmse_factor(errs[ladder[0]][0][ok], errs[ladder[-1]][0][ok], rng, profile.bootstrap)
         total[tag] = {"factor": f, "factor_err": e}
     first = get_experiment(ladder[0], profile, sigmas[0])
+    by_name = {r["name"]: r for r in rows}
     return {
         "profile": profile.name, "noise_grid": list(sigmas), "noise_tags": tags,
         "epochs_ablation": first.epochs, "epochs_full": get_experiment("shapenet", profile, sigmas[0]).epochs,
+        "objects_ablation": first.train.max_objects or profile.n_train, "objects_full": profile.n_train,
+        "sample_steps_ablation": by_name[ladder[0]]["per_noise"][tags[0]]["sample_steps"],
+        "sample_steps_full": by_name["shapenet"]["per_noise"][tags[0]]["sample_steps"],
         "flops_method": FLOPS_METHOD if flops else None,
         "rows": rows, "steps": steps, "total": total,
         "definitions": {

@@ -152,6 +152,8 @@ class TrainConfig:
     """How a network is trained (ShearNet's hyper-parameters by default).
 
     ``epochs`` and ``patience`` of ``None`` mean "take them from the profile".
+    ``max_objects``: train (and validate) on the first this many objects of the
+    training set only (``None``: all of them).
     """
 
     model: str = "enhanced"
@@ -165,6 +167,7 @@ class TrainConfig:
     standardize_labels: bool = True
     seed: int = 0
     model_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    max_objects: int | None = None
 
     def validate(self) -> None:
         if self.n_outputs not in (2, 4):
@@ -174,7 +177,7 @@ class TrainConfig:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
-        for name in ("epochs", "patience"):  # None defaults: from_dict cannot type-check them
+        for name in ("epochs", "patience", "max_objects"):  # None defaults: from_dict cannot type-check them
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ConfigError(f"{name} must be an integer or null, got {value!r}")
@@ -184,6 +187,8 @@ class TrainConfig:
             raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"patience must be >= 1, got {self.patience}")
+        if self.max_objects is not None and self.max_objects < 2:
+            raise ConfigError(f"max_objects must be >= 2 (a training and a validation object), got {self.max_objects}")
         if self.warmup_epochs < 0:
             raise ConfigError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
 

@@ -278,6 +278,15 @@ def ablation_epochs(profile: Profile) -> int:
     return max(1, profile.epochs // 10)
 
 
+def ablation_objects(profile: Profile) -> int:
+    """Training objects of every ablation step: the first half of the training set.
+
+    With :func:`ablation_epochs`, a twentieth of the full networks' sample-steps in the
+    ``paper`` profile: the 22 ablation trainings must fit the one-hour build.
+    """
+    return profile.n_train // 2
+
+
 def ablation_names() -> list[str]:
     """Every ablation experiment, ladder first."""
     return [n for n, _, _ in ABLATION_LADDER + ABLATION_REMOVALS]
@@ -298,16 +307,18 @@ def _ablation_kwargs(name: str) -> tuple[str, dict[str, Any]]:
 def _ablation(name: str) -> Callable[[Profile, float], ExperimentConfig]:
     def make(profile: Profile, noise_sigma: float) -> ExperimentConfig:
         """An ablation step: ShapeNet settings, trained for a tenth of the profile's epochs
-        (at least one) so that all steps fit the build; compare steps with each other.
+        (at least one) on the first half of the training set, so that all steps fit the
+        build; compare steps with each other.
 
         Command: ``python -m shearbridge train --config abl_<step> --noise 1e-5``.
-        Runtime: a tenth of ``shapenet``'s.
+        Runtime: about a twentieth of ``shapenet``'s, plus start-up.
         """
         final = shapenet(profile, noise_sigma)
         label, kwargs = _ablation_kwargs(name)
         kwargs = kwargs | {"psf_sigma_px": final.train.model_kwargs["psf_sigma_px"]}
         train = dataclasses.replace(
-            final.train, model_kwargs=kwargs, epochs=ablation_epochs(profile)
+            final.train, model_kwargs=kwargs, epochs=ablation_epochs(profile),
+            max_objects=ablation_objects(profile),
         )
         return dataclasses.replace(final, name=name, train=train, description=label)
 

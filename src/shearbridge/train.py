@@ -282,6 +282,8 @@ def train_and_evaluate(
 
     images_np = check_images(train_data.images(config.noise_sigma))
     targets_np = np.asarray(train_data.targets(tc.n_outputs), np.float32)
+    if tc.max_objects is not None:  # a reduced budget: the first objects only
+        images_np, targets_np = images_np[: tc.max_objects], targets_np[: tc.max_objects]
     n = len(images_np)
     if targets_np.shape != (n, tc.n_outputs):
         raise ValueError(f"targets have shape {targets_np.shape}, expected {(n, tc.n_outputs)}")
