@@ -664,7 +664,7 @@ rule bias_numbers:
         f"{S}/bias.json",
         script="src/scripts/num_bias.py",
     output:
-        [f"{OUT}/bias_{m}_{k}_{t}.txt" for m in ("shapenet", "baseline", "shapenet_cal", "baseline_cal")
+        [f"{OUT}/bias_{m}_{k}_{t}.txt" for m in ("shapenet", "baseline", "shapenet_cal", "baseline_cal", "mlfit")
          for k in ("m1", "m2", "c1", "c2") for t in BIAS_TAGS],
         [f"{OUT}/bias_R_{m}_{t}.txt" for m in ("shapenet", "baseline") for t in BIAS_TAGS],
         f"{OUT}/bias_n_response.txt",

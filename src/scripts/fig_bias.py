@@ -11,9 +11,6 @@ import numpy as np
 from shearbridge import plotting
 from shearbridge.summaries import load_summary_json
 
-LABEL = {"baseline": "EnhancedGalaxyNN", "shapenet": "ShapeNet", "mlfit": "ML fit (JAX)",
-         "baseline_cal": "EnhancedGalaxyNN, calibrated", "shapenet_cal": "ShapeNet, calibrated"}
-
 
 def main() -> None:
     plotting.use_style()
@@ -22,13 +19,14 @@ def main() -> None:
     s = load_summary_json("bias")
     req = s["requirements"]
     fig, axes = plt.subplots(2, 2, figsize=(plotting.COLUMN_WIDTH_IN, 3.3), sharex=True)
-    for (m, per), style in zip(s["bias"].items(), plotting.series_styles()):
+    for m, per in s["bias"].items():
+        style = plotting.method_style(m)
         rs = sorted(per.values(), key=lambda r: r["median_snr"])
         snr = np.array([r["median_snr"] for r in rs])
         for ax, key in zip(axes.ravel(), ("m1", "m2", "c1", "c2")):
             ax.errorbar(snr, [r[key] for r in rs], [r[f"{key}_err"] for r in rs], color=style["color"],
                         ls=style["linestyle"], marker=style["marker"], lw=0.8,
-                        mfc="white" if m.endswith("_cal") else None, label=LABEL.get(m, m))
+                        mfc="white" if m.endswith("_cal") else None, label=plotting.method_label(m))
     for ax, key in zip(axes.ravel(), ("m1", "m2", "c1", "c2")):
         r = req[key[0]]
         ax.axhspan(-r, r, color="0.85", lw=0, zorder=0)

@@ -24,7 +24,8 @@ def main() -> None:
     fig, axes = plt.subplots(1, len(tags), figsize=(plotting.COLUMN_WIDTH_IN, 2.3), sharey=True,
                              squeeze=False)
     for ax, tag in zip(axes[0], tags):
-        for (name, c), style in zip(sorted(s["curves"][tag].items()), plotting.series_styles()):
+        for name, c in sorted(s["curves"][tag].items()):
+            style = plotting.method_style(name)
             pts = c["points"]
             x = np.array([p["train_flops"] for p in pts])
             ax.errorbar(x, [p["ratio"] for p in pts], [p["ratio_err"] for p in pts], color=style["color"],

@@ -10,9 +10,6 @@ import numpy as np
 from shearbridge import plotting
 from shearbridge.summaries import load_summary_json
 
-LABEL = {"baseline": "EnhancedGalaxyNN", "shapenet": "ShapeNet", "mlfit": "ML fit (JAX)", "hsm_regauss": "HSM REGAUSS",
-         "hsm_ksb": "HSM KSB", "ngmix": "ngmix ML fit"}
-
 
 def main() -> None:
     plotting.use_style()
@@ -25,11 +22,12 @@ def main() -> None:
     unit = s["crlb_unit"]
     ax.fill_between(sig, unit["p16"] * sig, unit["p84"] * sig, color="0.85", lw=0, label="CRLB 16-84%")
     ax.plot(sig, unit["rms"] * sig, color="0.4", ls="--", lw=1, label="CRLB (RMS)")
-    for (m, per), style in zip(s["compare"].items(), plotting.series_styles()):
+    for m, per in s["compare"].items():
+        style = plotting.method_style(m)
         rs = sorted(per.values(), key=lambda r: r["noise_sigma"])
         x = np.array([r["noise_sigma"] for r in rs])
         ax.errorbar(x, [r["rmse_g"] for r in rs], [r["rmse_g_err"] for r in rs], color=style["color"],
-                    ls=style["linestyle"], marker=style["marker"], label=LABEL.get(m, m))
+                    ls=style["linestyle"], marker=style["marker"], label=plotting.method_label(m))
         axr.errorbar(x, [r["ratio"] for r in rs], [r["ratio_err"] for r in rs], color=style["color"],
                      ls=style["linestyle"], marker=style["marker"])
     axr.axhline(1, color="0.4", ls="--", lw=1)

@@ -31,7 +31,8 @@ def main() -> None:
     width = 0.6 / max(1, len(methods) - 1)
     for ax, tag in zip(axes[:, 0], tags):
         per = s["noise"][tag]["methods"]
-        for i, (m, style) in enumerate(zip(methods, plotting.series_styles())):
+        for i, m in enumerate(methods):
+            style = plotting.method_style(m)
             rows = [per[m]["results"][d] for d in sets]
             ax.errorbar(x - 0.3 + i * width, [r["ratio"] for r in rows], [r["ratio_err"] for r in rows],
                         color=style["color"], marker=style["marker"], ls="none", mfc="white" if i % 2 else None,

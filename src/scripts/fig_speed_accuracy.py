@@ -14,10 +14,6 @@ import math
 from shearbridge import plotting
 from shearbridge.summaries import load_summary_json
 
-LABEL = {"baseline": "EnhancedGalaxyNN", "mlfit": "ML fit (JAX)", "hsm_regauss": "HSM REGAUSS",
-         "hsm_ksb": "HSM KSB", "ngmix": "ngmix ML fit"}
-
-
 def main() -> None:
     plotting.use_style()
     import matplotlib.pyplot as plt
@@ -26,7 +22,6 @@ def main() -> None:
     tags = sorted(timing["speed"], key=lambda tag: float(tag))
     fig, axes = plt.subplots(1, len(tags), figsize=(plotting.COLUMN_WIDTH_IN, 2.0), sharey=True,
                              squeeze=False)
-    styles = dict(zip(timing["methods"], plotting.series_styles()))
     for ax, tag in zip(axes[0], tags):
         for m in timing["methods"]:
             r = timing["speed"][tag][m]
@@ -34,9 +29,9 @@ def main() -> None:
             if acc is None:
                 print(f"fig_speed_accuracy: no RMSE/CRLB of {m} at {tag}; left out")
                 continue
-            st = styles[m]
+            st = plotting.method_style(m)
             ax.errorbar(r["median"], acc["ratio"], xerr=r["err"], yerr=acc["ratio_err"], ls="none",
-                        marker=st["marker"], color=st["color"], ms=4, label=LABEL.get(m, m))
+                        marker=st["marker"], color=st["color"], ms=4, label=plotting.method_label(m))
         ax.axhline(1, color="0.4", ls="--", lw=0.8)
         ax.set(xscale="log", yscale="log", xlabel="galaxies / s",
                title=rf"$\sigma_n = 10^{{{round(math.log10(float(tag)))}}}$")

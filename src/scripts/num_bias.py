@@ -1,7 +1,7 @@
 """Numbers: m1, m2, c1, c2 (jackknife errors) of the networks, raw and response-calibrated.
 
 Reads ``src/data/summary/bias.json``; writes ``bias_<method>_<k>_<tag>`` for
-``shapenet``, ``baseline``, ``shapenet_cal``, ``baseline_cal`` and k in m1, m2, c1, c2 at
+``shapenet``, ``baseline``, ``shapenet_cal``, ``baseline_cal``, ``mlfit`` and k in m1, m2, c1, c2 at
 the lowest noise level and at 1e-3 (else the highest), ``bias_R_<network>_<tag>``
 (mean diagonal response with its error) and ``bias_n_response`` (stamps used for the
 response), ``bias_delta`` (the response's shear step, as the runs recorded it). Run on its own: ``python src/scripts/num_bias.py``.
@@ -18,7 +18,7 @@ def main() -> None:
     s = load_summary_json("bias")
     tags = sorted(s["bias"]["shapenet"], key=lambda t: float(t))
     chosen = [tags[0], noise_tag(1e-3) if noise_tag(1e-3) in tags else tags[-1]]
-    for m in ("shapenet", "baseline", "shapenet_cal", "baseline_cal"):
+    for m in ("shapenet", "baseline", "shapenet_cal", "baseline_cal", "mlfit"):
         for tag in chosen:
             r = s["bias"][m][tag]
             for k in ("m1", "m2", "c1", "c2"):

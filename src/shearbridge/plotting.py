@@ -41,6 +41,28 @@ def series_styles() -> Iterator[dict[str, object]]:
         yield {"color": c, "linestyle": ls, "marker": m}
 
 
+#: Every method keeps one style (colour, dashes, marker) and one label in every figure.
+METHOD_ORDER = ("baseline", "hsm_ksb", "hsm_regauss", "mlfit", "shapenet", "shapenet_mix", "ngmix")
+METHOD_LABELS = {"baseline": "EnhancedGalaxyNN", "shapenet": "ShapeNet", "shapenet_mix": "ShapeNet (mixture)",
+                 "mlfit": "ML fit (JAX)", "hsm_regauss": "HSM REGAUSS", "hsm_ksb": "HSM KSB",
+                 "ngmix": "ngmix ML fit"}
+
+
+def method_style(method: str) -> dict[str, object]:
+    """The fixed (color, linestyle, marker) of ``method`` (``<net>_cal``: its network's)."""
+    base = method.removesuffix("_cal")
+    i = METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER)
+    return {"color": COLORS[i % len(COLORS)], "linestyle": LINESTYLES[i % len(LINESTYLES)],
+            "marker": MARKERS[i % len(MARKERS)]}
+
+
+def method_label(method: str) -> str:
+    """A method's label in figures (``<net>_cal``: ``'<label>, calibrated'``)."""
+    base = method.removesuffix("_cal")
+    label = METHOD_LABELS.get(base, base)
+    return f"{label}, calibrated" if method.endswith("_cal") else label
+
+
 def figure_path(name: str) -> Path:
     return paths.FIGURES / f"{name}.pdf"
 
