@@ -37,8 +37,8 @@ def main() -> None:
     for ax in axes[1]:
         ax.set_xlabel("median S/N")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, 1.08))
-    fig.tight_layout(w_pad=0.3, h_pad=0.3)
+    fig.legend(handles, labels, fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, 1.0))
+    fig.tight_layout(w_pad=0.3, h_pad=0.3, rect=(0, 0, 1, 0.87))
     plotting.save(fig, "fig_bias")
 
 

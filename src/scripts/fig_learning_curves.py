@@ -18,6 +18,7 @@ LABEL = {"baseline": "EnhancedGalaxyNN", "shapenet": "ShapeNet"}
 def main() -> None:
     plotting.use_style()
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     s = load_summary_json("learning")
     tags = sorted(s["curves"], key=float)
@@ -35,9 +36,11 @@ def main() -> None:
         exp = round(np.log10(float(tag)))
         ax.set(xscale="log", yscale="log", xlabel="training FLOPs",
                title=rf"$\sigma_n = 10^{{{exp}}}$")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # within one decade, minor labels collide
     axes[0][0].set_ylabel(r"RMSE / $\sigma_{\rm CRLB}$")
-    axes[0][0].legend(fontsize=6, loc="upper right")
-    fig.tight_layout(w_pad=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, 1.0))
+    fig.tight_layout(w_pad=0.3, rect=(0, 0, 1, 0.9))
     plotting.save(fig, "fig_learning_curves")
 
 

@@ -33,6 +33,7 @@ def main() -> None:
             ax.errorbar(r["median"], acc["ratio"], xerr=r["err"], yerr=acc["ratio_err"], ls="none",
                         marker=st["marker"], color=st["color"], ms=4, label=plotting.method_label(m))
         ax.axhline(1, color="0.4", ls="--", lw=0.8)
+        ax.margins(x=0.2, y=0.15)  # keep the end markers inside the axes
         ax.set(xscale="log", yscale="log", xlabel="galaxies / s",
                title=rf"$\sigma_n = 10^{{{round(math.log10(float(tag)))}}}$")
     axes[0][0].set_ylabel(r"RMSE / $\sigma_{\rm CRLB}$")
