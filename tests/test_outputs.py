@@ -58,3 +58,16 @@ def test_atomic_dir_replaces_whole_folder(tmp_path):
             raise RuntimeError
     assert sorted(p.name for p in target.iterdir()) == ["a.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["d"]
+
+
+def test_every_method_keeps_one_style_and_label_in_every_figure():
+    from shearbridge import plotting
+
+    styles = [plotting.method_style(m) for m in plotting.METHOD_ORDER]
+    keys = {(s["color"], str(s["linestyle"]), s["marker"]) for s in styles}
+    assert len(keys) == len(styles), "two methods share a style"
+    assert len({s["marker"] for s in styles}) == len(styles), "markers must differ (greyscale)"
+    assert plotting.method_style("shapenet_cal") == plotting.method_style("shapenet")
+    assert plotting.method_label("shapenet") == "ShapeNet"
+    assert plotting.method_label("baseline_cal") == "EnhancedGalaxyNN, calibrated"
+    assert plotting.method_label("unknown") == "unknown"
