@@ -669,6 +669,7 @@ rule bias_numbers:
         [f"{OUT}/bias_R_{m}_{t}.txt" for m in ("shapenet", "baseline") for t in BIAS_TAGS],
         f"{OUT}/bias_n_response.txt",
         f"{OUT}/bias_delta.txt",
+        [f"{OUT}/bias_R{k}{k}_{m}_{t}.txt" for k in (1, 2) for m in ("shapenet", "moments") for t in BIAS_TAGS],
     shell:
         "{PY} {input.script}"
 

@@ -167,3 +167,13 @@ def test_response_images_are_made_once_and_reused(tmp_path, monkeypatch):
         np.testing.assert_array_equal(again[t], sets[t])
     with pytest.raises(AssertionError, match="kept images"):  # another stamp count: remade
         resp.response_images(profile, 1e-4, n_response=4)
+
+
+def test_reference_moments_response_is_the_shear_addition_response(gaussians):
+    from shearbridge.estimators.response import moments_response, sheared_images
+
+    labels, stamps, psf = gaussians
+    sets, _ = sheared_images(stamps, psf, SIM.pixel_scale_arcsec, 1e-6, delta=DELTA, fix_noise=False)
+    ref = moments_response(sets, SIM, n_blocks=16)
+    truth = analytic_response(labels["g1"], labels["g2"], DELTA)
+    np.testing.assert_allclose(ref.R, truth.mean(axis=0), atol=TOL_R_MEAN)

@@ -29,6 +29,12 @@ def main() -> None:
             R = 0.5 * (r["R"][0][0] + r["R"][1][1])
             R_err = 0.5 * math.hypot(r["R_err"][0][0], r["R_err"][1][1])
             write_variable(f"bias_R_{m}_{tag}", fmt_pm(R, R_err))
+    for tag in chosen:  # diagonal responses: ShapeNet's and the exact moments' on the same images
+        r = s["bias"]["shapenet_cal"][tag]
+        for k in (0, 1):
+            write_variable(f"bias_R{k + 1}{k + 1}_shapenet_{tag}", fmt_pm(r["R"][k][k], r["R_err"][k][k]))
+            write_variable(f"bias_R{k + 1}{k + 1}_moments_{tag}",
+                           fmt_pm(r["R_moments"][k][k], r["R_moments_err"][k][k]))
     write_variable("bias_n_response", f"${s['bias']['shapenet_cal'][tags[0]]['n_response']}$")
     write_variable("bias_delta", f"${s['bias']['shapenet_cal'][tags[0]]['delta']:g}$")
 

@@ -38,7 +38,7 @@ from .metacal import Metacal
 __all__ = ["SHEARED_TYPES", "N_RESPONSE_STAMPS", "RESPONSE_DELTA", "ResponseResult", "sheared_images",
            "response_from_estimates", "finite_difference_response", "calibrate",
            "calibrated_network_names", "run_calibrated_bias",
-           "response_images_path", "response_images"]
+           "response_images_path", "response_images", "moments_response"]
 
 #: Metacal image sets used for the response (component j, sign).
 SHEARED_TYPES = ("1p", "1m", "2p", "2m")
@@ -187,6 +187,7 @@ def run_calibrated_bias(method: str, profile: Any, sigma: float,
     n_resp = len(sets[SHEARED_TYPES[0]])
     resp = finite_difference_response(predict, images[:n_resp], psf, scale, sigma, delta=RESPONSE_DELTA,
                                       fix_noise=True, seed=seed, sets=sets)
+    ref = moments_response(sets, ds.sim)
     cal = paired_shear_bias(calibrate(g_raw, resp.R), ds.labels, n_blocks=50)
     for k in (0, 1):
         name, r, r_err = f"m{k + 1}", resp.R[k, k], resp.R_err[k, k]
@@ -196,9 +197,32 @@ def run_calibrated_bias(method: str, profile: Any, sigma: float,
     result = {"method": method, "network": network, "noise_sigma": sigma, "profile": profile.name,
               "n_stamps": len(images), "median_snr": float(np.median(snr)), "wall_s": wall, **cal,
               "raw": raw, "R": resp.R.tolist(), "R_err": resp.R_err.tolist(), "n_response": n_resp,
-              "delta": resp.delta, "response_extra": resp.extra}
+              "delta": resp.delta, "response_extra": resp.extra,
+              "R_moments": ref.R.tolist(), "R_moments_err": ref.R_err.tolist()}
     write_json(compare.result_path(profile, method, sigma, kind="bias"), result)
     return result
+
+
+def moments_response(sets: dict[str, np.ndarray], sim: Any, n_blocks: int = 50) -> ResponseResult:
+    """The response of the exact estimator on the same sheared images: a reference.
+
+    PSF-deconvolved adaptive moments (:mod:`shearbridge.moments`, exact for Gaussian
+    galaxies and PSFs) told the metacal reconvolution PSF: the pixelised PSF dilated by
+    ``1 + 2 delta``. Its response is the shear-addition Jacobian of these galaxies, whose
+    mean over a finite sample differs from the identity by the sample's shape fluctuation;
+    a network's response on the same images is to be read against it.
+    """
+    import jax.numpy as jnp
+
+    from ..moments import adaptive_moments
+
+    psf_px = sim.psf_sigma_arcsec / sim.pixel_scale_arcsec
+    dilated = math.sqrt((1 + 2 * RESPONSE_DELTA) ** 2 * (psf_px**2 + 1 / 12) - 1 / 12)
+    g = {}
+    for t in SHEARED_TYPES:
+        out = adaptive_moments(jnp.asarray(sets[t], jnp.float32), dilated, n_iter=8)
+        g[t] = np.stack([np.asarray(out["g1"]), np.asarray(out["g2"])], axis=1).astype(np.float64)
+    return response_from_estimates(g, RESPONSE_DELTA, n_blocks)
 
 
 def response_images_path(profile: Any, sigma: float) -> Path:
