@@ -71,3 +71,9 @@ def test_every_method_keeps_one_style_and_label_in_every_figure():
     assert plotting.method_label("shapenet") == "ShapeNet"
     assert plotting.method_label("baseline_cal") == "EnhancedGalaxyNN, calibrated"
     assert plotting.method_label("unknown") == "unknown"
+
+
+def test_fmt_int_groups_thousands_for_latex():
+    from shearbridge.outputs import fmt_int
+
+    assert fmt_int(32768) == "$32{,}768$" and fmt_int(125000) == "$125{,}000$" and fmt_int(53) == "$53$"

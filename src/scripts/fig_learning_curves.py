@@ -12,9 +12,6 @@ import numpy as np
 from shearbridge import plotting
 from shearbridge.summaries import load_summary_json
 
-LABEL = {"baseline": "EnhancedGalaxyNN", "shapenet": "ShapeNet"}
-
-
 def main() -> None:
     plotting.use_style()
     import matplotlib.pyplot as plt
@@ -30,7 +27,7 @@ def main() -> None:
             pts = c["points"]
             x = np.array([p["train_flops"] for p in pts])
             ax.errorbar(x, [p["ratio"] for p in pts], [p["ratio_err"] for p in pts], color=style["color"],
-                        ls=style["linestyle"], marker=style["marker"], ms=3, label=LABEL.get(name, name))
+                        ls=style["linestyle"], marker=style["marker"], ms=3, label=plotting.method_label(name))
         ax.axvline(s["matched"][tag]["train_flops"], color="0.5", ls=":", lw=1)
         ax.axhline(1, color="0.4", ls="--", lw=1)
         exp = round(np.log10(float(tag)))

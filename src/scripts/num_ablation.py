@@ -5,7 +5,7 @@ Reads ``src/data/summary/ablation.json`` (``python -m shearbridge summarize abla
 Run on its own: ``python src/scripts/num_ablation.py``.
 """
 
-from shearbridge.outputs import fmt_pm, write_variable
+from shearbridge.outputs import fmt_int, fmt_pm, write_variable
 from shearbridge.summaries import load_summary_json
 
 
@@ -34,7 +34,7 @@ def main() -> None:
         write_variable(f"ablation_best_step_{tag}", step_name(best["label"]))
         write_variable(f"ablation_best_factor_{tag}", fmt_pm(best["factor"], best["factor_err"]))
     write_variable("ablation_epochs", f"${s['epochs_ablation']}$")
-    write_variable("ablation_objects", f"${s['objects_ablation']:,}$".replace(",", "{,}"))
+    write_variable("ablation_objects", fmt_int(s["objects_ablation"]))
     write_variable("ablation_fraction", fraction_words(s["sample_steps_ablation"], s["sample_steps_full"]))
 
 

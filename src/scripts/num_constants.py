@@ -7,7 +7,7 @@ Run on its own: ``python src/scripts/num_constants.py``.
 import math
 
 from shearbridge.config import LSST_C_REQUIREMENT, LSST_M_REQUIREMENT, SimConfig, active_profile, get_profile, noise_tag
-from shearbridge.outputs import fmt_num, fmt_sci, write_variable
+from shearbridge.outputs import fmt_int, fmt_num, fmt_sci, write_variable
 
 
 def fmt_noise(sigma: float) -> str:
@@ -29,15 +29,15 @@ def main() -> None:
     write_variable("flux_range", f"$[{sim.flux_min:g}, {sim.flux_max:g}]$")
     write_variable("offset_max", f"${fmt_num(sim.offset_max_arcsec, 2)}''$")
     write_variable("noise_grid", ", ".join(fmt_noise(s) for s in profile.noise_grid))
-    write_variable("n_train", f"${profile.n_train:,}$".replace(",", "{,}"))
+    write_variable("n_train", fmt_int(profile.n_train))
     write_variable("n_val_pct", f"${100 * profile.val_fraction:.0f}\\%$")
-    write_variable("n_test", f"${profile.n_test:,}$".replace(",", "{,}"))
+    write_variable("n_test", fmt_int(profile.n_test))
     write_variable("n_epochs", f"${profile.epochs}$")
     for sigma in profile.noise_grid:
         write_variable(f"noise_{noise_tag(sigma)}", fmt_noise(sigma))
     full = get_profile("full")
     write_variable("full_epochs", f"${full.epochs}$")
-    write_variable("full_n_train", f"${full.n_train:,}$".replace(",", "{,}"))
+    write_variable("full_n_train", fmt_int(full.n_train))
     write_baseline_architecture(profile)
 
 
@@ -62,9 +62,9 @@ def write_baseline_architecture(profile) -> None:
     write_variable("arch_pool", f"${pool}\\times{pool}$")
     write_variable("arch_pool1_size", f"${feats['pool1'].shape[1]}\\times{feats['pool1'].shape[2]}$")
     write_variable("arch_pool2_size", f"${feats['pool2'].shape[1]}\\times{feats['pool2'].shape[2]}$")
-    write_variable("arch_flatten", f"${feats['flatten'].shape[-1]:,}$".replace(",", "{,}"))
+    write_variable("arch_flatten", fmt_int(feats['flatten'].shape[-1]))
     write_variable("arch_dense", f"${params['dense1']['kernel'].shape[-1]}$")
-    write_variable("arch_n_params", f"${count_params(params):,}$".replace(",", "{,}"))
+    write_variable("arch_n_params", fmt_int(count_params(params)))
     block = {"conv1": "\\texttt{lax.conv\\_general\\_dilated} (SAME)", "relu1": "\\texttt{jax.nn.relu}",
              "pool1": "\\texttt{nn.avg\\_pool} (VALID, aliasing)", "conv2": "\\texttt{lax.conv\\_general\\_dilated} (SAME)",
              "relu2": "\\texttt{jax.nn.relu}", "pool2": "\\texttt{nn.avg\\_pool} (VALID, aliasing)",

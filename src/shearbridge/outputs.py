@@ -12,7 +12,7 @@ import math
 from . import paths
 from .io import write_text
 
-__all__ = ["write_variable", "fmt_sci", "fmt_pm", "fmt_num"]
+__all__ = ["write_variable", "fmt_sci", "fmt_pm", "fmt_num", "fmt_int"]
 
 
 def write_variable(name: str, text: str) -> None:
@@ -49,6 +49,11 @@ def fmt_num(x: float, digits: int = 2) -> str:
         return f"{x:g}"
     decimals = max(0, digits - 1 - int(math.floor(math.log10(abs(x)))))
     return f"{x:.{decimals}f}"
+
+
+def fmt_int(n: int) -> str:
+    """An integer in math mode with thousands separators LaTeX spaces correctly: ``$32{,}768$``."""
+    return f"${int(n):,}$".replace(",", "{,}")
 
 
 def fmt_pm(value: float, err: float, err_digits: int = 1) -> str:

@@ -216,8 +216,10 @@ def moments_response(sets: dict[str, np.ndarray], sim: Any, n_blocks: int = 50) 
 
     from ..moments import adaptive_moments
 
+    # the moments add the pixel's 1/12 px^2 themselves; metacal dilates the pixelised PSF
     psf_px = sim.psf_sigma_arcsec / sim.pixel_scale_arcsec
-    dilated = math.sqrt((1 + 2 * RESPONSE_DELTA) ** 2 * (psf_px**2 + 1 / 12) - 1 / 12)
+    dilation = Metacal(estimator=None, step=RESPONSE_DELTA).dilation
+    dilated = math.sqrt(dilation**2 * (psf_px**2 + 1 / 12) - 1 / 12)
     g = {}
     for t in SHEARED_TYPES:
         out = adaptive_moments(jnp.asarray(sets[t], jnp.float32), dilated, n_iter=8)
@@ -247,8 +249,7 @@ def response_images(profile: Any, sigma: float, n_response: int = N_RESPONSE_STA
     from ..io import save_npz
 
     ds = dataset if dataset is not None else load_dataset("shear", profile)
-    images = ds.images(sigma)
-    n = int(min(len(images), max(4, n_response)) // 4 * 4)
+    n = int(min(len(ds), max(4, n_response)) // 4 * 4)
     seed = int(np.random.SeedSequence([profile.seed, 0x5E5, round(-math.log10(sigma) * 100)])
                .generate_state(1)[0])
     meta = np.asarray([n, RESPONSE_DELTA, seed, 1.0])  # stamps, step, seed, fix_noise
@@ -257,7 +258,7 @@ def response_images(profile: Any, sigma: float, n_response: int = N_RESPONSE_STA
         with np.load(path) as z:
             if "meta" in z and np.array_equal(z["meta"], meta):
                 return {t: z[t] for t in SHEARED_TYPES}, seed
-    sets, _ = sheared_images(images[:n], np.asarray(ds.psf), ds.sim.pixel_scale_arcsec, sigma,
+    sets, _ = sheared_images(ds.images(sigma)[:n], np.asarray(ds.psf), ds.sim.pixel_scale_arcsec, sigma,
                              delta=RESPONSE_DELTA, fix_noise=True, seed=seed)
     sets = {t: np.asarray(sets[t], np.float32) for t in SHEARED_TYPES}
     save_npz(path, meta=meta, **sets)
