@@ -50,12 +50,12 @@ test: deps ## run the test suite (includes a quick-profile paper build)
 	$(VENV)/bin/python -m pytest
 
 # Benchmarks run in the fast-training process environment (huge-page malloc, XLA flags:
-# shearbridge.fastconv.recommended_env), as `python -m shearbridge train` does.
+# shearbridge.train.runtime.recommended_env), as `python -m shearbridge train` does.
 # The stored baseline (.benchmarks/baseline, committed) is run 0001; when it exists every
 # `make bench` prints the comparison. BENCH_FAIL=mean:25% makes a slow-down fail.
 BENCH_STORAGE := file://$(CURDIR)/.benchmarks/baseline
 BENCH_BASELINE = $(firstword $(wildcard .benchmarks/baseline/*/0001_*.json))
-BENCH_ENV = $(shell $(VENV)/bin/python -c "from shearbridge.fastconv import recommended_env as r; \
+BENCH_ENV = $(shell $(VENV)/bin/python -c "from shearbridge.train.runtime import recommended_env as r; \
 	print(' '.join(f'{k}={v}' for k, v in r().items()))")
 BENCH_ARGS = tests/benchmarks --benchmark-only --benchmark-enable --benchmark-storage=$(BENCH_STORAGE) \
 	  --benchmark-columns=mean,stddev,ops,rounds --benchmark-sort=name

@@ -7,6 +7,7 @@
 import os
 import subprocess
 
+from shearbridge import study
 from shearbridge.config import get_profile, noise_tag
 
 PROFILE = os.environ.get("SHEARBRIDGE_PROFILE", "paper") or "paper"
@@ -23,6 +24,8 @@ OUT = "src/tex/output"
 PY = "python"
 NOISE = {noise_tag(s): s for s in P.noise_grid}
 TAGS = list(NOISE)
+# Every list of methods and noise levels below comes from the study registry (shearbridge.study).
+STAGS = {st: study.study_tags(P, st) for st in study.STUDIES}
 
 wildcard_constraints:
     config="[A-Za-z0-9_]+",
@@ -41,14 +44,14 @@ def _commit():
 def experiment_hash(config, tag):
     """Rerun a training when its experiment config changes (Snakemake params trigger)."""
     from shearbridge.config import config_hash
-    from shearbridge.configs import get_experiment
+    from shearbridge.config.experiments import get_experiment
 
     return config_hash(get_experiment(config, P, NOISE[tag]))
 
 
 def train_dataset_input(config, tag):
     """The experiment's own training set (e.g. train_mix for shapenet_mix) must exist before training."""
-    from shearbridge.configs import get_experiment
+    from shearbridge.config.experiments import get_experiment
 
     return f"{D}/datasets/{get_experiment(config, P, NOISE[tag]).train_dataset}/manifest.json"
 
@@ -94,7 +97,7 @@ rule train:
     threads: TRAIN_THREADS
     shell:
         # the CLI restarts itself with the fast-training environment (huge-page malloc,
-        # XLA flags; shearbridge.fastconv) and pins itself to {threads} free core(s)
+        # XLA flags; shearbridge.train.runtime) and pins itself to {threads} free core(s)
         "{PY} -m shearbridge train --config {wildcards.config} --noise {params.sigma} --profile {params.profile}"
         " --threads {threads}"
 
@@ -130,39 +133,25 @@ rule evaluate:
 
 
 # Every method on the same test galaxies, against the per-galaxy Cramer-Rao bound.
-METHODS = ["baseline", "shapenet", "mlfit", "hsm_regauss", "hsm_ksb"]
-try:
-    from shearbridge.compare import method_available
-
-    if method_available("ngmix"):
-        METHODS.append("ngmix")
-except ImportError:
-    pass
-# Paired shear-test (m, c) at the lowest and a high noise level.
-BIAS_TAGS = [TAGS[0], noise_tag(1e-3)] if noise_tag(1e-3) in TAGS else [TAGS[0], TAGS[-1]]
-
-
-# Ablation experiments (shearbridge.configs: ladder, then removals), compared like networks.
-from shearbridge.configs import ablation_names
-
-ABLATIONS = ablation_names()
-ABLATION_TAGS = BIAS_TAGS
+METHODS = study.names("compare")
+BIAS_TAGS = STAGS["bias"]  # paired shear test (m, c) in the comparison's table
+ABLATIONS = study.names("ablation")
+ABLATION_TAGS = STAGS["ablation"]
+DIAGNOSED = study.diagnosed()  # the first gets every diagnosis, the others the per-layer information
 
 
 def network_inputs(w):
-    """A network's (or an ablation experiment's) comparison needs its trained run at that noise level."""
-    run = w.method.removesuffix("_cal")  # response-calibrated network (bias rule)
-    if run in ("baseline", "shapenet", "shapenet_mix") or run in ABLATIONS:
-        return [f"{D}/runs/{run}/noise{w.tag}/metrics.json"]
-    return []
+    """A network's comparison, bias or robustness job needs its trained run at that noise level."""
+    run = study.run_of(w.method)
+    return [f"{D}/runs/{run}/noise{w.tag}/metrics.json"] if run else []
 
 
 rule diagnose:
     """Fisher information per layer, probes, sub-pixel sensitivity and saliency of the trained baselines;
-    per-layer information of ShapeNet at the lowest noise and 1e-3 (ABLATION_TAGS)."""
+    per-layer information of the others at the lowest noise and 1e-3 (ABLATION_TAGS)."""
     input:
-        expand(f"{D}/runs/baseline/noise{{tag}}/metrics.json", tag=TAGS),
-        expand(f"{D}/runs/shapenet/noise{{tag}}/metrics.json", tag=ABLATION_TAGS),
+        expand(f"{D}/runs/{{exp}}/noise{{tag}}/metrics.json", exp=DIAGNOSED[:1], tag=TAGS),
+        expand(f"{D}/runs/{{exp}}/noise{{tag}}/metrics.json", exp=DIAGNOSED[1:], tag=ABLATION_TAGS),
         f"{D}/datasets/train/manifest.json",
         f"{D}/datasets/test/manifest.json",
     output:
@@ -172,11 +161,12 @@ rule diagnose:
         f"{D}/benchmarks/diagnose.tsv"
     params:
         profile=PROFILE,
+        experiments=",".join(DIAGNOSED),
     threads: workflow.cores
     shell:
         # small dense solves: a single-threaded BLAS is 10-50x faster on a busy 2-core machine
         "OPENBLAS_NUM_THREADS=1 {PY} -m shearbridge diagnose --profile {params.profile}"
-        " --experiments baseline,shapenet"
+        " --experiments {params.experiments}"
 
 
 rule summary_diagnosis:
@@ -276,8 +266,8 @@ rule summary_stamps:
 rule summary_translation:
     """NumPy references vs JAX/Flax building blocks (seconds; no data needed)."""
     input:
-        "src/shearbridge/translation.py",
-        "src/shearbridge/numpy_ref.py",
+        "src/shearbridge/models/parity.py",
+        "src/shearbridge/models/numpy_ref.py",
     output:
         f"{S}/translation.json",
     benchmark:
@@ -296,7 +286,7 @@ rule summary_experiment:
         f"{S}/{{experiment}}.json",
         f"{S}/{{experiment}}_pred.npz",
     wildcard_constraints:
-        experiment="baseline|shapenet",
+        experiment="|".join(study.names("evaluate")),
     params:
         profile=PROFILE,
     shell:
@@ -304,8 +294,8 @@ rule summary_experiment:
 
 
 # Learning curves (RMSE/CRLB against training compute) from the runs' per-epoch snapshots.
-LEARN_EXPERIMENTS = ["baseline", "shapenet"]
-LEARN_TAGS = BIAS_TAGS
+LEARN_EXPERIMENTS = study.names("learning")
+LEARN_TAGS = STAGS["learning"]
 
 
 rule learning:
@@ -435,12 +425,10 @@ COMPUTE = [f"{S}/baseline.json", f"{S}/shapenet.json", f"{S}/learning.json", f"{
 
 # ------------------------------------------------------------------- timing study
 # Every method's galaxies/s side by side in one process (networks: inference and one
-# training step). Add an experiment name here to time another network.
-TIMED_NETWORKS = ["baseline", "shapenet"]
-TIMED_METHODS = TIMED_NETWORKS + [m for m in METHODS if m in ("mlfit", "hsm_regauss", "hsm_ksb", "ngmix")]
-from shearbridge.timing import timing_noise_levels
-
-TIMING_TAGS = [noise_tag(s) for s in timing_noise_levels(P)]
+# training step): the registry's timing study.
+TIMED_NETWORKS = study.names("timing", kind="network")
+TIMED_METHODS = TIMED_NETWORKS + study.names("timing", kind="classical")
+TIMING_TAGS = STAGS["timing"]
 
 
 rule timing:
@@ -481,7 +469,7 @@ rule speed_numbers:
         script="src/scripts/num_speed.py",
     output:
         [f"{OUT}/tspeed_{m}_{t}.txt" for m in TIMED_METHODS for t in TIMING_TAGS],
-        [f"{OUT}/tspeedup_{n}_{ref}_{t}.txt" for n in TIMED_NETWORKS for ref in ("mlfit", "hsm_regauss")
+        [f"{OUT}/tspeedup_{n}_{ref}_{t}.txt" for n in TIMED_NETWORKS for ref in study.SPEEDUP_REFERENCES
          for t in TIMING_TAGS],
         [f"{OUT}/train_step_rate_{n}.txt" for n in TIMED_NETWORKS],
         [f"{OUT}/train_step_pct_{n}.txt" for n in TIMED_NETWORKS],
@@ -497,11 +485,11 @@ COMPUTE += [f"{S}/timing.json"]
 
 # ----------------------------------------------------------------- ablation study
 rule summary_ablation:
-    """Ablation ladder and removals (reduced epochs, configs.ablation_epochs) next to the full-budget networks."""
+    """Ablation ladder and removals (reduced epochs, shearbridge.config.ablation.ablation_epochs) next to the full-budget networks."""
     input:
-        expand(f"{D}/results/compare/{{method}}/noise{{tag}}.json", method=ABLATIONS + ["baseline", "shapenet"],
+        expand(f"{D}/results/compare/{{method}}/noise{{tag}}.json", method=ABLATIONS + study.names("evaluate"),
                tag=ABLATION_TAGS),
-        expand(f"{D}/runs/{{method}}/noise{{tag}}/metrics.json", method=ABLATIONS + ["baseline", "shapenet"],
+        expand(f"{D}/runs/{{method}}/noise{{tag}}/metrics.json", method=ABLATIONS + study.names("evaluate"),
                tag=ABLATION_TAGS),
     output:
         f"{S}/ablation.json",
@@ -532,7 +520,7 @@ COMPUTE += [f"{S}/ablation.json"]
 rule activation_numbers:
     """Largest JAX-vs-NumPy difference of the activation functions."""
     input:
-        "src/shearbridge/activations.py",
+        "src/shearbridge/models/activations.py",
         script="src/scripts/num_activations.py",
     output:
         f"{OUT}/activation_maxdiff.txt",
@@ -569,8 +557,8 @@ CONSTANTS = ["req_lsst_m", "req_lsst_c", "stamp_size", "pixel_scale", "psf_sigma
 rule constants:
     """The study's fixed settings, from shearbridge.config."""
     input:
-        "src/shearbridge/config.py",
-        "src/shearbridge/configs.py",
+        "src/shearbridge/config/settings.py",
+        "src/shearbridge/config/experiments.py",
         "src/shearbridge/models/enhanced.py",
         script="src/scripts/num_constants.py",
     params:
@@ -582,8 +570,11 @@ rule constants:
 
 
 # ------------------------------------------- robustness (RQ2) and bias against S/N (RQ5)
-from shearbridge.compare import BIAS_GRID_METHODS
-from shearbridge.robustness import ROBUST_DATASETS, ROBUST_METHODS
+from shearbridge.steps.robustness import ROBUST_DATASETS
+
+BIAS_GRID_METHODS = study.names("bias_grid")
+ROBUST_METHODS = study.names("robustness")
+ROBUST_TAGS = STAGS["robustness"]
 
 
 rule crlb_fd:
@@ -624,7 +615,7 @@ rule robustness:
 rule summary_robustness:
     input:
         expand(f"{D}/results/robustness/{{method}}/{{name}}_noise{{tag}}.json", method=ROBUST_METHODS,
-               name=ROBUST_DATASETS, tag=BIAS_TAGS),
+               name=ROBUST_DATASETS, tag=ROBUST_TAGS),
     output:
         f"{S}/robustness.json",
     params:
@@ -650,9 +641,9 @@ rule robustness_numbers:
         f"{S}/robustness.json",
         script="src/scripts/num_robustness.py",
     output:
-        [f"{OUT}/robust_{v}_{m}_{t}.txt" for v in ("worst_factor", "worst_set") for m in ("shapenet", "baseline")
-         for t in BIAS_TAGS],
-        [f"{OUT}/robust_mix_{v}_{t}.txt" for v in ("worst_factor", "gain") for t in BIAS_TAGS],
+        [f"{OUT}/robust_{v}_{m}_{t}.txt" for v in ("worst_factor", "worst_set") for m in ROBUST_METHODS
+         for t in ROBUST_TAGS],
+        [f"{OUT}/robust_mix_{v}_{t}.txt" for v in ("worst_factor", "gain") for t in ROBUST_TAGS],
         f"{OUT}/robust_noise_levels.txt",
         f"{OUT}/robust_n.txt",
     shell:
@@ -664,9 +655,10 @@ rule bias_numbers:
         f"{S}/bias.json",
         script="src/scripts/num_bias.py",
     output:
-        [f"{OUT}/bias_{m}_{k}_{t}.txt" for m in ("shapenet", "baseline", "shapenet_cal", "baseline_cal", "mlfit")
-         for k in ("m1", "m2", "c1", "c2") for t in BIAS_TAGS],
-        [f"{OUT}/bias_R_{m}_{t}.txt" for m in ("shapenet", "baseline") for t in BIAS_TAGS],
+        [f"{OUT}/bias_{m}_{k}_{t}.txt" for m in BIAS_GRID_METHODS for k in ("m1", "m2", "c1", "c2")
+         for t in BIAS_TAGS],
+        [f"{OUT}/bias_R_{study.get_method(m).calibrates}_{t}.txt" for m in BIAS_GRID_METHODS
+         if study.get_method(m).calibrates for t in BIAS_TAGS],
         f"{OUT}/bias_n_response.txt",
         f"{OUT}/bias_delta.txt",
         [f"{OUT}/bias_R{k}{k}_{m}_{t}.txt" for k in (1, 2) for m in ("shapenet", "moments") for t in BIAS_TAGS],

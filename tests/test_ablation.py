@@ -15,14 +15,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from shearbridge import ablation as A
+from shearbridge.summaries import ablation as A
 from shearbridge import paths
-from shearbridge.compare import result_path
-from shearbridge.config import get_profile, noise_tag
-from shearbridge.configs import (ABLATION_LADDER, ABLATION_REMOVALS, _BASELINE_LIKE, ablation_epochs,
-                                 ablation_names, ablation_objects, get_experiment)
+from shearbridge.steps.measure import result_path
+from shearbridge.config import SimConfig, get_profile, noise_tag
+from shearbridge.config.ablation import (ABLATION_LADDER, ABLATION_REMOVALS, BASELINE_LIKE, ablation_epochs,
+                                         ablation_names, ablation_objects)
+from shearbridge.config.experiments import get_experiment
 from shearbridge.io import save_npz, write_json
-from shearbridge.models import get_model
+from shearbridge.models import bind_data_kwargs, get_model
 
 PROFILE = get_profile("quick")
 SIGMA = 1e-5
@@ -38,7 +39,8 @@ def changed(a: dict, b: dict) -> set[str]:
 
 def test_ladder_starts_at_the_baseline_architecture_and_adds_the_documented_switch_per_step():
     first = kwargs_of(ABLATION_LADDER[0][0])
-    assert changed(first, _BASELINE_LIKE) == {"psf_sigma_px"}, "step 0 must be the baseline-like ShapeNet"
+    assert changed(first, BASELINE_LIKE) == set(), "step 0 must be the baseline-like ShapeNet"
+    assert "psf_sigma_px" not in first, "the PSF comes from the training data, not the experiment"
     for (prev, _, _), (name, label, change) in zip(ABLATION_LADDER, ABLATION_LADDER[1:]):
         diff = changed(kwargs_of(prev), kwargs_of(name))
         assert change and diff == set(change), f"{name} ({label}) changes {diff}, documents {set(change)}"
@@ -69,7 +71,8 @@ def test_every_ablation_builds_a_two_output_network():
     x = jnp.zeros((1, 53, 53), jnp.float32)
     for name in ablation_names():
         exp = get_experiment(name, PROFILE, SIGMA)
-        model = get_model(exp.train.model, exp.train.n_outputs, **exp.train.model_kwargs)
+        kwargs = bind_data_kwargs(exp.train.model, exp.train.model_kwargs, SimConfig())  # the data's PSF
+        model = get_model(exp.train.model, exp.train.n_outputs, **kwargs)
         params = jax.eval_shape(model.init, jax.random.key(0), x)
         out = jax.eval_shape(model.apply, params, x)
         assert out.shape == (1, 2), f"{name}: output shape {out.shape}"
@@ -148,7 +151,7 @@ def test_summary_builds_the_table_from_the_result_files(fake_summary):
     profile, s, written = fake_summary
     names = [r["name"] for r in s["rows"]]
     assert names == ablation_names() + ["baseline", "shapenet"], "ladder, removals, then the references"
-    labels = {n: lab for n, lab, _ in ABLATION_LADDER + ABLATION_REMOVALS} | dict(A.REFERENCES)
+    labels = {n: lab for n, lab, _ in ABLATION_LADDER + ABLATION_REMOVALS} | dict(A.references())
     assert s["noise_tags"] == [noise_tag(x) for x in A.ablation_sigmas(profile)]
     assert s["epochs_ablation"] == ablation_epochs(profile) and s["epochs_full"] == profile.epochs
     for i, row in enumerate(s["rows"]):
@@ -210,9 +213,9 @@ def test_summary_names_the_missing_file(data_root):
 
 
 def test_snakefile_and_summaries_know_the_ablation():
-    from shearbridge.summaries import SUMMARIES
+    from shearbridge.summaries.collect import SUMMARIES
 
     assert "ablation" in SUMMARIES
     snakefile = (paths.ROOT / "Snakefile").read_text()
-    assert "rule summary_ablation" in snakefile and "ABLATION_TAGS = BIAS_TAGS" in snakefile
-    assert "in ABLATIONS" in snakefile, "the compare rule must wait for the ablation runs"
+    assert "rule summary_ablation" in snakefile and 'ABLATION_TAGS = STAGS["ablation"]' in snakefile
+    assert "study.run_of(w.method)" in snakefile, "the compare rule must wait for the trained runs"

@@ -1,6 +1,6 @@
 """The six activations: jax.nn (float32) against independent NumPy formulas (float64).
 
-Tolerance (see :mod:`shearbridge.translation`): on |x| <= 8 each JAX expression
+Tolerance (see :mod:`shearbridge.models.parity`): on |x| <= 8 each JAX expression
 has at most 8 float32 operations (16 for its autodiff derivative), each with a
 relative error of at most 4u (u = 2**-24; XLA's transcendental functions are
 accurate to a few ulp) on intermediates bounded by max(1, |x|), so
@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from shearbridge import activations as act
-from shearbridge import numpy_ref
-from shearbridge.translation import activation_points, activation_tolerance
+from shearbridge.models import activations as act
+from shearbridge.models import numpy_ref
+from shearbridge.models.parity import activation_points, activation_tolerance
 
 
 @pytest.fixture(scope="module")

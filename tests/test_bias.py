@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shearbridge.estimators.bias import jackknife, linear_bias, paired_shear_bias
+from shearbridge.stats.bias import jackknife, linear_bias, paired_shear_bias
 
 K_SIGMA = 4.0
 

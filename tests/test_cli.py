@@ -11,7 +11,7 @@ import pytest
 
 from shearbridge.cli import main
 from shearbridge.config import ConfigError, TrainConfig, get_profile
-from shearbridge.configs import EXPERIMENTS, experiment_from_dict, get_experiment, load_experiment
+from shearbridge.config.experiments import EXPERIMENTS, experiment_from_dict, get_experiment, load_experiment
 
 QUICK = get_profile("quick")
 
@@ -24,7 +24,7 @@ def test_named_experiments_are_valid_and_named_after_themselves():
         exp = get_experiment(name, QUICK, 1e-5)
         exp.validate()
         assert exp.name == name and exp.noise_sigma == 1e-5 and exp.profile is QUICK
-        # ablation steps train for a tenth of the profile's epochs (configs.ablation_epochs)
+        # ablation steps train for a tenth of the profile's epochs (shearbridge.config.ablation.ablation_epochs)
         epochs = max(1, QUICK.epochs // 10) if name.startswith("abl_") else QUICK.epochs
         assert exp.epochs == epochs and exp.patience == QUICK.patience
         assert EXPERIMENTS[name].__doc__ and "Command:" in EXPERIMENTS[name].__doc__
@@ -167,7 +167,7 @@ def test_python_dash_m_entry_point(tmp_path):
 
 
 def test_robustness_runs_every_named_set_in_one_process(capsys, monkeypatch):
-    from shearbridge import robustness
+    from shearbridge.steps import robustness
 
     calls = []
 
@@ -180,3 +180,25 @@ def test_robustness_runs_every_named_set_in_one_process(capsys, monkeypatch):
                  "--noise", "1e-3", "--profile", "quick"]) == 0
     assert calls == [("hsm_regauss", "test", "quick", 1e-3), ("hsm_regauss", "test_exp", "quick", 1e-3)]
     assert capsys.readouterr().out.count('"dataset"') == 2
+
+
+def test_a_real_bug_is_not_dressed_up_as_a_usage_error(capsys, monkeypatch):
+    """Only ShearbridgeError becomes ``error: ...`` with status 2; a plain ValueError is a bug."""
+    import shearbridge.cli as cli
+
+    def buggy(args):
+        raise ValueError("an internal bug")
+
+    monkeypatch.setitem(cli._COMMANDS, "info", buggy)
+    with pytest.raises(ValueError, match="an internal bug"):
+        cli.main(["info"])
+
+
+def test_every_package_error_is_also_its_builtin():
+    from shearbridge import errors
+
+    assert issubclass(errors.ConfigError, ValueError) and issubclass(errors.ConfigError, errors.ShearbridgeError)
+    assert issubclass(errors.MissingFileError, FileNotFoundError)
+    assert issubclass(errors.NgmixUnavailable, ImportError)
+    for name in errors.__all__:
+        assert issubclass(getattr(errors, name), errors.ShearbridgeError), name

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from shearbridge.config import SimConfig
-from shearbridge.estimators.crlb import (
+from shearbridge.stats.crlb import (
     crlb_for_dataset,
     crlb_sigma,
     fisher_matrix,

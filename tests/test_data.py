@@ -1,4 +1,4 @@
-"""Tests of the cached datasets (shearbridge.data), on tiny profiles under tmp_path."""
+"""Tests of the cached datasets (shearbridge.sim.datasets), on tiny profiles under tmp_path."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from shearbridge import data as D
+from shearbridge.sim import catalogue as C
+from shearbridge.sim import datasets as D
 from shearbridge import paths
 from shearbridge.config import ConfigError, SimConfig, get_profile
 
@@ -196,7 +197,7 @@ def test_stale_and_corrupt_datasets_are_refused(data_root):
 
 
 def test_malformed_specs_raise_config_error_naming_the_field(data_root):
-    good = D.dataset_specs(TINY)["test"]
+    good = C.dataset_specs(TINY)["test"]
     bad = {
         "galaxy": dataclasses.replace(good, sim=SimConfig(galaxy="spiral")),
         "psf_sigma_arcsec": dataclasses.replace(good, sim=SimConfig(psf_sigma_arcsec=-0.25)),
@@ -215,8 +216,8 @@ def test_malformed_specs_raise_config_error_naming_the_field(data_root):
 
 
 def test_dataset_specs():
-    specs = D.dataset_specs(TINY)
-    assert set(specs) == set(D.STREAM_ID)
+    specs = C.dataset_specs(TINY)
+    assert set(specs) == set(C.STREAM_ID)
     assert len({s.stream_id for s in specs.values()}) == len(specs)
     n_rob = max(256, TINY.n_test // 4)
     assert specs["train"].n_objects == TINY.n_train
@@ -233,7 +234,7 @@ def test_dataset_specs():
     assert specs["train"].sim == SimConfig()
     for spec in specs.values():
         spec.validate()
-    hashes = {D.spec_hash(s, TINY.seed) for s in specs.values()}
+    hashes = {C.spec_hash(s, TINY.seed) for s in specs.values()}
     assert len(hashes) == len(specs)
 
 

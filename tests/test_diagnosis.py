@@ -13,8 +13,12 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from shearbridge import diagnosis as D
-from shearbridge import diagnosis_probe as P
+from shearbridge.diagnosis import features as Fe
+from shearbridge.diagnosis import fisher as D
+from shearbridge.diagnosis import information as I
+from shearbridge.diagnosis import probes as P
+from shearbridge.diagnosis import subpixel as SP
+from shearbridge.diagnosis import vision as V
 from shearbridge.estimators.render import gaussian_psf_image
 from shearbridge.models.enhanced import EnhancedGalaxyNN
 
@@ -29,7 +33,7 @@ TOL = 1e-8
 def jacobian(size_arcsec: float, g=(0.1, -0.05), offset=(0.03, -0.02), s: int = S) -> np.ndarray:
     psf = gaussian_psf_image(PSF_SIGMA, SCALE, s)
     theta = np.array([[1.0, offset[0], offset[1], size_arcsec, g[0], g[1]]])
-    return D.image_jacobian(psf, SCALE, theta)[0]  # (s, s, 6)
+    return I.image_jacobian(psf, SCALE, theta)[0]  # (s, s, 6)
 
 
 def fisher_of(G: np.ndarray) -> np.ndarray:
@@ -113,19 +117,19 @@ def window_jacobian(size_arcsec: float) -> np.ndarray:
 
 
 def test_random_conv_network_never_exceeds_the_image(random_params):
-    fn = D.enhanced_feature_fn(MODEL, W)
+    fn = Fe.enhanced_feature_fn(MODEL, W)
     G = window_jacobian(0.15)
     F = fisher_of(G)
     rng = np.random.default_rng(3)
     for seed, params in enumerate(random_params):
         x0 = 0.05 * rng.standard_normal((S, S))
         info = D.layer_fisher(fn, params, x0, G, ORIGIN, W)
-        for layer in D.LAYERS:
+        for layer in Fe.LAYERS:
             for mode in ("marginal", "fixed"):
                 r = D.retained_fraction(info[layer], F, mode)
                 assert np.all(r <= 1.0 + TOL), f"seed {seed}: {layer} retains {r} > 1 ({mode})"
         # row spaces are nested along the chain, so information never grows
-        chain = [retained(info[k], F, "fixed") for k in D.LAYERS]
+        chain = [retained(info[k], F, "fixed") for k in Fe.LAYERS]
         assert np.all(np.diff(chain) <= TOL), f"information grew along the layers: {chain}"
 
 
@@ -134,11 +138,11 @@ def test_cropped_features_give_the_full_maps_information(random_params):
 
     def full(p, x, o):
         f = MODEL.apply({"params": p}, x[None], return_features=True)
-        return {k: f[k] for k in D.LAYERS if k != "input"}
+        return {k: f[k] for k in Fe.LAYERS if k != "input"}
 
     G = window_jacobian(0.2)
     x0 = np.random.default_rng(5).standard_normal((S, S))
-    cropped = D.layer_fisher(D.enhanced_feature_fn(MODEL, W), params, x0, G, ORIGIN, W)
+    cropped = D.layer_fisher(Fe.enhanced_feature_fn(MODEL, W), params, x0, G, ORIGIN, W)
     reference = D.layer_fisher(full, params, x0, G, ORIGIN, W)
     F = fisher_of(G)
     for layer in reference:
@@ -168,7 +172,7 @@ def small_shapenet():
 
 def test_shapenet_feature_function_returns_every_listed_layer():
     model = _small_shapenet()
-    fn, layers = D.feature_fn_for(model, SHAPENET_W)
+    fn, layers = Fe.feature_fn_for(model, SHAPENET_W)
     assert layers == ("input", "normed", "conv1", "act1", "pool1", "conv2", "act2", "pool2", "moments",
                       "pooled", "dense1", "dense2", "out")
     params = jax.eval_shape(model.init, jax.random.key(1), jnp.zeros((1, S, S)))["params"]
@@ -176,14 +180,14 @@ def test_shapenet_feature_function_returns_every_listed_layer():
     assert set(shapes) == set(layers)
     assert shapes["input"].shape == (SHAPENET_W, SHAPENET_W) and shapes["out"].shape == (2,)
     with pytest.raises(ValueError, match="no per-layer diagnosis"):
-        D.feature_fn_for(nn.Dense(3), SHAPENET_W)
+        Fe.feature_fn_for(nn.Dense(3), SHAPENET_W)
 
 
 @pytest.mark.slow
 def test_shapenet_features_are_the_models_with_the_moment_derivative_restored(small_shapenet):
     """Eager forward and JVP passes of ShapeNet (about half a minute on two busy cores)."""
     model, params, G_full = small_shapenet
-    fn, layers = D.feature_fn_for(model, SHAPENET_W)
+    fn, layers = Fe.feature_fn_for(model, SHAPENET_W)
     x0 = jnp.asarray(G_full[..., 0], jnp.float32)  # d image / d flux at flux 1: the galaxy itself
     origin = jnp.asarray(SHAPENET_ORIGIN)
     feats = fn(params, x0, origin)
@@ -202,7 +206,7 @@ def test_shapenet_layers_never_exceed_the_image(small_shapenet):
     """Compiling the ShapeNet Jacobians in float64 takes about a minute on two busy cores."""
     model, params, G_full = small_shapenet
     w, (r0, c0) = SHAPENET_W, SHAPENET_ORIGIN
-    fn, layers = D.feature_fn_for(model, w)
+    fn, layers = Fe.feature_fn_for(model, w)
     G = G_full[r0 : r0 + w, c0 : c0 + w]
     F = fisher_of(G)
     info = D.layer_fisher(fn, params, G_full[..., 0], G, (r0, c0), w)
@@ -239,17 +243,17 @@ def test_a_four_output_layer_carries_no_six_parameter_information():
 
 
 def test_window_capture_is_a_fraction_and_full_windows_capture_all(G_small):
-    cap = D.window_capture(G_small, (0, 0), S)
+    cap = I.window_capture(G_small, (0, 0), S)
     assert_allclose(list(cap.values()), 1.0, rtol=1e-12)
-    part = D.window_capture(G_small, (4, 4), 6)
+    part = I.window_capture(G_small, (4, 4), 6)
     assert all(0.0 < v < 1.0 for v in part.values())
 
 
 def test_galaxy_window_is_centred_and_inside():
     theta = np.array([1.0, 0.141 * 3.2, -0.141 * 1.6, 0.3, 0.0, 0.0])  # x +3.2 px, y -1.6 px
-    assert D.galaxy_window(theta, 53, 0.141, 21) == (26 - 2 - 10, 26 + 3 - 10)
+    assert I.galaxy_window(theta, 53, 0.141, 21) == (26 - 2 - 10, 26 + 3 - 10)
     far = np.array([1.0, 10.0, -10.0, 0.3, 0.0, 0.0])
-    assert D.galaxy_window(far, 53, 0.141, 21) == (0, 32)
+    assert I.galaxy_window(far, 53, 0.141, 21) == (0, 32)
 
 
 def test_layer_fisher_rejects_a_window_off_the_stamp(G_small):
@@ -283,21 +287,21 @@ def test_mlp_probe_learns_a_nonlinear_law():
 
 
 def test_ml_weight_map_is_an_unbiased_linear_estimator(G_small):
-    w = P.ml_weight_map(G_small)
+    w = V.ml_weight_map(G_small)
     response = np.einsum("ij,ijp->p", w, G_small)
     assert_allclose(response, np.eye(6)[4], atol=1e-9, err_msg="d g1_ML / d theta must be e_g1")
-    assert P.pearson(w, w) == pytest.approx(1.0)
-    assert P.pearson(w, -2 * w) == pytest.approx(-1.0)
+    assert V.pearson(w, w) == pytest.approx(1.0)
+    assert V.pearson(w, -2 * w) == pytest.approx(-1.0)
 
 
 def test_blur_pooling_aliases_less_than_average_pooling():
     from shearbridge.config import SimConfig
 
     sim = SimConfig(stamp_size_px=24)
-    res = P.run_subpixel(0, sim, sizes_arcsec=(0.15,), n_delta=5)
+    res = SP.run_subpixel(0, sim, sizes_arcsec=(0.15,), n_delta=5)
     avg = res["arrays"]["subpixel_random_avg_energy_var"][0]  # (layer, delta)
     blur = res["arrays"]["subpixel_random_blur_energy_var"][0]
-    layers = list(P.SPATIAL_LAYERS)
+    layers = list(SP.SPATIAL_LAYERS)
     # stride-1 convolution of a band-limited stamp: channel energies are shift invariant
     assert avg[layers.index("conv1")].max() < 1e-9
     for layer in ("pool1", "pool2"):
@@ -315,10 +319,13 @@ def test_run_diagnosis_and_its_figures_on_the_quick_profile(data_root, monkeypat
     import runpy
     import shutil
 
-    from shearbridge import data, paths, summaries
+    from shearbridge import paths
+    from shearbridge.sim import datasets as data
+    from shearbridge.summaries import collect as summaries
     from shearbridge.config import get_profile
-    from shearbridge.configs import get_experiment
-    from shearbridge.train import train_and_evaluate
+    from shearbridge.config.experiments import get_experiment
+    from shearbridge.steps.diagnose import run_diagnosis
+    from shearbridge.train.loop import train_and_evaluate
 
     profile = dataclasses.replace(get_profile("quick"), noise_grid=(1e-5, 1e-3))
     for name in ("train", "test"):
@@ -327,13 +334,13 @@ def test_run_diagnosis_and_its_figures_on_the_quick_profile(data_root, monkeypat
         for name in ("baseline", "shapenet"):
             exp = get_experiment(name, profile, sigma)
             train_and_evaluate(exp, paths.run_dir(name, sigma, profile), progress=False)
-    summary = D.run_diagnosis(profile, progress=False, experiments=["baseline", "shapenet"])
+    summary = run_diagnosis(profile, progress=False, experiments=["baseline", "shapenet"])
     out = paths.profile_dir(profile) / "diagnosis"
     assert (out / "diagnosis.json").exists() and (out / "diagnosis.npz").exists()
     with np.load(out / "diagnosis.npz") as z:
         for mode in D.MODES:
             r = z[f"retained_{mode}"]
-            assert r.shape[:2] == (2, 2) and r.shape[3:] == (len(D.LAYERS), 2)
+            assert r.shape[:2] == (2, 2) and r.shape[3:] == (len(Fe.LAYERS), 2)
             assert np.all(r <= 1.0 + TOL), f"{mode}: a layer retains more than the image"
             assert np.all(r[:, :, :, 0] >= 1.0 - 1e-6), "the input layer must keep everything"
     assert set(summary["information"]) == {"1e-05", "1e-03"}

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from shearbridge.config import TrainConfig, get_profile
-from shearbridge.configs import ExperimentConfig
-from shearbridge.evaluate import evaluate_run, result_path, shear_metrics
+from shearbridge.config.experiments import ExperimentConfig
+from shearbridge.steps.evaluate import evaluate_run, result_path, shear_metrics
 from shearbridge.models import get_model
-from shearbridge.train import save_model
+from shearbridge.models import save_model
 
 K_SIGMA = 4.0  # statistical tolerance, in units of the estimate's own standard error
 

@@ -1,4 +1,4 @@
-""":mod:`shearbridge.fastconv` computes what ``flax.linen`` computes, with the same parameters.
+""":mod:`shearbridge.models.fastconv` computes what ``flax.linen`` computes, with the same parameters.
 
 Two kinds of check. On *dyadic* inputs (values k/8 with small k) every product
 and partial sum is exact in float32, so any summation order gives the same
@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from shearbridge import fastconv as fc
-from shearbridge.translation import gamma
+from shearbridge.models import fastconv as fc
+from shearbridge.train import runtime as rt
+from shearbridge.models.parity import gamma
 
 
 def _dyadic(seed: int, shape: tuple[int, ...], bound: int = 4, denom: int = 8) -> jnp.ndarray:
@@ -300,15 +301,15 @@ def test_gather_batch_equals_fancy_indexing_under_jit():
 
 
 def test_recommended_flags_extend_and_never_duplicate():
-    flags = fc.recommended_xla_flags("--xla_cpu_enable_fast_math=false")
+    flags = rt.recommended_xla_flags("--xla_cpu_enable_fast_math=false")
     assert flags.startswith("--xla_cpu_enable_fast_math=false ")
     assert "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution" in flags
-    assert fc.recommended_xla_flags(flags) == flags  # idempotent
+    assert rt.recommended_xla_flags(flags) == flags  # idempotent
     mine = "--xla_cpu_experimental_ynn_fusion_type=-reduce"
-    assert fc.recommended_xla_flags(mine) == mine  # a user's own setting wins
-    env = fc.recommended_env({"MALLOC_MMAP_MAX_": "65536", "XLA_FLAGS": ""})
+    assert rt.recommended_xla_flags(mine) == mine  # a user's own setting wins
+    env = rt.recommended_env({"MALLOC_MMAP_MAX_": "65536", "XLA_FLAGS": ""})
     assert "MALLOC_MMAP_MAX_" not in env and env["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=1"
-    assert env["XLA_FLAGS"] == fc.recommended_xla_flags("")
+    assert env["XLA_FLAGS"] == rt.recommended_xla_flags("")
 
 
 def test_recommended_compiler_options_change_speed_not_results():
@@ -323,7 +324,7 @@ def test_recommended_compiler_options_change_speed_not_results():
         return jax.grad(lambda a, b: jnp.sum(conv(a, b) * h), argnums=(0, 1))(u, v)
 
     lowered = jax.jit(grads).lower(x, w, g)
-    fast = lowered.compile(compiler_options=fc.recommended_compiler_options())(x, w, g)
+    fast = lowered.compile(compiler_options=rt.recommended_compiler_options())(x, w, g)
     default = lowered.compile()(x, w, g)
     gx_abs, gw_abs = jax.jit(grads)(jnp.abs(x), jnp.abs(w), jnp.abs(g))
     _assert_within(fast[0], default[0], 2 * gamma(9 * 5) * gx_abs, "input gradient")
@@ -332,7 +333,7 @@ def test_recommended_compiler_options_change_speed_not_results():
 
 def test_configure_malloc_runs_in_a_fresh_process():
     # a separate interpreter: mallopt changes the whole process
-    code = "from shearbridge.fastconv import configure_malloc; print(configure_malloc())"
+    code = "from shearbridge.train.runtime import configure_malloc; print(configure_malloc())"
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -348,7 +349,7 @@ def test_configure_malloc_runs_in_a_fresh_process():
 def test_reexec_restarts_once_with_the_recommended_environment():
     code = (
         "import os\n"
-        "from shearbridge.fastconv import reexec_with_recommended_env, recommended_env\n"
+        "from shearbridge.train.runtime import reexec_with_recommended_env, recommended_env\n"
         "print('start')\n"
         "reexec_with_recommended_env()\n"
         "print(all(os.environ[k] == v for k, v in recommended_env().items()))\n"

@@ -15,7 +15,7 @@ import pytest
 
 from shearbridge.estimators.base import FLAG_HSM_FAILURE
 from shearbridge.estimators.hsm import HSMEstimator, distortion_to_shear, shear_to_distortion
-from shearbridge.estimators.metacal import Metacal
+from shearbridge.stats.metacal import Metacal
 
 SCALE = 0.141
 SIZE = 53

@@ -1,4 +1,7 @@
-"""Defining properties of the custom layers in :mod:`shearbridge.layers` (lengths in pixels)."""
+"""Defining properties of the custom layers (lengths in pixels).
+
+Modules: :mod:`shearbridge.models.layers` and :mod:`shearbridge.models.pooling`.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +12,10 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from shearbridge import layers as L
-from shearbridge.numpy_ref import same_padding
-from shearbridge.translation import gamma
+from shearbridge.models import layers as L
+from shearbridge.models import pooling as P
+from shearbridge.models.numpy_ref import same_padding
+from shearbridge.models.parity import gamma
 
 
 def _key(i: int) -> jax.Array:
@@ -52,7 +56,7 @@ def test_normalised_log_selects_the_blob_scale(sigma_blob_px):
     step = 0.05
     sigmas = np.arange(1.5, 6.0 + step / 2, step)
     layer = L.GaussianDerivativeConv(len(sigmas), kernel_size=49, padding="VALID", use_bias=False)
-    blob = L.gaussian_blob(49, sigma_blob_px, pixel_integrated=False)
+    blob = P.gaussian_blob(49, sigma_blob_px, pixel_integrated=False)
     x = jnp.asarray(blob, jnp.float32)[None, :, :, None]
     mix = np.zeros((len(L.BASIS), 1, len(sigmas)), np.float32)
     mix[L.BASIS.index("gxx")] = mix[L.BASIS.index("gyy")] = 1.0
@@ -88,7 +92,7 @@ def test_even_kernel_is_rejected():
 @pytest.mark.parametrize("n", [32, 53])
 def test_blurpool_output_size_and_constant_image(pool, n):
     x = jnp.full((1, n, n, 3), 2.0, jnp.float32)
-    y = L.BlurPool(4, pool=pool).apply({}, x)
+    y = P.BlurPool(4, pool=pool).apply({}, x)
     assert y.shape == (1, -(-n // 2), -(-n // 2), 3)
     # dyadic taps (k/64) and reflect padding: a constant image is reproduced exactly
     assert_array_equal(np.asarray(y), 2.0)
@@ -103,7 +107,7 @@ def _max(x):
 
 
 def _blur(n, pool="none"):
-    return lambda x: L.BlurPool(n, pool=pool).apply({}, x)
+    return lambda x: P.BlurPool(n, pool=pool).apply({}, x)
 
 
 def test_blurpool_is_more_shift_equivariant_than_plain_pooling():
@@ -113,13 +117,13 @@ def test_blurpool_is_more_shift_equivariant_than_plain_pooling():
     # max_pool 2x2/2: energy variation 0.40; MaxBlurPool(4): 0.077.
     # Asserted with margins well inside the measured ratios: >= 2x on energy (measured 4.3x
     # and 5.2x), >= 100x on centroid and second moment (measured > 1e5x).
-    avg = L.subpixel_shift_metrics(_avg, 1.0)
-    blur = L.subpixel_shift_metrics(_blur(4), 1.0)
+    avg = P.subpixel_shift_metrics(_avg, 1.0)
+    blur = P.subpixel_shift_metrics(_blur(4), 1.0)
     assert blur["energy_variation"] < avg["energy_variation"] / 2, (blur, avg)
     assert blur["centroid_error_px"] < avg["centroid_error_px"] / 100, (blur, avg)
     assert blur["size_variation"] < avg["size_variation"] / 100, (blur, avg)
-    mx = L.subpixel_shift_metrics(_max, 1.0)
-    mxblur = L.subpixel_shift_metrics(_blur(4, "max"), 1.0)
+    mx = P.subpixel_shift_metrics(_max, 1.0)
+    mxblur = P.subpixel_shift_metrics(_blur(4, "max"), 1.0)
     assert mxblur["energy_variation"] < mx["energy_variation"] / 2, (mxblur, mx)
 
 
@@ -128,19 +132,19 @@ def test_binomial_order_sets_which_moments_survive_subsampling():
     # order < n - 1 of the subsampled image do not depend on the sub-pixel phase (Poisson
     # summation). 3 taps: centroid kept, second moment not; 4 taps: both kept. The 1e-3
     # factor sits between the float32 floor (measured ratios ~1e-5) and order-one effects.
-    avg = L.subpixel_shift_metrics(_avg, 1.0)
-    b3 = L.subpixel_shift_metrics(_blur(3), 1.0)
-    b4 = L.subpixel_shift_metrics(_blur(4), 1.0)
+    avg = P.subpixel_shift_metrics(_avg, 1.0)
+    b3 = P.subpixel_shift_metrics(_blur(3), 1.0)
+    b4 = P.subpixel_shift_metrics(_blur(4), 1.0)
     assert b3["centroid_error_px"] < 1e-3 * avg["centroid_error_px"]
     assert b3["size_variation"] > 1e-2 * avg["size_variation"]
     assert b4["size_variation"] < 1e-3 * b3["size_variation"]
 
 
 def test_binomial_filter_taps():
-    assert_array_equal(L.binomial_filter(3), np.outer([1, 2, 1], [1, 2, 1]) / 16.0)
-    assert L.binomial_filter(5).sum() == pytest.approx(1.0)
+    assert_array_equal(P.binomial_filter(3), np.outer([1, 2, 1], [1, 2, 1]) / 16.0)
+    assert P.binomial_filter(5).sum() == pytest.approx(1.0)
     with pytest.raises(L.LayerConfigError):
-        L.binomial_filter(9)
+        P.binomial_filter(9)
 
 
 @pytest.mark.parametrize("dilations", [(1, 2, 4), (1, 2)])
@@ -212,10 +216,10 @@ def test_blurpool_separable_sums_equal_the_depthwise_binomial_convolution(n, str
     """BlurPool computes the blur as separable strided sums; it must equal the direct
     depthwise convolution with the 2-D binomial kernel on the same padded input."""
     x = jax.random.normal(jax.random.PRNGKey(3), (2, 27, 27, 5))
-    got = L.BlurPool(n, stride=stride, pool="none").apply({}, x)
+    got = P.BlurPool(n, stride=stride, pool="none").apply({}, x)
     pads = [same_padding(27, n, stride)] * 2
     xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)), mode="reflect")
-    kernel = jnp.tile(jnp.asarray(L.binomial_filter(n), jnp.float32)[:, :, None, None], (1, 1, 1, 5))
+    kernel = jnp.tile(jnp.asarray(P.binomial_filter(n), jnp.float32)[:, :, None, None], (1, 1, 1, 5))
     ref = jax.lax.conv_general_dilated(xp, kernel, (stride, stride), "VALID",
                                        dimension_numbers=("NHWC", "HWIO", "NHWC"),
                                        feature_group_count=5)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from shearbridge.learning import forward_flops, matched_compute, snapshots
+from shearbridge.steps.learning import forward_flops, matched_compute, snapshots
 from shearbridge.models import get_model
 
 

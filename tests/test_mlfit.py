@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from shearbridge.estimators.base import EstimatorInputError
-from shearbridge.estimators.crlb import crlb_for_dataset
+from shearbridge.stats.crlb import crlb_for_dataset
 from shearbridge.estimators.mlfit import MLFitEstimator, eta_to_g, g_to_eta
 
 SCALE = 0.141

@@ -149,7 +149,10 @@ def test_count_params_on_a_known_tree():
 def test_init_params_equals_eager_init(name):
     from shearbridge.models import init_params
 
-    model = get_model(name, 2)
+    from shearbridge.config import SimConfig
+    from shearbridge.models import bind_data_kwargs
+
+    model = get_model(name, 2, **bind_data_kwargs(name, {}, SimConfig()))
     key = jax.random.PRNGKey(3)
     eager = model.init(key, jnp.zeros((1, 21, 21), jnp.float32))["params"]
     jitted = init_params(model, key, 21)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from shearbridge.moments import (
+from shearbridge.models.moments import (
     MOMENT_KEYS,
     WEIGHT_FRACTIONS,
     adaptive_moments,

@@ -1,7 +1,7 @@
 """NumPy references against hand-computed cases, and JAX/Flax against the references.
 
 The JAX/Flax comparisons use the worst-case float32 round-off bound stated in
-:mod:`shearbridge.translation` (Higham's gamma_n times the sum of |terms|).
+:mod:`shearbridge.models.parity` (Higham's gamma_n times the sum of |terms|).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from shearbridge import numpy_ref as ref
-from shearbridge import translation as tr
+from shearbridge.models import numpy_ref as ref
+from shearbridge.models import parity as tr
 
 
 def nhwc(a: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shearbridge import io
-from shearbridge.outputs import fmt_num, fmt_pm, fmt_sci
+from shearbridge.paper.outputs import fmt_num, fmt_pm, fmt_sci
 
 
 @pytest.mark.parametrize(
@@ -61,19 +61,25 @@ def test_atomic_dir_replaces_whole_folder(tmp_path):
 
 
 def test_every_method_keeps_one_style_and_label_in_every_figure():
-    from shearbridge import plotting
+    from shearbridge.paper import plotting
 
-    styles = [plotting.method_style(m) for m in plotting.METHOD_ORDER]
+    from shearbridge import study
+    from shearbridge.config import ConfigError
+
+    plotted = [m.name for m in study.methods(available_only=False)
+               if m.kind != "bound" and not m.calibrates and "ablation" not in m.studies]
+    styles = [plotting.method_style(m) for m in plotted]
     keys = {(s["color"], str(s["linestyle"]), s["marker"]) for s in styles}
     assert len(keys) == len(styles), "two methods share a style"
     assert len({s["marker"] for s in styles}) == len(styles), "markers must differ (greyscale)"
     assert plotting.method_style("shapenet_cal") == plotting.method_style("shapenet")
     assert plotting.method_label("shapenet") == "ShapeNet"
     assert plotting.method_label("baseline_cal") == "EnhancedGalaxyNN, calibrated"
-    assert plotting.method_label("unknown") == "unknown"
+    with pytest.raises(ConfigError, match="unknown method"):
+        plotting.method_label("unknown")
 
 
 def test_fmt_int_groups_thousands_for_latex():
-    from shearbridge.outputs import fmt_int
+    from shearbridge.paper.outputs import fmt_int
 
     assert fmt_int(32768) == "$32{,}768$" and fmt_int(125000) == "$125{,}000$" and fmt_int(53) == "$53$"

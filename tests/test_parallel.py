@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from shearbridge.parallel import ParallelError, choose_devices, claim_cores, data_parallel
+from shearbridge.train.parallel import ParallelError, choose_devices, claim_cores, data_parallel
 
 TESTS = Path(__file__).resolve().parent
 
@@ -30,8 +30,9 @@ SCRIPT = textwrap.dedent(
     sys.path.insert(0, sys.argv[1])
     from test_train import experiment, gaussian_stamps
     from shearbridge.models import get_model
-    from shearbridge.parallel import choose_devices, data_parallel
-    from shearbridge.train import compile_options, train_and_evaluate
+    from shearbridge.train.parallel import choose_devices, data_parallel
+    from shearbridge.train.loop import train_and_evaluate
+    from shearbridge.train.optim import compile_options
 
     out = {"n_devices": jax.device_count()}
     model = get_model("enhanced", 4)
@@ -150,7 +151,7 @@ def test_claim_cores_rejects_zero():
 CLAIM = textwrap.dedent(
     """
     import os, sys
-    from shearbridge.parallel import claim_cores
+    from shearbridge.train.parallel import claim_cores
     cores = claim_cores(1, lock_dir=sys.argv[1])
     print(cores, sorted(os.sched_getaffinity(0)), flush=True)
     sys.stdin.readline()  # hold the claim until told to exit

@@ -1,10 +1,10 @@
 """Finite-difference shear response (metacal images) and response calibration.
 
-Truth: the adaptive moments of :mod:`shearbridge.moments` are exact for a Gaussian
+Truth: the adaptive moments of :mod:`shearbridge.models.moments` are exact for a Gaussian
 galaxy convolved with a Gaussian PSF, and the metacal image of such a galaxy
 sheared by ``delta`` is the galaxy with ellipticity ``Shear(delta) + Shear(g0)``
 convolved with the dilated PSF. So each object's finite-difference response must
-equal that of the shear-addition formula (:func:`shearbridge.sim.lensed_shear`).
+equal that of the shear-addition formula (:func:`shearbridge.sim.stamps.lensed_shear`).
 """
 
 from __future__ import annotations
@@ -15,17 +15,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from shearbridge import sim as simmod
+from shearbridge.sim import stamps as simmod
 from shearbridge.config import SimConfig
-from shearbridge.estimators.bias import paired_shear_bias
-from shearbridge.estimators.response import (
+from shearbridge.stats.bias import paired_shear_bias
+from shearbridge.stats.response import (
     SHEARED_TYPES,
     calibrate,
     finite_difference_response,
     response_from_estimates,
-    run_calibrated_bias,
 )
-from shearbridge.moments import adaptive_moments
+from shearbridge.steps.response import run_calibrated_bias
+from shearbridge.models.moments import adaptive_moments
 
 SIM = SimConfig()
 DELTA = 0.01
@@ -131,7 +131,7 @@ def test_bad_input_raises_one_clear_error():
 
 
 def test_precomputed_sheared_images_give_the_same_response(gaussians):
-    from shearbridge.estimators.response import sheared_images
+    from shearbridge.stats.response import sheared_images
 
     _, stamps, psf = gaussians
     kw = dict(delta=DELTA, fix_noise=False)
@@ -147,8 +147,8 @@ def test_precomputed_sheared_images_give_the_same_response(gaussians):
 
 def test_response_images_are_made_once_and_reused(tmp_path, monkeypatch):
     from shearbridge.config import Profile
-    from shearbridge.data import generate_dataset
-    from shearbridge.estimators import response as resp
+    from shearbridge.sim.datasets import generate_dataset
+    from shearbridge.steps import response as resp
 
     monkeypatch.setenv("SHEARBRIDGE_DATA", str(tmp_path))
     profile = Profile(name="tiny", noise_grid=(1e-4,), n_train=64, n_test=64, n_crlb=8, n_shear_pairs=4)
@@ -170,7 +170,7 @@ def test_response_images_are_made_once_and_reused(tmp_path, monkeypatch):
 
 
 def test_reference_moments_response_is_the_shear_addition_response(gaussians):
-    from shearbridge.estimators.response import moments_response, sheared_images
+    from shearbridge.stats.response import moments_response, sheared_images
 
     labels, stamps, psf = gaussians
     sets, _ = sheared_images(stamps, psf, SIM.pixel_scale_arcsec, 1e-6, delta=DELTA, fix_noise=False)

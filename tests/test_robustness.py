@@ -7,11 +7,12 @@ import dataclasses
 import numpy as np
 import pytest
 
-from shearbridge import robustness as rb
-from shearbridge import sim as simmod
+from shearbridge.steps import robustness as rb
+from shearbridge.sim import stamps as simmod
 from shearbridge.config import Profile, SimConfig, noise_tag
-from shearbridge.data import generate_dataset
-from shearbridge.estimators.crlb import crlb_for_dataset
+from shearbridge.sim.datasets import generate_dataset
+from shearbridge.stats.crlb import crlb_for_dataset
+from shearbridge.stats.crlb_fd import crlb_fd, fisher_fd
 
 # Central differences have an O(step^2) truncation error (step 1e-3: 1e-6 times
 # third-derivative factors of O(1)-O(100), as in tests/test_crlb.py); GalSim's rendering
@@ -28,7 +29,7 @@ def _labels(sim: SimConfig, n: int, seed: int) -> dict[str, np.ndarray]:
 def test_finite_difference_crlb_matches_autodiff(galaxy):
     sim = dataclasses.replace(SimConfig(), galaxy=galaxy)
     labels = _labels(sim, 4, 7)
-    fd = rb.crlb_fd(sim, labels, range(4))
+    fd = crlb_fd(sim, labels, range(4))
     auto = crlb_for_dataset(labels, sim, 1.0)
     for k, name in ((4, "sigma_g1"), (5, "sigma_g2")):
         np.testing.assert_allclose(fd[:, k], auto[name], rtol=RTOL_FD, err_msg=f"{galaxy} {name}")
@@ -37,7 +38,7 @@ def test_finite_difference_crlb_matches_autodiff(galaxy):
 def test_finite_difference_fisher_scales_with_noise():
     sim = SimConfig()
     row = {k: v[0] for k, v in _labels(sim, 1, 2).items()}
-    f1, f3 = rb.fisher_fd(sim, row, 1.0), rb.fisher_fd(sim, row, 3.0)
+    f1, f3 = fisher_fd(sim, row, 1.0), fisher_fd(sim, row, 3.0)
     np.testing.assert_allclose(f3, f1 / 9.0, rtol=1e-12)
 
 

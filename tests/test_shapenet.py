@@ -9,17 +9,24 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from shearbridge.layers import LayerConfigError
-from shearbridge.models import count_params, get_model
+from shearbridge.models.layers import LayerConfigError
+from shearbridge.config import SimConfig
+from shearbridge.models import bind_data_kwargs, count_params, get_model
 from shearbridge.models.shapenet import (
     BASELINE_LIKE,
     MomentPool,
     aperture_flux,
     moment_weight_maps,
 )
-from shearbridge.train import LOSSES, train_and_evaluate
+from shearbridge.train.loop import train_and_evaluate
+from shearbridge.train.metrics import LOSSES
 from test_train import experiment, gaussian_stamps
 
+
+
+def _shapenet(n_outputs, **kwargs):
+    """ShapeNet told the PSF of the default simulation, as training does (from the data's record)."""
+    return get_model("shapenet", n_outputs, **bind_data_kwargs("shapenet", kwargs, SimConfig()))
 
 def _init(model, size=53, seed=0):
     return model.init(jax.random.PRNGKey(seed), jnp.zeros((1, size, size)))["params"]
@@ -38,7 +45,7 @@ def _gaussian(size, sigma, e1=0.0, e2=0.0, x0=0.0, y0=0.0, flux=1.0):
 
 def test_baseline_like_settings_have_enhancedgalaxynn_parameter_count():
     """conv1 160 + conv2 4,640 + dense1 5408*128+128 + out 516 = 697,668 (worked out by hand)."""
-    model = get_model("shapenet", 4, **BASELINE_LIKE)
+    model = _shapenet(4, **BASELINE_LIKE)
     assert count_params(_init(model)) == 16 * 9 + 16 + 32 * 9 * 16 + 32 + 5408 * 128 + 128 + 129 * 4
     base = get_model("enhanced", 4)
     assert count_params(_init(model)) == count_params(_init(base))
@@ -48,7 +55,7 @@ def test_default_model_forward_pass_and_parameter_count():
     """Final model: conv 1->16 (160), conv 16->32 (4,640), head input (1+32)*18 moments
     + 2x7 adaptive-moment features + log-flux = 609, dense 609->128, 128->128, out 128->4,
     and the residual's scales (2 weights x 2) and offsets (2) for (g1, g2)."""
-    model = get_model("shapenet", 4)
+    model = _shapenet(4)
     params = _init(model)
     assert count_params(params) == 160 + 4640 + (609 * 128 + 128) + (128 * 128 + 128) + 516 + 6
     x = jnp.asarray(np.stack([_gaussian(53, 3.0, flux=2.0), _gaussian(53, 2.0, 0.2)]), jnp.float32)
@@ -89,7 +96,7 @@ def test_moment_pool_spin2_rows_flip_sign_under_a_quarter_turn():
 def test_input_norm_makes_the_prediction_flux_free():
     """With a negligible flux floor, scaling the stamp by 3 changes only the log-flux input:
     the trunk and moment features are identical."""
-    model = get_model("shapenet", 4, flux_floor=1e-9, moments=False, residual=False)
+    model = _shapenet(4, flux_floor=1e-9, moments=False, residual=False)
     params = _init(model)
     x = jnp.asarray(_gaussian(53, 2.5, 0.1, 0.05, flux=1.5)[None], jnp.float32)
     f1 = model.apply({"params": params}, x, return_features=True)
@@ -110,7 +117,7 @@ def test_aperture_flux_of_a_gaussian_matches_the_analytic_value():
 def test_no_pooling_keeps_full_resolution_and_blur_pool_halves_it():
     x = jnp.zeros((1, 53, 53))
     for pool, side in (("none", 53), ("blur", 14), ("avg", 13)):
-        model = get_model("shapenet", 2, pool=pool)
+        model = _shapenet(2, pool=pool)
         feats = model.apply({"params": _init(model)}, x, return_features=True)
         assert feats["act1"].shape[1] == 53
         last = feats.get("pool2", feats["act2"])
@@ -119,15 +126,15 @@ def test_no_pooling_keeps_full_resolution_and_blur_pool_halves_it():
 
 def test_bad_settings_raise_named_errors():
     with pytest.raises(LayerConfigError, match="pool"):
-        _init(get_model("shapenet", 4, pool="max"))
+        _init(_shapenet(4, pool="max"))
     with pytest.raises(LayerConfigError, match="head"):
-        _init(get_model("shapenet", 4, head="attention"))
+        _init(_shapenet(4, head="attention"))
     with pytest.raises(LayerConfigError, match="dilations"):
-        _init(get_model("shapenet", 4, channels=(8, 8, 8)))
+        _init(_shapenet(4, channels=(8, 8, 8)))
     with pytest.raises(LayerConfigError, match="scales"):
         moment_weight_maps(53, (0.0,))
     with pytest.raises(ValueError, match="stamps"):
-        get_model("shapenet", 4).apply({"params": _init(get_model("shapenet", 4))}, jnp.zeros((2, 53, 40)))
+        _shapenet(4).apply({"params": _init(_shapenet(4))}, jnp.zeros((2, 53, 40)))
 
 
 def test_tiny_real_training_of_shapenet_lowers_the_loss(tmp_path):
@@ -137,7 +144,7 @@ def test_tiny_real_training_of_shapenet_lowers_the_loss(tmp_path):
     metrics = train_and_evaluate(exp, tmp_path, train_data=train, test_data=test, progress=False)
     val = [e["val_loss"] for e in json.loads((tmp_path / LOSSES).read_text())["epochs"]]
     assert min(val[1:]) < val[0], f"validation loss did not fall: {val}"
-    assert metrics["n_params"] == count_params(_init(get_model("shapenet", 4)))
+    assert metrics["n_params"] == count_params(_init(_shapenet(4)))
 
 
 def test_data_init_solves_the_residual_readout_by_least_squares():
@@ -145,7 +152,7 @@ def test_data_init_solves_the_residual_readout_by_least_squares():
     from shearbridge.models.shapenet import analytic_shears
 
     stamps = gaussian_stamps(96, 53, seed=4)
-    model = get_model("shapenet", 2)
+    model = _shapenet(2)
     params = _init(model)
     images = stamps.images(1e-5)
     g = np.asarray(analytic_shears(jnp.asarray(images), model.psf_sigma_px), np.float64)
@@ -163,6 +170,20 @@ def test_data_init_solves_the_residual_readout_by_least_squares():
 
 def test_models_built_from_json_lists_are_hashable():
     """Config files give lists; the model must still be hashable so its jit is cached."""
-    model = get_model("shapenet", 2, channels=[16, 32], dilations=[1, 1])
+    model = _shapenet(2, channels=[16, 32], dilations=[1, 1])
     hash(model)
     assert model.channels == (16, 32)
+
+
+def test_the_network_is_told_the_psf_of_its_data_never_a_constant():
+    from shearbridge.errors import LayerConfigError
+
+    with pytest.raises(LayerConfigError, match="psf_sigma_px"):
+        _init(get_model("shapenet", 2))  # no data, no PSF: refused
+    wide = SimConfig(psf_sigma_arcsec=0.30)
+    assert bind_data_kwargs("shapenet", {}, wide)["psf_sigma_px"] == pytest.approx(0.30 / 0.141)
+    moffat = SimConfig(psf="moffat", psf_fwhm_arcsec=0.7)
+    assert bind_data_kwargs("shapenet", {}, moffat)["psf_sigma_px"] == pytest.approx(0.7 / 2.3548200450309493 / 0.141)
+    assert bind_data_kwargs("shapenet", {"psf_sigma_px": 2.0}, wide)["psf_sigma_px"] == 2.0, "an explicit value wins"
+    assert bind_data_kwargs("enhanced", {}, wide) == {}, "a model without a PSF input is told nothing"
+

@@ -1,4 +1,4 @@
-"""Tests of the GalSim simulator against analytic truth (shearbridge.sim)."""
+"""Tests of the GalSim simulator against analytic truth (shearbridge.sim.stamps)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.stats import norm
 
-from shearbridge import sim as S
+from shearbridge.sim import stamps as S
 from shearbridge.config import ConfigError, SimConfig
 
 SIM = SimConfig()

@@ -12,34 +12,35 @@ import math
 import numpy as np
 import pytest
 
-from shearbridge import timing as T
+from shearbridge.steps import timing as T
 from shearbridge.cli import build_parser
-from shearbridge.config import Profile, get_profile, noise_tag
+from shearbridge.config import Profile, SimConfig, get_profile, noise_tag
 from shearbridge.io import read_json
+from shearbridge.stats.resample import ratio_stats, robust_stats
 
 TINY = Profile(name="tinytiming", n_train=256, n_test=160, n_crlb=32, n_shear_pairs=8,
                epochs=1, bootstrap=10)
 
 
 def test_robust_stats_on_known_values():
-    r = T.robust_stats([1.0, 2.0, 3.0, 4.0, 100.0])
+    r = robust_stats([1.0, 2.0, 3.0, 4.0, 100.0])
     assert r["median"] == 3.0
     assert r["spread"] == pytest.approx(1.4826 * 1.0)  # MAD of |v - 3| = (2,1,0,1,97) -> 1
     assert r["err"] == pytest.approx(1.2533 * r["spread"] / math.sqrt(5))
     assert r["n"] == 5 and r["values"] == [1.0, 2.0, 3.0, 4.0, 100.0]
     with pytest.raises(ValueError, match="finite"):
-        T.robust_stats([1.0, float("nan")])
+        robust_stats([1.0, float("nan")])
     with pytest.raises(ValueError, match="finite"):
-        T.robust_stats([])
+        robust_stats([])
 
 
 def test_ratio_stats_are_paired_per_round():
     # a load change hits both methods in the same round: the paired ratio stays exact
     num, den = [10.0, 5.0, 20.0], [2.0, 1.0, 4.0]
-    r = T.ratio_stats(num, den)
+    r = ratio_stats(num, den)
     assert r["median"] == 5.0 and r["spread"] == 0.0
     with pytest.raises(ValueError, match="equal lengths"):
-        T.ratio_stats([1.0], [1.0, 2.0])
+        ratio_stats([1.0], [1.0, 2.0])
 
 
 def test_interleaved_rates_alternate_the_order():
@@ -78,7 +79,7 @@ def analytic_train_flops(s: int, n_out: int = 4) -> float:
 def tiny_timing(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("SHEARBRIDGE_DATA", str(tmp_path_factory.mktemp("data")))
-    from shearbridge.data import generate_dataset
+    from shearbridge.sim.datasets import generate_dataset
 
     generate_dataset("test", TINY, workers=1, progress=False)
     path = T.run_timing(TINY, ["baseline"], repeats=3, n_galaxies=16, train_steps=1,
@@ -107,7 +108,7 @@ def test_timing_json_records_every_method_and_level(tiny_timing):
 
 
 def test_timed_estimator_calls_compute_the_real_measurement(tiny_timing):
-    from shearbridge.data import load_dataset
+    from shearbridge.sim.datasets import load_dataset
     from shearbridge.estimators.hsm import HSMEstimator
 
     _, t = tiny_timing
@@ -138,12 +139,12 @@ def test_untrained_and_trained_networks(tiny_timing, monkeypatch, tmp_path):
     from shearbridge.models import save_model
 
     monkeypatch.setenv("SHEARBRIDGE_DATA", str(tmp_path))
-    net = T._network("baseline", TINY, 1e-3, 53)
+    net = T._network("baseline", TINY, 1e-3, SimConfig())
     assert net["trained"] is False
     params = jax.tree.map(lambda a: a + 1.0, net["params"])
     save_model(paths.run_dir("baseline", 1e-3, TINY) / "model.msgpack", params, np.zeros(4),
                np.full(4, 2.0), {"model": "enhanced", "n_outputs": 4})
-    loaded = T._network("baseline", TINY, 1e-3, 53)
+    loaded = T._network("baseline", TINY, 1e-3, SimConfig())
     assert loaded["trained"] is True and np.all(loaded["std"] == 2.0)
     np.testing.assert_array_equal(loaded["params"]["out"]["bias"], np.asarray(params["out"]["bias"]))
 

@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Any
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 from flax import serialization
 
-from shearbridge.config import ConfigError, TrainConfig, get_profile
-from shearbridge.configs import ExperimentConfig
-from shearbridge.train import (
-    CHECKPOINT,
-    LOSSES,
-    METRICS,
-    MODEL_FILE,
-    label_stats,
-    load_trained,
-    make_optimizer,
-    predict,
-    split_indices,
-    train_and_evaluate,
-)
+from shearbridge.config import ConfigError, SimConfig, TrainConfig, get_profile
+from shearbridge.config.experiments import ExperimentConfig
+from shearbridge.models import MODEL_FILE, load_trained, predict
+from shearbridge.train.checkpoint import CHECKPOINT
+from shearbridge.train.data import label_stats, split_indices
+from shearbridge.train.loop import train_and_evaluate
+from shearbridge.train.metrics import LOSSES, METRICS
+from shearbridge.train.optim import make_optimizer
 
 PIXEL_ARCSEC = 0.141
 PSF_SIGMA_ARCSEC = 0.25
@@ -31,12 +26,13 @@ PSF_SIGMA_ARCSEC = 0.25
 
 @dataclass
 class Stamps:
-    """A minimal stand-in for ``shearbridge.data.Dataset`` (same methods)."""
+    """A minimal stand-in for ``shearbridge.sim.datasets.Dataset`` (same methods)."""
 
     name: str
     clean: np.ndarray
     noise: np.ndarray
     labels: dict
+    sim: Any = None  # the simulation record (SimConfig): the PSF a network is told
 
     def images(self, noise_sigma: float) -> np.ndarray:
         return (self.clean + np.float32(noise_sigma) * self.noise).astype(np.float32)
@@ -76,7 +72,8 @@ def gaussian_stamps(n: int, size: int, seed: int) -> Stamps:
     img = flux[:, None, None] * PIXEL_ARCSEC**2 / (2 * np.pi * np.sqrt(det)) * np.exp(-0.5 * q)
     noise = rng.standard_normal(img.shape).astype(np.float32)
     labels = {"g1": g1, "g2": g2, "size_arcsec": s, "flux": flux}
-    return Stamps(f"synthetic{seed}", img.astype(np.float32), noise, labels)
+    sim = SimConfig(psf_sigma_arcsec=PSF_SIGMA_ARCSEC, pixel_scale_arcsec=PIXEL_ARCSEC, stamp_size_px=size)
+    return Stamps(f"synthetic{seed}", img.astype(np.float32), noise, labels, sim)
 
 
 def experiment(name: str = "tiny", **train_overrides) -> ExperimentConfig:
@@ -267,8 +264,8 @@ def test_misuse_raises_named_errors(tmp_path):
 
 def test_trains_and_evaluates_on_cached_galsim_datasets(tmp_path, monkeypatch):
     """The default path: datasets named by the config, loaded from the profile's cache."""
-    from shearbridge import data
-    from shearbridge.evaluate import evaluate_run
+    from shearbridge.sim import datasets as data
+    from shearbridge.steps.evaluate import evaluate_run
 
     monkeypatch.setenv("SHEARBRIDGE_DATA", str(tmp_path / "data"))
     # sizes as in experiment() and the 256/64 stamps above, so the compiled step is reused

@@ -4,14 +4,14 @@ Reads ``src/data/summary/ablation.json`` (``python -m shearbridge summarize abla
 One row per variant: the ladder adds one ingredient per row to the baseline architecture
 (top block, ending at the final model), the removals take one out of the final model
 (middle block); the bottom block is the baseline and ShapeNet at the full training
-budget (the variants use a reduced budget: ``configs.ablation_epochs``, ``ablation_objects``). Markers: filled circles the lowest
+budget (the variants use a reduced budget: ``shearbridge.config.ablation.ablation_epochs``, ``ablation_objects``). Markers: filled circles the lowest
 noise level, open squares the second (1e-3); bars are bootstrap errors. Log axis.
 Run on its own: ``python src/scripts/fig_ablation.py``.
 """
 
 import numpy as np
 
-from shearbridge import plotting
+from shearbridge.paper import plotting
 from shearbridge.summaries import load_summary_json
 
 GROUPS = (("ladder", "ladder: add one ingredient"), ("removal", "final model: remove one"),

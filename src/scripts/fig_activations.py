@@ -7,8 +7,8 @@ formulas (derivatives by hand) as markers. Run on its own:
 
 import numpy as np
 
-from shearbridge import activations as act
-from shearbridge import plotting
+from shearbridge.models import activations as act
+from shearbridge.paper import plotting
 
 LABELS = {"relu": "ReLU", "leaky_relu": "LeakyReLU", "elu": "ELU", "gelu": "GELU", "silu": "SiLU", "mish": "Mish"}
 

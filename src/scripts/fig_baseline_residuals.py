@@ -6,7 +6,7 @@ Reads ``src/data/summary/baseline_pred.npz`` and ``baseline.json``. Run on its o
 
 import numpy as np
 
-from shearbridge import plotting
+from shearbridge.paper import plotting
 from shearbridge.summaries import load_summary_json, load_summary_npz
 
 
@@ -46,7 +46,7 @@ def main() -> None:
             if j == 0:
                 ax.set_ylabel(rf"$\hat g_{k + 1} - g_{k + 1}$")
             if k == 1:
-                ax.set_xlabel(rf"true $g_{{1,2}}$")
+                ax.set_xlabel(r"true $g_{1,2}$")
     lim = np.nanpercentile(np.abs(np.concatenate([preds[f"pred_{t}"] - preds[f"true_{t}"] for t in tags])), 99.5)
     for ax in axes.flat:
         ax.set_ylim(-1.2 * lim, 1.2 * lim)

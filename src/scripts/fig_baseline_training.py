@@ -6,7 +6,7 @@ Reads ``src/data/summary/baseline.json``. Run on its own:
 
 import numpy as np
 
-from shearbridge import plotting
+from shearbridge.paper import plotting
 from shearbridge.summaries import load_summary_json
 
 

@@ -8,7 +8,7 @@ finite-difference metacal response. Run on its own: ``python src/scripts/fig_bia
 
 import numpy as np
 
-from shearbridge import plotting
+from shearbridge.paper import plotting
 from shearbridge.summaries import load_summary_json
 
 

@@ -11,10 +11,9 @@ Run on its own: ``python src/scripts/fig_cnn_vision.py``.
 
 import numpy as np
 
-from shearbridge import plotting
+from shearbridge.paper import plotting
 from shearbridge.summaries import load_summary_json, load_summary_npz
 
-LAYERS = ("conv1", "relu1", "pool1", "conv2", "relu2", "pool2")
 KEEP = 0.6  # central fraction of each map shown
 
 
@@ -37,14 +36,15 @@ def main() -> None:
 
     z = load_summary_npz("diagnosis")
     s = load_summary_json("diagnosis")
+    layers = [k.removeprefix("vision_fmap_") for k in z if k.startswith("vision_fmap_")]
     grid = s["noise_grid"]
     n_ch = z["vision_fmap_conv1"].shape[0]
     fig = plt.figure(figsize=(plotting.PAGE_WIDTH_IN, 4.3))
-    gs = GridSpec(n_ch + 2, len(LAYERS) + 1, figure=fig, height_ratios=[1] * n_ch + [0.15, 1.6])
+    gs = GridSpec(n_ch + 2, len(layers) + 1, figure=fig, height_ratios=[1] * n_ch + [0.15, 1.6])
     ax = fig.add_subplot(gs[0, 0])
     ax.imshow(centre(z["vision_image"]), origin="lower", cmap="cividis")
     ax.set_title("stamp", fontsize=6.5)
-    for j, layer in enumerate(LAYERS):
+    for j, layer in enumerate(layers):
         maps = z[f"vision_fmap_{layer}"]
         chans = z["vision_channels_relu1" if j < 3 else "vision_channels_relu2"]
         for c in range(n_ch):

@@ -1,6 +1,6 @@
 """Figure: shear Fisher information retained by each layer, baseline (EnhancedGalaxyNN) and ShapeNet.
 
-Reads ``src/data/summary/diagnosis.json`` (from ``shearbridge.diagnosis.run_diagnosis``).
+Reads ``src/data/summary/diagnosis.json`` (from ``shearbridge.steps.diagnose.run_diagnosis``).
 Retained fraction = ratio of Cramer-Rao variances of (g1, g2), image over layer, for the
 pixels of a window around the galaxy, the network linearised at noisy stamps (lines,
 filled markers) and at the clean stamps (open markers). Top: flux, centroid and size
@@ -13,11 +13,11 @@ Run on its own: ``python src/scripts/fig_information_per_layer.py``.
 
 import numpy as np
 
-from shearbridge import plotting
+from shearbridge.paper import plotting
 from shearbridge.summaries import load_summary_json
 
 FLOOR = 1e-4  # values below are drawn at the floor with a downward marker
-TITLES = {"baseline": "EnhancedGalaxyNN (baseline)", "shapenet": "ShapeNet"}
+
 MODES = (("prior", "nuisances marginalised\n(population priors)"), ("fixed", "nuisances known"))
 SHORT = {"prior": "(nuisances marginalised)", "fixed": "(nuisances known)"}
 
@@ -74,7 +74,7 @@ def main() -> None:
             if ncol == 1:
                 ax.set_title(title, fontsize=7, loc="left")
             elif r == 0:
-                ax.set_title(TITLES.get(name, name), fontsize=8)
+                ax.set_title(plotting.method_label(name), fontsize=8)
             if c == 0:
                 ax.set_ylabel("retained fraction" if ncol == 1 else f"retained fraction\n{SHORT[mode]}")
     for c, net in enumerate(nets.values()):

@@ -9,8 +9,9 @@ comparison). Run on its own: ``python src/scripts/fig_learning_curves.py``.
 
 import numpy as np
 
-from shearbridge import plotting
+from shearbridge.paper import plotting
 from shearbridge.summaries import load_summary_json
+
 
 def main() -> None:
     plotting.use_style()

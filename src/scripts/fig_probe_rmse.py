@@ -10,7 +10,7 @@ Run on its own: ``python src/scripts/fig_probe_rmse.py``.
 
 import numpy as np
 
-from shearbridge import plotting
+from shearbridge.paper import plotting
 from shearbridge.summaries import load_summary_json
 
 

@@ -7,7 +7,7 @@ panel shows RMSE/RMS(CRLB). Run on its own: ``python src/scripts/fig_rmse_vs_noi
 
 import numpy as np
 
-from shearbridge import plotting
+from shearbridge.paper import plotting
 from shearbridge.summaries import load_summary_json
 
 

@@ -9,11 +9,9 @@ import math
 
 import numpy as np
 
-from shearbridge import plotting
+from shearbridge.paper import plotting
 from shearbridge.summaries import load_summary_json
 
-LABEL = {"baseline": "EnhancedGalaxyNN", "shapenet": "ShapeNet", "shapenet_mix": "ShapeNet (mixture)",
-         "mlfit": "ML fit (Gauss)", "hsm_regauss": "HSM REGAUSS"}
 SET = {"test": "in-dist.", "test_exp": "exp", "test_sersic": "S\u00e9rsic", "test_bulge_disk": "bulge+disk",
        "test_moffat": "Moffat PSF", "test_wide_psf": "wide PSF"}
 
@@ -36,7 +34,7 @@ def main() -> None:
             rows = [per[m]["results"][d] for d in sets]
             ax.errorbar(x - 0.3 + i * width, [r["ratio"] for r in rows], [r["ratio_err"] for r in rows],
                         color=style["color"], marker=style["marker"], ls="none", mfc="white" if i % 2 else None,
-                        label=LABEL.get(m, m))
+                        label=plotting.method_label(m))
         ax.axhline(1, color="0.4", ls="--", lw=0.8)
         ax.axvline(0.5, color="0.7", lw=0.5)
         ax.set_yscale("log")

@@ -11,8 +11,9 @@ Run on its own: ``python src/scripts/fig_speed_accuracy.py``.
 
 import math
 
-from shearbridge import plotting
+from shearbridge.paper import plotting
 from shearbridge.summaries import load_summary_json
+
 
 def main() -> None:
     plotting.use_style()

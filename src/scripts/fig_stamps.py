@@ -7,7 +7,7 @@ rule from the active profile's test set). Run on its own:
 
 import numpy as np
 
-from shearbridge import plotting
+from shearbridge.paper import plotting
 from shearbridge.summaries import load_summary_npz
 
 

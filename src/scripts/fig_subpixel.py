@@ -12,7 +12,7 @@ Run on its own: ``python src/scripts/fig_subpixel.py``.
 
 import numpy as np
 
-from shearbridge import plotting
+from shearbridge.paper import plotting
 from shearbridge.summaries import load_summary_json, load_summary_npz
 
 NET = "random"

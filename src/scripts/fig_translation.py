@@ -1,7 +1,7 @@
 """Figure: NumPy -> JAX/Flax translation check, observed error vs the float32 bound.
 
 Reads ``src/data/summary/translation.json`` (the Snakefile's ``translation`` rule:
-``shearbridge.translation.translation_table``). One point per case: the largest
+``shearbridge.models.parity.translation_table``). One point per case: the largest
 difference between JAX/Flax and the float64 NumPy reference, in units of the
 float32 unit round-off u, against the worst-case bound gamma_n (also in u).
 Run on its own: ``python src/scripts/fig_translation.py``.
@@ -9,7 +9,7 @@ Run on its own: ``python src/scripts/fig_translation.py``.
 
 import numpy as np
 
-from shearbridge import plotting
+from shearbridge.paper import plotting
 from shearbridge.summaries import load_summary_json
 
 U = 2.0**-24

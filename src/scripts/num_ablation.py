@@ -5,9 +5,8 @@ Reads ``src/data/summary/ablation.json`` (``python -m shearbridge summarize abla
 Run on its own: ``python src/scripts/num_ablation.py``.
 """
 
-from shearbridge.outputs import fmt_int, fmt_pm, write_variable
+from shearbridge.paper.outputs import fmt_int, fmt_pm, write_variable
 from shearbridge.summaries import load_summary_json
-
 
 WORDS = {1: "all", 2: "half", 3: "a third", 4: "a quarter", 5: "a fifth", 6: "a sixth", 7: "a seventh",
          8: "an eighth", 9: "a ninth", 10: "a tenth", 20: "a twentieth"}

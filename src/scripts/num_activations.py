@@ -6,9 +6,8 @@ Run on its own: ``python src/scripts/num_activations.py``.
 
 import numpy as np
 
-from shearbridge import activations as act
-from shearbridge.outputs import fmt_sci, write_variable
-
+from shearbridge.models import activations as act
+from shearbridge.paper.outputs import fmt_sci, write_variable
 
 N_POINTS = 100_000
 X_MAX = 8.0

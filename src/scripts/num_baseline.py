@@ -7,7 +7,7 @@ Run on its own: ``python src/scripts/num_baseline.py``.
 
 import numpy as np
 
-from shearbridge.outputs import fmt_num, fmt_pm, write_variable
+from shearbridge.paper.outputs import fmt_num, fmt_pm, write_variable
 from shearbridge.summaries import load_summary_json
 
 

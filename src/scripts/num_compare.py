@@ -5,12 +5,10 @@ Reads ``src/data/summary/compare.json``. Run on its own: ``python src/scripts/nu
 
 import math
 
-from shearbridge.outputs import fmt_pm, fmt_sci, write_variable
-from shearbridge.compare import CRLB_PERCENTILES as PERCENTILES
+from shearbridge import study
+from shearbridge.paper.outputs import fmt_pm, fmt_sci, write_variable
 from shearbridge.summaries import load_summary_json
-
-LABEL = {"baseline": "EnhancedGalaxyNN", "shapenet": "ShapeNet", "mlfit": "ML fit (JAX)", "hsm_regauss": "HSM REGAUSS",
-         "hsm_ksb": "HSM KSB", "ngmix": "ngmix ML fit"}
+from shearbridge.summaries.compare import CRLB_PERCENTILES as PERCENTILES
 
 
 def fmt_noise(sigma: float) -> str:
@@ -61,7 +59,7 @@ def main() -> None:
         for tag in bias_tags:
             r = per[tag]
             cells = [fmt_pm(r[k], r[f"{k}_err"], err_digits=2) for k in ("m1", "m2", "c1", "c2")]
-            rows.append(f"{LABEL.get(m, m)} & {fmt_noise(r['noise_sigma'])} & " + " & ".join(cells) + " \\\\")
+            rows.append(f"{study.get_method(m).label} & {fmt_noise(r['noise_sigma'])} & " + " & ".join(cells) + " \\\\")
     rows += ["\\bottomrule", "\\end{tabular}"]
     write_variable("bias_table", "\n".join(rows))
 

@@ -6,8 +6,15 @@ Run on its own: ``python src/scripts/num_constants.py``.
 
 import math
 
-from shearbridge.config import LSST_C_REQUIREMENT, LSST_M_REQUIREMENT, SimConfig, active_profile, get_profile, noise_tag
-from shearbridge.outputs import fmt_int, fmt_num, fmt_sci, write_variable
+from shearbridge.config import (
+    LSST_C_REQUIREMENT,
+    LSST_M_REQUIREMENT,
+    SimConfig,
+    active_profile,
+    get_profile,
+    noise_tag,
+)
+from shearbridge.paper.outputs import fmt_int, fmt_num, fmt_sci, write_variable
 
 
 def fmt_noise(sigma: float) -> str:
@@ -46,7 +53,7 @@ def write_baseline_architecture(profile) -> None:
     import jax
     import jax.numpy as jnp
 
-    from shearbridge.configs import get_experiment
+    from shearbridge.config.experiments import get_experiment
     from shearbridge.models import count_params, get_model
 
     exp = get_experiment("baseline", profile, profile.noise_grid[0])

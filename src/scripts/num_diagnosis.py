@@ -5,10 +5,8 @@ Reads ``src/data/summary/diagnosis.json``. Run on its own: ``python src/scripts/
 
 import numpy as np
 
-from shearbridge.outputs import fmt_num, write_variable
+from shearbridge.paper.outputs import fmt_num, write_variable
 from shearbridge.summaries import load_summary_json
-
-CONV_POOL = ("conv1", "relu1", "pool1", "conv2", "relu2", "pool2")
 
 
 def pct(x: float) -> str:
@@ -20,6 +18,7 @@ def pct(x: float) -> str:
 def main() -> None:
     d = load_summary_json("diagnosis")
     layers = d["layers"]
+    conv_pool = d["subpixel"]["layers"]  # EnhancedGalaxyNN's conv/pool stack
     sizes = d["sizes"]
     write_variable("info_n_galaxies", f"${sizes['n_fisher']}$")
     write_variable("info_window", f"${sizes['window_px']}\\times{sizes['window_px']}$")
@@ -30,7 +29,7 @@ def main() -> None:
             mean = dict(zip(layers, info[mode]["mean"]))
             for layer in ("pool1", "pool2", "relu3", "out", "dense1"):
                 write_variable(f"info_{mode}_{layer}_{tag}", pct(mean[layer]))
-            write_variable(f"info_{mode}_convpool_min_{tag}", pct(min(mean[k] for k in CONV_POOL)))
+            write_variable(f"info_{mode}_convpool_min_{tag}", pct(min(mean[k] for k in conv_pool)))
         lin = d["probes"][tag]["linear"]
         best = min(lin, key=lambda k: np.mean(lin[k]))
         write_variable(f"probe_best_{tag}", f"${fmt_num(float(np.mean(lin[best])), 2)}$")

@@ -10,7 +10,7 @@ Run on its own: ``python src/scripts/num_learning.py``.
 
 import math
 
-from shearbridge.outputs import fmt_pm, fmt_sci, write_variable
+from shearbridge.paper.outputs import fmt_pm, fmt_sci, write_variable
 from shearbridge.summaries import load_summary_json
 
 

@@ -10,7 +10,7 @@ from collections import defaultdict
 
 from shearbridge import paths, provenance
 from shearbridge.config import active_profile
-from shearbridge.outputs import fmt_num, write_variable
+from shearbridge.paper.outputs import fmt_num, write_variable
 
 STEP_NAMES = {
     "dataset": "simulate datasets (GalSim)",

@@ -2,8 +2,7 @@
 
 Reads ``src/data/summary/robustness.json``; per noise tag ``t`` of the study writes
 ``robust_worst_factor_<m>_<t>`` / ``robust_worst_set_<m>_<t>`` (worst degradation factor
-against the in-distribution row and the set where it happens, for ``shapenet`` and
-``baseline``), ``robust_mix_worst_factor_<t>`` (ShapeNet-mixture's degradation on ShapeNet's
+against the in-distribution row and the set where it happens, for every method of the study), ``robust_mix_worst_factor_<t>`` (ShapeNet-mixture's degradation on ShapeNet's
 worst set) and ``robust_mix_gain_<t>`` (ShapeNet's RMSE/CRLB there over the mixture
 network's); plus ``robust_noise_levels`` and ``robust_n``. Run on its own:
 ``python src/scripts/num_robustness.py``.
@@ -11,7 +10,7 @@ network's); plus ``robust_noise_levels`` and ``robust_n``. Run on its own:
 
 import math
 
-from shearbridge.outputs import fmt_pm, write_variable
+from shearbridge.paper.outputs import fmt_pm, write_variable
 from shearbridge.summaries import load_summary_json
 
 SET = {"test_exp": "exponential galaxies", "test_sersic": "S\\'ersic galaxies",
@@ -24,7 +23,7 @@ def main() -> None:
     tags = sorted(s["noise"], key=lambda t: s["noise"][t]["noise_sigma"])
     for tag in tags:
         per = s["noise"][tag]["methods"]
-        for m in ("shapenet", "baseline"):
+        for m in s["methods"]:
             worst = per[m]["worst"]
             write_variable(f"robust_worst_factor_{m}_{tag}", fmt_pm(worst["factor"], worst["err"]))
             write_variable(f"robust_worst_set_{m}_{tag}", SET.get(worst["dataset"], worst["dataset"]))

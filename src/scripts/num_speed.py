@@ -10,7 +10,7 @@ numbers belong to (a GPU is named as such; classical methods always ran on the C
 Run on its own: ``python src/scripts/num_speed.py``.
 """
 
-from shearbridge.outputs import fmt_pm, write_variable
+from shearbridge.paper.outputs import fmt_pm, write_variable
 from shearbridge.summaries import load_summary_json
 
 

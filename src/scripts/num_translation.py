@@ -4,7 +4,7 @@ Reads ``src/data/summary/translation.json``. Run on its own:
 ``python src/scripts/num_translation.py``.
 """
 
-from shearbridge.outputs import fmt_num, fmt_sci, write_variable
+from shearbridge.paper.outputs import fmt_num, fmt_sci, write_variable
 from shearbridge.summaries import load_summary_json
 
 U = 2.0**-24

@@ -1,5 +1,5 @@
 """``python -m shearbridge ...``: see :mod:`shearbridge.cli`."""
 
-from .cli import main
+from shearbridge.cli import main
 
 raise SystemExit(main())

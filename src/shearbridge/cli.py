@@ -2,14 +2,15 @@
 
 Thin by design: parse, look up the profile and the experiment, call the
 library. ``--profile NAME`` overrides ``$SHEARBRIDGE_PROFILE`` for this call.
-Configuration and input errors print one line ``error: ...`` on stderr and
-exit with status 2.
+Errors the package reports itself (:class:`shearbridge.errors.ShearbridgeError`: a
+malformed config, bad input, a missing file) print one line ``error: ...`` on stderr
+and exit with status 2; anything else is a bug and raises with its traceback.
 
 ``train`` and ``timing``, run as ``python -m shearbridge``, restart themselves
 once with the fast-training process environment of
-:func:`shearbridge.fastconv.reexec_with_recommended_env` (huge-page malloc,
+:func:`shearbridge.train.runtime.reexec_with_recommended_env` (huge-page malloc,
 XLA flags) unless it is already set; ``--threads N`` then restricts the
-process to N free CPU cores (:func:`shearbridge.parallel.claim_cores`).
+process to N free CPU cores (:func:`shearbridge.train.parallel.claim_cores`).
 
 Examples::
 
@@ -30,9 +31,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .config import ConfigError, Profile, active_profile, get_profile
+from shearbridge import study
+from shearbridge.config import Profile, active_profile, get_profile
+from shearbridge.errors import ShearbridgeError
 
 __all__ = ["main", "build_parser"]
+
+
+def _choices(*studies: str | None) -> str:
+    """Help text: the registry's methods of ``studies`` (:mod:`shearbridge.study`)."""
+    names: list[str] = []
+    for st in filter(None, studies):
+        names += [n for n in study.names(st, available_only=False) if n not in names]
+    return "a registered method: " + ", ".join(names)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,7 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_profile(p)
     p.add_argument(
-        "--networks", default="baseline", help="comma-separated experiment names to time"
+        "--networks", default="baseline",
+        help="comma-separated networks to time (the study times: "
+             + ",".join(study.names("timing", kind="network", available_only=False)) + ")",
     )
     p.add_argument("--repeats", type=int, default=7, help="timed repeats per method (median)")
     add_threads(p)
@@ -108,10 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("crlb", help="per-galaxy Cramer-Rao bounds of the comparison set (test objects)")
     add_profile(p)
     p.add_argument("--dataset", help="a robustness set: finite-difference GalSim bound of its first "
-                   "galaxies (shearbridge.robustness) instead of the autodiff bound of the test set")
+                   "galaxies (shearbridge.steps.robustness) instead of the autodiff bound of the test set")
 
     p = sub.add_parser("robustness", help="RMSE/CRLB of one method on robustness sets at one noise level")
-    p.add_argument("--method", required=True, help="baseline, shapenet, shapenet_mix, mlfit or hsm_regauss")
+    p.add_argument("--method", required=True, help=_choices("robustness"))
     p.add_argument("--dataset", required=True, nargs="+", help="one or more of test, test_exp, test_sersic, "
                    "test_bulge_disk, test_moffat, test_wide_psf (one process: compiled once)")
     p.add_argument("--noise", required=True, type=float, help="pixel noise sigma (image units)")
@@ -120,8 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, helptext in (("compare", "RMSE, RMSE/CRLB and throughput of one method at one noise level"),
                            ("bias", "m and c of one method on the paired shear-test set at one noise level")):
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("--method", required=True, help="baseline, shapenet, mlfit, hsm_regauss, hsm_ksb or "
-                       "ngmix (bias also: baseline_cal, shapenet_cal)")
+        p.add_argument("--method", required=True, help=_choices(*(("compare", "ablation") if name == "compare"
+                                                                 else ("bias_grid", "bias"))))
         p.add_argument("--noise", required=True, type=float, help="pixel noise sigma (image units)")
         add_profile(p)
 
@@ -145,19 +158,19 @@ def _profile(args: argparse.Namespace) -> Profile:
 
 
 def _experiment(args: argparse.Namespace):
-    from .configs import resolve_experiment
+    from shearbridge.config.experiments import resolve_experiment
 
     return resolve_experiment(args.config, _profile(args), args.noise)
 
 
 def _workdir(args: argparse.Namespace, exp) -> Path:
-    from .paths import run_dir
+    from shearbridge.paths import run_dir
 
     return args.workdir or run_dir(exp.name, exp.noise_sigma, exp.profile)
 
 
 def _train(args: argparse.Namespace) -> None:
-    from .train import train_and_evaluate
+    from shearbridge.train.loop import train_and_evaluate
 
     exp = _experiment(args)
     metrics = train_and_evaluate(
@@ -171,12 +184,12 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from .evaluate import evaluate_run
+    from shearbridge.steps.evaluate import evaluate_run
 
     exp = _experiment(args)
     test = None
     if args.dataset:
-        from .data import load_dataset
+        from shearbridge.sim.datasets import load_dataset
 
         test = load_dataset(args.dataset, profile=exp.profile)
     result = evaluate_run(_workdir(args, exp), exp, test)
@@ -184,7 +197,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _simulate(args: argparse.Namespace) -> None:
-    from .data import generate_dataset
+    from shearbridge.sim.datasets import generate_dataset
 
     path = generate_dataset(
         args.dataset, profile=_profile(args), workers=args.workers, progress=not args.no_progress
@@ -193,30 +206,30 @@ def _simulate(args: argparse.Namespace) -> None:
 
 
 def _summarize(args: argparse.Namespace) -> None:
-    from .summaries import write_summary
+    from shearbridge.summaries.collect import write_summary
 
     write_summary(args.what, _profile(args))
 
 
 def _diagnose(args: argparse.Namespace) -> None:
-    from .diagnosis import run_diagnosis
+    from shearbridge.steps.diagnose import run_diagnosis
 
     run_diagnosis(_profile(args), experiments=[e.strip() for e in args.experiments.split(",") if e.strip()])
 
 
 def _crlb(args: argparse.Namespace) -> None:
     if args.dataset:
-        from .robustness import compute_fd_crlb
+        from shearbridge.steps.robustness import compute_fd_crlb
 
         print(compute_fd_crlb(args.dataset, _profile(args)))
         return
-    from .compare import compute_crlb
+    from shearbridge.steps.crlb import compute_crlb
 
     print(compute_crlb(_profile(args)))
 
 
 def _robustness(args: argparse.Namespace) -> None:
-    from .robustness import run_robustness
+    from shearbridge.steps.robustness import run_robustness
 
     profile = _profile(args)
     for dataset in args.dataset:
@@ -225,7 +238,8 @@ def _robustness(args: argparse.Namespace) -> None:
 
 
 def _compare(args: argparse.Namespace) -> None:
-    from .compare import run_bias, run_method
+    from shearbridge.steps.bias import run_bias
+    from shearbridge.steps.compare import run_method
 
     run = run_method if args.command == "compare" else run_bias
     result = run(args.method, _profile(args), args.noise)
@@ -233,7 +247,7 @@ def _compare(args: argparse.Namespace) -> None:
 
 
 def _response_images(args: argparse.Namespace) -> None:
-    from .estimators.response import response_images, response_images_path
+    from shearbridge.steps.response import response_images, response_images_path
 
     profile = _profile(args)
     sets, seed = response_images(profile, args.noise)
@@ -242,14 +256,14 @@ def _response_images(args: argparse.Namespace) -> None:
 
 
 def _learning(args: argparse.Namespace) -> None:
-    from .learning import learning_curve
+    from shearbridge.steps.learning import learning_curve
 
     out = learning_curve(_profile(args), args.config, args.noise)
     print(json.dumps({k: v for k, v in out.items() if k != "points"}, indent=2, sort_keys=True))
 
 
 def _timing(args: argparse.Namespace) -> None:
-    from .timing import run_timing
+    from shearbridge.steps.timing import run_timing
 
     networks = [n.strip() for n in args.networks.split(",") if n.strip()]
     path = run_timing(_profile(args), networks, repeats=args.repeats)
@@ -257,8 +271,8 @@ def _timing(args: argparse.Namespace) -> None:
 
 
 def _info(args: argparse.Namespace) -> None:
-    from . import __version__, paths
-    from .config import to_dict
+    from shearbridge import __version__, paths
+    from shearbridge.config import to_dict
 
     profile = _profile(args)
     info = {
@@ -286,16 +300,16 @@ _COMMANDS = {
     "response-images": _response_images,
     "info": _info,
 }
-FAST_ENV_COMMANDS = ("train", "timing")  # restarted with fastconv.recommended_env()
+FAST_ENV_COMMANDS = ("train", "timing")  # restarted with runtime.recommended_env()
 
 
 def _process_setup(args: argparse.Namespace) -> None:
     """Fast-training environment (re-exec) and CPU cores, for the commands that train."""
-    from .fastconv import reexec_with_recommended_env
+    from shearbridge.train.runtime import reexec_with_recommended_env
 
     reexec_with_recommended_env()  # returns at once when already set (or after the restart)
     if getattr(args, "threads", None) is not None:
-        from .parallel import claim_cores
+        from shearbridge.train.parallel import claim_cores
 
         claim_cores(args.threads)
 
@@ -307,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv is None and args.command in FAST_ENV_COMMANDS:  # a process entry point only
             _process_setup(args)
         _COMMANDS[args.command](args)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
+    except ShearbridgeError as exc:  # misuse the package reports itself; anything else is a bug
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

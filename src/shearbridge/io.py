@@ -16,6 +16,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from shearbridge.errors import MissingFileError
+
 __all__ = ["atomic_path", "atomic_dir", "write_json", "read_json", "write_text", "save_npz"]
 
 
@@ -82,7 +84,7 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
 def read_json(path: str | os.PathLike[str]) -> Any:
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"missing file {path} (has the rule that writes it run?)")
+        raise MissingFileError(f"missing file {path} (has the rule that writes it run?)")
     return json.loads(path.read_text())
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .config import Profile, active_profile, noise_tag
+from shearbridge.config import Profile, active_profile, noise_tag
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"

@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from . import paths
+from shearbridge import paths
 
 SOFTWARE = ("jax", "jaxlib", "flax", "optax", "galsim", "numpy", "scipy", "matplotlib",
             "showyourwork", "snakemake", "ngmix")

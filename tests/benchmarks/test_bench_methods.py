@@ -23,9 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from shearbridge import sim as simmod
+from shearbridge.sim import stamps as simmod
 from shearbridge.config import SimConfig, TrainConfig
-from shearbridge.models import get_model, model_names
+from shearbridge.models import bind_data_kwargs, get_model, model_names
 
 N_STAMPS = 64
 STAMP = 53
@@ -56,7 +56,7 @@ def net_inputs(stamps):
 
 
 def _init(name: str):
-    model = get_model(name, 4)
+    model = get_model(name, 4, **bind_data_kwargs(name, {}, SimConfig()))  # told the PSF of its data
     params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, STAMP, STAMP)))["params"]
     return model, params
 
@@ -78,7 +78,7 @@ def test_bench_inference(benchmark, net_inputs, name, batch):
 @pytest.mark.parametrize("name", model_names())
 def test_bench_train_step(benchmark, net_inputs, name):
     """The step of train.py (in-jit batch gather, AdamW) compiled with its CPU settings."""
-    from shearbridge.train import _train_step, compile_options, make_optimizer
+    from shearbridge.train.optim import compile_options, make_optimizer, train_step as _train_step
 
     model, params = _init(name)
     tc = TrainConfig()

@@ -67,14 +67,14 @@ import optax
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
-from shearbridge.fastconv import (
+from shearbridge.models.fastconv import (
     ConvReluAvgPool,
     PatchConv,
     avg_pool2,
     gather_batch,
-    recommended_compiler_options,
 )
 from shearbridge.models.enhanced import EnhancedGalaxyNN
+from shearbridge.train.runtime import recommended_compiler_options
 
 STAMP = 53
 N_OUT = 4
@@ -85,7 +85,7 @@ YNN_DOT_ONLY = {YNN: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
 
 
 class FastEnhanced(nn.Module):
-    """EnhancedGalaxyNN, same parameter tree, fast layers (see shearbridge.fastconv)."""
+    """EnhancedGalaxyNN, same parameter tree, fast layers (see shearbridge.models.fastconv)."""
 
     n_outputs: int = N_OUT
     conv1: str = "s2d"  # "s2d" | "patch" | "lax"
@@ -211,9 +211,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     names = list(table) if args.variants == "all" else args.variants.split(",")
     for name in names:
         if name.startswith("model:"):
-            from shearbridge.models import get_model
+            from shearbridge.config import SimConfig
+            from shearbridge.models import bind_data_kwargs, get_model
 
-            table[name] = {"model": get_model(name[6:], N_OUT), "opts": NO_YNN_CONV}
+            kwargs = bind_data_kwargs(name[6:], {}, SimConfig())  # the default simulation's PSF
+            table[name] = {"model": get_model(name[6:], N_OUT, **kwargs), "opts": NO_YNN_CONV}
         elif name not in table:
             raise SystemExit(f"unknown variant {name!r}; known: {sorted(table)} or model:NAME")
     rng = np.random.default_rng(args.seed)
@@ -473,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", action="store_true", help="print the slowest XLA ops of each variant first"
     )
     p.add_argument(
-        "--malloc", action="store_true", help="call shearbridge.fastconv.configure_malloc() first"
+        "--malloc", action="store_true", help="call shearbridge.train.runtime.configure_malloc() first"
     )
     p.add_argument(
         "--inference", action="store_true", help="time forward passes only (predict), not training"
@@ -487,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
             write_json(args.json, res)
         return 0
     if args.malloc:
-        from shearbridge.fastconv import configure_malloc
+        from shearbridge.train.runtime import configure_malloc
 
         print(f"configure_malloc(): {configure_malloc()}")
     res = run(args)

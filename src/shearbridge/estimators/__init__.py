@@ -1,4 +1,4 @@
-"""Per-galaxy shape estimators, the Cramer-Rao bound and multiplicative/additive bias.
+"""Per-galaxy shape estimators behind one interface (pure: arrays in, :class:`EstimatorResult` out).
 
 Submodules (imported lazily, so that ``import shearbridge.estimators`` stays cheap):
 
@@ -6,10 +6,12 @@ Submodules (imported lazily, so that ``import shearbridge.estimators`` stays che
 ``render``         JAX renderer of PSF-convolved, pixelised elliptical Gaussian/exponential galaxies
 ``mlfit``          JAX maximum-likelihood (Levenberg-Marquardt) fitter, ``MLFitEstimator``
 ``hsm``            GalSim HSM REGAUSS / KSB wrappers
-``crlb``           per-galaxy Fisher matrix and Cramer-Rao bound on g1, g2
-``bias``           m and c from paired (+g, -g, 0/90 deg) shear tests, with jackknife errors
-``metacal``        metacalibration response on top of any estimator (GalSim based)
 ``ngmix_adapter``  ngmix ML fit behind the same interface (needs ngmix)
+``ngmix_support``  the optional ngmix import and the array-to-observation conversion
+``network``        a trained network behind the same interface
+
+The Cramér–Rao bound, the shear-bias statistics and the metacalibration response are in
+:mod:`shearbridge.stats`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .base import (
+from shearbridge.estimators.base import (
     FLAG_AT_BOUND,
     FLAG_FIT_FAILURE,
     FLAG_HSM_FAILURE,
@@ -41,7 +43,7 @@ __all__ = [
     "FLAG_NOT_CONVERGED",
 ]
 
-_SUBMODULES = ("render", "mlfit", "hsm", "crlb", "bias", "metacal", "ngmix_adapter")
+_SUBMODULES = ("render", "mlfit", "hsm", "ngmix_adapter", "ngmix_support", "network")
 
 
 def __getattr__(name: str) -> Any:

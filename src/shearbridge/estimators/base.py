@@ -52,8 +52,7 @@ FLAG_NAMES: dict[int, str] = {
 }
 
 
-class EstimatorInputError(ValueError):
-    """The inputs of an estimator are malformed; the message names the problem."""
+from shearbridge.errors import EstimatorInputError  # noqa: E402  (re-exported)
 
 
 @dataclass

@@ -29,7 +29,12 @@ from dataclasses import dataclass
 import galsim
 import numpy as np
 
-from .base import FLAG_HSM_FAILURE, FLAG_NONFINITE, EstimatorResult, validate_inputs
+from shearbridge.estimators.base import (
+    FLAG_HSM_FAILURE,
+    FLAG_NONFINITE,
+    EstimatorResult,
+    validate_inputs,
+)
 
 __all__ = ["HSMEstimator", "distortion_to_shear", "shear_to_distortion", "HSM_METHODS"]
 

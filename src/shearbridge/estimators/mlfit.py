@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .base import (
+from shearbridge.estimators.base import (
     FLAG_AT_BOUND,
     FLAG_FIT_FAILURE,
     FLAG_NONFINITE,
@@ -52,7 +52,7 @@ from .base import (
     EstimatorResult,
     validate_inputs,
 )
-from .render import MODELS, Renderer, model_and_jacobian
+from shearbridge.estimators.render import MODELS, Renderer, model_and_jacobian
 
 __all__ = ["MLFitEstimator", "eta_to_g", "g_to_eta"]
 

@@ -25,14 +25,14 @@ dropped, a detail ShearNet's own code comments get wrong, "27x27"), 26 -> 13.
 No normalisation layers, no dropout. Initialisers are Flax's defaults (LeCun
 normal kernels, zero biases), as in ShearNet.
 
-The pooling is computed as a reshape-mean (:func:`shearbridge.fastconv.avg_pool2`),
+The pooling is computed as a reshape-mean (:func:`shearbridge.models.fastconv.avg_pool2`),
 which gives the same values as ``nn.avg_pool(y, (2, 2), strides=(2, 2),
 padding="VALID")`` (bit-identical in our checks) and a cheaper gradient: training
 steps are ~1.2x faster on CPU, forward-only passes ~5 % slower.
 
 The input is the raw stamp in image units (ShearNet feeds un-normalised
 pixels); outputs are whatever the training targets are (standardised labels
-when the trainer standardises them, see :mod:`shearbridge.train`).
+when the trainer standardises them, see :mod:`shearbridge.train.loop`).
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ..fastconv import avg_pool2
+from shearbridge.models.fastconv import avg_pool2
 
-__all__ = ["EnhancedGalaxyNN", "FEATURE_NAMES"]
+__all__ = ["EnhancedGalaxyNN", "FEATURE_NAMES", "SPATIAL_LAYERS"]
 
 FEATURE_NAMES = (
     "conv1",
@@ -57,6 +57,8 @@ FEATURE_NAMES = (
     "relu3",
     "out",
 )
+#: The convolution/pooling stack: the features before ``flatten`` (maps of shape (B, H, W, C)).
+SPATIAL_LAYERS = FEATURE_NAMES[: FEATURE_NAMES.index("flatten")]
 
 
 class EnhancedGalaxyNN(nn.Module):

@@ -1,6 +1,6 @@
 """ShapeNet: a precision-preserving CNN for galaxy shapes, with switchable ingredients.
 
-The baseline diagnosis (:mod:`shearbridge.diagnosis`) found that ShearNet's
+The baseline diagnosis (:mod:`shearbridge.diagnosis.fisher`) found that ShearNet's
 convolution and pooling layers keep almost all of the shear information and
 that the precision is lost in the read-out (a 5,408 -> 128 dense layer that
 has to learn, from an un-normalised stamp, a function accurate to 1e-4). ShapeNet
@@ -27,16 +27,17 @@ from the final model:
     map; shear lives in its spin-2 (quadrupole) rows.
 ``moments``
     Feed the head the PSF-deconvolved adaptive moments of the stamp
-    (:func:`shearbridge.moments.moment_features`: an analytic shear estimate,
+    (:func:`shearbridge.models.moments.moment_features`: an analytic shear estimate,
     sizes, centroid; no parameters) — conditioning on the PSF through its
-    sigma ``psf_sigma_px``.
+    sigma ``psf_sigma_px`` (pixels), which comes from the simulation record of the data the
+    network is trained on (:func:`shearbridge.models.bind_data_kwargs`), never a constant.
 ``residual``
     With ``moments``: predict (g1, g2) as a learnable affine map of the
     analytic estimate plus a learned correction whose last layer starts at
     zero, so training begins at the analytic answer instead of having to
     learn an identity to 1e-4 precision.
 ``attention``
-    Channel attention (squeeze-excitation, :class:`~shearbridge.layers.ChannelAttention`)
+    Channel attention (squeeze-excitation, :class:`~shearbridge.models.layers.ChannelAttention`)
     on the last feature maps.
 
 ``ShapeNet()`` with its defaults is the final model; :data:`BASELINE_LIKE` gives the
@@ -53,9 +54,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..activations import NAMES as ACTIVATIONS
-from ..layers import BlurPool, ChannelAttention, LayerConfigError
-from ..moments import MOMENT_KEYS, WEIGHT_FRACTIONS, moment_features
+from shearbridge.models.activations import NAMES as ACTIVATIONS
+from shearbridge.models.layers import ChannelAttention, LayerConfigError
+from shearbridge.models.moments import MOMENT_KEYS, WEIGHT_FRACTIONS, moment_features
+from shearbridge.models.pooling import BlurPool
 
 __all__ = ["ShapeNet", "MomentPool", "moment_weight_maps", "aperture_flux", "BASELINE_LIKE"]
 
@@ -76,7 +78,6 @@ BASELINE_LIKE = {
     "moments": False,
     "residual": False,
 }
-PSF_SIGMA_PX = 0.25 / 0.141  # ShearNet 2025: Gaussian PSF sigma 0.25 arcsec, 0.141 arcsec/px
 G_STD = 0.25  # spread of the training shears; only initialises the residual's scale
 
 
@@ -189,7 +190,7 @@ class ShapeNet(nn.Module):
     flux_floor: float = 0.05
     moments: bool = True
     residual: bool = True
-    psf_sigma_px: float = PSF_SIGMA_PX
+    psf_sigma_px: float | None = None  # from the data: models.bind_data_kwargs(..., sim)
     attention: bool = False
 
     def _check(self) -> None:
@@ -208,6 +209,10 @@ class ShapeNet(nn.Module):
             raise LayerConfigError("head_layers and hidden must be >= 1")
         if self.residual and not self.moments:
             raise LayerConfigError("residual=True needs moments=True (it corrects the analytic shear)")
+        if self.moments and not (self.psf_sigma_px is not None and self.psf_sigma_px > 0):
+            raise LayerConfigError(
+                "moments=True needs psf_sigma_px, the PSF sigma of the data in pixels (set from the "
+                f"dataset's simulation record by shearbridge.models.bind_data_kwargs), got {self.psf_sigma_px!r}")
 
     @nn.compact
     def __call__(
@@ -296,7 +301,7 @@ class ShapeNet(nn.Module):
         """
         if not self.residual:
             return params
-        from . import map_batches  # the package imports this module
+        from shearbridge.models.predict import map_batches
 
         fn = jax.jit(lambda x: analytic_shears(x, self.psf_sigma_px))
         g = map_batches(fn, np.asarray(images, np.float32), batch_size).astype(np.float64)

@@ -1,0 +1,41 @@
+"""The seed streams of the study: one table, one tag per use of randomness.
+
+Every random draw of the pipeline starts from the profile's root seed
+(:attr:`shearbridge.config.Profile.seed`) and a stream tag from :data:`SEED_STREAMS`,
+as ``numpy.random.SeedSequence([root, tag, *keys])`` (:func:`seed_sequence`). A tag is
+never reused for another purpose and never renumbered: changing one changes the
+numbers of the paper. Dataset streams (the galaxies and their noise fields) are the
+``STREAM_ID`` spawn keys of :mod:`shearbridge.sim.catalogue`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["SEED_STREAMS", "seed_sequence", "rng"]
+
+SEED_STREAMS: dict[str, int] = {
+    "train_val_split": 0x5B1,  # shuffled training / validation split of a training set
+    "evaluate_bootstrap": 0xB007,  # bootstrap errors of a trained run's test metrics
+    "compare_bootstrap": 0xC0DE,  # bootstrap errors of RMSE/CRLB in the comparison
+    "robustness_bootstrap": 0xB0B,  # bootstrap errors of RMSE/CRLB on the robustness sets
+    "learning_bootstrap": 0x1EA,  # bootstrap errors of the learning curves
+    "ablation_bootstrap": 0xAB1,  # paired bootstrap of the ablation's RMSE factors
+    "response_images": 0x5E5,  # noise of the metacal images of the response calibration
+    "timing_train_batches": 0x71E,  # batch indices of the timed training steps
+    "probe_permutation": 0x7157,  # shuffle of the layer probes' training features
+}
+
+
+def seed_sequence(root: int, stream: str, *keys: int) -> np.random.SeedSequence:
+    """``SeedSequence([root, SEED_STREAMS[stream], *keys])``; KeyError names the known streams."""
+    try:
+        tag = SEED_STREAMS[stream]
+    except KeyError:
+        raise KeyError(f"unknown seed stream {stream!r}; known: {sorted(SEED_STREAMS)}") from None
+    return np.random.SeedSequence([int(root), tag, *(int(k) for k in keys)])
+
+
+def rng(root: int, stream: str, *keys: int) -> np.random.Generator:
+    """A generator on :func:`seed_sequence` ``(root, stream, *keys)``."""
+    return np.random.default_rng(seed_sequence(root, stream, *keys))

@@ -1,0 +1,78 @@
+r"""Numbers for the manuscript: formatted in Python, written as ``src/tex/output/<name>.txt``.
+
+ms.tex reads them with ``\variable{output/<name>.txt}``; nothing numeric is typed
+into the manuscript. Every metric is written with its uncertainty
+(:func:`fmt_pm`), in LaTeX math mode.
+"""
+
+from __future__ import annotations
+
+import math
+
+from shearbridge import paths
+from shearbridge.io import write_text
+
+__all__ = ["write_variable", "fmt_sci", "fmt_pm", "fmt_num", "fmt_int"]
+
+
+def write_variable(name: str, text: str) -> None:
+    """Write one ``\\variable`` file (no trailing newline, so it sits inside a sentence)."""
+    if not name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"variable name must be alphanumeric with _ or -, got {name!r}")
+    write_text(paths.OUTPUT / f"{name}.txt", text.strip() + "%\n")
+
+
+def _mantissa_exponent(x: float, digits: int) -> tuple[str, int]:
+    if x == 0 or not math.isfinite(x):
+        return (f"{x:.{digits - 1}f}", 0)
+    exp = int(math.floor(math.log10(abs(x))))
+    mant = round(x / 10**exp, digits - 1)
+    if abs(mant) >= 10:  # rounding carried over, e.g. 9.96 -> 10.0
+        exp += 1
+        mant = round(x / 10**exp, digits - 1)
+    return (f"{mant:.{digits - 1}f}", exp)
+
+
+def fmt_sci(x: float, digits: int = 2, math_mode: bool = True) -> str:
+    r"""``3.1\times10^{-5}`` (plain decimal when 1e-2 <= |x| < 1e4)."""
+    if x != 0 and math.isfinite(x) and not 1e-2 <= abs(x) < 1e4:
+        mant, exp = _mantissa_exponent(x, digits)
+        body = f"{mant}\\times10^{{{exp}}}"
+    else:
+        body = fmt_num(x, digits)
+    return f"${body}$" if math_mode else body
+
+
+def fmt_num(x: float, digits: int = 2) -> str:
+    """``x`` with ``digits`` significant figures in plain decimal notation."""
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    decimals = max(0, digits - 1 - int(math.floor(math.log10(abs(x)))))
+    return f"{x:.{decimals}f}"
+
+
+def fmt_int(n: int) -> str:
+    """An integer in math mode with thousands separators LaTeX spaces correctly: ``$32{,}768$``."""
+    return f"${int(n):,}$".replace(",", "{,}")
+
+
+def fmt_pm(value: float, err: float, err_digits: int = 1) -> str:
+    r"""``value \pm err`` rounded at the error's last significant digit, math mode.
+
+    A common power of ten is factored out when |value| is small or large:
+    ``(3.1\pm0.2)\times10^{-5}``.
+    """
+    if not (math.isfinite(value) and math.isfinite(err)) or err < 0:
+        raise ValueError(f"fmt_pm needs finite value and non-negative error, got {value}, {err}")
+    ref = max(abs(value), err)
+    exp = int(math.floor(math.log10(ref))) if ref > 0 else 0
+    scale_exp = exp if not -2 <= exp < 4 else 0
+    v, e = value / 10**scale_exp, err / 10**scale_exp
+    if e > 0:
+        decimals = max(0, err_digits - 1 - int(math.floor(math.log10(e))))
+    else:
+        decimals = 2
+    body = f"{v:.{decimals}f}\\pm{e:.{decimals}f}"
+    if scale_exp:
+        body = f"({body})\\times10^{{{scale_exp}}}"
+    return f"${body}$"

@@ -1,0 +1,366 @@
+"""Cached datasets: noiseless stamps and unit noise fields, generated once per profile.
+
+A dataset lives in ``paths.dataset_dir(name, profile)`` = ``src/data/<profile>/datasets/<name>/``:
+
+``clean.npy``      (N, S, S) float32 noiseless stamps (:func:`shearbridge.sim.stamps.render_clean`)
+``noise.npy``      (N, S, S) float32 standard-normal (unit variance) noise fields
+``labels.npz``     per-stamp labels, arrays of shape (N,) (:func:`shearbridge.sim.stamps.draw_population`)
+``psf.npy``        (S, S) float32 unit-flux PSF image, drawn like the galaxies
+``manifest.json``  spec, seeds, ``config_hash``, software versions, creation time and wall time
+
+The noisy image at level ``sigma`` is ``clean + sigma * noise`` (:meth:`Dataset.images`),
+so one dataset serves every rung of the noise grid. Consequently a given object's noise
+*pattern* is the same at every level, only scaled; results at different levels are
+therefore correlated (fine for curves versus noise, but not independent draws).
+
+Which datasets exist, their sizes and stream ids: :mod:`shearbridge.sim.catalogue`.
+Randomness: dataset ``name`` of a profile uses the stream
+``SeedSequence(entropy=profile.seed, spawn_key=(STREAM_ID[name],))``, whose child 0 draws
+the population (in one vectorised call) and whose child 1 has one grandchild per object
+(``spawn_key=(STREAM_ID[name], 1, i)``) for object ``i``'s noise field. Rendering is
+deterministic (no photon shooting), so GalSim needs no seed. Hence: the same profile
+and name give bit-identical arrays whatever the number of workers or the chunking;
+different datasets (train, test, ...) never share objects or noise fields (unlike
+ShearNet, where object ``i`` of the train and test sets shared its noise).
+In the shear-test set the four stamps of a galaxy share one noise field (their rows
+of ``noise.npy`` are identical copies).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import galsim
+import numpy as np
+from tqdm import tqdm
+
+from shearbridge import __version__, paths
+from shearbridge.config import Profile, SimConfig, active_profile, to_dict
+from shearbridge.errors import ConfigError, InputError, MissingFileError
+from shearbridge.io import atomic_dir, read_json, write_json
+from shearbridge.sim import stamps as simmod
+from shearbridge.sim.catalogue import FORMAT_VERSION, DatasetSpec, get_spec, spec_hash
+
+__all__ = [
+    "TARGET_NAMES",
+    "CHUNK_OBJECTS",
+    "Dataset",
+    "generate_dataset",
+    "load_dataset",
+    "validate_stamps",
+]
+
+#: Columns of :meth:`Dataset.targets`, in order.
+TARGET_NAMES = ("g1", "g2", "size_arcsec", "flux")
+#: Objects per work unit (affects speed only, never the data).
+CHUNK_OBJECTS = 128
+_FILES = ("clean.npy", "noise.npy", "labels.npz", "psf.npy", "manifest.json")
+
+
+@dataclass
+class Dataset:
+    """A loaded dataset (arrays may be read-only memory maps)."""
+
+    name: str
+    clean: np.ndarray
+    noise: np.ndarray
+    labels: dict[str, np.ndarray]
+    psf: np.ndarray
+    sim: SimConfig
+    manifest: dict[str, Any]
+
+    def __len__(self) -> int:
+        return int(self.clean.shape[0])
+
+    def images(self, noise_sigma: float) -> np.ndarray:
+        """Noisy stamps ``clean + noise_sigma * noise`` (float32, ``(N, S, S)``).
+
+        ``noise_sigma`` is the per-pixel noise standard deviation (image units); 0 gives
+        the clean stamps.
+        """
+        sigma = float(noise_sigma)
+        if not np.isfinite(sigma) or sigma < 0:
+            raise ConfigError(f"noise_sigma must be finite and >= 0, got {noise_sigma!r}")
+        out = np.multiply(self.noise, np.float32(sigma), dtype=np.float32)
+        out += self.clean
+        return out
+
+    def targets(self, n_outputs: int) -> np.ndarray:
+        """Regression targets, float64 ``(N, n_outputs)``: columns ``TARGET_NAMES[:n_outputs]``."""
+        if n_outputs not in (1, 2, 3, 4):
+            names = ", ".join(TARGET_NAMES)
+            raise ValueError(f"n_outputs must be 1..4 ({names}), got {n_outputs!r}")
+        columns = [np.asarray(self.labels[k], np.float64) for k in TARGET_NAMES[:n_outputs]]
+        return np.stack(columns, axis=1)
+
+    def subset(self, idx: np.ndarray | slice | list[int]) -> "Dataset":
+        """The rows ``idx`` (a slice keeps memory maps; an index array copies)."""
+        if not isinstance(idx, slice):
+            idx = np.asarray(idx)
+            if idx.dtype == bool:
+                if idx.shape != (len(self),):
+                    raise ValueError(f"boolean mask must have shape ({len(self)},), "
+                                     f"got {idx.shape}")
+            elif not np.issubdtype(idx.dtype, np.integer):
+                raise ValueError(f"idx must be a slice, integer indices or a boolean mask, "
+                                 f"got dtype {idx.dtype}")
+        return Dataset(
+            name=self.name,
+            clean=self.clean[idx],
+            noise=self.noise[idx],
+            labels={k: v[idx] for k, v in self.labels.items()},
+            psf=self.psf,
+            sim=self.sim,
+            manifest=self.manifest,
+        )
+
+
+def validate_stamps(x: Any, stamp_size: int) -> np.ndarray:
+    """Check a stamp or a stack of stamps; return it as an ndarray.
+
+    Accepts shape ``(S, S)`` or ``(N, S, S)`` with ``S = stamp_size`` and N >= 1.
+
+    Raises
+    ------
+    ValueError
+        Naming the problem: wrong dimensionality or size, non-numeric dtype, NaN or inf.
+    """
+    arr = np.asarray(x)
+    if arr.ndim not in (2, 3) or arr.shape[-2:] != (stamp_size, stamp_size):
+        raise InputError(
+            f"stamps must have shape ({stamp_size}, {stamp_size}) or "
+            f"(N, {stamp_size}, {stamp_size}), got {arr.shape}"
+        )
+    if arr.ndim == 3 and arr.shape[0] == 0:
+        raise InputError("stamps: empty stack (N = 0)")
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise InputError(f"stamps must be real numbers, got dtype {arr.dtype}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        where = np.argwhere(bad)[0].tolist()
+        raise InputError(
+            f"stamps contain {int(bad.sum())} non-finite values (NaN/inf), first at {where}"
+        )
+    return arr
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def _render_chunk(sim: SimConfig, part: dict[str, np.ndarray], start: int, n: int,
+                  seed: int, stream_id: int) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """Render ``n`` objects (labels ``part``, first object ``start``) and draw their noise.
+
+    Runs in a worker process; returns ``(start, n, clean, noise)`` as float32 stamps.
+    """
+    per = 4 if sim.shear_test else 1
+    clean = simmod.render_rows(sim, part, range(per * n))
+    bad = np.flatnonzero(~np.isfinite(clean).all(axis=(1, 2)))
+    if bad.size:
+        raise RuntimeError(f"GalSim produced non-finite pixels in stamp {per * start + bad[0]}")
+    size = sim.stamp_size_px
+    noise = np.empty((n, size, size), np.float32)
+    for j in range(n):
+        ss = np.random.SeedSequence(entropy=seed, spawn_key=(stream_id, 1, start + j))
+        noise[j] = np.random.default_rng(ss).standard_normal((size, size), dtype=np.float32)
+    if per > 1:
+        noise = np.repeat(noise, per, axis=0)
+    return start, n, clean.astype(np.float32), noise
+
+
+def _n_workers(workers: int | None) -> int:
+    if workers is None:
+        return max(1, len(os.sched_getaffinity(0)))
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers must be a positive integer or None, got {workers!r}")
+    return workers
+
+
+def _up_to_date(path: Path, expected_hash: str) -> bool:
+    if not all((path / f).exists() for f in _FILES):
+        return False
+    try:
+        return read_json(path / "manifest.json").get("config_hash") == expected_hash
+    except (OSError, ValueError):
+        return False
+
+
+def generate_dataset(
+    name: str,
+    profile: Profile | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    *,
+    force: bool = False,
+) -> Path:
+    """Simulate dataset ``name`` of ``profile`` (default: the active one) and cache it.
+
+    Work is split into chunks of :data:`CHUNK_OBJECTS` objects rendered by ``workers``
+    processes (default: all CPUs this process may use; 1 renders in-process). The
+    folder is written atomically: an interrupt or error leaves the previous state (or
+    nothing) behind. Returns the dataset folder; if its manifest already has the
+    current ``config_hash`` nothing is recomputed (unless ``force``).
+    """
+    profile = profile or active_profile()
+    profile.validate()
+    spec = get_spec(name, profile)
+    spec.validate()
+    n_workers = _n_workers(workers)
+    out = paths.dataset_dir(name, profile)
+    expected = spec_hash(spec, profile.seed)
+    if not force and _up_to_date(out, expected):
+        return out
+
+    t0 = time.perf_counter()
+    # child 0 of the dataset's stream: SeedSequence(seed, spawn_key=(sid,)).spawn(...)[0]
+    pop_rng = np.random.default_rng(
+        np.random.SeedSequence(entropy=profile.seed, spawn_key=(spec.stream_id, 0))
+    )
+    labels = simmod.draw_population(spec.sim, spec.n_objects, pop_rng)
+    size, n_stamps, per = spec.sim.stamp_size_px, spec.n_stamps, (4 if spec.sim.shear_test else 1)
+    starts = range(0, spec.n_objects, CHUNK_OBJECTS)
+    bounds = [(a, min(a + CHUNK_OBJECTS, spec.n_objects)) for a in starts]
+
+    with atomic_dir(out) as tmp:
+        shape = (n_stamps, size, size)
+        clean = np.lib.format.open_memmap(tmp / "clean.npy", "w+", np.float32, shape)
+        noise = np.lib.format.open_memmap(tmp / "noise.npy", "w+", np.float32, shape)
+        bar = _progress(n_stamps, f"simulate {profile.name}/{name}", disable=not progress)
+        jobs = [({k: v[per * a: per * b] for k, v in labels.items()}, a, b - a) for a, b in bounds]
+        try:
+            for a, n, c, nz in _run_chunks(spec.sim, jobs, profile.seed, spec.stream_id, n_workers):
+                clean[per * a: per * (a + n)] = c
+                noise[per * a: per * (a + n)] = nz
+                bar.update(per * n)
+        finally:
+            bar.close()
+        clean.flush()
+        noise.flush()
+        del clean, noise
+        np.save(tmp / "psf.npy", simmod.render_psf(spec.sim).astype(np.float32))
+        with open(tmp / "labels.npz", "wb") as fh:
+            np.savez(fh, **labels)
+        wall = time.perf_counter() - t0
+        write_json(tmp / "manifest.json", {
+            "dataset": name,
+            "profile": profile.name,
+            "sim": to_dict(spec.sim),
+            "n_objects": spec.n_objects,
+            "n_stamps": n_stamps,
+            "seed": profile.seed,
+            "stream_id": spec.stream_id,
+            "streams": {"population": [spec.stream_id, 0], "noise": [spec.stream_id, 1, "object"]},
+            "gsparams": simmod.GSPARAMS_DICT,
+            "format": FORMAT_VERSION,
+            "config_hash": expected,
+            "versions": {
+                "galsim": galsim.__version__, "numpy": np.__version__, "shearbridge": __version__
+            },
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "workers": n_workers,
+            "wall_time_s": round(wall, 3),
+            "stamps_per_s": round(n_stamps / wall, 1),
+        })
+    return out
+
+
+def _run_chunks(
+    sim: SimConfig,
+    jobs: list[tuple[dict[str, np.ndarray], int, int]],
+    seed: int,
+    stream_id: int,
+    n_workers: int,
+) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """Yield :func:`_render_chunk` results (in completion order) for ``(part, start, n)`` jobs."""
+    if n_workers == 1 or len(jobs) == 1:
+        for part, start, n in jobs:
+            yield _render_chunk(sim, part, start, n, seed, stream_id)
+        return
+    # fork: works from unguarded scripts and ``python -m``; children only run GalSim/NumPy,
+    # never JAX, so a parent that has started JAX's threads is not at risk from them.
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=min(n_workers, len(jobs)), mp_context=ctx) as pool:
+        futures = [pool.submit(_render_chunk, sim, part, start, n, seed, stream_id)
+                   for part, start, n in jobs]
+        try:
+            for fut in as_completed(futures):
+                yield fut.result()
+        finally:
+            for fut in futures:
+                fut.cancel()
+
+
+def _progress(total: int, desc: str, *, disable: bool) -> tqdm:
+    return tqdm(total=total, desc=desc, unit="stamp", disable=disable, leave=False)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _command(name: str, profile: Profile) -> str:
+    return f"python -m shearbridge simulate --dataset {name} --profile {profile.name}"
+
+
+def load_dataset(name: str, profile: Profile | None = None, mmap: bool = True) -> Dataset:
+    """Load a cached dataset (read-only memory maps unless ``mmap=False``).
+
+    Raises
+    ------
+    FileNotFoundError
+        If it was never generated (the message names the path and the command).
+    ValueError
+        If it is stale (its ``config_hash`` differs from the current spec's) or
+        malformed (wrong shapes, non-finite values).
+    """
+    profile = profile or active_profile()
+    spec = get_spec(name, profile)
+    path = paths.dataset_dir(name, profile)
+    missing = [f for f in _FILES if not (path / f).exists()]
+    if missing:
+        raise MissingFileError(
+            f"dataset {name!r} of profile {profile.name!r} is missing {path / missing[0]}; "
+            f"generate it with: {_command(name, profile)}"
+        )
+    manifest = read_json(path / "manifest.json")
+    expected = spec_hash(spec, profile.seed)
+    if manifest.get("config_hash") != expected:
+        raise InputError(
+            f"dataset {path} is stale (config_hash {manifest.get('config_hash')} != {expected}); "
+            f"regenerate it with: {_command(name, profile)}"
+        )
+    mode = "r" if mmap else None
+    clean = np.load(path / "clean.npy", mmap_mode=mode)
+    noise = np.load(path / "noise.npy", mmap_mode=mode)
+    psf = np.load(path / "psf.npy")
+    with np.load(path / "labels.npz") as z:
+        labels = {k: z[k] for k in z.files}
+    _check_arrays(path, spec, clean, noise, psf, labels)
+    return Dataset(name=name, clean=clean, noise=noise, labels=labels, psf=psf, sim=spec.sim,
+                   manifest=manifest)
+
+
+def _check_arrays(path: Path, spec: DatasetSpec, clean: np.ndarray, noise: np.ndarray,
+                  psf: np.ndarray, labels: Mapping[str, np.ndarray]) -> None:
+    s, n = spec.sim.stamp_size_px, spec.n_stamps
+    for fname, arr, shape in (("clean.npy", clean, (n, s, s)), ("noise.npy", noise, (n, s, s)),
+                              ("psf.npy", psf, (s, s))):
+        if arr.shape != shape:
+            raise InputError(f"{path / fname}: shape {arr.shape}, expected {shape}")
+        for a in range(0, max(len(arr), 1), 4096):
+            if not np.isfinite(arr[a: a + 4096]).all():
+                raise InputError(f"{path / fname}: non-finite values")
+    required = simmod.BASE_LABELS + (simmod.SHEAR_LABELS if spec.sim.shear_test else ())
+    for key in required:
+        if key not in labels:
+            raise InputError(f"{path / 'labels.npz'}: missing label {key!r}")
+        if labels[key].shape != (n,) or not np.isfinite(labels[key]).all():
+            raise InputError(
+                f"{path / 'labels.npz'}: label {key!r} must be finite with shape ({n},)"
+            )

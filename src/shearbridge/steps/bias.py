@@ -1,0 +1,38 @@
+"""Pipeline step: m and c of one method from the paired shear-test set at one noise level.
+
+Response-calibrated network methods (``<network>_cal`` in the registry) go through
+:func:`shearbridge.steps.response.run_calibrated_bias`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from shearbridge import study
+from shearbridge.config import Profile
+from shearbridge.io import write_json
+from shearbridge.stats.bias import paired_shear_bias
+from shearbridge.steps.measure import result_path, timed_measure
+
+__all__ = ["run_bias"]
+
+
+def run_bias(method: str, profile: Profile, sigma: float) -> dict[str, Any]:
+    """m and c from the paired shear-test set at one noise level, written as JSON."""
+    if study.get_method(method).calibrates:
+        from shearbridge.steps.response import run_calibrated_bias
+
+        return run_calibrated_bias(method, profile, sigma)
+    from shearbridge.sim.datasets import load_dataset
+
+    ds = load_dataset("shear", profile)
+    images = ds.images(sigma)
+    g, flags, wall = timed_measure(method, profile, sigma, images, np.asarray(ds.psf), ds.sim.pixel_scale_arcsec)
+    bias = paired_shear_bias(g, ds.labels, flags=flags, n_blocks=50)
+    snr = np.asarray(ds.labels["flux"]) / (ds.sim.stamp_size_px * sigma)
+    result = {"method": method, "noise_sigma": sigma, "profile": profile.name, "n_stamps": len(images),
+              "median_snr": float(np.median(snr)), "wall_s": wall, **bias}
+    write_json(result_path(profile, method, sigma, kind="bias"), result)
+    return result

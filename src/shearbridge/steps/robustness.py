@@ -1,0 +1,208 @@
+"""Precision versus robustness: RMSE(g) against the Cramer-Rao bound outside the training set.
+
+Research question 2. The networks were trained on ShearNet's 2025 galaxies
+(Gaussian galaxy, Gaussian PSF of sigma 0.25"); here every method is run on the
+robustness test sets of :mod:`shearbridge.sim.catalogue` (:data:`ROBUST_DATASETS`):
+exponential, Sersic and bulge+disk galaxies, a Moffat PSF (FWHM 0.7") and a wider
+Gaussian PSF (sigma 0.30"), plus the in-distribution ``test`` set as the reference
+row. The methods are the registry's ``robustness`` study (:mod:`shearbridge.study`).
+Networks use the run trained at the same noise level and see only the stamps (no PSF
+input: a PSF change is a distribution shift for them); the classical references are
+given each dataset's own PSF image.
+
+The bound of each dataset is computed for *its* galaxy model and PSF by central
+finite differences of the dataset's own GalSim renderer (:mod:`shearbridge.stats.crlb_fd`)
+over ``theta = (flux, dx, dy, size, g1, g2)``, all six free,
+on the first ``min(128, profile.n_crlb, N)`` galaxies (:func:`n_galaxies`), at unit
+noise, cached in ``src/data/<profile>/crlb/<dataset>_fd.npz`` (the ``_fd`` suffix
+keeps it apart from the autodiff bound ``crlb/test.npz`` of :mod:`shearbridge.steps.crlb`;
+the robustness ``test`` row uses the finite-difference bound too, so every row has the
+same construction).
+
+Degradation of a method on dataset D: ``(RMSE/CRLB)_D / (RMSE/CRLB)_test`` at the
+same noise level (errors propagated from the two bootstrap errors, treated as
+independent: the sets hold different galaxies and noise fields).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from shearbridge import paths, study
+from shearbridge.config import Profile, noise_tag, seeds
+from shearbridge.io import read_json, save_npz, write_json
+from shearbridge.stats.crlb_fd import FD_LABEL_KEYS, crlb_fd
+from shearbridge.stats.resample import ratio_with_error
+from shearbridge.steps.measure import timed_measure
+
+__all__ = [
+    "ROBUST_DATASETS",
+    "RobustnessError",
+    "check_method",
+    "check_dataset",
+    "n_galaxies",
+    "fd_crlb_path",
+    "compute_fd_crlb",
+    "load_fd_crlb",
+    "result_path",
+    "run_robustness",
+    "degradation",
+    "robustness_summary",
+]
+
+#: The in-distribution reference first, then the out-of-distribution sets.
+ROBUST_DATASETS = ("test", "test_exp", "test_sersic", "test_bulge_disk", "test_moffat", "test_wide_psf")
+#: Most galaxies per dataset that get a finite-difference bound.
+N_CRLB_MAX = 128
+
+
+from shearbridge.errors import (
+    ConfigError,
+    MissingFileError,
+    RobustnessError,  # noqa: E402  (re-exported)
+)
+
+
+def check_method(method: str) -> str:
+    known = study.names("robustness", available_only=False)
+    if method not in known:
+        raise RobustnessError(f"unknown robustness method {method!r}; known: {known}")
+    return method
+
+
+def check_dataset(dataset: str) -> str:
+    if dataset not in ROBUST_DATASETS:
+        raise RobustnessError(f"unknown robustness dataset {dataset!r}; known: {list(ROBUST_DATASETS)}")
+    return dataset
+
+
+def n_galaxies(profile: Profile, n_objects: int) -> int:
+    """Galaxies of a robustness set that are measured: ``min(128, profile.n_crlb, n_objects)``."""
+    return int(min(N_CRLB_MAX, profile.n_crlb, n_objects))
+
+
+def fd_crlb_path(dataset: str, profile: Profile) -> Path:
+    return paths.profile_dir(profile) / "crlb" / f"{check_dataset(dataset)}_fd.npz"
+
+
+def compute_fd_crlb(dataset: str, profile: Profile, rel_step: float = 1e-3) -> Path:
+    """Finite-difference CRLB of the first :func:`n_galaxies` objects of ``dataset``, cached."""
+    from shearbridge.sim.datasets import load_dataset
+
+    ds = load_dataset(check_dataset(dataset), profile)
+    n = n_galaxies(profile, len(ds))
+    t0 = time.perf_counter()
+    sig = crlb_fd(ds.sim, ds.labels, range(n), rel_step)
+    wall = time.perf_counter() - t0
+    path = fd_crlb_path(dataset, profile)
+    save_npz(path, **{f"sigma_{k}": sig[:, i] for i, k in enumerate(FD_LABEL_KEYS)},
+             n=np.asarray(n), wall_s=np.asarray(wall), rel_step=np.asarray(rel_step))
+    return path
+
+
+def load_fd_crlb(dataset: str, profile: Profile, noise_sigma: float) -> np.ndarray:
+    """(n, 2) per-galaxy sigma_CRLB(g1, g2) of ``dataset`` at ``noise_sigma``."""
+    path = fd_crlb_path(dataset, profile)
+    if not path.exists():
+        raise MissingFileError(f"missing {path}: run `python -m shearbridge crlb --dataset {dataset} "
+                                f"--profile {profile.name}`")
+    with np.load(path) as z:
+        return noise_sigma * np.stack([z["sigma_g1"], z["sigma_g2"]], axis=1)
+
+
+# ------------------------------------------------------------------ one method, one dataset
+
+
+def result_path(profile: Profile, method: str, dataset: str, sigma: float) -> Path:
+    return (paths.results_dir(profile) / "robustness" / check_method(method)
+            / f"{check_dataset(dataset)}_noise{noise_tag(sigma)}.json")
+
+
+def run_robustness(method: str, dataset: str, profile: Profile, sigma: float) -> dict[str, Any]:
+    """RMSE(g), RMSE/CRLB (bootstrap errors) and the linear bias of one method on one set.
+
+    The first :func:`n_galaxies` objects of ``dataset`` at pixel noise ``sigma`` (image
+    units). Written to :func:`result_path` (JSON) with the estimates beside it (``.npz``).
+    """
+    from shearbridge.sim.catalogue import STREAM_ID
+    from shearbridge.sim.datasets import load_dataset
+    from shearbridge.stats.bias import linear_bias
+
+    check_method(method)
+    check_dataset(dataset)
+    if not (np.isfinite(sigma) and sigma > 0):
+        raise ConfigError(f"noise sigma must be a positive number, got {sigma!r}")
+    ds = load_dataset(dataset, profile)
+    crlb = load_fd_crlb(dataset, profile, sigma)
+    n = len(crlb)
+    images = ds.images(sigma)[:n]
+    true = ds.targets(2)[:n]
+    g, flags, wall = timed_measure(method, profile, sigma, images, np.asarray(ds.psf),
+                                   ds.sim.pixel_scale_arcsec)
+    ok = (np.asarray(flags) == 0) & np.all(np.isfinite(g), axis=1)
+    if ok.sum() < 2:
+        raise ValueError(f"{method} on {dataset}: only {int(ok.sum())} unflagged estimates")
+    seq = seeds.seed_sequence(profile.seed, "robustness_bootstrap", STREAM_ID[dataset], round(-math.log10(sigma) * 100))
+    rng = np.random.default_rng(seq)
+    result = {
+        "method": method, "dataset": dataset, "noise_sigma": float(sigma), "profile": profile.name,
+        "n": int(n), "n_flagged": int((~ok).sum()), "flagged_fraction": float((~ok).mean()),
+        "wall_s": wall,
+        "per_component_rmse": [float(np.sqrt(np.mean((g[ok, k] - true[ok, k]) ** 2))) for k in (0, 1)],
+        **ratio_with_error(g[ok] - true[ok], crlb[ok], rng, profile.bootstrap),
+        "linear_bias": linear_bias(true, g, flags=np.where(ok, 0, 1), n_blocks=20),
+    }
+    path = result_path(profile, method, dataset, sigma)
+    write_json(path, result)
+    save_npz(path.with_suffix(".npz"), g=g, flags=np.asarray(flags), true=true)
+    return result
+
+
+# ------------------------------------------------------------------ summary
+
+
+def degradation(row: Mapping[str, float], ref: Mapping[str, float]) -> tuple[float, float]:
+    """``ratio / ref_ratio`` with the two relative errors added in quadrature."""
+    q = row["ratio"] / ref["ratio"]
+    return q, q * math.hypot(row["ratio_err"] / row["ratio"], ref["ratio_err"] / ref["ratio"])
+
+
+def robustness_summary(profile: Profile, tags: Sequence[str],
+                       methods: Sequence[str] | None = None,
+                       datasets: Sequence[str] = ROBUST_DATASETS) -> dict[str, Any]:
+    """Every result of the study plus each method's degradation against its ``test`` row.
+
+    ``tags`` are noise tags (:func:`shearbridge.config.noise_tag`) of the profile's grid.
+    Missing result files raise FileNotFoundError naming the first one.
+    """
+    sigma_of = {noise_tag(s): s for s in profile.noise_grid}
+    unknown = [t for t in tags if t not in sigma_of]
+    if unknown:
+        raise ValueError(f"noise tags {unknown} are not on the {profile.name} grid {sorted(sigma_of)}")
+    if "test" not in datasets:
+        raise RobustnessError("the robustness summary needs the in-distribution 'test' row")
+    methods = study.names("robustness") if methods is None else methods
+    out: dict[str, Any] = {"profile": profile.name, "methods": list(methods),
+                           "datasets": list(datasets), "noise": {}}
+    for tag in tags:
+        per: dict[str, Any] = {}
+        for m in methods:
+            rows = {}
+            for d in datasets:
+                path = result_path(profile, m, d, sigma_of[tag])
+                if not path.exists():
+                    raise MissingFileError(f"missing {path}: run `python -m shearbridge robustness "
+                                            f"--method {m} --dataset {d} --noise {sigma_of[tag]}`")
+                rows[d] = read_json(path)
+            deg = {d: degradation(rows[d], rows["test"]) for d in datasets if d != "test"}
+            worst = max(deg, key=lambda d: deg[d][0])
+            per[m] = {"results": rows,
+                      "degradation": {d: {"factor": v[0], "err": v[1]} for d, v in deg.items()},
+                      "worst": {"dataset": worst, "factor": deg[worst][0], "err": deg[worst][1]}}
+        out["noise"][tag] = {"noise_sigma": sigma_of[tag], "methods": per}
+    return out

@@ -1,0 +1,364 @@
+"""The study registry: every method once, the noise levels of every study, the plan.
+
+A **method** is anything that turns stamps into shears and is compared with the others: a
+trained network, a classical estimator, or the bound they are judged against. Each is
+declared once, here, as a :class:`Method` (name, kind, label, plot style, a factory that
+returns an object with the common estimator interface, and the studies it takes part in).
+Every list of methods in the pipeline — the Snakefile's rules, the summaries, the figure
+styles and labels, the CLI's help — is read from this registry; nothing restates it.
+
+Studies (:data:`STUDIES`) and the noise levels each runs at (:func:`study_noise`):
+
+``compare``   RMSE against the per-galaxy Cramér–Rao bound, every level of the grid
+``bias``      paired shear test (m, c) in the comparison's bias table: the "pair" levels
+``bias_grid`` paired shear test at every level of the grid (the bias figure)
+``timing``    galaxies/s side by side in one process: the pair levels
+``robustness`` out-of-distribution sets: the pair levels
+``ablation``  the ablation ladder and removals: the pair levels
+``learning``  learning curves from per-epoch snapshots: the pair levels
+``evaluate``  a headline network trained and evaluated at every level of the grid
+``diagnosis`` layer-by-layer information: the first such network at every level, the others
+              at the pair levels
+
+The "pair" levels are the profile's lowest noise and ShearNet's "high" 1e-3 (the highest
+level when 1e-3 is not on the grid). The seed streams are the table
+:data:`shearbridge.config.seeds.SEED_STREAMS`.
+
+Adding a classical estimator: write it (``estimators/<name>.py``, the
+:class:`~shearbridge.estimators.base.ShapeEstimator` interface) and :func:`register` it in
+``_register_defaults`` below. Adding a network: the model (``models/<name>.py``), its
+experiment (:mod:`shearbridge.config.experiments`) and its entry here. A method can also
+live outside the package: a module named in ``$SHEARBRIDGE_METHODS`` that calls
+:func:`register` is imported with the registry, so the Snakefile, the summaries and the
+CLI see it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from shearbridge.config import ConfigError, Profile, noise_tag
+from shearbridge.config.seeds import SEED_STREAMS
+
+__all__ = [
+    "KINDS",
+    "STUDIES",
+    "SPEEDUP_REFERENCES",
+    "SEED_STREAMS",
+    "Method",
+    "MethodContext",
+    "register",
+    "registered",
+    "get_method",
+    "methods",
+    "names",
+    "study_noise",
+    "study_tags",
+    "run_of",
+    "trainings",
+    "diagnosed",
+    "PLUGINS_ENV",
+]
+
+KINDS = ("network", "classical", "bound")
+STUDIES = ("compare", "bias", "bias_grid", "timing", "robustness", "ablation", "learning", "evaluate",
+           "diagnosis")
+#: Methods the networks' speed-ups are quoted against (timing study).
+SPEEDUP_REFERENCES = ("mlfit", "hsm_regauss")
+_PAIR_STUDIES = ("bias", "timing", "robustness", "ablation", "learning")
+_GRID_STUDIES = ("compare", "bias_grid", "evaluate")
+
+
+@dataclass(frozen=True)
+class MethodContext:
+    """What a method's factory may use: the profile's root seed, the noise level it measures at,
+    and a loader of trained networks (``load_network(experiment, noise_sigma) -> Trained``) that the
+    calling pipeline step provides (the registry knows no paths)."""
+
+    seed: int
+    noise_sigma: float
+    load_network: Callable[[str, float], Any] | None = None
+
+
+def _always() -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Method:
+    """One method of the study.
+
+    Attributes
+    ----------
+    name : str
+        Registry name: file names, CLI ``--method``, summary keys.
+    kind : {"network", "classical", "bound"}
+    label : str
+        Label in figures and tables.
+    studies : frozenset of str
+        The studies (:data:`STUDIES`) it takes part in.
+    build : callable or None
+        ``build(MethodContext) -> ShapeEstimator`` (``measure(stamps, psf_image,
+        pixel_scale_arcsec, noise_sigma) -> EstimatorResult``); ``None`` for a bound and
+        for a response-calibrated variant (measured by the response step).
+    experiment : str or None
+        Networks: the experiment (:mod:`shearbridge.config.experiments`) whose trained run it uses.
+    calibrates : str or None
+        A response-calibrated variant of this network method (``<network>_cal``).
+    style : int or None
+        Index into the house palette (:mod:`shearbridge.paper.plotting`); ``None``: the next free one.
+    available : callable
+        False where an optional dependency is missing (ngmix): the method is then left out.
+    """
+
+    name: str
+    kind: str
+    label: str
+    studies: frozenset[str] = field(default_factory=frozenset)
+    build: Callable[[MethodContext], Any] | None = None
+    experiment: str | None = None
+    calibrates: str | None = None
+    style: int | None = None
+    available: Callable[[], bool] = _always
+    description: str = ""
+
+    def validate(self) -> None:
+        if not self.name or not self.name.replace("_", "").isalnum():
+            raise ConfigError(f"method name must be alphanumeric (with _), got {self.name!r}")
+        if self.kind not in KINDS:
+            raise ConfigError(f"method {self.name}: kind must be one of {KINDS}, got {self.kind!r}")
+        unknown = sorted(set(self.studies) - set(STUDIES))
+        if unknown:
+            raise ConfigError(f"method {self.name}: unknown studies {unknown}; known: {list(STUDIES)}")
+        if self.kind == "network" and not (self.experiment or self.calibrates):
+            raise ConfigError(f"network method {self.name} needs an experiment (or calibrates=)")
+        if self.kind != "bound" and self.build is None and self.calibrates is None:
+            raise ConfigError(f"method {self.name} needs a build(context) factory")
+
+    def estimator(self, context: MethodContext) -> Any:
+        """The object that measures: ``build(context)``."""
+        if self.build is None:
+            raise ConfigError(f"method {self.name!r} has no estimator (kind {self.kind}"
+                              f"{', calibrated by the response step' if self.calibrates else ''})")
+        return self.build(context)
+
+
+_REGISTRY: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+    """Add ``method`` to the registry (its name must be new); returns it."""
+    method.validate()
+    if method.name in _REGISTRY:
+        raise ConfigError(f"method {method.name!r} is already registered")
+    if method.style is None:
+        used = {m.style for m in _REGISTRY.values() if m.style is not None}
+        method = _replace(method, style=next(i for i in range(len(used) + 1) if i not in used))
+    _REGISTRY[method.name] = method
+    return method
+
+
+def _replace(method: Method, **changes: Any) -> Method:
+    import dataclasses
+
+    return dataclasses.replace(method, **changes)
+
+
+@contextmanager
+def registered(*extra: Method) -> Iterator[list[Method]]:
+    """Temporarily register ``extra`` methods (tests, exploratory work); removed on exit."""
+    added = [register(m) for m in extra]
+    try:
+        yield added
+    finally:
+        for m in added:
+            _REGISTRY.pop(m.name, None)
+
+
+def get_method(name: str) -> Method:
+    """The registered method ``name``; ConfigError lists the known ones."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown method {name!r}; known: {sorted(_REGISTRY)}") from None
+
+
+def methods(study: str | None = None, *, kind: str | None = None, available_only: bool = True) -> list[Method]:
+    """Registered methods in registration order, optionally of one study and one kind."""
+    if study is not None and study not in STUDIES:
+        raise ConfigError(f"unknown study {study!r}; known: {list(STUDIES)}")
+    return [m for m in _REGISTRY.values()
+            if (study is None or study in m.studies) and (kind is None or m.kind == kind)
+            and (not available_only or m.available())]
+
+
+def names(study: str | None = None, *, kind: str | None = None, available_only: bool = True) -> list[str]:
+    """The names of :func:`methods`."""
+    return [m.name for m in methods(study, kind=kind, available_only=available_only)]
+
+
+def _pair(grid: Sequence[float]) -> tuple[float, ...]:
+    """The lowest level and 1e-3 (else the highest), without repeats."""
+    tags = [noise_tag(s) for s in grid]
+    high = grid[tags.index(noise_tag(1e-3))] if noise_tag(1e-3) in tags else grid[-1]
+    return (grid[0],) if math.isclose(high, grid[0]) else (grid[0], high)
+
+
+def study_noise(profile: Profile, study: str) -> tuple[float, ...]:
+    """The noise levels (pixel sigma, image units) at which ``study`` runs on ``profile``."""
+    grid = tuple(profile.noise_grid)
+    if study in _GRID_STUDIES or study == "diagnosis":
+        return grid
+    if study in _PAIR_STUDIES:
+        return _pair(grid)
+    raise ConfigError(f"unknown study {study!r}; known: {list(STUDIES)}")
+
+
+def study_tags(profile: Profile, study: str) -> list[str]:
+    """:func:`study_noise` as file-name tags (:func:`shearbridge.config.noise_tag`)."""
+    return [noise_tag(s) for s in study_noise(profile, study)]
+
+
+def run_of(name: str) -> str | None:
+    """The experiment whose trained run method ``name`` needs (None for a classical method)."""
+    m = _REGISTRY.get(name)
+    if m is None:
+        return None
+    if m.calibrates:
+        return run_of(m.calibrates)
+    return m.experiment
+
+
+def diagnosed() -> list[str]:
+    """Experiments of the diagnosis, the first one diagnosed in full."""
+    return [m.experiment for m in methods("diagnosis") if m.experiment]
+
+
+def _levels(profile: Profile, m: Method) -> set[float]:
+    levels: set[float] = set()
+    for study in m.studies:
+        if study == "diagnosis":
+            first = diagnosed()[:1] == [m.experiment]
+            levels |= set(profile.noise_grid if first else _pair(tuple(profile.noise_grid)))
+        else:
+            levels |= set(study_noise(profile, study))
+    return levels
+
+
+def trainings(profile: Profile) -> list[tuple[str, float]]:
+    """Every (experiment, noise sigma) the studies need trained, in registry order."""
+    out: list[tuple[str, float]] = []
+    for m in methods():
+        exp = run_of(m.name)
+        if exp is None:
+            continue
+        for s in profile.noise_grid:
+            if s in _levels(profile, m) and (exp, s) not in out:
+                out.append((exp, s))
+    return out
+
+
+# ------------------------------------------------------------------------ the methods
+
+
+def _network(experiment: str) -> Callable[[MethodContext], Any]:
+    def build(ctx: MethodContext) -> Any:
+        from shearbridge.estimators.network import NetworkEstimator
+
+        if ctx.load_network is None:
+            raise ConfigError(f"network {experiment!r} needs a context with load_network")
+        return NetworkEstimator(ctx.load_network(experiment, ctx.noise_sigma), experiment)
+
+    return build
+
+
+def _mlfit(ctx: MethodContext) -> Any:
+    from shearbridge.estimators.mlfit import MLFitEstimator
+
+    return MLFitEstimator(model="gauss", seed=ctx.seed)
+
+
+def _hsm(method: str) -> Callable[[MethodContext], Any]:
+    def build(ctx: MethodContext) -> Any:
+        from shearbridge.estimators.hsm import HSMEstimator
+
+        return HSMEstimator(method=method)
+
+    return build
+
+
+def _ngmix(ctx: MethodContext) -> Any:
+    from shearbridge.estimators.ngmix_adapter import NgmixMLEstimator
+
+    return NgmixMLEstimator(model="gauss", seed=ctx.seed)
+
+
+def _ngmix_installed() -> bool:
+    from shearbridge.estimators.ngmix_adapter import NgmixUnavailable, import_ngmix
+
+    try:
+        import_ngmix()
+    except NgmixUnavailable:
+        return False
+    return True
+
+
+def _register_defaults() -> None:
+    from shearbridge.config.ablation import ABLATION_LADDER, ABLATION_REMOVALS
+
+    headline = frozenset({"compare", "bias", "bias_grid", "timing", "robustness", "learning", "evaluate",
+                          "diagnosis"})
+    register(Method("baseline", "network", "EnhancedGalaxyNN", headline, _network("baseline"),
+                    experiment="baseline", style=0,
+                    description="ShearNet's EnhancedGalaxyNN, layer for layer, ShearNet's recipe"))
+    register(Method("shapenet", "network", "ShapeNet", headline, _network("shapenet"),
+                    experiment="shapenet", style=4,
+                    description="the precision-preserving network (moment head, adaptive-moment residual)"))
+    register(Method("shapenet_mix", "network", "ShapeNet (mixture)", frozenset({"robustness"}),
+                    _network("shapenet_mix"), experiment="shapenet_mix", style=5,
+                    description="ShapeNet trained on the galaxy-model mixture"))
+    register(Method("mlfit", "classical", "ML fit (JAX)",
+                    frozenset({"compare", "bias", "bias_grid", "timing", "robustness"}), _mlfit, style=3,
+                    description="JAX maximum-likelihood fit of an elliptical Gaussian"))
+    register(Method("hsm_regauss", "classical", "HSM REGAUSS",
+                    frozenset({"compare", "bias", "timing", "robustness"}), _hsm("REGAUSS"), style=2,
+                    description="GalSim HSM re-Gaussianization"))
+    register(Method("hsm_ksb", "classical", "HSM KSB", frozenset({"compare", "bias", "timing"}), _hsm("KSB"),
+                    style=1, description="GalSim HSM KSB"))
+    register(Method("ngmix", "classical", "ngmix ML fit", frozenset({"compare", "bias", "timing"}), _ngmix,
+                    style=6, available=_ngmix_installed,
+                    description="ngmix maximum-likelihood fit (where ngmix is installed)"))
+    for net in ("baseline", "shapenet"):
+        base = _REGISTRY[net]
+        register(Method(f"{net}_cal", "network", f"{base.label}, calibrated", frozenset({"bias_grid"}),
+                        calibrates=net, style=base.style,
+                        description=f"{base.label}, calibrated by its finite-difference metacal response"))
+    for step, label, _ in ABLATION_LADDER + ABLATION_REMOVALS:
+        register(Method(step, "network", label, frozenset({"ablation"}), _network(step), experiment=step,
+                        style=-1, description=f"ablation: {label}"))
+    register(Method("crlb", "bound", "Cramér–Rao bound", frozenset(), style=-2,
+                    description="per-galaxy Cramér–Rao bound on (g1, g2), six free parameters"))
+
+
+#: Comma-separated modules imported after the defaults, each registering its own methods with
+#: :func:`register`: a group adds a method without editing this package.
+PLUGINS_ENV = "SHEARBRIDGE_METHODS"
+
+
+def _load_plugins() -> None:
+    import importlib
+    import os
+
+    for name in filter(None, (n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(","))):
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError(f"${PLUGINS_ENV} names {name!r}, which cannot be imported: {exc}") from None
+
+
+_register_defaults()
+_load_plugins()

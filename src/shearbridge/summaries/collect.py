@@ -1,0 +1,179 @@
+"""Write the per-figure summaries (``python -m shearbridge summarize WHAT``).
+
+Figure scripts read only these files (:mod:`shearbridge.summaries.store`); each records
+the profile it came from. Snakefile rules write them, so figures never reach into
+checkpoints or datasets. Which methods and noise levels each holds comes from the
+registry (:mod:`shearbridge.study`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from shearbridge import paths, study
+from shearbridge.config import Profile, active_profile, noise_tag
+from shearbridge.errors import ConfigError, MissingFileError
+from shearbridge.io import atomic_path, read_json, save_npz, write_json
+from shearbridge.summaries.store import summary_dir
+
+__all__ = ["SUMMARIES", "write_summary"]
+
+
+def _stamps(profile: Profile) -> None:
+    """A few test galaxies (clean image, unit noise field), the PSF, and the noise grid."""
+    from shearbridge.sim.datasets import load_dataset
+
+    ds = load_dataset("test", profile)
+    sizes = np.asarray(ds.labels["size_arcsec"])
+    pick = np.argsort(sizes)[np.linspace(0, len(sizes) - 1, 4).round().astype(int)][[1, 3]]
+    save_npz(
+        summary_dir() / "stamps.npz",
+        clean=np.asarray(ds.clean[pick]),
+        noise=np.asarray(ds.noise[pick]),
+        psf=np.asarray(ds.psf),
+        noise_grid=np.asarray(profile.noise_grid),
+        pixel_scale=np.asarray(ds.sim.pixel_scale_arcsec),
+        **{f"label_{k}": np.asarray(v)[pick] for k, v in ds.labels.items() if np.ndim(v) == 1},
+        profile=np.asarray(profile.name),
+    )
+
+
+def experiment_summary(profile: Profile, experiment: str) -> dict[str, Any]:
+    """Per noise level: test metrics (with bootstrap errors), loss history, timing."""
+    per_noise = {}
+    for sigma in profile.noise_grid:
+        tag = noise_tag(sigma)
+        run = paths.run_dir(experiment, sigma, profile)
+        result = read_json(paths.results_dir(profile) / experiment / f"noise{tag}.json")
+        losses = read_json(run / "losses.json")
+        per_noise[tag] = {
+            "noise_sigma": sigma,
+            "shear": result["shear"],
+            "targets": result["targets"],
+            "n_test": result["n_test"],
+            "history": losses["epochs"],
+            "best_epoch": losses["best_epoch"],
+            "timing": losses["timing"],
+            "n_train": losses["n_train"],
+        }
+    return {"profile": profile.name, "experiment": experiment, "noise": per_noise}
+
+
+def _experiment(name: str) -> Callable[[Profile], None]:
+    def write(profile: Profile) -> None:
+        summary = experiment_summary(profile, name)
+        write_json(summary_dir() / f"{name}.json", summary)
+        preds = {}
+        for sigma in profile.noise_grid:
+            tag = noise_tag(sigma)
+            with np.load(paths.results_dir(profile) / name / f"noise{tag}_pred.npz") as z:
+                preds[f"pred_{tag}"], preds[f"true_{tag}"] = z["pred"][:, :2], z["true"][:, :2]
+        save_npz(summary_dir() / f"{name}_pred.npz", **preds)
+
+    return write
+
+
+def _translation(profile: Profile) -> None:
+    """The NumPy -> JAX/Flax translation table (profile-independent; seed from the profile)."""
+    from shearbridge.models.parity import translation_table
+
+    write_json(summary_dir() / "translation.json",
+               {"profile": profile.name, "seed": profile.seed, "rows": translation_table(profile.seed)})
+
+
+def _compare(profile: Profile) -> None:
+    """Every method's RMSE/CRLB per noise level and m, c (methods and levels as the Snakefile ran them)."""
+    from shearbridge.steps.measure import result_path
+    from shearbridge.summaries.compare import compare_summary
+
+    methods = study.names("compare")
+    have_bias = [s for s in profile.noise_grid
+                 if all(result_path(profile, m, s, "bias").exists() for m in methods)]
+    out = compare_summary(profile, methods, have_bias)
+    from shearbridge.estimators.mlfit import MLFitEstimator
+
+    out["mlfit_impl"] = f"JAX Levenberg-Marquardt fit ({MLFitEstimator.__module__})"
+    write_json(summary_dir() / "compare.json", out)
+
+
+def _robustness(profile: Profile) -> None:
+    """RMSE/CRLB of every method on every robustness set at the bias noise levels."""
+    from shearbridge.steps.robustness import robustness_summary
+
+    write_json(summary_dir() / "robustness.json", robustness_summary(profile, study.study_tags(profile, "robustness")))
+
+
+def _bias(profile: Profile) -> None:
+    """m, c of the ML fit and the raw and calibrated networks at every noise level."""
+    from shearbridge.summaries.compare import bias_summary
+
+    write_json(summary_dir() / "bias.json", bias_summary(profile, study.names("bias_grid")))
+
+
+def _diagnosis(profile: Profile) -> None:
+    """Copy the profile's layer-by-layer diagnosis (``diagnose`` rule) into the summaries."""
+    import shutil
+
+    src = paths.profile_dir(profile) / "diagnosis"
+    for name in ("diagnosis.json", "diagnosis.npz"):
+        if not (src / name).exists():
+            raise MissingFileError(f"missing {src / name}: run `python -m shearbridge diagnose --profile {profile.name}`")
+        with atomic_path(summary_dir() / name) as tmp:
+            shutil.copyfile(src / name, tmp)
+
+
+def _timing(profile: Profile) -> None:
+    """Copy the profile's timing study (``timing`` rule) into the summaries."""
+    from shearbridge.steps.timing import timing_path
+
+    src = timing_path(profile)
+    if not src.exists():
+        raise MissingFileError(f"missing {src}: run `python -m shearbridge timing --profile {profile.name}`")
+    write_json(summary_dir() / "timing.json", read_json(src))
+
+
+def _learning(profile: Profile) -> None:
+    """Learning curves of the headline networks at the noise levels the Snakefile evaluated."""
+    from shearbridge.steps.learning import learning_path, matched_compute
+
+    out: dict[str, Any] = {"profile": profile.name, "curves": {}, "matched": {}}
+    for sigma in profile.noise_grid:
+        tag = noise_tag(sigma)
+        files = {e: learning_path(profile, e, sigma) for e in study.names("learning")}
+        if not all(f.exists() for f in files.values()):
+            continue
+        curves = {e: read_json(f) for e, f in files.items()}
+        out["curves"][tag] = curves
+        out["matched"][tag] = matched_compute(curves)
+    if not out["curves"]:
+        raise MissingFileError("no learning curves found: run `python -m shearbridge learning ...` first")
+    write_json(summary_dir() / "learning.json", out)
+
+
+def _ablation(profile: Profile) -> None:
+    """The ablation ladder and removals against the full-budget networks (:mod:`shearbridge.summaries.ablation`)."""
+    from shearbridge.summaries.ablation import write_ablation_summary
+
+    write_ablation_summary(profile)
+
+
+SUMMARIES: dict[str, Callable[[Profile], None]] = {
+    "ablation": _ablation,
+    "diagnosis": _diagnosis,
+    "compare": _compare,
+    "robustness": _robustness,
+    "bias": _bias,
+    "timing": _timing,
+    "stamps": _stamps,
+    "translation": _translation,
+    "learning": _learning,
+    **{name: _experiment(name) for name in study.names("evaluate")},
+}
+
+
+def write_summary(what: str, profile: Profile | None = None) -> None:
+    if what not in SUMMARIES:
+        raise ConfigError(f"unknown summary {what!r}; known: {sorted(SUMMARIES)}")
+    SUMMARIES[what](profile or active_profile())

@@ -1,0 +1,314 @@
+"""The study registry: every method once, read by every plan; adding one touches one place.
+
+Also the package's architecture rules: no import cycles inside ``shearbridge`` (lazy
+imports inside functions included), no private name imported across modules, no module
+over 400 lines, and only the steps layer (plus summaries, paper, paths, provenance) reads
+or writes the profile's data folder.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shearbridge import study
+from shearbridge.config import ConfigError, Profile, get_profile, noise_tag
+from shearbridge.estimators.base import EstimatorResult
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "src" / "shearbridge"
+MAX_LINES = 400
+
+
+class _ToyEstimator:
+    """A throw-away classical estimator: the centroid-weighted second moments of the stamp."""
+
+    name = "toy"
+
+    def measure(self, stamps, psf_image, pixel_scale_arcsec, noise_sigma):
+        stamps = np.asarray(stamps, np.float64)
+        n = stamps.shape[-1]
+        y, x = np.mgrid[:n, :n] - n // 2
+        q = [np.sum(stamps * w, axis=(1, 2)) for w in (x * x, y * y, x * y)]
+        e1, e2 = (q[0] - q[1]) / (q[0] + q[1]), 2 * q[2] / (q[0] + q[1])
+        return EstimatorResult(g1=e1 / 2, g2=e2 / 2)
+
+
+TOY = study.Method("toy", "classical", "Toy moments", frozenset({"compare", "bias", "timing"}),
+                   build=lambda ctx: _ToyEstimator())
+
+
+def test_the_registry_holds_each_method_once_with_its_studies():
+    assert study.names("compare")[:5] == ["baseline", "shapenet", "mlfit", "hsm_regauss", "hsm_ksb"]
+    assert study.names("robustness") == ["baseline", "shapenet", "shapenet_mix", "mlfit", "hsm_regauss"]
+    assert study.names("bias_grid") == ["baseline", "shapenet", "mlfit", "baseline_cal", "shapenet_cal"]
+    assert study.names("timing", kind="network") == ["baseline", "shapenet"]
+    assert study.names("learning") == study.names("evaluate") == ["baseline", "shapenet"]
+    assert study.diagnosed() == ["baseline", "shapenet"]
+    labels = [m.label for m in study.methods(available_only=False)]
+    assert len(labels) == len(set(labels)), "two methods share a label"
+    assert study.run_of("shapenet_cal") == "shapenet" and study.run_of("mlfit") is None
+    with pytest.raises(ConfigError, match="unknown method 'nope'"):
+        study.get_method("nope")
+    with pytest.raises(ConfigError, match="already registered"):
+        study.register(study.get_method("mlfit"))
+    with pytest.raises(ConfigError, match="unknown studies"):
+        study.register(study.Method("x", "classical", "X", frozenset({"comparison"}), build=lambda c: None))
+
+
+def test_every_study_has_its_noise_levels_from_one_function():
+    paper = get_profile("paper")
+    assert study.study_noise(paper, "compare") == paper.noise_grid
+    for name in ("bias", "timing", "robustness", "ablation", "learning"):
+        assert study.study_noise(paper, name) == (1e-5, 1e-3)
+    odd = Profile(name="odd", noise_grid=(1e-4, 1e-2))
+    assert study.study_noise(odd, "bias") == (1e-4, 1e-2), "the highest level stands in for 1e-3"
+    one = Profile(name="one", noise_grid=(1e-3,))
+    assert study.study_noise(one, "timing") == (1e-3,), "no level twice"
+    with pytest.raises(ConfigError, match="unknown study"):
+        study.study_noise(paper, "speed")
+
+
+def test_trainings_cover_every_network_at_its_levels():
+    quick = get_profile("quick")
+    runs = study.trainings(quick)
+    assert len(runs) == len(set(runs))
+    for sigma in quick.noise_grid:
+        assert ("baseline", sigma) in runs and ("shapenet", sigma) in runs
+    pair = set(study.study_noise(quick, "robustness"))
+    assert {s for e, s in runs if e == "shapenet_mix"} == pair
+    assert {s for e, s in runs if e == "abl_1_gelu"} == set(study.study_noise(quick, "ablation"))
+    assert not any(e in ("mlfit", "hsm_regauss") for e, _ in runs)
+
+
+def test_a_new_estimator_appears_in_every_plan_it_joins():
+    """Adding a classical estimator touches the registry only (here: at run time)."""
+    from shearbridge.cli import build_parser
+    from shearbridge.paper import plotting
+
+    with study.registered(TOY):
+        assert "toy" in study.names("compare") and "toy" in study.names("bias")
+        assert "toy" in study.names("timing", kind="classical")
+        assert "toy" not in study.names("robustness")
+        assert plotting.method_label("toy") == "Toy moments"
+        assert plotting.method_style("toy") not in [plotting.method_style(m) for m in ("baseline", "mlfit")]
+        ctx = study.MethodContext(seed=1, noise_sigma=1e-3)
+        res = study.get_method("toy").estimator(ctx).measure(np.ones((2, 9, 9)), np.ones((9, 9)), 0.2, 1e-3)
+        np.testing.assert_allclose(res.g, 0.0, atol=1e-12, err_msg="a flat stamp is round")
+        help_text = build_parser()._subparsers._group_actions[0].choices["compare"].format_help()
+        assert "toy" in help_text
+    assert "toy" not in study.names(), "registered() removes what it added"
+
+
+def test_the_snakefile_plans_a_method_registered_from_outside(tmp_path):
+    """A module named in $SHEARBRIDGE_METHODS joins the comparison, bias and timing rules."""
+    (tmp_path / "toy_plugin.py").write_text(textwrap.dedent("""
+        from shearbridge import study
+        study.register(study.Method("toy", "classical", "Toy", frozenset({"compare", "bias", "timing"}),
+                                    build=lambda ctx: None))
+    """))
+    env = {**os.environ, "SHEARBRIDGE_PROFILE": "quick", "SHEARBRIDGE_METHODS": "toy_plugin",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT / "src")]),
+           "PATH": os.pathsep.join([str(ROOT / "tools/offline/bin"), str(Path(sys.executable).parent),
+                                    os.environ.get("PATH", "")])}
+    targets = ["src/data/summary/compare.json", "src/data/quick/timing.json"]  # relative to -d
+    proc = subprocess.run(["snakemake", "-n", "-p", "-s", str(ROOT / "Snakefile"), "--cores", "1",
+                           "-d", str(tmp_path), *targets],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    quick = get_profile("quick")
+    for tag in (noise_tag(s) for s in quick.noise_grid):
+        assert f"compare --method toy --noise {float(tag):g}" in out or f"results/compare/toy/noise{tag}" in out
+    for tag in study.study_tags(quick, "bias"):
+        assert f"results/bias/toy/noise{tag}" in out
+    assert "--networks baseline,shapenet" in out
+
+
+# ------------------------------------------------------------------ architecture rules
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in PKG.rglob("*.py"):
+        parts = list(path.relative_to(PKG.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = path
+    return out
+
+
+def _imports(name: str, path: Path, modules: dict[str, Path]) -> list[tuple[str, list[str]]]:
+    """(imported shearbridge module, names taken from it) for every import, lazy ones included."""
+    tree = ast.parse(path.read_text())
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(a.name, []) for a in node.names if a.name.startswith("shearbridge")]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            if not base.startswith("shearbridge"):
+                continue
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                found.append((sub, []) if sub in modules else (base, [alias.name]))
+    return [(m, n) for m, n in found if m in modules]
+
+
+def test_no_import_cycles_inside_the_package():
+    modules = _modules()
+    graph = {m: {dep for dep, _ in _imports(m, p, modules) if dep != m} for m, p in modules.items()}
+    faces = {m for m, p in modules.items() if p.name == "__init__.py"}
+    # a package face only hands names on; an arrow into a face is an arrow into what it re-exports
+    graph = {m: deps for m, deps in graph.items() if m not in faces}
+    for m, deps in graph.items():
+        graph[m] = {d for dep in deps for d in ([dep] if dep not in faces else
+                                                 [x for x, _ in _imports(dep, modules[dep], modules)])}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == 1:
+                cycle = stack[stack.index(dep):] + [dep]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if dep in graph and state.get(dep) is None:
+                visit(dep)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if state.get(node) is None:
+            visit(node)
+
+
+def test_no_private_name_is_imported_across_modules():
+    modules = _modules()
+    bad = [f"{m} imports {n} from {dep}" for m, p in modules.items() for dep, names in _imports(m, p, modules)
+           for n in names if n.startswith("_") and not n.startswith("__")]
+    assert not bad, bad
+
+
+def test_no_module_is_over_400_lines():
+    long = {str(p.relative_to(ROOT)): n for p in PKG.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+def test_train_and_evaluate_is_short():
+    from shearbridge.train import loop
+
+    src = Path(loop.__file__).read_text()
+    fn = next(n for n in ast.parse(src).body if isinstance(n, ast.FunctionDef) and n.name == "train_and_evaluate")
+    assert fn.end_lineno - fn.lineno + 1 < 80
+
+
+def test_only_the_pipeline_layers_know_where_data_lives():
+    """Below the steps everything is pure: no module outside steps/, summaries/, paper/, sim/datasets
+    (the dataset cache), the registry-free top level (paths, provenance, cli) reads ``shearbridge.paths``."""
+    allowed = ("shearbridge.steps", "shearbridge.summaries", "shearbridge.paper", "shearbridge.cli",
+               "shearbridge.paths", "shearbridge.provenance", "shearbridge.sim.datasets")
+    modules = _modules()
+    users = [m for m, p in modules.items() if any(dep == "shearbridge.paths" for dep, _ in _imports(m, p, modules))]
+    bad = [m for m in users if not m.startswith(allowed)]
+    assert not bad, f"modules below the steps that use shearbridge.paths: {bad}"
+
+
+def test_showyourwork_dependencies_match_what_each_script_reads():
+    """showyourwork.yml keeps each figure's inputs by hand: checked here against the scripts."""
+    import re
+
+    import yaml
+
+    deps = yaml.safe_load((ROOT / "showyourwork.yml").read_text())["dependencies"]
+    snakefile = (ROOT / "Snakefile").read_text()
+    made_by_rules = set()
+    for name in re.findall(r'f"\{S\}/([^"]+)"', snakefile):  # {{experiment}}: the headline networks
+        made_by_rules |= {name.replace("{{experiment}}", e) for e in study.names("evaluate")}
+    problems = []
+    for script in sorted((ROOT / "src/scripts").glob("fig_*.py")):
+        rel = str(script.relative_to(ROOT))
+        text = script.read_text()
+        read = {f"{n}.json" for n in re.findall(r'load_summary_json\("(\w+)"\)', text)}
+        read |= {f"{n}.npz" for n in re.findall(r'load_summary_npz\("(\w+)"\)', text)}
+        listed = {Path(d).name for d in deps.get(rel, []) if d.startswith("src/data/summary/")}
+        if read - listed:
+            problems.append(f"{rel} reads {sorted(read - listed)} not listed in showyourwork.yml")
+        if listed - read:
+            problems.append(f"{rel} lists {sorted(listed - read)} it does not read")
+        if read - made_by_rules:
+            problems.append(f"{rel} reads {sorted(read - made_by_rules)} that no Snakefile rule makes")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_architecture_page_lists_every_module_once():
+    import re
+
+    page = (ROOT / "docs/architecture.md").read_text()
+    listed = re.findall(r"^\| `([\w/]+\.py)` \|", page, re.M)
+    on_disk = sorted(str(p.relative_to(PKG)) for p in PKG.rglob("*.py"))
+    assert len(listed) == len(set(listed)), "a module is listed twice"
+    assert sorted(listed) == on_disk, (f"missing from docs/architecture.md: {sorted(set(on_disk) - set(listed))}; "
+                                       f"listed but absent: {sorted(set(listed) - set(on_disk))}")
+
+
+def test_a_new_network_needs_its_model_its_experiment_and_its_registry_entry(tmp_path, monkeypatch):
+    """A network: the model module, an experiment naming it as 'module:Class', and a registry entry."""
+    import flax.linen as nn
+    import jax
+    import jax.numpy as jnp
+
+    from shearbridge.config.experiments import experiment_from_dict
+    from shearbridge.models import get_model, init_params
+
+    (tmp_path / "toy_net.py").write_text(textwrap.dedent("""
+        import flax.linen as nn
+        import jax.numpy as jnp
+
+        class ToyNet(nn.Module):
+            n_outputs: int = 2
+
+            @nn.compact
+            def __call__(self, x):
+                return nn.Dense(self.n_outputs)(x.reshape(x.shape[0], -1))
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    quick = get_profile("quick")
+    exp = experiment_from_dict({"base": "baseline", "name": "toy_net",
+                                "train": {"model": "toy_net:ToyNet", "n_outputs": 2}}, quick, 1e-3)
+    model = get_model(exp.train.model, exp.train.n_outputs)
+    params = init_params(model, jax.random.key(0), 9)
+    assert model.apply({"params": params}, jnp.zeros((3, 9, 9))).shape == (3, 2)
+    toy = study.Method("toy_net", "network", "Toy network", frozenset({"compare", "timing"}),
+                       build=lambda ctx: None, experiment="toy_net")
+    with study.registered(toy):
+        assert "toy_net" in study.names("timing", kind="network")
+        assert ("toy_net", quick.noise_grid[0]) in study.trainings(quick)
+    with pytest.raises(ConfigError, match="cannot be imported"):
+        get_model("no_such_module:Net", 2)
+    assert isinstance(model, nn.Module)
+
+
+def test_experiment_docstrings_state_the_command_and_take_budgets_from_the_profile():
+    """Config docstrings cannot go stale: every experiment names its command, and none hand-types
+    the profile's epochs or object counts (they are the profile's: `shearbridge info`)."""
+    import re
+
+    from shearbridge.config.experiments import EXPERIMENTS
+
+    for name, make in EXPERIMENTS.items():
+        doc = make.__doc__ or ""
+        assert "python -m shearbridge train --config" in doc, name
+        assert not re.search(r"\b\d+\s*epochs?\s*x\s*[\d,]+", doc), f"{name}: a hand-typed budget in its docstring"
