@@ -83,3 +83,18 @@ def test_fmt_int_groups_thousands_for_latex():
     from shearbridge.paper.outputs import fmt_int
 
     assert fmt_int(32768) == "$32{,}768$" and fmt_int(125000) == "$125{,}000$" and fmt_int(53) == "$53$"
+
+
+def test_tables_and_noise_levels_are_formatted_in_the_library():
+    from shearbridge.paper.outputs import fmt_noise
+    from shearbridge.paper.tables import bias_table, layer_table
+    from shearbridge.stats.resample import quotient
+
+    assert fmt_noise(1e-5) == "$10^{-5}$" and fmt_noise(2.5e-2) == "$0.025$"
+    q, q_err = quotient(6.0, 0.3, 2.0, 0.2)
+    assert q == 3.0 and abs(q_err - 3.0 * (0.05**2 + 0.1**2) ** 0.5) < 1e-12
+    row = {"noise_sigma": 1e-3, **{k: 0.01 for k in ("m1", "m2", "c1", "c2")},
+           **{f"{k}_err": 0.002 for k in ("m1", "m2", "c1", "c2")}}
+    table = bias_table({"mlfit": {"1e-03": row}}, ["1e-03"], lambda m: "ML fit")
+    assert table.splitlines()[4].startswith("ML fit & $10^{-3}$ & ") and table.endswith("\\end{tabular}")
+    assert "\\texttt{conv1} & A & $53\\times53\\times16$" in layer_table({"conv1": (53, 53, 16)}, {"conv1": "A"})

@@ -4,8 +4,6 @@ Writes the simulation settings of the active profile and the bias requirements.
 Run on its own: ``python src/scripts/num_constants.py``.
 """
 
-import math
-
 from shearbridge.config import (
     LSST_C_REQUIREMENT,
     LSST_M_REQUIREMENT,
@@ -14,12 +12,8 @@ from shearbridge.config import (
     get_profile,
     noise_tag,
 )
-from shearbridge.paper.outputs import fmt_int, fmt_num, fmt_sci, write_variable
-
-
-def fmt_noise(sigma: float) -> str:
-    exp = math.log10(sigma)
-    return f"$10^{{{round(exp)}}}$" if abs(exp - round(exp)) < 1e-9 else fmt_sci(sigma, 2)
+from shearbridge.paper.outputs import fmt_int, fmt_noise, fmt_num, fmt_sci, write_variable
+from shearbridge.paper.tables import BASELINE_BLOCKS, layer_table
 
 
 def main() -> None:
@@ -50,39 +44,22 @@ def main() -> None:
 
 def write_baseline_architecture(profile) -> None:
     """Layer sizes and hyper-parameters read off the actual model and experiment config."""
-    import jax
-    import jax.numpy as jnp
-
     from shearbridge.config.experiments import get_experiment
-    from shearbridge.models import count_params, get_model
+    from shearbridge.models import count_params, feature_shapes, get_model
 
     exp = get_experiment("baseline", profile, profile.noise_grid[0])
-    sim = SimConfig()
-    model = get_model(exp.train.model, exp.train.n_outputs)
-    x = jnp.zeros((1, sim.stamp_size_px, sim.stamp_size_px), jnp.float32)
-    params = model.init(jax.random.PRNGKey(0), x)["params"]
-    feats = model.apply({"params": params}, x, return_features=True)
+    params, shape = feature_shapes(get_model(exp.train.model, exp.train.n_outputs), SimConfig().stamp_size_px)
     k1 = params["conv1"]["kernel"].shape
     write_variable("arch_kernel", f"${k1[0]}\\times{k1[1]}$")
     write_variable("arch_filters", f"{params['conv1']['kernel'].shape[-1]} and {params['conv2']['kernel'].shape[-1]}")
-    pool = feats["relu1"].shape[1] // feats["pool1"].shape[1]
+    pool = shape["relu1"][0] // shape["pool1"][0]
     write_variable("arch_pool", f"${pool}\\times{pool}$")
-    write_variable("arch_pool1_size", f"${feats['pool1'].shape[1]}\\times{feats['pool1'].shape[2]}$")
-    write_variable("arch_pool2_size", f"${feats['pool2'].shape[1]}\\times{feats['pool2'].shape[2]}$")
-    write_variable("arch_flatten", fmt_int(feats['flatten'].shape[-1]))
+    write_variable("arch_pool1_size", f"${shape['pool1'][0]}\\times{shape['pool1'][1]}$")
+    write_variable("arch_pool2_size", f"${shape['pool2'][0]}\\times{shape['pool2'][1]}$")
+    write_variable("arch_flatten", fmt_int(shape["flatten"][-1]))
     write_variable("arch_dense", f"${params['dense1']['kernel'].shape[-1]}$")
     write_variable("arch_n_params", fmt_int(count_params(params)))
-    block = {"conv1": "\\texttt{lax.conv\\_general\\_dilated} (SAME)", "relu1": "\\texttt{jax.nn.relu}",
-             "pool1": "\\texttt{nn.avg\\_pool} (VALID, aliasing)", "conv2": "\\texttt{lax.conv\\_general\\_dilated} (SAME)",
-             "relu2": "\\texttt{jax.nn.relu}", "pool2": "\\texttt{nn.avg\\_pool} (VALID, aliasing)",
-             "flatten": "reshape", "dense1": "\\texttt{nn.Dense} (matrix product)", "relu3": "\\texttt{jax.nn.relu}",
-             "out": "\\texttt{nn.Dense} (linear read-out)"}
-    rows = ["\\begin{tabular}{lll}", "\\toprule", "layer & building block & output shape \\\\", "\\midrule"]
-    for name, op in block.items():
-        shape = "$" + "\\times".join(str(n) for n in feats[name].shape[1:]) + "$"
-        rows.append(f"\\texttt{{{name}}} & {op} & {shape} \\\\")
-    rows += ["\\bottomrule", "\\end{tabular}"]
-    write_variable("layer_table", "\n".join(rows))
+    write_variable("layer_table", layer_table(shape, BASELINE_BLOCKS))
     write_variable("hp_lr", fmt_noise(exp.train.learning_rate))
     write_variable("hp_wd", fmt_noise(exp.train.weight_decay))
     write_variable("hp_batch", f"${exp.train.batch_size}$")

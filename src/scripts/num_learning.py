@@ -8,9 +8,8 @@ still bought), the ratio at the largest compute budget both networks reached
 Run on its own: ``python src/scripts/num_learning.py``.
 """
 
-import math
-
 from shearbridge.paper.outputs import fmt_pm, fmt_sci, write_variable
+from shearbridge.stats.resample import quotient
 from shearbridge.summaries import load_summary_json
 
 
@@ -26,9 +25,8 @@ def main() -> None:
             write_variable(f"learn_final_{name}_{tag}", fmt_pm(last["ratio"], last["ratio_err"]))
             # the last half of training: ratio at the middle snapshot over the final ratio
             mid = c["points"][(len(c["points"]) - 1) // 2]
-            gain = mid["ratio"] / last["ratio"]
-            gain_err = gain * math.hypot(mid["ratio_err"] / mid["ratio"], last["ratio_err"] / last["ratio"])
-            write_variable(f"learn_gain_{name}_{tag}", fmt_pm(gain, gain_err))
+            gain = quotient(mid["ratio"], mid["ratio_err"], last["ratio"], last["ratio_err"])
+            write_variable(f"learn_gain_{name}_{tag}", fmt_pm(*gain))
             write_variable(f"learn_matched_{name}_{tag}",
                            fmt_pm(matched["ratio"][name], matched["ratio_err"][name]))
     write_variable("learn_matched_flops", fmt_sci(min(budgets)))

@@ -8,9 +8,8 @@ network's); plus ``robust_noise_levels`` and ``robust_n``. Run on its own:
 ``python src/scripts/num_robustness.py``.
 """
 
-import math
-
-from shearbridge.paper.outputs import fmt_pm, write_variable
+from shearbridge.paper.outputs import fmt_noise, fmt_pm, write_variable
+from shearbridge.stats.resample import quotient
 from shearbridge.summaries import load_summary_json
 
 SET = {"test_exp": "exponential galaxies", "test_sersic": "S\\'ersic galaxies",
@@ -31,10 +30,8 @@ def main() -> None:
         mix = per["shapenet_mix"]["degradation"][where]
         write_variable(f"robust_mix_worst_factor_{tag}", fmt_pm(mix["factor"], mix["err"]))
         a, b = per["shapenet"]["results"][where], per["shapenet_mix"]["results"][where]
-        gain = a["ratio"] / b["ratio"]
-        write_variable(f"robust_mix_gain_{tag}",
-                       fmt_pm(gain, gain * math.hypot(a["ratio_err"] / a["ratio"], b["ratio_err"] / b["ratio"])))
-    levels = [f"$10^{{{round(math.log10(s['noise'][t]['noise_sigma']))}}}$" for t in tags]
+        write_variable(f"robust_mix_gain_{tag}", fmt_pm(*quotient(a["ratio"], a["ratio_err"], b["ratio"], b["ratio_err"])))
+    levels = [fmt_noise(s["noise"][t]["noise_sigma"]) for t in tags]
     write_variable("robust_noise_levels", " and ".join(levels))
     first = s["noise"][tags[0]]["methods"]["shapenet"]["results"]["test"]
     write_variable("robust_n", f"${first['n']}$")

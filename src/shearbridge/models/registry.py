@@ -23,7 +23,8 @@ import numpy as np
 
 from shearbridge.config import ConfigError
 
-__all__ = ["get_model", "register_model", "model_names", "bind_data_kwargs", "count_params", "init_params"]
+__all__ = ["get_model", "register_model", "model_names", "bind_data_kwargs", "count_params", "init_params",
+           "feature_shapes"]
 
 # name -> "module path:attribute" (relative to this package), imported on first use
 _BUILTIN: dict[str, str] = {
@@ -105,3 +106,13 @@ def init_params(model: nn.Module, key: jax.Array, stamp_size: int) -> Any:
     """
     x = jnp.zeros((1, stamp_size, stamp_size), jnp.float32)
     return jax.jit(model.init)(key, x)["params"]
+
+
+def feature_shapes(model: nn.Module, stamp_size: int) -> tuple[Any, dict[str, tuple[int, ...]]]:
+    """Fresh parameters of ``model`` (key 0) and the shape of every stage's output for one
+    (S, S) stamp, batch axis dropped: what the paper's architecture table reads off the model.
+    The model must accept ``return_features=True``."""
+    x = jnp.zeros((1, stamp_size, stamp_size), jnp.float32)
+    params = model.init(jax.random.PRNGKey(0), x)["params"]
+    feats = model.apply({"params": params}, x, return_features=True)
+    return params, {k: tuple(np.shape(v)[1:]) for k, v in feats.items()}

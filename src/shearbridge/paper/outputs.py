@@ -12,7 +12,7 @@ import math
 from shearbridge import paths
 from shearbridge.io import write_text
 
-__all__ = ["write_variable", "fmt_sci", "fmt_pm", "fmt_num", "fmt_int"]
+__all__ = ["write_variable", "fmt_sci", "fmt_pm", "fmt_num", "fmt_int", "fmt_noise"]
 
 
 def write_variable(name: str, text: str) -> None:
@@ -76,3 +76,9 @@ def fmt_pm(value: float, err: float, err_digits: int = 1) -> str:
     if scale_exp:
         body = f"({body})\\times10^{{{scale_exp}}}"
     return f"${body}$"
+
+
+def fmt_noise(sigma: float) -> str:
+    """A pixel-noise level: ``$10^{-5}$`` for a power of ten, else :func:`fmt_sci` (2 digits)."""
+    exp = math.log10(sigma)
+    return f"$10^{{{round(exp)}}}$" if abs(exp - round(exp)) < 1e-9 else fmt_sci(sigma, 2)

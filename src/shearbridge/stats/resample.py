@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ratio_with_error", "robust_stats", "ratio_stats"]
+__all__ = ["ratio_with_error", "robust_stats", "ratio_stats", "quotient"]
 
 _MAD_TO_SIGMA = 1.4826  # sigma of a Gaussian from its median absolute deviation
 _MEDIAN_SE = 1.2533  # standard error of a Gaussian median, in sigma / sqrt(n)
@@ -57,3 +57,10 @@ def ratio_stats(num: list[float], den: list[float]) -> dict[str, Any]:
     if len(num) != len(den):
         raise ValueError(f"paired ratios need equal lengths, got {len(num)} and {len(den)}")
     return robust_stats(np.asarray(num, np.float64) / np.asarray(den, np.float64))
+
+
+def quotient(a: float, a_err: float, b: float, b_err: float) -> tuple[float, float]:
+    """``a / b`` and its error, the relative errors of two independent estimates added in
+    quadrature: ``q * hypot(a_err / a, b_err / b)``."""
+    q = a / b
+    return q, q * math.hypot(a_err / a, b_err / b)

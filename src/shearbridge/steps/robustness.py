@@ -37,7 +37,7 @@ from shearbridge import paths, study
 from shearbridge.config import Profile, noise_tag, seeds
 from shearbridge.io import read_json, save_npz, write_json
 from shearbridge.stats.crlb_fd import FD_LABEL_KEYS, crlb_fd
-from shearbridge.stats.resample import ratio_with_error
+from shearbridge.stats.resample import quotient, ratio_with_error
 from shearbridge.steps.measure import timed_measure
 
 __all__ = [
@@ -168,8 +168,7 @@ def run_robustness(method: str, dataset: str, profile: Profile, sigma: float) ->
 
 def degradation(row: Mapping[str, float], ref: Mapping[str, float]) -> tuple[float, float]:
     """``ratio / ref_ratio`` with the two relative errors added in quadrature."""
-    q = row["ratio"] / ref["ratio"]
-    return q, q * math.hypot(row["ratio_err"] / row["ratio"], ref["ratio_err"] / ref["ratio"])
+    return quotient(row["ratio"], row["ratio_err"], ref["ratio"], ref["ratio_err"])
 
 
 def robustness_summary(profile: Profile, tags: Sequence[str],
