@@ -12,8 +12,8 @@ import pytest
 from shearbridge.models.layers import LayerConfigError
 from shearbridge.config import SimConfig
 from shearbridge.models import bind_data_kwargs, count_params, get_model
+from shearbridge.config.ablation import BASELINE_LIKE
 from shearbridge.models.shapenet import (
-    BASELINE_LIKE,
     MomentPool,
     aperture_flux,
     moment_weight_maps,

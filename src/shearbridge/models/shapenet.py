@@ -40,7 +40,8 @@ from the final model:
     Channel attention (squeeze-excitation, :class:`~shearbridge.models.layers.ChannelAttention`)
     on the last feature maps.
 
-``ShapeNet()`` with its defaults is the final model; :data:`BASELINE_LIKE` gives the
+``ShapeNet()`` with its defaults is the final model;
+:data:`shearbridge.config.ablation.BASELINE_LIKE` gives the
 settings under which it has EnhancedGalaxyNN's layer list (tested to have the
 same parameter count).
 """
@@ -59,25 +60,10 @@ from shearbridge.models.layers import ChannelAttention, LayerConfigError
 from shearbridge.models.moments import MOMENT_KEYS, WEIGHT_FRACTIONS, moment_features
 from shearbridge.models.pooling import BlurPool
 
-__all__ = ["ShapeNet", "MomentPool", "moment_weight_maps", "aperture_flux", "BASELINE_LIKE"]
+__all__ = ["ShapeNet", "MomentPool", "moment_weight_maps", "aperture_flux"]
 
 POOLS = ("avg", "blur", "none")
 HEADS = ("dense", "moment")
-
-#: ShapeNet settings that reproduce EnhancedGalaxyNN's layer list and parameter count.
-BASELINE_LIKE = {
-    "channels": (16, 32),
-    "dilations": (1, 1),
-    "activation": "relu",
-    "pool": "avg",
-    "head": "dense",
-    "head_layers": 1,
-    "hidden": 128,
-    "input_norm": False,
-    "attention": False,
-    "moments": False,
-    "residual": False,
-}
 G_STD = 0.25  # spread of the training shears; only initialises the residual's scale
 
 
