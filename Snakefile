@@ -31,7 +31,7 @@ wildcard_constraints:
     config="[A-Za-z0-9_]+",
     method="[A-Za-z0-9_]+",
     name="[A-Za-z0-9_]+",
-    tag="[0-9]e[-+][0-9]+",
+    tag=r"[0-9](\.[0-9]+)?e[-+][0-9]+",
 
 
 def _commit():

@@ -202,3 +202,39 @@ def test_every_package_error_is_also_its_builtin():
     assert issubclass(errors.NgmixUnavailable, ImportError)
     for name in errors.__all__:
         assert issubclass(getattr(errors, name), errors.ShearbridgeError), name
+
+
+def test_ctrl_c_ends_a_run_with_one_line(capsys, monkeypatch):
+    import shearbridge.cli as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli._COMMANDS, "info", interrupted)
+    assert cli.main(["info"]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("interrupted: info stopped") and err.count("\n") == 1
+
+
+
+def test_help_lists_every_command_in_plain_text():
+    from shearbridge.cli import _COMMANDS, build_parser
+
+    text = build_parser().format_help()
+    assert "``" not in text and ":mod:" not in text
+    sub = build_parser()._subparsers._group_actions[0]
+    helps = {a.dest: a.help for a in sub._choices_actions}
+    assert set(helps) == set(_COMMANDS), "every command has a one-line description"
+    assert all(h and "``" not in h for h in helps.values())
+
+
+def test_list_shows_datasets_experiments_and_methods_with_their_state(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("SHEARBRIDGE_DATA", str(tmp_path))
+    (tmp_path / "quick" / "datasets" / "test").mkdir(parents=True)
+    (tmp_path / "quick" / "datasets" / "test" / "manifest.json").write_text("{}")
+    status, out, _ = run_cli(capsys, "list", "--profile", "quick")
+    assert status == 0
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    assert lines["test"].endswith("built") and lines["train"].endswith("-")
+    assert "mlfit" in lines and "classical" in lines["mlfit"] and "[compare" in lines["mlfit"]
+    assert lines["baseline_raw"].split()[-1] == "-"

@@ -84,3 +84,9 @@ def test_config_hash_is_stable_and_sensitive():
 
 def test_noise_tag():
     assert noise_tag(1e-5) == "1e-05" and noise_tag(1e-2) == "1e-02"
+    # exact: two noise levels never share a folder (1.4e-5 used to be filed as 1e-05)
+    assert noise_tag(1.4e-5) == "1.4e-05" and noise_tag(2.5e-2) == "2.5e-02"
+    for sigma in (1e-5, 1.4e-5, 3.3e-4, 0.1234567):
+        assert float(noise_tag(sigma)) == sigma
+    with pytest.raises(ConfigError, match="finite positive"):
+        noise_tag(float("nan"))

@@ -125,3 +125,13 @@ def test_metacal_needs_seed_for_fix_noise():
     # PSF: a filter of modulus <= 1, so 0 < its per-pixel std <= the input sigma
     added = np.std(sets["noshear"] - plain["noshear"])
     assert 0.0 < added <= 1e-4
+
+
+def test_a_negated_stamp_is_flagged_not_measured():
+    """A sign error in the input used to return flag 0 and a shear; now it is flagged."""
+    from shearbridge.estimators.base import FLAG_NONPOSITIVE_FLUX
+
+    good = stamp(0.3, 0.1, 0.0)
+    res = HSMEstimator("REGAUSS").measure(np.stack([good, -good]), psf_image(), SCALE, 1e-4)
+    assert res.flags[0] == 0 and res.flags[1] & FLAG_NONPOSITIVE_FLUX
+    assert np.isnan(res.g1[1]) and np.isfinite(res.g1[0])

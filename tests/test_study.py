@@ -312,3 +312,20 @@ def test_experiment_docstrings_state_the_command_and_take_budgets_from_the_profi
         doc = make.__doc__ or ""
         assert "python -m shearbridge train --config" in doc, name
         assert not re.search(r"\b\d+\s*epochs?\s*x\s*[\d,]+", doc), f"{name}: a hand-typed budget in its docstring"
+
+
+def test_a_network_refuses_a_stamp_size_it_was_not_trained_for():
+    from shearbridge.errors import EstimatorInputError
+    from shearbridge.estimators.network import NetworkEstimator
+
+    class _Trained:
+        meta = {"stamp_size_px": 53}
+
+        def predict(self, stamps, batch_size):
+            return np.zeros((len(stamps), 2))
+
+    net = NetworkEstimator(_Trained(), "toy_net")
+    assert net.measure(np.ones((3, 53, 53))).g.shape == (3, 2)
+    for size in (41, 64):
+        with pytest.raises(EstimatorInputError, match=f"trained on 53x53 stamps, got {size}x{size}"):
+            net.measure(np.ones((2, size, size)))

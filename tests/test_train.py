@@ -296,3 +296,23 @@ def test_max_objects_trains_on_the_first_objects_only(tmp_path):
     assert a["rmse_g"] == b["rmse_g"] and a["sample_steps"] == b["sample_steps"] == 96
     with pytest.raises(ConfigError, match="max_objects"):
         experiment(max_objects=1).validate()
+
+
+def test_a_diverging_training_stops_naming_the_epoch_and_publishes_no_model(tmp_path):
+    """learning_rate 100 explodes the loss: the run stops at that epoch with a named error."""
+    from shearbridge.errors import TrainingDivergedError
+    from shearbridge.models import MODEL_FILE
+
+    train, test = gaussian_stamps(128, 53, seed=1), gaussian_stamps(32, 53, seed=2)
+    with pytest.raises(TrainingDivergedError, match=r"diverged at epoch 1 .*learning rate 100"):
+        train_and_evaluate(experiment(learning_rate=100.0), tmp_path, train_data=train, test_data=test,
+                           progress=False)
+    assert not (tmp_path / MODEL_FILE).exists() and not (tmp_path / METRICS).exists()
+
+
+@pytest.mark.parametrize("field, value", [("learning_rate", float("inf")), ("learning_rate", float("nan")),
+                                          ("weight_decay", float("inf"))])
+def test_non_finite_optimiser_settings_are_refused(field, value):
+    with pytest.raises(ConfigError, match=field):
+        experiment(**{field: value}).validate()
+

@@ -1,4 +1,4 @@
-"""Command line: ``python -m shearbridge {simulate,train,evaluate,summarize,timing,info}``.
+"""Command line: ``python -m shearbridge COMMAND`` (``--help`` lists them; ``list`` shows what is built).
 
 Thin by design: parse, look up the profile and the experiment, call the
 library. ``--profile NAME`` overrides ``$SHEARBRIDGE_PROFILE`` for this call.
@@ -47,7 +47,12 @@ def _choices(*studies: str | None) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="shearbridge", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="shearbridge",
+        description="ShearBridge: simulate galaxies, train networks, measure shear with every method "
+                    "and write the paper's results. Each command runs one pipeline step; "
+                    "'shearbridge list' shows what exists and what is built.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add_profile(p: argparse.ArgumentParser) -> None:
@@ -149,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_profile(p)
 
     p = sub.add_parser("info", help="show the active profile and where data lives")
+    add_profile(p)
+
+    p = sub.add_parser("list", help="experiments, datasets and methods, and which are built")
     add_profile(p)
     return parser
 
@@ -285,6 +293,33 @@ def _info(args: argparse.Namespace) -> None:
     print(json.dumps(info, indent=2, sort_keys=True))
 
 
+def _list(args: argparse.Namespace) -> None:
+    from shearbridge import paths
+    from shearbridge.config.experiments import EXPERIMENTS
+    from shearbridge.sim.catalogue import dataset_specs
+
+    profile = _profile(args)
+
+    def mark(done: bool) -> str:
+        return "built" if done else "-"
+
+    print(f"profile {profile.name}: noise levels {', '.join(f'{s:g}' for s in profile.noise_grid)}")
+    print("\ndatasets (python -m shearbridge simulate --dataset NAME):")
+    for name, spec in dataset_specs(profile).items():
+        built = (paths.dataset_dir(name, profile) / "manifest.json").exists()
+        print(f"  {name:<18} {spec.n_objects:>7} objects  {mark(built)}")
+    print("\nexperiments (python -m shearbridge train --config NAME --noise SIGMA): trained at")
+    for name in EXPERIMENTS:
+        done = [f"{s:g}" for s in profile.noise_grid
+                if (paths.run_dir(name, s, profile) / "model.msgpack").exists()]
+        print(f"  {name:<18} {', '.join(done) if done else '-'}")
+    print("\nmethods (python -m shearbridge compare --method NAME --noise SIGMA):")
+    for m in study.methods(available_only=False):
+        state = "available" if m.available() else "not installed"
+        studies = ",".join(s for s in study.STUDIES if s in m.studies) or "-"
+        print(f"  {m.name:<18} {m.kind:<9} {state:<13} {m.label}  [{studies}]")
+
+
 _COMMANDS = {
     "train": _train,
     "evaluate": _evaluate,
@@ -299,6 +334,7 @@ _COMMANDS = {
     "learning": _learning,
     "response-images": _response_images,
     "info": _info,
+    "list": _list,
 }
 FAST_ENV_COMMANDS = ("train", "timing")  # restarted with runtime.recommended_env()
 
@@ -324,4 +360,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ShearbridgeError as exc:  # misuse the package reports itself; anything else is a bug
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # outputs are written atomically: nothing half-written is left
+        print(f"interrupted: {args.command} stopped (finished outputs are kept; rerun to continue)",
+              file=sys.stderr)
+        return 130
     return 0

@@ -20,6 +20,7 @@ __all__ = [
     "FastConvError",
     "ParallelError",
     "RobustnessError",
+    "TrainingDivergedError",
     "MissingFileError",
     "OptionalDependencyError",
     "NgmixUnavailable",
@@ -64,6 +65,10 @@ class ParallelError(ConfigError):
 
 class RobustnessError(ConfigError):
     """Unknown method or dataset of the robustness study (the message lists the known ones)."""
+
+
+class TrainingDivergedError(ShearbridgeError, RuntimeError):
+    """A training's loss became non-finite or exploded; no model is published."""
 
 
 class MissingFileError(ShearbridgeError, FileNotFoundError):

@@ -49,7 +49,8 @@ __all__ = [
 
 PROFILE_ENV = "SHEARBRIDGE_PROFILE"
 
-# Shear-bias requirements on isolated galaxies (LSST DESC SRD; RESEARCH.md section 3).
+# Shear-bias requirements on isolated galaxies (LSST DESC Science Requirements Document,
+# Mandelbaum et al. 2018, arXiv:1809.01669; the paper's introduction).
 LSST_M_REQUIREMENT = 1e-3
 LSST_C_REQUIREMENT = 1e-4
 DEFAULT_PROFILE = "paper"
@@ -186,8 +187,8 @@ class TrainConfig:
         if self.n_outputs not in (2, 4):
             raise ConfigError(f"n_outputs must be 2 (g1, g2) or 4 (g1, g2, size, flux), got {self.n_outputs}")
         _check_positive("learning_rate", self.learning_rate)
-        if self.weight_decay < 0:
-            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         for name in ("epochs", "patience", "max_objects"):  # None defaults: from_dict cannot type-check them
@@ -212,8 +213,8 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
 
 
 def _check_positive(name: str, value: float) -> None:
-    if not isinstance(value, (int, float)) or not value > 0:
-        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+    if not isinstance(value, (int, float)) or not (value > 0 and math.isfinite(value)):
+        raise ConfigError(f"{name} must be a finite positive number, got {value!r}")
 
 
 PROFILES: dict[str, Profile] = {
@@ -354,5 +355,16 @@ def config_hash(*objs: Any) -> str:
 
 
 def noise_tag(sigma: float) -> str:
-    """A file-name-safe label of a noise level, e.g. ``1e-05`` for 1e-5."""
-    return f"{sigma:.0e}"
+    """A file-name-safe, exact label of a noise level: ``1e-05`` for 1e-5, ``1.4e-05`` for 1.4e-5.
+
+    The shortest scientific form that reads back as the same float, so two noise levels
+    never share a folder or a result file.
+    """
+    sigma = float(sigma)
+    if not (math.isfinite(sigma) and sigma > 0):
+        raise ConfigError(f"a noise level must be a finite positive number, got {sigma!r}")
+    for digits in range(17):
+        tag = f"{sigma:.{digits}e}"
+        if float(tag) == sigma:
+            return tag
+    return f"{sigma:.16e}"

@@ -29,6 +29,7 @@ __all__ = [
     "FLAG_HSM_FAILURE",
     "FLAG_NONFINITE",
     "FLAG_FIT_FAILURE",
+    "FLAG_NONPOSITIVE_FLUX",
     "FLAG_NAMES",
 ]
 
@@ -42,6 +43,8 @@ FLAG_HSM_FAILURE = 4
 FLAG_NONFINITE = 8
 #: Any other per-object failure of an external fitter (e.g. ngmix ``flags != 0``).
 FLAG_FIT_FAILURE = 16
+#: The stamp's total flux is not positive (no galaxy to measure, or a sign error in the input).
+FLAG_NONPOSITIVE_FLUX = 32
 
 FLAG_NAMES: dict[int, str] = {
     FLAG_NOT_CONVERGED: "not_converged",
@@ -49,6 +52,7 @@ FLAG_NAMES: dict[int, str] = {
     FLAG_HSM_FAILURE: "hsm_failure",
     FLAG_NONFINITE: "nonfinite",
     FLAG_FIT_FAILURE: "fit_failure",
+    FLAG_NONPOSITIVE_FLUX: "nonpositive_flux",
 }
 
 

@@ -32,6 +32,7 @@ import numpy as np
 from shearbridge.estimators.base import (
     FLAG_HSM_FAILURE,
     FLAG_NONFINITE,
+    FLAG_NONPOSITIVE_FLUX,
     EstimatorResult,
     validate_inputs,
 )
@@ -108,6 +109,9 @@ class HSMEstimator:
         out = {k: np.full(n, np.nan) for k in ("a", "b", "amp", "sigma", "res", "err")}
         flags = np.zeros(n, dtype=np.int64)
         for i in range(n):
+            if not stamps[i].sum() > 0:  # HSM would measure a negated galaxy as if it were one
+                flags[i] |= FLAG_NONPOSITIVE_FLUX
+                continue
             gal_im = galsim.Image(np.ascontiguousarray(stamps[i]), scale=pixel_scale_arcsec)
             res = galsim.hsm.EstimateShear(
                 gal_im, psf_im, shear_est=self.method, strict=False,

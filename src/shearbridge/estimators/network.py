@@ -48,5 +48,9 @@ class NetworkEstimator:
             stamps = stamps[None]
         if stamps.ndim != 3 or stamps.shape[1] != stamps.shape[2] or len(stamps) == 0:
             raise EstimatorInputError(f"{self.name}: stamps must have shape (N, S, S) with N > 0, got {stamps.shape}")
+        trained_px = self.trained.meta.get("stamp_size_px")
+        if trained_px is not None and stamps.shape[1] != int(trained_px):
+            raise EstimatorInputError(f"{self.name}: trained on {trained_px}x{trained_px} stamps, "
+                                      f"got {stamps.shape[1]}x{stamps.shape[2]}")
         g = np.asarray(self.trained.predict(stamps, self.batch_size)[:, :2], np.float64)
         return EstimatorResult(g1=g[:, 0], g2=g[:, 1])

@@ -3,7 +3,7 @@
 * :class:`NgmixMLEstimator`: per-galaxy maximum-likelihood (Levenberg-Marquardt)
   fit of the correct galaxy model (``'gauss'`` or ``'exp'``) convolved with a fitted
   PSF, flat prior (plain MLE), several tries: the fair per-galaxy comparison for a
-  CNN regressing ``g`` (RESEARCH.md section 4).
+  CNN regressing ``g`` (the paper's comparison section).
 * :class:`NgmixMetacalEstimator`: metacalibration (Huff & Mandelbaum 2017; Sheldon &
   Huff 2017), the same fit on the ``noshear, 1p, 1m, 2p, 2m`` images;
   :func:`metacal_response` and :func:`ensemble_shear` calibrate the ensemble.

@@ -4,7 +4,13 @@
 (:mod:`.checkpoints`) and the FLOP counter (:mod:`.flops`). The usual names are re-exported.
 """
 
-from shearbridge.models.checkpoints import MODEL_FILE, TARGET_NAMES, Trained, load_trained, save_model
+from shearbridge.models.checkpoints import (
+    MODEL_FILE,
+    TARGET_NAMES,
+    Trained,
+    load_trained,
+    save_model,
+)
 from shearbridge.models.predict import check_images, map_batches, predict
 from shearbridge.models.registry import (
     bind_data_kwargs,

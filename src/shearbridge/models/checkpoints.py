@@ -10,6 +10,7 @@ experiment, the epoch). :func:`load_trained` rebuilds the model by name from it.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import jax
 import numpy as np
 from flax import serialization
 
-from shearbridge.errors import MissingFileError
+from shearbridge.errors import ConfigError, MissingFileError
 from shearbridge.io import atomic_path
 from shearbridge.models.predict import predict
 from shearbridge.models.registry import get_model
@@ -39,6 +40,17 @@ class Trained:
     label_mean: np.ndarray
     label_std: np.ndarray
     meta: dict
+
+    def check_trained_for(self, experiment: str | None, noise_sigma: float, where: Any = "") -> None:
+        """Refuse a model trained for another experiment or noise level (its ``meta`` says which)."""
+        rec = self.meta.get("experiment", {})
+        name, sigma = rec.get("name"), rec.get("noise_sigma")
+        if experiment is not None and name is not None and name != experiment:
+            raise ConfigError(f"{where} holds a model of experiment {name!r}, not {experiment!r}")
+        if sigma is not None and not math.isclose(float(sigma), float(noise_sigma), rel_tol=1e-12):
+            raise ConfigError(f"{where} holds a model trained at noise {sigma:g}, not {float(noise_sigma):g}: "
+                              f"train one for {float(noise_sigma):g} (python -m shearbridge train ... --noise "
+                              f"{float(noise_sigma):g})")
 
     def predict(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Predictions in label units (columns as :data:`TARGET_NAMES`)."""

@@ -2,7 +2,7 @@
 
 Reproduces the 2025 ``EnhancedGalaxyNN`` of ShearNet (``s-Sayan/ShearNet``,
 ``shearnet/core/models.py``; MIT licence), re-written here from its layer list
-(RESEARCH.md section 1), not copied:
+(the paper's baseline section), not copied:
 
 =========  ==========================================  ===================
 layer      operation                                   output (53x53 input)

@@ -1,4 +1,4 @@
-"""Custom Flax (linen) layers for precision-preserving shear CNNs (Module 1B).
+"""Custom Flax (linen) layers for precision-preserving shear CNNs.
 
 All lengths (kernel sizes, scales ``sigma``, shifts, receptive fields) are in
 **pixels** of the layer's input; inputs are NHWC, as in Flax.

@@ -1,4 +1,5 @@
-"""Plain NumPy reference implementations of the CNN building blocks (Module 1A).
+"""Plain NumPy reference implementations of the CNN building blocks (the layer-parity check,
+:mod:`shearbridge.models.parity`).
 
 Written from the definitions, in float64, with the NHWC layout and HWIO kernels
 that Flax uses, so that :mod:`shearbridge.models.parity` can check

@@ -1,4 +1,4 @@
-"""Pooling layers that limit aliasing, and how to measure it (Module 1B).
+"""Pooling layers that limit aliasing, and how to measure it.
 
 All lengths are in **pixels** of the layer's input; inputs are NHWC, as in Flax.
 

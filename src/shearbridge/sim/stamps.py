@@ -1,7 +1,7 @@
 """GalSim galaxy stamps: ShearNet's 2025 setup by default, plus robustness variants.
 
 The default :class:`~shearbridge.config.SimConfig` reproduces ShearNet's 2025
-simulation (RESEARCH.md section 1): a ``galsim.Gaussian(sigma=s, flux=F)`` sheared by
+simulation (ShearNet, github.com/s-Sayan/ShearNet; the paper's data section): a ``galsim.Gaussian(sigma=s, flux=F)`` sheared by
 the label ``(g1, g2)`` (reduced shear ``g``, not distortion ``e``), convolved with a
 ``galsim.Gaussian(sigma=0.25)`` PSF (sigma in arcsec, FWHM ~ 0.59"), drawn with the
 default pixel response on a 53 x 53 grid of 0.141" pixels and offset from the stamp

@@ -5,7 +5,7 @@ true mean squared error ``mean((pred - true)**2)``, not ShearNet's half-MSE
 (``optax.l2_loss``); RMSE is its square root. Per component the linear
 response ``pred = (1 + m) * true + c`` is fitted by ordinary least squares
 (slope ``1 + m``, offset ``c``), the usual multiplicative/additive bias
-parametrisation (RESEARCH.md section 3) applied per galaxy. Note that for an
+parametrisation (Heymans et al. 2006, MNRAS 368, 1323) applied per galaxy. Note that for an
 MSE-trained estimator ``m`` measures shrinkage toward the label prior, not the
 shear-response bias of paired simulations (that lives in ``estimators``).
 
@@ -24,7 +24,6 @@ import numpy as np
 
 from shearbridge.config import noise_tag, seeds
 from shearbridge.config.experiments import ExperimentConfig
-from shearbridge.errors import ConfigError
 from shearbridge.io import save_npz, write_json
 from shearbridge.models import TARGET_NAMES, load_trained
 from shearbridge.paths import results_dir
@@ -166,11 +165,7 @@ def evaluate_run(
         Predictions and truths are saved beside it as ``<stem>_pred.npz``.
     """
     trained = load_trained(workdir)
-    trained_name = trained.meta.get("experiment", {}).get("name")
-    if trained_name != experiment.name:
-        raise ConfigError(
-            f"{workdir} holds a model of experiment {trained_name!r}, not {experiment.name!r}"
-        )
+    trained.check_trained_for(experiment.name, experiment.noise_sigma, workdir)
     if test is None:
         from shearbridge.sim import (
             datasets as data,  # lazy: GalSim only when a dataset must be read

@@ -27,7 +27,10 @@ def network_loader(profile: Profile):
     def load(experiment: str, sigma: float) -> Any:
         from shearbridge.models import load_trained
 
-        return load_trained(paths.run_dir(experiment, sigma, profile))
+        run = paths.run_dir(experiment, sigma, profile)
+        trained = load_trained(run)
+        trained.check_trained_for(experiment, sigma, run)
+        return trained
 
     return load
 

@@ -1,6 +1,7 @@
 """Training: ``train_and_evaluate(config, workdir)``, resumable, with best-model selection.
 
-What a run does (and where it departs from ShearNet, see RESEARCH.md section 1):
+What a run does (and where it departs from ShearNet, github.com/s-Sayan/ShearNet; the
+paper's baseline section):
 
 * the train dataset is split once into training and validation parts by a
   shuffled permutation seeded by ``TrainConfig.seed`` (ShearNet: the last 20%,
@@ -43,6 +44,7 @@ from tqdm.auto import tqdm
 
 from shearbridge.config import to_dict
 from shearbridge.config.experiments import ExperimentConfig
+from shearbridge.errors import TrainingDivergedError
 from shearbridge.io import write_json
 from shearbridge.models import MODEL_FILE, save_model
 from shearbridge.train.checkpoint import CHECKPOINT, save_checkpoint
@@ -120,6 +122,7 @@ def train_and_evaluate(
             break
         epoch = st["epoch"] + 1
         train_loss, vl, t_train, wall = train_epoch(run, epoch, progress)
+        check_divergence(run, epoch, train_loss, vl)
         stopped_early = record_epoch(run, st, epoch, train_loss, vl, t_train, wall)
         save_epoch(run, st, epoch, stopped_early)
     if not st["done"]:
@@ -170,6 +173,33 @@ def train_epoch(run: Run, epoch: int, progress: bool) -> tuple[float, float, flo
     bar.close()
     wall = time.perf_counter() - t_ep
     return train_loss, vl, t_train, wall
+
+
+#: A validation loss this many times that of predicting the training mean is a diverged run.
+EXPLODE_FACTOR = 100.0
+
+
+def check_divergence(run: Run, epoch: int, train_loss: float, val_loss: float) -> None:
+    """Stop a run whose loss is non-finite or exploded, before anything of it is saved.
+
+    Exploded: the validation loss exceeds :data:`EXPLODE_FACTOR` times the loss of predicting
+    the training mean (about 1 with standardised labels); a healthy run never gets there.
+
+    Raises
+    ------
+    TrainingDivergedError
+        Naming the epoch, the losses and the likely cause; the run's earlier checkpoint is kept.
+    """
+    d = run.data
+    trivial = float(np.mean(((d.targets[d.va_idx] - d.mean) / d.std) ** 2))
+    if np.isfinite(train_loss) and np.isfinite(val_loss) and val_loss <= EXPLODE_FACTOR * trivial:
+        return
+    tc = run.config.train
+    what = "non-finite" if not (np.isfinite(train_loss) and np.isfinite(val_loss)) else "exploding"
+    raise TrainingDivergedError(
+        f"{run.config.name}: training diverged at epoch {epoch} ({what} loss: train {train_loss:.3g}, "
+        f"validation {val_loss:.3g}; predicting the mean gives {trivial:.3g}); likely cause: the learning "
+        f"rate {tc.learning_rate:g} is too large (or the inputs hold extreme values); no model was published")
 
 
 def record_epoch(

@@ -96,6 +96,7 @@ def build_run(
         "model": tc.model,
         "n_outputs": tc.n_outputs,
         "model_kwargs": model_kwargs,
+        "stamp_size_px": int(data.images.shape[1]),
         "targets": list(TARGET_NAMES[: tc.n_outputs]),
         "experiment": to_dict(config),
         "run_hash": rh,
