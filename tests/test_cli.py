@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from shearbridge.cli import main
@@ -238,3 +239,39 @@ def test_list_shows_datasets_experiments_and_methods_with_their_state(capsys, tm
     assert lines["test"].endswith("built") and lines["train"].endswith("-")
     assert "mlfit" in lines and "classical" in lines["mlfit"] and "[compare" in lines["mlfit"]
     assert lines["baseline_raw"].split()[-1] == "-"
+
+
+def test_measure_your_own_stamps_from_the_command_line(capsys, tmp_path):
+    """`measure` writes a catalogue of g1, g2, flags for any registered method."""
+    import galsim
+
+    from shearbridge.config import SimConfig
+    from shearbridge.sim import stamps as simmod
+
+    psf = galsim.Gaussian(sigma=0.25)
+    ims = [galsim.Convolve(galsim.Gaussian(sigma=0.4, flux=2.0).shear(g1=g, g2=0.0), psf)
+           .drawImage(nx=53, ny=53, scale=0.141).array for g in (0.1, -0.05)]
+    np.save(tmp_path / "my.npy", np.array(ims))
+    np.save(tmp_path / "psf.npy", simmod.render_psf(SimConfig()))
+    args = ["measure", "--method", "hsm_regauss", "--stamps", str(tmp_path / "my.npy"), "--psf",
+            str(tmp_path / "psf.npy"), "--noise", "1e-4", "--profile", "quick"]
+    status, out, err = run_cli(capsys, *args, "--out", str(tmp_path / "cat.csv"))
+    assert status == 0, err
+    rows = (tmp_path / "cat.csv").read_text().splitlines()
+    assert rows[0].startswith("index,g1,g2,flags") and len(rows) == 3
+    g1 = [float(r.split(",")[1]) for r in rows[1:]]
+    np.testing.assert_allclose(g1, [0.1, -0.05], atol=5e-3, err_msg="REGAUSS recovers the applied shear")
+    status, _, err = run_cli(capsys, *args, "--out", str(tmp_path / "cat.fits"))
+    assert status == 2 and "must end in .csv or .npz" in err
+    status, _, err = run_cli(capsys, *args[:4], str(tmp_path / "nope.npy"), *args[5:], "--out", str(tmp_path / "c.csv"))
+    assert status == 2 and "nope.npy does not exist" in err
+    status, _, err = run_cli(capsys, "measure", "--method", "crlb", *args[3:], "--out", str(tmp_path / "c.csv"))
+    assert status == 2 and "does not measure stamps" in err
+
+
+def test_a_network_without_weights_names_the_command_that_trains_it(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("SHEARBRIDGE_DATA", str(tmp_path))
+    import shearbridge
+
+    with pytest.raises(FileNotFoundError, match=r"python -m shearbridge train --config shapenet --noise 0.001"):
+        shearbridge.estimator("shapenet", 1e-3, profile=get_profile("quick"))

@@ -329,3 +329,29 @@ def test_a_network_refuses_a_stamp_size_it_was_not_trained_for():
     for size in (41, 64):
         with pytest.raises(EstimatorInputError, match=f"trained on 53x53 stamps, got {size}x{size}"):
             net.measure(np.ones((2, size, size)))
+
+
+def test_a_users_psf_and_pixel_scale_are_checked_against_the_training_data():
+    from shearbridge.config import SimConfig
+    from shearbridge.errors import EstimatorInputError
+    from shearbridge.estimators.network import NetworkEstimator, psf_sigma_px
+    from shearbridge.sim import stamps as simmod
+
+    trained_psf = simmod.render_psf(SimConfig())
+    np.testing.assert_allclose(psf_sigma_px(trained_psf), SimConfig().psf_sigma_px, rtol=1e-4,
+                               err_msg="moments of a pixelised Gaussian PSF give its sigma")
+
+    class _Trained:
+        meta = {"stamp_size_px": 53, "pixel_scale_arcsec": 0.141, "psf_moment_sigma_px": psf_sigma_px(trained_psf)}
+
+        def predict(self, stamps, batch_size):
+            return np.zeros((len(stamps), 2))
+
+    net = NetworkEstimator(_Trained(), "toy_net", strict=True)
+    assert net.measure(np.ones((1, 53, 53)), trained_psf, 0.141, 1e-3).flags.tolist() == [0]
+    wide = simmod.render_psf(SimConfig(psf_sigma_arcsec=0.30))
+    with pytest.raises(EstimatorInputError, match="trained for a PSF"):
+        net.measure(np.ones((1, 53, 53)), wide, 0.141, 1e-3)
+    with pytest.raises(EstimatorInputError, match="px stamps"):
+        net.measure(np.ones((1, 53, 53)), trained_psf, 0.2, 1e-3)
+    NetworkEstimator(_Trained(), "toy_net").measure(np.ones((1, 53, 53)), wide, 0.141, 1e-3)  # studies: no check

@@ -158,6 +158,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="experiments, datasets and methods, and which are built")
     add_profile(p)
+
+    p = sub.add_parser("measure", help="measure g1, g2 of your own stamps with any registered method")
+    p.add_argument("--method", required=True, help="a method of 'shearbridge list' (networks: the profile's "
+                   "weights trained at --noise)")
+    p.add_argument("--stamps", required=True, type=Path, help=".npy of shape (N, S, S) or (S, S), image units")
+    p.add_argument("--psf", required=True, type=Path, help=".npy (S, S): the PSF drawn like the stamps")
+    p.add_argument("--noise", required=True, type=float, help="pixel noise sigma of the stamps (image units)")
+    p.add_argument("--pixel-scale", type=float, help="arcsec per pixel (default: the profile's simulation, 0.141)")
+    p.add_argument("--out", required=True, type=Path, help="catalogue to write: .csv or .npz")
+    add_profile(p)
     return parser
 
 
@@ -320,6 +330,19 @@ def _list(args: argparse.Namespace) -> None:
         print(f"  {m.name:<18} {m.kind:<9} {state:<13} {m.label}  [{studies}]")
 
 
+def _measure(args: argparse.Namespace) -> None:
+    from shearbridge.config import SimConfig
+    from shearbridge.steps.measure import load_stamps, user_estimator, write_catalogue
+
+    stamps = load_stamps(args.stamps, "stamps", (2, 3))
+    psf = load_stamps(args.psf, "PSF", (2,))
+    scale = args.pixel_scale if args.pixel_scale is not None else SimConfig().pixel_scale_arcsec
+    est = user_estimator(args.method, args.noise, _profile(args))
+    result = est.measure(stamps, psf, scale, args.noise)
+    path = write_catalogue(args.out, result)
+    print(json.dumps({"catalogue": str(path), "n": len(result), "n_flagged": int((result.flags != 0).sum())}))
+
+
 _COMMANDS = {
     "train": _train,
     "evaluate": _evaluate,
@@ -335,6 +358,7 @@ _COMMANDS = {
     "response-images": _response_images,
     "info": _info,
     "list": _list,
+    "measure": _measure,
 }
 FAST_ENV_COMMANDS = ("train", "timing")  # restarted with runtime.recommended_env()
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from shearbridge.estimators.base import EstimatorInputError, EstimatorResult
 
-__all__ = ["NetworkEstimator", "NETWORK_BATCH"]
+__all__ = ["NetworkEstimator", "NETWORK_BATCH", "PSF_TOLERANCE", "psf_sigma_px"]
 
 #: Stamps per compiled network call (the last batch is zero-padded: one compilation).
 NETWORK_BATCH = 256
@@ -34,10 +34,11 @@ class NetworkEstimator:
         Stamps per compiled call.
     """
 
-    def __init__(self, trained: Any, name: str, batch_size: int = NETWORK_BATCH) -> None:
+    def __init__(self, trained: Any, name: str, batch_size: int = NETWORK_BATCH, strict: bool = False) -> None:
         self.trained = trained
         self.name = name
         self.batch_size = int(batch_size)
+        self.strict = strict  # also check the PSF and the pixel scale (a user's stamps; not the studies)
 
     def measure(self, stamps: np.ndarray, psf_image: np.ndarray | None = None,
                 pixel_scale_arcsec: float | None = None, noise_sigma: float | None = None) -> EstimatorResult:
@@ -48,9 +49,44 @@ class NetworkEstimator:
             stamps = stamps[None]
         if stamps.ndim != 3 or stamps.shape[1] != stamps.shape[2] or len(stamps) == 0:
             raise EstimatorInputError(f"{self.name}: stamps must have shape (N, S, S) with N > 0, got {stamps.shape}")
+        if self.strict:
+            self._check_like_training(psf_image, pixel_scale_arcsec)
         trained_px = self.trained.meta.get("stamp_size_px")
         if trained_px is not None and stamps.shape[1] != int(trained_px):
             raise EstimatorInputError(f"{self.name}: trained on {trained_px}x{trained_px} stamps, "
                                       f"got {stamps.shape[1]}x{stamps.shape[2]}")
         g = np.asarray(self.trained.predict(stamps, self.batch_size)[:, :2], np.float64)
         return EstimatorResult(g1=g[:, 0], g2=g[:, 1])
+
+    def _check_like_training(self, psf_image: np.ndarray | None, pixel_scale_arcsec: float | None) -> None:
+        """Refuse a PSF whose size or a pixel scale that differs from the training data's by more
+        than :data:`PSF_TOLERANCE` (the robustness study measures networks off their training data on
+        purpose; a user's catalogue should not do so silently)."""
+        meta = self.trained.meta
+        scale = meta.get("pixel_scale_arcsec")
+        if scale is not None and pixel_scale_arcsec is not None and abs(pixel_scale_arcsec / scale - 1) > 1e-6:
+            raise EstimatorInputError(f"{self.name}: trained on {scale}''/px stamps, got {pixel_scale_arcsec}''/px")
+        want = meta.get("psf_moment_sigma_px")
+        if want is not None and psf_image is not None:
+            got = psf_sigma_px(np.asarray(psf_image, np.float64))
+            if abs(got / want - 1) > PSF_TOLERANCE:
+                raise EstimatorInputError(f"{self.name}: trained for a PSF of moment sigma {want:.3g} px, this PSF "
+                                          f"image has {got:.3g} px (unweighted second moments, pixel removed)")
+
+
+#: Largest relative difference of PSF sigma between a user's PSF image and the training data's.
+PSF_TOLERANCE = 0.05
+
+
+def psf_sigma_px(psf_image: np.ndarray) -> float:
+    """Gaussian-equivalent sigma (pixels) of a pixelised PSF image from its second moments,
+    the pixel's 1/12 px^2 removed (exact for a Gaussian PSF)."""
+    img = np.clip(np.asarray(psf_image, np.float64), 0.0, None)
+    if img.ndim != 2 or not img.sum() > 0:
+        raise EstimatorInputError(f"psf_image must be a 2-d image of positive flux, got shape {img.shape}")
+    y, x = np.indices(img.shape, dtype=np.float64)
+    w = img / img.sum()
+    xc, yc = (w * x).sum(), (w * y).sum()
+    var = 0.5 * ((w * (x - xc) ** 2).sum() + (w * (y - yc) ** 2).sum()) - 1.0 / 12.0
+    return float(np.sqrt(max(var, 1e-12)))
+

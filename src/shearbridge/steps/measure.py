@@ -14,9 +14,12 @@ from typing import Any
 import numpy as np
 
 from shearbridge import paths, study
-from shearbridge.config import Profile, noise_tag
+from shearbridge.config import ConfigError, Profile, active_profile, noise_tag
+from shearbridge.errors import InputError, MissingFileError
+from shearbridge.io import save_npz, write_text
 
-__all__ = ["network_loader", "method_estimator", "timed_measure", "result_path", "WARMUP_STAMPS"]
+__all__ = ["network_loader", "method_estimator", "user_estimator", "timed_measure", "result_path",
+           "load_stamps", "write_catalogue", "WARMUP_STAMPS"]
 
 #: Stamps of the untimed warm-up call of a classical estimator (networks: one full batch).
 WARMUP_STAMPS = 8
@@ -25,9 +28,14 @@ WARMUP_STAMPS = 8
 def network_loader(profile: Profile):
     """``load(experiment, noise_sigma) -> Trained``: the profile's run trained at that noise level."""
     def load(experiment: str, sigma: float) -> Any:
-        from shearbridge.models import load_trained
+        from shearbridge.models import MODEL_FILE, load_trained
 
         run = paths.run_dir(experiment, sigma, profile)
+        if not (run / MODEL_FILE).exists():
+            raise MissingFileError(
+                f"no trained {experiment} for noise {sigma:g} in profile {profile.name} ({run / MODEL_FILE}): "
+                f"run `python -m shearbridge train --config {experiment} --noise {sigma:g} --profile "
+                f"{profile.name}` (or `make` for the paper's networks)")
         trained = load_trained(run)
         trained.check_trained_for(experiment, sigma, run)
         return trained
@@ -39,6 +47,22 @@ def method_estimator(method: str, profile: Profile, sigma: float) -> Any:
     """The estimator of registered ``method`` at pixel noise ``sigma`` (image units)."""
     context = study.MethodContext(seed=profile.seed, noise_sigma=sigma, load_network=network_loader(profile))
     return study.get_method(method).estimator(context)
+
+
+def user_estimator(method: str, sigma: float, profile: Profile | None = None) -> Any:
+    """A registered method's estimator for a user's own stamps (see :func:`shearbridge.estimator`):
+    a network also checks the stamps' PSF and pixel scale against its training data."""
+    profile = profile or active_profile()
+    m = study.get_method(method)
+    if m.build is None:
+        raise ConfigError(f"method {method!r} ({m.kind}) does not measure stamps; measuring methods: "
+                          f"{[x.name for x in study.methods(available_only=False) if x.build is not None]}")
+    if not m.available():
+        raise ConfigError(f"method {method!r} is not installed here ({m.description})")
+    est = method_estimator(method, profile, float(sigma))
+    if hasattr(est, "strict"):
+        est.strict = True
+    return est
 
 
 def timed_measure(method: str, profile: Profile, sigma: float, images: np.ndarray, psf: np.ndarray,
@@ -55,3 +79,44 @@ def timed_measure(method: str, profile: Profile, sigma: float, images: np.ndarra
 def result_path(profile: Profile, method: str, sigma: float, kind: str = "compare") -> Path:
     """``results/<kind>/<method>/noise<tag>.json`` of the profile (kind: compare or bias)."""
     return paths.results_dir(profile) / kind / method / f"noise{noise_tag(sigma)}.json"
+
+
+def load_stamps(path: str | Path, what: str, ndim: tuple[int, ...]) -> np.ndarray:
+    """A ``.npy`` array of a user's, with one clear error when it is missing or malformed."""
+    path = Path(path)
+    if not path.exists():
+        raise MissingFileError(f"{what} file {path} does not exist")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise InputError(f"{what} file {path} is not a readable .npy array: {exc}") from None
+    if arr.ndim not in ndim:
+        raise InputError(f"{what} in {path} must have {' or '.join(map(str, ndim))} dimensions, got shape {arr.shape}")
+    return arr
+
+
+def write_catalogue(path: str | Path, result: Any) -> Path:
+    """One row per stamp: ``index, g1, g2, flags`` and every other per-stamp column the estimator
+    gives (size, flux, responses, ...); ``.csv`` or ``.npz``, written atomically."""
+    path = Path(path)
+    n = len(result)
+    cols: dict[str, np.ndarray] = {"index": np.arange(n), "g1": result.g1, "g2": result.g2, "flags": result.flags}
+    for name in ("size", "flux"):
+        if getattr(result, name) is not None:
+            cols[name] = getattr(result, name)
+    for key, val in result.extra.items():
+        if isinstance(val, np.ndarray) and val.ndim == 1 and len(val) == n and key not in cols:
+            cols[key] = val
+    if path.suffix == ".npz":
+        save_npz(path, **cols)
+    elif path.suffix == ".csv":
+        lines = [",".join(cols)] + [",".join(_cell(cols[c][i]) for c in cols) for i in range(n)]
+        write_text(path, "\n".join(lines) + "\n")
+    else:
+        raise ConfigError(f"catalogue {path} must end in .csv or .npz")
+    return path
+
+
+def _cell(v: Any) -> str:
+    return str(int(v)) if np.issubdtype(np.asarray(v).dtype, np.integer) else repr(float(v))
+

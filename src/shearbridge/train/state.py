@@ -23,6 +23,7 @@ import numpy as np
 
 from shearbridge.config import to_dict
 from shearbridge.config.experiments import ExperimentConfig
+from shearbridge.estimators.network import psf_sigma_px
 from shearbridge.models import TARGET_NAMES, bind_data_kwargs, get_model, init_params
 from shearbridge.train.checkpoint import CHECKPOINT, new_state, restore_checkpoint, run_hash
 from shearbridge.train.data import TrainingData
@@ -97,6 +98,8 @@ def build_run(
         "n_outputs": tc.n_outputs,
         "model_kwargs": model_kwargs,
         "stamp_size_px": int(data.images.shape[1]),
+        **({"pixel_scale_arcsec": float(data.sim.pixel_scale_arcsec)} if data.sim is not None else {}),
+        **({"psf_moment_sigma_px": psf_sigma_px(data.psf)} if data.psf is not None else {}),
         "targets": list(TARGET_NAMES[: tc.n_outputs]),
         "experiment": to_dict(config),
         "run_hash": rh,
