@@ -180,6 +180,7 @@ def test_numbers_and_figure_from_the_summary(fake_summary, monkeypatch, tmp_path
 
     _, s, _ = fake_summary
     write_json(summary_dir() / "ablation.json", s)
+    monkeypatch.setenv("SHEARBRIDGE_PROFILE", s["profile"])  # the scripts refuse another profile's summary
     monkeypatch.setattr(paths, "OUTPUT", tmp_path / "output")
     monkeypatch.setattr(paths, "FIGURES", tmp_path / "figures")
     runpy.run_path(str(paths.SCRIPTS / "num_ablation.py"), run_name="__main__")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from shearbridge import io
@@ -98,3 +99,21 @@ def test_tables_and_noise_levels_are_formatted_in_the_library():
     table = bias_table({"mlfit": {"1e-03": row}}, ["1e-03"], lambda m: "ML fit")
     assert table.splitlines()[4].startswith("ML fit & $10^{-3}$ & ") and table.endswith("\\end{tabular}")
     assert "\\texttt{conv1} & A & $53\\times53\\times16$" in layer_table({"conv1": (53, 53, 16)}, {"conv1": "A"})
+
+
+def test_a_figure_is_never_drawn_from_another_profiles_summary(tmp_path, monkeypatch):
+    """Summaries of all profiles share src/data/summary/: a mismatch is refused, naming the fix."""
+    from shearbridge.config import ConfigError
+    from shearbridge.io import save_npz, write_json
+    from shearbridge.summaries import load_summary_json, load_summary_npz, summary_dir
+
+    monkeypatch.setenv("SHEARBRIDGE_DATA", str(tmp_path))
+    write_json(summary_dir() / "compare.json", {"profile": "quick", "compare": {}})
+    save_npz(summary_dir() / "stamps.npz", clean=np.zeros(2), profile=np.asarray("quick"))
+    monkeypatch.setenv("SHEARBRIDGE_PROFILE", "paper")
+    with pytest.raises(ConfigError, match="holds the quick profile's results, but the active profile is paper"):
+        load_summary_json("compare")
+    with pytest.raises(ConfigError, match="make PROFILE=paper"):
+        load_summary_npz("stamps")
+    monkeypatch.setenv("SHEARBRIDGE_PROFILE", "quick")
+    assert load_summary_json("compare")["profile"] == "quick" and "clean" in load_summary_npz("stamps")
