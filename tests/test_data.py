@@ -255,3 +255,56 @@ def test_validate_stamps():
             D.validate_stamps(bad, 53)
     with pytest.raises(ValueError, match="dtype"):
         D.validate_stamps(np.full((53, 53), "a"), 53)
+
+
+# ------------------------------------------------------------ corrupt, stale and left-over files
+
+
+@pytest.fixture
+def tiny_test_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHEARBRIDGE_DATA", str(tmp_path))
+    return D.generate_dataset("test", TINY, workers=1, progress=False)
+
+
+def test_a_truncated_array_file_names_itself_and_the_fix(tiny_test_set):
+    for fname in ("clean.npy", "labels.npz"):
+        f = tiny_test_set / fname
+        data = f.read_bytes()
+        f.write_bytes(data[: len(data) // 2])
+        with pytest.raises(ValueError, match=rf"{fname}.*corrupt or truncated.*simulate --dataset test "
+                                             rf"--profile tiny --force"):
+            D.load_dataset("test", TINY)
+        f.write_bytes(data)
+    D.load_dataset("test", TINY)
+
+
+def test_simulate_notices_altered_content_and_force_remakes(tiny_test_set):
+    f = tiny_test_set / "clean.npy"
+    ref = np.load(f).copy()
+    arr = np.load(f, mmap_mode="r+")
+    arr[:] *= 1000.0  # stamps scaled: same size, same manifest
+    arr.flush()
+    del arr
+    with pytest.raises(ValueError, match="1e\\+03 times the flux of their labels"):
+        D.load_dataset("test", TINY)
+    D.generate_dataset("test", TINY, workers=1, progress=False)  # content hash differs: remade
+    assert_array_equal(np.load(f), ref)
+    stamp = (f.stat().st_mtime_ns, f.stat().st_ino)
+    D.generate_dataset("test", TINY, workers=1, progress=False)  # up to date: kept
+    assert (f.stat().st_mtime_ns, f.stat().st_ino) == stamp
+    D.generate_dataset("test", TINY, workers=1, progress=False, force=True)
+    assert f.stat().st_ino != stamp[1] and np.array_equal(np.load(f), ref), "--force remakes the same bytes"
+
+
+def test_a_killed_writer_leaves_nothing_the_next_write_does_not_clean(tmp_path):
+    from shearbridge.io import atomic_dir, clean_stale_tmp
+
+    target = tmp_path / "ds"
+    dead = tmp_path / ".ds.pid999999999.abc.tmp"  # no such process
+    live = tmp_path / f".ds.pid{__import__('os').getpid()}.abc.tmp"
+    dead.mkdir()
+    live.mkdir()
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("1")
+    assert not dead.exists() and live.exists(), "only a dead writer's folder is removed"
+    assert clean_stale_tmp(target) == []

@@ -308,6 +308,10 @@ def test_a_diverging_training_stops_naming_the_epoch_and_publishes_no_model(tmp_
         train_and_evaluate(experiment(learning_rate=100.0), tmp_path, train_data=train, test_data=test,
                            progress=False)
     assert not (tmp_path / MODEL_FILE).exists() and not (tmp_path / METRICS).exists()
+    fresh = tmp_path / "new_run"
+    with pytest.raises(TrainingDivergedError):
+        train_and_evaluate(experiment(learning_rate=100.0), fresh, train_data=train, test_data=test, progress=False)
+    assert not fresh.exists(), "a failed run leaves no empty run folder"
 
 
 @pytest.mark.parametrize("field, value", [("learning_rate", float("inf")), ("learning_rate", float("nan")),

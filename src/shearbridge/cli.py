@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_profile(p)
     p.add_argument("--workers", type=int, help="worker processes (default: all cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--force", action="store_true", help="regenerate even if an up-to-date copy exists")
 
     p = sub.add_parser("summarize", help="write one figure summary under src/data/summary/")
     p.add_argument("what", help="summary name, e.g. stamps, translation, baseline")
@@ -218,7 +219,8 @@ def _simulate(args: argparse.Namespace) -> None:
     from shearbridge.sim.datasets import generate_dataset
 
     path = generate_dataset(
-        args.dataset, profile=_profile(args), workers=args.workers, progress=not args.no_progress
+        args.dataset, profile=_profile(args), workers=args.workers, progress=not args.no_progress,
+        force=args.force,
     )
     print(path)
 

@@ -44,12 +44,42 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def clean_stale_tmp(path: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary folders of :func:`atomic_dir` for ``path`` that a killed process left
+    behind (their name carries the writer's process id; live writers' folders are kept)."""
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{path.name}.pid*.tmp"):
+        try:
+            pid = int(tmp.name.split(".pid", 1)[1].split(".", 1)[0])
+        except ValueError:
+            continue
+        if not _pid_alive(pid):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary folder beside ``path``; it replaces ``path`` on success only."""
+    """Yield a temporary folder beside ``path``; it replaces ``path`` on success only.
+
+    The folder's name carries this process's id, so a later call cleans what a killed
+    writer left behind (:func:`clean_stale_tmp`) without touching a live writer's."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    clean_stale_tmp(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.pid{os.getpid()}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
         if path.exists():

@@ -28,9 +28,11 @@ of ``noise.npy`` are identical copies).
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import time
+import zipfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -184,12 +186,32 @@ def _n_workers(workers: int | None) -> int:
 
 
 def _up_to_date(path: Path, expected_hash: str) -> bool:
+    """The dataset exists, was made from the current spec, and its files still hold the bytes
+    that were written (content hashes in the manifest)."""
     if not all((path / f).exists() for f in _FILES):
         return False
     try:
-        return read_json(path / "manifest.json").get("config_hash") == expected_hash
+        manifest = read_json(path / "manifest.json")
     except (OSError, ValueError):
         return False
+    if manifest.get("config_hash") != expected_hash:
+        return False
+    stored = manifest.get("content_sha256")
+    return stored is None or stored == content_hashes(path)
+
+
+def content_hashes(path: Path) -> dict[str, str]:
+    """SHA-256 of each data file of a dataset folder (the manifest itself excluded)."""
+    out = {}
+    for fname in _FILES:
+        if fname == "manifest.json":
+            continue
+        digest = hashlib.sha256()
+        with open(path / fname, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 24), b""):
+                digest.update(block)
+        out[fname] = digest.hexdigest()
+    return out
 
 
 def generate_dataset(
@@ -260,6 +282,7 @@ def generate_dataset(
             "gsparams": simmod.GSPARAMS_DICT,
             "format": FORMAT_VERSION,
             "config_hash": expected,
+            "content_sha256": content_hashes(tmp),
             "versions": {
                 "galsim": galsim.__version__, "numpy": np.__version__, "shearbridge": __version__
             },
@@ -336,14 +359,38 @@ def load_dataset(name: str, profile: Profile | None = None, mmap: bool = True) -
             f"regenerate it with: {_command(name, profile)}"
         )
     mode = "r" if mmap else None
-    clean = np.load(path / "clean.npy", mmap_mode=mode)
-    noise = np.load(path / "noise.npy", mmap_mode=mode)
-    psf = np.load(path / "psf.npy")
-    with np.load(path / "labels.npz") as z:
-        labels = {k: z[k] for k in z.files}
+    fix = f"regenerate it with: {_command(name, profile)} --force"
+    arrays = {}
+    for fname, fmode in (("clean.npy", mode), ("noise.npy", mode), ("psf.npy", None)):
+        try:
+            arrays[fname] = np.load(path / fname, mmap_mode=fmode)
+        except (ValueError, OSError, EOFError) as exc:
+            raise InputError(f"dataset {path}: {fname} is corrupt or truncated ({exc}); {fix}") from None
+    clean, noise, psf = arrays["clean.npy"], arrays["noise.npy"], arrays["psf.npy"]
+    try:
+        with np.load(path / "labels.npz") as z:
+            labels = {k: z[k] for k in z.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputError(f"dataset {path}: labels.npz is corrupt or truncated ({exc}); {fix}") from None
     _check_arrays(path, spec, clean, noise, psf, labels)
+    _check_fluxes(path, clean, labels, fix)
     return Dataset(name=name, clean=clean, noise=noise, labels=labels, psf=psf, sim=spec.sim,
                    manifest=manifest)
+
+
+#: Largest factor by which the summed pixels of the first stamps may differ from their flux labels.
+FLUX_RATIO_LIMIT = 2.0
+
+
+def _check_fluxes(path: Path, clean: np.ndarray, labels: Mapping[str, np.ndarray], fix: str) -> None:
+    """The noiseless stamps hold the flux their labels say (a rescaled file would not)."""
+    n = min(len(clean), 256)
+    if n == 0 or "flux" not in labels:
+        return
+    ratio = float(np.median(np.asarray(clean[:n], np.float64).sum(axis=(1, 2)) / labels["flux"][:n]))
+    if not 1.0 / FLUX_RATIO_LIMIT < ratio < FLUX_RATIO_LIMIT:
+        raise InputError(f"dataset {path}: the stamps of clean.npy hold {ratio:.3g} times the flux of their "
+                         f"labels (expected about 1): the file was altered; {fix}")
 
 
 def _check_arrays(path: Path, spec: DatasetSpec, clean: np.ndarray, noise: np.ndarray,

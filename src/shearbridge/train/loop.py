@@ -108,11 +108,23 @@ def train_and_evaluate(
     """
     config.validate()
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     train_data = (
         train_data if train_data is not None else load_named_dataset(config.train_dataset, config)
     )
     run = build_run(config, workdir, prepare_data(config, train_data), devices)
+    fresh = not workdir.exists()
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        return run_epochs(run, stop_after_epoch, progress, test_data)
+    except BaseException:
+        if fresh and not any(workdir.iterdir()):  # a failed run leaves no empty folder
+            workdir.rmdir()
+        raise
+
+
+def run_epochs(run: Run, stop_after_epoch: int | None, progress: bool, test_data: DatasetLike | None) -> dict:
+    """Restore or start, train epoch by epoch (checkpoint after each), then finish."""
+    config = run.config
     st = restore_or_init(run)
     prepare_steps(run, st["done"])
     if not st["history"]:
