@@ -355,3 +355,21 @@ def test_a_users_psf_and_pixel_scale_are_checked_against_the_training_data():
     with pytest.raises(EstimatorInputError, match="px stamps"):
         net.measure(np.ones((1, 53, 53)), trained_psf, 0.2, 1e-3)
     NetworkEstimator(_Trained(), "toy_net").measure(np.ones((1, 53, 53)), wide, 0.141, 1e-3)  # studies: no check
+
+
+def test_slow_estimators_report_progress_without_changing_results():
+    """The steps' progress bars hang on a callback; the estimates are the same with or without it."""
+    from shearbridge.config import SimConfig
+    from shearbridge.estimators.hsm import HSMEstimator
+    from shearbridge.sim import stamps as simmod
+
+    sim = SimConfig()
+    rng = np.random.default_rng(5)
+    labels = simmod.draw_population(sim, 6, rng)
+    images = simmod.render_rows(sim, labels, range(6)) + 1e-4 * rng.standard_normal((6, 53, 53))
+    psf = simmod.render_psf(sim)
+    quiet = HSMEstimator("REGAUSS").measure(images, psf, 0.141, 1e-4)
+    seen: list[int] = []
+    loud = HSMEstimator("REGAUSS", progress=seen.append).measure(images, psf, 0.141, 1e-4)
+    assert sum(seen) == 6
+    np.testing.assert_array_equal(quiet.g, loud.g)

@@ -24,7 +24,9 @@ give ``FLAG_HSM_FAILURE`` with NaN shears; they are never exceptions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import galsim
 import numpy as np
@@ -87,6 +89,8 @@ class HSMEstimator:
     guess_sig_psf_px: float = 3.0
     hsmparams: galsim.hsm.HSMParams | None = None
     name: str = ""
+    #: Called with 1 after each stamp (a pipeline step's progress bar); no effect on results.
+    progress: Callable[[int], Any] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.method = self.method.upper()
@@ -109,6 +113,8 @@ class HSMEstimator:
         out = {k: np.full(n, np.nan) for k in ("a", "b", "amp", "sigma", "res", "err")}
         flags = np.zeros(n, dtype=np.int64)
         for i in range(n):
+            if self.progress is not None:
+                self.progress(1)
             if not stamps[i].sum() > 0:  # HSM would measure a negated galaxy as if it were one
                 flags[i] |= FLAG_NONPOSITIVE_FLUX
                 continue

@@ -37,8 +37,10 @@ evaluated at the estimate), ``x0``, ``y0`` (arcsec, from the stamp centre) and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -256,6 +258,8 @@ class MLFitEstimator:
     try_jitter: float = 0.1
     jacobian_precision: str = "float32"
     name: str = "mlfit"
+    #: Called with the number of stamps just fitted (a pipeline step's progress bar); no effect on results.
+    progress: Callable[[int], Any] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -299,6 +303,8 @@ class MLFitEstimator:
                     self.model, self.n_iter, self.n_try, _JAC_DTYPES[self.jacobian_precision],
                 )
                 outs.append([np.asarray(a)[:m] for a in res])
+                if self.progress is not None:
+                    self.progress(m)
         theta, chi2, rel_step, cov = (np.concatenate([o[i] for o in outs]) for i in range(4))
         flags = np.zeros(n, dtype=np.int64)
         flags[~(rel_step < self.tol)] |= FLAG_NOT_CONVERGED

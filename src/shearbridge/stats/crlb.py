@@ -26,6 +26,7 @@ matched-filter S/N ``nu = sqrt(sum I^2) / sigma_n`` and ``R = s^2 / s_obs^2``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any, Mapping
 
@@ -67,6 +68,7 @@ def fisher_matrix(
     noise_sigma: float = 1.0,
     method: str = "autodiff",
     batch_size: int = 256,
+    progress: Callable[[int], Any] | None = None,
 ) -> np.ndarray:
     """Fisher matrices (N, 6, 6) over ``theta = (flux, x0, y0, size, g1, g2)``.
 
@@ -99,6 +101,8 @@ def fisher_matrix(
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], bs - m, axis=0)])
             fis = _fisher_batch(jnp.asarray(chunk), renderer.grid, renderer.model, method)
             out.append(np.asarray(fis)[:m])
+            if progress is not None:
+                progress(m)
     return np.concatenate(out) / noise_sigma**2
 
 
@@ -154,6 +158,7 @@ def crlb_for_dataset(
     noise_sigma: float,
     method: str = "autodiff",
     batch_size: int = 256,
+    progress: Callable[[int], Any] | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-galaxy Cramer-Rao bounds on g1 and g2 for a labelled dataset.
 
@@ -184,7 +189,7 @@ def crlb_for_dataset(
     if not (np.isfinite(noise_sigma) and noise_sigma > 0):
         raise ValueError(f"noise_sigma must be a positive number, got {noise_sigma!r}")
     rend = renderer_for_sim(sim)
-    sig = crlb_sigma(fisher_matrix(theta, rend, 1.0, method=method, batch_size=batch_size))
+    sig = crlb_sigma(fisher_matrix(theta, rend, 1.0, method=method, batch_size=batch_size, progress=progress))
     sig = sig * noise_sigma
     out = {f"sigma_{name}": sig[:, i] for i, name in enumerate(PARAM_NAMES)}
     out["noise_sigma"] = np.float64(noise_sigma)

@@ -16,6 +16,7 @@ from shearbridge import paths
 from shearbridge.config import Profile
 from shearbridge.errors import MissingFileError
 from shearbridge.io import save_npz
+from shearbridge.steps.measure import progress_bar
 
 __all__ = ["crlb_path", "compute_crlb", "load_crlb", "load_crlb_unit"]
 
@@ -33,7 +34,8 @@ def compute_crlb(profile: Profile) -> Path:
     n = profile.n_crlb
     labels = {k: np.asarray(v[:n]) for k, v in ds.labels.items()}
     t0 = time.perf_counter()
-    out = crlb_for_dataset(labels, ds.sim, 1.0)
+    with progress_bar(n, f"Cramer-Rao bound of {profile.name}/test", unit="galaxy") as bar:
+        out = crlb_for_dataset(labels, ds.sim, 1.0, progress=bar.update)
     wall = time.perf_counter() - t0
     path = crlb_path(profile)
     save_npz(path, sigma_g1=out["sigma_g1"], sigma_g2=out["sigma_g2"], n=np.asarray(n), wall_s=np.asarray(wall))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from shearbridge import paths, study
 from shearbridge.config import ConfigError, Profile, active_profile, noise_tag
@@ -19,7 +20,7 @@ from shearbridge.errors import InputError, MissingFileError
 from shearbridge.io import save_npz, write_text
 
 __all__ = ["network_loader", "method_estimator", "user_estimator", "timed_measure", "result_path",
-           "load_stamps", "write_catalogue", "WARMUP_STAMPS"]
+           "load_stamps", "write_catalogue", "progress_bar", "WARMUP_STAMPS"]
 
 #: Stamps of the untimed warm-up call of a classical estimator (networks: one full batch).
 WARMUP_STAMPS = 8
@@ -65,15 +66,26 @@ def user_estimator(method: str, sigma: float, profile: Profile | None = None) ->
     return est
 
 
+def progress_bar(total: int, desc: str, unit: str = "stamp") -> tqdm:
+    """The steps' progress bar: on a terminal only (quiet in logs), gone when done."""
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, disable=None, mininterval=1.0)
+
+
 def timed_measure(method: str, profile: Profile, sigma: float, images: np.ndarray, psf: np.ndarray,
                   scale: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """(g_hat (N, 2), flags (N,), wall seconds) of one method on ``images``, compilation excluded."""
+    """(g_hat (N, 2), flags (N,), wall seconds) of one method on ``images``, compilation excluded.
+
+    Estimators with a ``progress`` attribute (the slow classical ones) drive a progress bar."""
     est = method_estimator(method, profile, sigma)
     warm = getattr(est, "batch_size", WARMUP_STAMPS)
     est.measure(images[: min(len(images), warm)], psf, scale, sigma)
-    t0 = time.perf_counter()
-    res = est.measure(images, psf, scale, sigma)
-    return res.g, np.asarray(res.flags), time.perf_counter() - t0
+    with progress_bar(len(images), f"{method} at noise {sigma:g}") as bar:
+        if hasattr(est, "progress"):
+            est.progress = bar.update
+        t0 = time.perf_counter()
+        res = est.measure(images, psf, scale, sigma)
+        wall = time.perf_counter() - t0
+    return res.g, np.asarray(res.flags), wall
 
 
 def result_path(profile: Profile, method: str, sigma: float, kind: str = "compare") -> Path:

@@ -38,7 +38,7 @@ from shearbridge.config import Profile, noise_tag, seeds
 from shearbridge.io import read_json, save_npz, write_json
 from shearbridge.stats.crlb_fd import FD_LABEL_KEYS, crlb_fd
 from shearbridge.stats.resample import quotient, ratio_with_error
-from shearbridge.steps.measure import timed_measure
+from shearbridge.steps.measure import progress_bar, timed_measure
 
 __all__ = [
     "ROBUST_DATASETS",
@@ -97,7 +97,8 @@ def compute_fd_crlb(dataset: str, profile: Profile, rel_step: float = 1e-3) -> P
     ds = load_dataset(check_dataset(dataset), profile)
     n = n_galaxies(profile, len(ds))
     t0 = time.perf_counter()
-    sig = crlb_fd(ds.sim, ds.labels, range(n), rel_step)
+    with progress_bar(n, f"finite-difference bound of {profile.name}/{dataset}", unit="galaxy") as bar:
+        sig = crlb_fd(ds.sim, ds.labels, range(n), rel_step, progress=bar.update)
     wall = time.perf_counter() - t0
     path = fd_crlb_path(dataset, profile)
     save_npz(path, **{f"sigma_{k}": sig[:, i] for i, k in enumerate(FD_LABEL_KEYS)},

@@ -47,7 +47,7 @@ from shearbridge.estimators.network import NETWORK_BATCH
 from shearbridge.io import write_json
 from shearbridge.models.flops import compiled_flops
 from shearbridge.stats.resample import ratio_stats, robust_stats
-from shearbridge.steps.measure import method_estimator
+from shearbridge.steps.measure import method_estimator, progress_bar
 
 __all__ = [
     "NETWORK_BATCH",
@@ -90,11 +90,13 @@ def interleaved_rates(jobs: list[Job], rounds: int) -> dict[str, list[float]]:
     if len(set(names)) != len(names):
         raise ValueError(f"job names must be unique, got {names}")
     rates: dict[str, list[float]] = {j.name: [] for j in jobs}
-    for r in range(rounds):
-        for job in jobs if r % 2 == 0 else jobs[::-1]:
-            t0 = time.perf_counter()
-            job.fn()
-            rates[job.name].append(job.per_call / (time.perf_counter() - t0))
+    with progress_bar(rounds * len(jobs), "timing", unit="call") as bar:
+        for r in range(rounds):
+            for job in jobs if r % 2 == 0 else jobs[::-1]:
+                t0 = time.perf_counter()
+                job.fn()
+                rates[job.name].append(job.per_call / (time.perf_counter() - t0))
+                bar.update(1)  # outside the timed call
     return rates
 
 
