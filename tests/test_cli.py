@@ -144,7 +144,7 @@ def test_evaluate_without_a_trained_model_is_a_clean_error(capsys, tmp_path, mon
     status, _, err = run_cli(
         capsys, "evaluate", "--config", "baseline", "--noise", "1e-3", "--profile", "quick"
     )
-    assert status == 2 and "missing trained model" in err
+    assert status == 2 and "no trained model" in err and "python -m shearbridge train --config baseline" in err
 
 
 def test_python_dash_m_entry_point(tmp_path):

@@ -25,7 +25,8 @@ import numpy as np
 from shearbridge.config import noise_tag, seeds
 from shearbridge.config.experiments import ExperimentConfig
 from shearbridge.io import save_npz, write_json
-from shearbridge.models import TARGET_NAMES, load_trained
+from shearbridge.errors import MissingFileError
+from shearbridge.models import MODEL_FILE, TARGET_NAMES, load_trained
 from shearbridge.paths import results_dir
 from shearbridge.train.data import DatasetLike
 from shearbridge.train.metrics import column_metrics
@@ -164,6 +165,10 @@ def evaluate_run(
         by ``profile.seed``), and MSE/RMSE/bias of every predicted target.
         Predictions and truths are saved beside it as ``<stem>_pred.npz``.
     """
+    if not (Path(workdir) / MODEL_FILE).exists():
+        raise MissingFileError(
+            f"no trained model in {workdir} (has training finished?): train it with `python -m shearbridge "
+            f"train --config {experiment.name} --noise {experiment.noise_sigma:g} --profile {experiment.profile.name}`")
     trained = load_trained(workdir)
     trained.check_trained_for(experiment.name, experiment.noise_sigma, workdir)
     if test is None:
