@@ -28,7 +28,6 @@ of ``noise.npy`` are identical copies).
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import os
 import time
@@ -37,7 +36,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator
 
 import galsim
 import numpy as np
@@ -48,7 +47,8 @@ from shearbridge.config import Profile, SimConfig, active_profile, to_dict
 from shearbridge.errors import ConfigError, InputError, MissingFileError
 from shearbridge.io import atomic_dir, read_json, write_json
 from shearbridge.sim import stamps as simmod
-from shearbridge.sim.catalogue import FORMAT_VERSION, DatasetSpec, get_spec, spec_hash
+from shearbridge.sim.catalogue import FORMAT_VERSION, get_spec, spec_hash
+from shearbridge.sim.integrity import FILES, check_arrays, check_fluxes, content_hashes
 
 __all__ = [
     "TARGET_NAMES",
@@ -63,7 +63,6 @@ __all__ = [
 TARGET_NAMES = ("g1", "g2", "size_arcsec", "flux")
 #: Objects per work unit (affects speed only, never the data).
 CHUNK_OBJECTS = 128
-_FILES = ("clean.npy", "noise.npy", "labels.npz", "psf.npy", "manifest.json")
 
 
 @dataclass
@@ -188,7 +187,7 @@ def _n_workers(workers: int | None) -> int:
 def _up_to_date(path: Path, expected_hash: str) -> bool:
     """The dataset exists, was made from the current spec, and its files still hold the bytes
     that were written (content hashes in the manifest)."""
-    if not all((path / f).exists() for f in _FILES):
+    if not all((path / f).exists() for f in FILES):
         return False
     try:
         manifest = read_json(path / "manifest.json")
@@ -198,20 +197,6 @@ def _up_to_date(path: Path, expected_hash: str) -> bool:
         return False
     stored = manifest.get("content_sha256")
     return stored is None or stored == content_hashes(path)
-
-
-def content_hashes(path: Path) -> dict[str, str]:
-    """SHA-256 of each data file of a dataset folder (the manifest itself excluded)."""
-    out = {}
-    for fname in _FILES:
-        if fname == "manifest.json":
-            continue
-        digest = hashlib.sha256()
-        with open(path / fname, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 24), b""):
-                digest.update(block)
-        out[fname] = digest.hexdigest()
-    return out
 
 
 def generate_dataset(
@@ -345,7 +330,7 @@ def load_dataset(name: str, profile: Profile | None = None, mmap: bool = True) -
     profile = profile or active_profile()
     spec = get_spec(name, profile)
     path = paths.dataset_dir(name, profile)
-    missing = [f for f in _FILES if not (path / f).exists()]
+    missing = [f for f in FILES if not (path / f).exists()]
     if missing:
         raise MissingFileError(
             f"dataset {name!r} of profile {profile.name!r} is missing {path / missing[0]}; "
@@ -372,42 +357,7 @@ def load_dataset(name: str, profile: Profile | None = None, mmap: bool = True) -
             labels = {k: z[k] for k in z.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"dataset {path}: labels.npz is corrupt or truncated ({exc}); {fix}") from None
-    _check_arrays(path, spec, clean, noise, psf, labels)
-    _check_fluxes(path, clean, labels, fix)
+    check_arrays(path, spec, clean, noise, psf, labels)
+    check_fluxes(path, clean, labels, fix)
     return Dataset(name=name, clean=clean, noise=noise, labels=labels, psf=psf, sim=spec.sim,
                    manifest=manifest)
-
-
-#: Largest factor by which the summed pixels of the first stamps may differ from their flux labels.
-FLUX_RATIO_LIMIT = 2.0
-
-
-def _check_fluxes(path: Path, clean: np.ndarray, labels: Mapping[str, np.ndarray], fix: str) -> None:
-    """The noiseless stamps hold the flux their labels say (a rescaled file would not)."""
-    n = min(len(clean), 256)
-    if n == 0 or "flux" not in labels:
-        return
-    ratio = float(np.median(np.asarray(clean[:n], np.float64).sum(axis=(1, 2)) / labels["flux"][:n]))
-    if not 1.0 / FLUX_RATIO_LIMIT < ratio < FLUX_RATIO_LIMIT:
-        raise InputError(f"dataset {path}: the stamps of clean.npy hold {ratio:.3g} times the flux of their "
-                         f"labels (expected about 1): the file was altered; {fix}")
-
-
-def _check_arrays(path: Path, spec: DatasetSpec, clean: np.ndarray, noise: np.ndarray,
-                  psf: np.ndarray, labels: Mapping[str, np.ndarray]) -> None:
-    s, n = spec.sim.stamp_size_px, spec.n_stamps
-    for fname, arr, shape in (("clean.npy", clean, (n, s, s)), ("noise.npy", noise, (n, s, s)),
-                              ("psf.npy", psf, (s, s))):
-        if arr.shape != shape:
-            raise InputError(f"{path / fname}: shape {arr.shape}, expected {shape}")
-        for a in range(0, max(len(arr), 1), 4096):
-            if not np.isfinite(arr[a: a + 4096]).all():
-                raise InputError(f"{path / fname}: non-finite values")
-    required = simmod.BASE_LABELS + (simmod.SHEAR_LABELS if spec.sim.shear_test else ())
-    for key in required:
-        if key not in labels:
-            raise InputError(f"{path / 'labels.npz'}: missing label {key!r}")
-        if labels[key].shape != (n,) or not np.isfinite(labels[key]).all():
-            raise InputError(
-                f"{path / 'labels.npz'}: label {key!r} must be finite with shape ({n},)"
-            )

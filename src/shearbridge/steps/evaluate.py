@@ -24,8 +24,8 @@ import numpy as np
 
 from shearbridge.config import noise_tag, seeds
 from shearbridge.config.experiments import ExperimentConfig
-from shearbridge.io import save_npz, write_json
 from shearbridge.errors import MissingFileError
+from shearbridge.io import save_npz, write_json
 from shearbridge.models import MODEL_FILE, TARGET_NAMES, load_trained
 from shearbridge.paths import results_dir
 from shearbridge.train.data import DatasetLike
