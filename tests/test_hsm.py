@@ -13,7 +13,7 @@ import galsim
 import numpy as np
 import pytest
 
-from shearbridge.estimators.base import FLAG_NONPOSITIVE_FLUX
+from shearbridge.estimators.base import FLAG_HSM_FAILURE
 from shearbridge.estimators.hsm import HSMEstimator, distortion_to_shear, shear_to_distortion
 from shearbridge.stats.metacal import Metacal
 
@@ -79,7 +79,7 @@ def test_failures_are_flags_not_exceptions():
                        stamp(0.3, 0.1, 0.1)])
     for method in ("REGAUSS", "KSB"):
         res = HSMEstimator(method).measure(stamps, psf_image(), SCALE, 1e-3)
-        assert res.flags[0] & FLAG_NONPOSITIVE_FLUX and np.isnan(res.g1[0]), "an empty stamp"
+        assert res.flags[0] & FLAG_HSM_FAILURE and np.isnan(res.g1[0])
         assert res.flags[2] == 0 and np.isfinite(res.g1[2])
     with pytest.raises(ValueError, match="method"):
         HSMEstimator("BJX")
@@ -128,10 +128,16 @@ def test_metacal_needs_seed_for_fix_noise():
 
 
 def test_a_negated_stamp_is_flagged_not_measured():
-    """A sign error in the input used to return flag 0 and a shear; now it is flagged."""
+    """A sign error in the input used to return flag 0 and a shear; now it is flagged (the
+    adaptive-moment amplitude is negative). A noisy galaxy whose stamp sums to < 0 is still measured."""
     from shearbridge.estimators.base import FLAG_NONPOSITIVE_FLUX
 
     good = stamp(0.3, 0.1, 0.0)
     res = HSMEstimator("REGAUSS").measure(np.stack([good, -good]), psf_image(), SCALE, 1e-4)
     assert res.flags[0] == 0 and res.flags[1] & FLAG_NONPOSITIVE_FLUX
     assert np.isnan(res.g1[1]) and np.isfinite(res.g1[0])
+    faint = stamp(0.3, 0.1, 0.0, flux=1.0)
+    faint = faint - (faint.sum() + 0.2) / faint.size  # the total of the stamp is negative
+    res = HSMEstimator("REGAUSS").measure(faint[None], psf_image(), SCALE, 1e-4)
+    assert faint.sum() < 0 and res.flags[0] == 0, "the weighted flux decides, not the noisy total"
+

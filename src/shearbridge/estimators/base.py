@@ -43,7 +43,7 @@ FLAG_HSM_FAILURE = 4
 FLAG_NONFINITE = 8
 #: Any other per-object failure of an external fitter (e.g. ngmix ``flags != 0``).
 FLAG_FIT_FAILURE = 16
-#: The stamp's total flux is not positive (no galaxy to measure, or a sign error in the input).
+#: The galaxy's (weighted) flux is not positive: no galaxy to measure, or a sign error in the input.
 FLAG_NONPOSITIVE_FLUX = 32
 
 FLAG_NAMES: dict[int, str] = {

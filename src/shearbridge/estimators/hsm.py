@@ -115,9 +115,6 @@ class HSMEstimator:
         for i in range(n):
             if self.progress is not None:
                 self.progress(1)
-            if not stamps[i].sum() > 0:  # HSM would measure a negated galaxy as if it were one
-                flags[i] |= FLAG_NONPOSITIVE_FLUX
-                continue
             gal_im = galsim.Image(np.ascontiguousarray(stamps[i]), scale=pixel_scale_arcsec)
             res = galsim.hsm.EstimateShear(
                 gal_im, psf_im, shear_est=self.method, strict=False,
@@ -126,6 +123,9 @@ class HSMEstimator:
             )
             if res.error_message or res.correction_status != 0:
                 flags[i] |= FLAG_HSM_FAILURE
+                continue
+            if not res.moments_amp > 0:  # a negated galaxy: HSM measures its shape as if it were one
+                flags[i] |= FLAG_NONPOSITIVE_FLUX
                 continue
             if self.method == "REGAUSS":
                 out["a"][i], out["b"][i] = res.corrected_e1, res.corrected_e2
