@@ -148,10 +148,10 @@ def network_inputs(w):
 
 rule diagnose:
     """Fisher information per layer, probes, sub-pixel sensitivity and saliency of the trained baselines;
-    per-layer information of the others at the lowest noise and 1e-3 (ABLATION_TAGS)."""
+    per-layer information of the others at the lowest noise and 1e-3 (study.diagnosis_noise)."""
     input:
-        expand(f"{D}/runs/{{exp}}/noise{{tag}}/metrics.json", exp=DIAGNOSED[:1], tag=TAGS),
-        expand(f"{D}/runs/{{exp}}/noise{{tag}}/metrics.json", exp=DIAGNOSED[1:], tag=ABLATION_TAGS),
+        [f"{D}/runs/{e}/noise{noise_tag(s)}/metrics.json" for i, e in enumerate(DIAGNOSED)
+         for s in study.diagnosis_noise(P, primary=i == 0)],
         f"{D}/datasets/train/manifest.json",
         f"{D}/datasets/test/manifest.json",
     output:

@@ -35,6 +35,7 @@ CLI see it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -61,6 +62,7 @@ __all__ = [
     "run_of",
     "trainings",
     "diagnosed",
+    "diagnosis_noise",
     "PLUGINS_ENV",
 ]
 
@@ -157,15 +159,9 @@ def register(method: Method) -> Method:
         raise ConfigError(f"method {method.name!r} is already registered")
     if method.style is None:
         used = {m.style for m in _REGISTRY.values() if m.style is not None}
-        method = _replace(method, style=next(i for i in range(len(used) + 1) if i not in used))
+        method = dataclasses.replace(method, style=next(i for i in range(len(used) + 1) if i not in used))
     _REGISTRY[method.name] = method
     return method
-
-
-def _replace(method: Method, **changes: Any) -> Method:
-    import dataclasses
-
-    return dataclasses.replace(method, **changes)
 
 
 @contextmanager
@@ -211,11 +207,20 @@ def _pair(grid: Sequence[float]) -> tuple[float, ...]:
 def study_noise(profile: Profile, study: str) -> tuple[float, ...]:
     """The noise levels (pixel sigma, image units) at which ``study`` runs on ``profile``."""
     grid = tuple(profile.noise_grid)
-    if study in _GRID_STUDIES or study == "diagnosis":
+    if study == "diagnosis":
+        return diagnosis_noise(profile, primary=True)
+    if study in _GRID_STUDIES:
         return grid
     if study in _PAIR_STUDIES:
         return _pair(grid)
     raise ConfigError(f"unknown study {study!r}; known: {list(STUDIES)}")
+
+
+def diagnosis_noise(profile: Profile, primary: bool) -> tuple[float, ...]:
+    """Noise levels of the layer-by-layer diagnosis: every level for the network diagnosed in full
+    (the first of :func:`diagnosed`), the pair levels for the per-layer information of the others."""
+    grid = tuple(profile.noise_grid)
+    return grid if primary else _pair(grid)
 
 
 def study_tags(profile: Profile, study: str) -> list[str]:
@@ -242,8 +247,7 @@ def _levels(profile: Profile, m: Method) -> set[float]:
     levels: set[float] = set()
     for study in m.studies:
         if study == "diagnosis":
-            first = diagnosed()[:1] == [m.experiment]
-            levels |= set(profile.noise_grid if first else _pair(tuple(profile.noise_grid)))
+            levels |= set(diagnosis_noise(profile, diagnosed()[:1] == [m.experiment]))
         else:
             levels |= set(study_noise(profile, study))
     return levels
@@ -256,8 +260,9 @@ def trainings(profile: Profile) -> list[tuple[str, float]]:
         exp = run_of(m.name)
         if exp is None:
             continue
+        levels = _levels(profile, m)
         for s in profile.noise_grid:
-            if s in _levels(profile, m) and (exp, s) not in out:
+            if s in levels and (exp, s) not in out:
                 out.append((exp, s))
     return out
 

@@ -39,6 +39,7 @@ class NetworkEstimator:
         self.name = name
         self.batch_size = int(batch_size)
         self.strict = strict  # also check the PSF and the pixel scale (a user's stamps; not the studies)
+        self.warmup_stamps = self.batch_size  # an untimed first call compiles the full batch
 
     def measure(self, stamps: np.ndarray, psf_image: np.ndarray | None = None,
                 pixel_scale_arcsec: float | None = None, noise_sigma: float | None = None) -> EstimatorResult:

@@ -27,12 +27,11 @@ from shearbridge.diagnosis.fisher import DEFAULT_RCOND, PARAM_NAMES
 from shearbridge.diagnosis.probes import run_probes
 from shearbridge.diagnosis.subpixel import run_subpixel
 from shearbridge.diagnosis.vision import run_vision
-from shearbridge.errors import MissingFileError
 from shearbridge.io import save_npz, write_json
-from shearbridge.models import MODEL_FILE, load_trained
 from shearbridge.sim.datasets import load_dataset
+from shearbridge.steps.measure import require_trained
 
-__all__ = ["DiagnosisSizes", "load_models", "run_diagnosis", "secondary_noise"]
+__all__ = ["DiagnosisSizes", "load_models", "run_diagnosis"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,21 +55,8 @@ class DiagnosisSizes:
 
 def load_models(profile: Profile, experiment: str, sigmas: Sequence[float]) -> dict[float, Any]:
     """The trained ``experiment`` of ``profile`` at each noise level ``sigmas``."""
-    out = {}
-    for sigma in sigmas:
-        run = paths.run_dir(experiment, sigma, profile)
-        if not (run / MODEL_FILE).exists():
-            raise MissingFileError(
-                f"missing trained {experiment} at noise {sigma:g} ({run}); train it with: python -m "
-                f"shearbridge train --config {experiment} --noise {sigma:g} --profile {profile.name}")
-        out[sigma] = load_trained(run)
-    return out
-
-
-def secondary_noise(profile: Profile) -> tuple[float, ...]:
-    """Noise levels of the per-layer information of the second and later experiments:
-    the registry's ``ablation`` levels (the lowest and 1e-3)."""
-    return study.study_noise(profile, "ablation")
+    return {sigma: require_trained(paths.run_dir(experiment, sigma, profile), experiment, sigma, profile.name)
+            for sigma in sigmas}
 
 
 def run_diagnosis(profile: Profile, out_dir: str | Path | None = None, *, progress: bool = True,
@@ -81,7 +67,8 @@ def run_diagnosis(profile: Profile, out_dir: str | Path | None = None, *, progre
     EnhancedGalaxyNN: the probes, saliency and sub-pixel study assume its layers) of every
     noise level and the ``test`` (and, for the probes, ``train``) datasets. Every further
     experiment in ``experiments`` (e.g. ``"shapenet"``) gets the per-layer Fisher
-    information only, on the same galaxies and windows, at :func:`secondary_noise`
+    information only, on the same galaxies and windows, at the registry's
+    :func:`~shearbridge.study.diagnosis_noise` ``(profile, primary=False)``
     (its layers from :func:`~shearbridge.diagnosis.features.feature_fn_for`); it goes under
     ``"networks"`` in the JSON (which repeats the first experiment's there too) and as
     ``<name>_F_layers``, ``<name>_retained_<mode>`` in the npz. Writes
@@ -93,13 +80,13 @@ def run_diagnosis(profile: Profile, out_dir: str | Path | None = None, *, progre
     t_start = time.perf_counter()
     sizes = sizes or DiagnosisSizes.for_profile(profile)
     out_dir = Path(out_dir) if out_dir is not None else paths.profile_dir(profile) / "diagnosis"
-    grid = study.study_noise(profile, "diagnosis")
+    grid = study.diagnosis_noise(profile, primary=True)
     tags = [noise_tag(s) for s in grid]
     experiments = list(experiments)
     if not experiments or len(set(experiments)) != len(experiments):
         raise ValueError(f"experiments must be distinct names, at least one; got {experiments}")
     trained = load_models(profile, experiments[0], grid)
-    others = {e: load_models(profile, e, secondary_noise(profile)) for e in experiments[1:]}
+    others = {e: load_models(profile, e, study.diagnosis_noise(profile, primary=False)) for e in experiments[1:]}
     test = load_dataset("test", profile)
     sim, w = test.sim, sizes.window_px
     n = min(sizes.n_fisher, len(test))

@@ -24,10 +24,10 @@ import numpy as np
 
 from shearbridge.config import noise_tag, seeds
 from shearbridge.config.experiments import ExperimentConfig
-from shearbridge.errors import MissingFileError
 from shearbridge.io import save_npz, write_json
-from shearbridge.models import MODEL_FILE, TARGET_NAMES, load_trained
+from shearbridge.models import TARGET_NAMES
 from shearbridge.paths import results_dir
+from shearbridge.steps.measure import require_trained
 from shearbridge.train.data import DatasetLike
 from shearbridge.train.metrics import column_metrics
 
@@ -165,12 +165,7 @@ def evaluate_run(
         by ``profile.seed``), and MSE/RMSE/bias of every predicted target.
         Predictions and truths are saved beside it as ``<stem>_pred.npz``.
     """
-    if not (Path(workdir) / MODEL_FILE).exists():
-        raise MissingFileError(
-            f"no trained model in {workdir} (has training finished?): train it with `python -m shearbridge "
-            f"train --config {experiment.name} --noise {experiment.noise_sigma:g} --profile {experiment.profile.name}`")
-    trained = load_trained(workdir)
-    trained.check_trained_for(experiment.name, experiment.noise_sigma, workdir)
+    trained = require_trained(workdir, experiment.name, experiment.noise_sigma, experiment.profile.name)
     if test is None:
         from shearbridge.sim import (
             datasets as data,  # lazy: GalSim only when a dataset must be read

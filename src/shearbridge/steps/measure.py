@@ -19,7 +19,7 @@ from shearbridge.config import ConfigError, Profile, active_profile, noise_tag
 from shearbridge.errors import InputError, MissingFileError
 from shearbridge.io import save_npz, write_text
 
-__all__ = ["network_loader", "method_estimator", "user_estimator", "timed_measure", "result_path",
+__all__ = ["network_loader", "require_trained", "method_estimator", "user_estimator", "timed_measure", "result_path",
            "load_stamps", "write_catalogue", "progress_bar", "WARMUP_STAMPS"]
 
 #: Stamps of the untimed warm-up call of a classical estimator (networks: one full batch).
@@ -29,19 +29,23 @@ WARMUP_STAMPS = 8
 def network_loader(profile: Profile):
     """``load(experiment, noise_sigma) -> Trained``: the profile's run trained at that noise level."""
     def load(experiment: str, sigma: float) -> Any:
-        from shearbridge.models import MODEL_FILE, load_trained
-
-        run = paths.run_dir(experiment, sigma, profile)
-        if not (run / MODEL_FILE).exists():
-            raise MissingFileError(
-                f"no trained {experiment} for noise {sigma:g} in profile {profile.name} ({run / MODEL_FILE}): "
-                f"run `python -m shearbridge train --config {experiment} --noise {sigma:g} --profile "
-                f"{profile.name}` (or `make` for the paper's networks)")
-        trained = load_trained(run)
-        trained.check_trained_for(experiment, sigma, run)
-        return trained
+        return require_trained(paths.run_dir(experiment, sigma, profile), experiment, sigma, profile.name)
 
     return load
+
+
+def require_trained(run: Path, experiment: str, sigma: float, profile_name: str) -> Any:
+    """The model trained in ``run`` for ``experiment`` at noise ``sigma``; a missing one names the
+    ``train`` command that makes it, one trained for something else is refused."""
+    from shearbridge.models import MODEL_FILE, load_trained
+
+    if not (Path(run) / MODEL_FILE).exists():
+        raise MissingFileError(
+            f"no trained model in {run} (has training finished?): train it with `python -m shearbridge "
+            f"train --config {experiment} --noise {sigma:g} --profile {profile_name}`")
+    trained = load_trained(run)
+    trained.check_trained_for(experiment, sigma, run)
+    return trained
 
 
 def method_estimator(method: str, profile: Profile, sigma: float) -> Any:
@@ -77,7 +81,7 @@ def timed_measure(method: str, profile: Profile, sigma: float, images: np.ndarra
 
     Estimators with a ``progress`` attribute (the slow classical ones) drive a progress bar."""
     est = method_estimator(method, profile, sigma)
-    warm = getattr(est, "batch_size", WARMUP_STAMPS)
+    warm = getattr(est, "warmup_stamps", WARMUP_STAMPS)
     est.measure(images[: min(len(images), warm)], psf, scale, sigma)
     with progress_bar(len(images), f"{method} at noise {sigma:g}") as bar:
         if hasattr(est, "progress"):
