@@ -1,10 +1,11 @@
 """Figure: how well (g1, g2) can be decoded from each layer's frozen activations.
 
 Reads ``src/data/summary/diagnosis.json``. RMSE (over g1 and g2, test stamps) of a ridge
-linear probe (left) and of a one-hidden-layer MLP probe (right) trained on each layer of
+linear probe (top) and of a one-hidden-layer MLP probe (bottom) trained on each layer of
 the EnhancedGalaxyNN trained at that noise level; the network's own RMSE is marked at the
-right edge, the prior's spread (predicting the mean) as a grey line. Layers wider than the
-probe width (``probes.dim`` in the JSON) are feature-hashed to it.
+right edge (open markers), the prior's spread (predicting the mean) as a grey line. Layers
+wider than the probe width (``probes.dim`` in the JSON) are feature-hashed to it.
+One column wide: the two panels are stacked and share the layer axis; one legend above.
 Run on its own: ``python src/scripts/fig_probe_rmse.py``.
 """
 
@@ -22,11 +23,12 @@ def main() -> None:
     plotting.use_style()
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import NullLocator
 
     s = load_summary_json("diagnosis")
     probes, layers = s["probes"], s["layers"]
     x = np.arange(len(layers))
-    fig, axes = plt.subplots(1, 2, figsize=(plotting.PAGE_WIDTH_IN, 2.5), sharey=True)
+    fig, axes = plt.subplots(2, 1, figsize=(plotting.COLUMN_WIDTH_IN, 3.9), sharex=True, sharey=True)
     for ax, kind, title in zip(axes, ("linear", "mlp"), ("linear (ridge) probe", "MLP probe")):
         for tag, sigma, style in zip(s["noise_tags"], s["noise_grid"], plotting.series_styles()):
             p = probes[tag]
@@ -34,19 +36,21 @@ def main() -> None:
             ax.plot(x, y, color=style["color"], ls=style["linestyle"], marker=style["marker"],
                     label=rf"$\sigma_n=10^{{{np.log10(sigma):.0f}}}$")
             ax.plot([x[-1] + 0.6], [rms(p["network"])], marker=style["marker"], color=style["color"],
-                    mfc="none", ms=6, ls="none", clip_on=False)
+                    mfc="none", ms=5, ls="none", clip_on=False)
         ax.axhline(rms(probes["prior_rmse"]), color="0.5", lw=0.7, ls=":", zorder=0)
-        ax.set_xticks(x, layers, rotation=45, ha="right")
-        ax.minorticks_off()
-        ax.set_xlim(-0.4, len(layers) - 0.1)
-        ax.set_title(title, fontsize=7, loc="left")
+        ax.set_title(title, loc="left", pad=2)
         ax.set_yscale("log")
-    axes[0].set_ylabel(r"test RMSE of $(g_1, g_2)$")
+        ax.set_ylabel(r"test RMSE of $(g_1, g_2)$")
+    axes[-1].set_xticks(x, layers, rotation=45, ha="right", rotation_mode="anchor")
+    for ax in axes:
+        ax.xaxis.set_minor_locator(NullLocator())  # one tick per layer
+    axes[-1].set_xlim(-0.4, len(layers) - 0.1)
     handles, _ = axes[0].get_legend_handles_labels()
     handles += [Line2D([], [], color="0.5", lw=0.7, ls=":", label="prior spread"),
                 Line2D([], [], color="0.3", marker="o", mfc="none", ls="none", label="network output")]
-    fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=6, bbox_to_anchor=(0.5, 1.0))
-    fig.tight_layout(pad=0.3, w_pad=0.5, rect=(0, 0, 1, 0.92))
+    fig.legend(handles=handles, loc="upper center", ncol=3, bbox_to_anchor=(0.5, 1.0),
+               handlelength=2.2, columnspacing=1.0, borderaxespad=0.1)
+    fig.tight_layout(pad=0.3, h_pad=0.4, rect=(0, 0, 1, 0.89))
     plotting.save(fig, "fig_probe_rmse")
 
 
