@@ -20,6 +20,7 @@ Examples::
     python -m shearbridge summarize baseline --profile quick
     python -m shearbridge train --config my_override.toml --noise 1e-3
     python -m shearbridge train --config baseline --noise 1e-3 --threads 1
+    python -m shearbridge train --config baseline --noise 1e-3 --coordinator host0:4321 --num-processes 2 --process-id 0
     python -m shearbridge timing --networks baseline --profile quick
 """
 
@@ -34,8 +35,9 @@ from pathlib import Path
 from shearbridge import study
 from shearbridge.config import Profile, active_profile, get_profile
 from shearbridge.errors import ShearbridgeError
+from shearbridge.train.distributed import add_distributed_args, init_from_args
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 
 def _choices(*studies: str | None) -> str:
@@ -89,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="devices for data-parallel training (default: all that divide the batch)",
     )
+    add_distributed_args(p)  # several processes/hosts: shearbridge.train.distributed
 
     p = sub.add_parser(
         "timing", help="galaxies/s of every method, side by side in one process (timing.json)"
@@ -191,6 +194,7 @@ def _workdir(args: argparse.Namespace, exp) -> Path:
 def _train(args: argparse.Namespace) -> None:
     from shearbridge.train.loop import train_and_evaluate
 
+    init_from_args(args)  # jax.distributed first, when several processes train together
     exp = _experiment(args)
     metrics = train_and_evaluate(
         exp,

@@ -2,6 +2,8 @@
 
 * :mod:`~shearbridge.train.runtime`: process settings for fast CPU training (XLA flags,
   compiler options, glibc malloc); imports neither jax nor flax;
+* :mod:`~shearbridge.train.distributed`: several processes or hosts (``jax.distributed``);
+  imports jax only when used;
 * :mod:`~shearbridge.train.parallel`: data-parallel steps over several devices;
 * :mod:`~shearbridge.train.optim`: optimiser, training/evaluation steps, compile cache;
 * :mod:`~shearbridge.train.data`: split, label statistics, :class:`~.data.TrainingData`;

@@ -23,7 +23,9 @@ paper's baseline section):
 * with more than one device visible, each step is data-parallel over them
   (:mod:`shearbridge.train.parallel`: batch split, parameters replicated; same numbers
   to float32 round-off); the executables use the fast CPU compiler settings of
-  :mod:`shearbridge.train.runtime` on a CPU.
+  :mod:`shearbridge.train.runtime` on a CPU;
+* over several processes (:mod:`shearbridge.train.distributed`) every process runs
+  this loop on the global devices and only process 0 writes files.
 
 Files in ``workdir``: ``checkpoint.msgpack`` (full training state),
 ``losses.json`` (per-epoch log), ``model.msgpack`` (best parameters and label
@@ -49,6 +51,7 @@ from shearbridge.io import write_json
 from shearbridge.models import MODEL_FILE, save_model
 from shearbridge.train.checkpoint import CHECKPOINT, save_checkpoint
 from shearbridge.train.data import DatasetLike, load_named_dataset, prepare_data
+from shearbridge.train.distributed import is_main_process
 from shearbridge.train.metrics import LOSSES, METRICS, json_safe, metrics_on_test_set
 from shearbridge.train.state import (
     Run,
@@ -112,8 +115,9 @@ def train_and_evaluate(
         train_data if train_data is not None else load_named_dataset(config.train_dataset, config)
     )
     run = build_run(config, workdir, prepare_data(config, train_data), devices)
-    fresh = not workdir.exists()
-    workdir.mkdir(parents=True, exist_ok=True)
+    fresh = is_main_process() and not workdir.exists()  # only process 0 makes and writes the workdir
+    if is_main_process():
+        workdir.mkdir(parents=True, exist_ok=True)
     try:
         return run_epochs(run, stop_after_epoch, progress, test_data)
     except BaseException:
@@ -250,6 +254,8 @@ def record_epoch(
 
 def save_epoch(run: Run, st: dict, epoch: int, stopped_early: bool) -> None:
     """End of an epoch on disk: parameter snapshot (``save_every``), checkpoint, ``losses.json``."""
+    if not is_main_process():  # other processes of a multi-process run compute only
+        return
     d, save_every = run.data, run.config.save_every
     if save_every and epoch % save_every == 0:
         path = run.workdir / f"params_epoch{epoch:03d}.msgpack"
@@ -286,10 +292,12 @@ def finish(run: Run, st: dict, test_data: DatasetLike | None) -> dict:
     """Save the best model (``model.msgpack``), test it, write and return ``metrics.json``."""
     config, d = run.config, run.data
     best_meta = run.meta | {"epoch": st["best_epoch"], "best_val_loss": st["best_val_loss"]}
-    save_model(run.workdir / MODEL_FILE, st["best_params"], d.mean, d.std, best_meta)
+    if is_main_process():
+        save_model(run.workdir / MODEL_FILE, st["best_params"], d.mean, d.std, best_meta)
     if test_data is None:
         test_data = load_named_dataset(config.test_dataset, config)
     metrics = metrics_on_test_set(config, st, run.model, d.mean, d.std, test_data)
     metrics |= {"run_hash": run.run_hash, "compile_s": run.compile_s, "n_devices": run.n_devices}
-    write_json(run.workdir / METRICS, json_safe(metrics))
+    if is_main_process():
+        write_json(run.workdir / METRICS, json_safe(metrics))
     return metrics

@@ -13,7 +13,10 @@ uses it whenever more than one device is visible (``devices=`` or
 ``python -m shearbridge train --devices N`` chooses how many); on a multi-GPU
 machine every GPU then takes ``batch_size / n_devices`` stamps per step.
 On a CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` splits the
-host into N devices, for tests; it does not make training faster.
+host into N devices, for tests; it does not make training faster. Across
+processes (:mod:`shearbridge.train.distributed`) the mesh spans every process's
+devices; each process places only its own devices' parts of an array (the host
+copy is the same everywhere) and must use all global devices.
 
 **CPU cores** (:func:`claim_cores`): on a small CPU machine two single-threaded
 trainings side by side train more samples per second in total than one
@@ -40,18 +43,18 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 __all__ = [
     "DATA_AXIS",
-    "ParallelError",
     "DataParallel",
+    "ParallelError",
     "choose_devices",
-    "data_parallel",
     "claim_cores",
+    "data_parallel",
 ]
 
 DATA_AXIS = "data"
 _HELD_LOCKS: list[Any] = []  # open lock files of claimed cores (kept for the process lifetime)
 
 
-from shearbridge.errors import ParallelError  # noqa: E402  (re-exported)
+from shearbridge.errors import ParallelError
 
 
 def choose_devices(batch_size: int, requested: int | None = None) -> list[jax.Device]:
@@ -72,6 +75,13 @@ def choose_devices(batch_size: int, requested: int | None = None) -> list[jax.De
         ``batch_size``.
     """
     available = jax.devices()
+    if jax.process_count() > 1:  # a mesh over a prefix could leave a process without devices
+        if requested not in (None, len(available)) or batch_size % len(available):
+            raise ParallelError(
+                f"{jax.process_count()} processes train on all {len(available)} devices, which must "
+                f"divide batch_size ({batch_size}); got devices={requested}"
+            )
+        return list(available)
     if requested is None:
         n = max(d for d in range(1, len(available) + 1) if batch_size % d == 0)
     else:
@@ -108,7 +118,7 @@ class DataParallel:
 
     def replicate(self, tree: Any) -> Any:
         """``tree`` with every leaf placed on all devices."""
-        return jax.device_put(tree, self.replicated)
+        return self._place(tree, self.replicated)
 
     def shard_batch(self, x: Any) -> jax.Array:
         """``x`` split along axis 0 (its length must be a multiple of :attr:`n_devices`)."""
@@ -116,7 +126,19 @@ class DataParallel:
             raise ParallelError(
                 f"batch of {np.shape(x)[0]} cannot be split over {self.n_devices} devices"
             )
-        return jax.device_put(x, self.batch)
+        return self._place(x, self.batch)
+
+    def _place(self, tree: Any, sharding: NamedSharding) -> Any:
+        """``jax.device_put``; over several processes each fills its own devices from its host copy
+        (which must be the same in every process: no cross-process check or transfer)."""
+        if sharding.is_fully_addressable:
+            return jax.device_put(tree, sharding)
+
+        def local(x: Any) -> jax.Array:
+            host = np.asarray(jax.device_get(x))
+            return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+        return jax.tree.map(local, tree)
 
 
 def data_parallel(devices: list[jax.Device]) -> DataParallel | None:

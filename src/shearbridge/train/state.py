@@ -27,6 +27,7 @@ from shearbridge.estimators.network import psf_sigma_px
 from shearbridge.models import TARGET_NAMES, bind_data_kwargs, get_model, init_params
 from shearbridge.train.checkpoint import CHECKPOINT, new_state, restore_checkpoint, run_hash
 from shearbridge.train.data import TrainingData
+from shearbridge.train.distributed import agree_across_processes
 from shearbridge.train.optim import compiled, eval_sum, make_optimizer, padded_batches, train_step
 from shearbridge.train.parallel import choose_devices, data_parallel
 
@@ -119,6 +120,7 @@ def restore_or_init(run: Run) -> dict[str, Any]:
         run.params, run.opt_state = restore_checkpoint(
             ckpt_path, run.run_hash, run.params, run.opt_state, st
         )
+    agree_across_processes(st["epoch"], run.run_hash)  # one shared workdir, same run everywhere
     return st
 
 
