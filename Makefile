@@ -39,11 +39,14 @@ $(STAMP)/system: tools/install_system_deps.sh
 	tools/install_system_deps.sh
 	@touch $@
 
-$(VENV)/.installed: requirements.lock pyproject.toml
+# The last step puts Snakemake's Python 3.11 fix (asyncio.coroutine) into the venv as a .pth
+# file, so that every Snakemake process has it, cluster job scripts included (tools/offline/README.md).
+$(VENV)/.installed: requirements.lock pyproject.toml tools/offline/bin/offline_shims.py
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --no-deps -r requirements.lock
 	$(VENV)/bin/python -m pip install --quiet --no-deps -e .
 	$(VENV)/bin/python -m pip check
+	$(VENV)/bin/python tools/offline/bin/offline_shims.py install-asyncio-pth
 	@touch $@
 
 test: deps ## run the test suite (includes a quick-profile paper build)

@@ -4,11 +4,17 @@
 # The profile comes from $SHEARBRIDGE_PROFILE (the Makefile sets it from PROFILE=...).
 # Expensive outputs live under src/data/<profile>/ so switching profile keeps the other's work.
 # Every compute rule records its wall time with `benchmark:` (read by num_provenance.py).
+# Every compute rule states what one job needs (threads, resources: mem_mb, runtime in
+# minutes, gpus): locally only threads matter, a cluster submit command reads them all
+# (profiles/slurm, README "Scaling out").
+import math
 import os
 import subprocess
 
+from snakemake.exceptions import WorkflowError
+
 from shearbridge import study
-from shearbridge.config import get_profile, noise_tag
+from shearbridge.config import SimConfig, get_profile, noise_tag
 
 PROFILE = os.environ.get("SHEARBRIDGE_PROFILE", "paper") or "paper"
 # JAX's persistent compilation cache for every job (the Makefile sets the same place):
@@ -49,6 +55,52 @@ def experiment_hash(config, tag):
     return config_hash(get_experiment(config, P, NOISE[tag]))
 
 
+# ------------------------------------------------------- what one job asks for
+try:
+    CORES = workflow.cores  # --cores N (make: every core of this machine)
+except WorkflowError:  # cluster mode without --cores: no total to take a share of
+    CORES = None
+# Threads of the rules that use a whole machine (dataset, crlb, diagnose, timing): every core
+# given to Snakemake (it caps threads at --cores), as before; in cluster mode without --cores
+# what one job asks the scheduler for: `--config threads=N`, default 8. (A cluster job's own
+# Snakemake runs with --cores all, the cores the scheduler gave it, and caps again.)
+NODE_THREADS = int(config.get("threads", CORES or 8))
+
+
+def _nvidia_gpu():
+    return os.path.exists("/dev/nvidia0") or os.path.exists("/dev/nvidiactl")
+
+
+def _gpus_per_training():
+    """GPUs one training (and the timing study) asks for: `--config gpus=N`, else $SHEARBRIDGE_GPUS.
+    Neither set: on a cluster none (the submitting host says nothing about the compute nodes);
+    locally, where the jobs run on this host, one if it has an NVIDIA GPU."""
+    value = config.get("gpus", os.environ.get("SHEARBRIDGE_GPUS", ""))
+    if str(value).strip():
+        return int(value)
+    return int(workflow.run_local and _nvidia_gpu())
+
+
+GPUS = _gpus_per_training()
+# CPU: one single-threaded training per core (measured: more samples/s in total than
+# one two-threaded training at a time, see README "Speed"). GPU: one training at a time.
+TRAIN_THREADS = NODE_THREADS if GPUS else 1
+
+
+def mem_mb(copies):
+    """Memory of one job: 2 GB (Python, JAX, XLA) plus `copies` float32 copies of the profile's
+    largest dataset, rounded up to a whole GB (paper profile: dataset 3000, train 4000 MB)."""
+    stamps = max(P.n_train, P.n_test, 4 * P.n_shear_pairs)
+    data_mb = stamps * SimConfig().stamp_size_px ** 2 * 4 / 2**20
+    return 1000 * math.ceil((2000 + copies * data_mb) / 1000)
+
+
+# Wall time (minutes) of one training: a full-budget paper network takes 5-8 min on one core
+# (README "Speed"); a profile with more training compute (full: 114x, meant for a GPU) gets 24 h.
+_PAPER = get_profile("paper")
+TRAIN_MINUTES = 60 if P.n_train * P.epochs <= _PAPER.n_train * _PAPER.epochs else 24 * 60
+
+
 def train_dataset_input(config, tag):
     """The experiment's own training set (e.g. train_mix for shapenet_mix) must exist before training."""
     from shearbridge.config.experiments import get_experiment
@@ -66,18 +118,12 @@ rule dataset:
         f"{D}/benchmarks/dataset-{{name}}.tsv"
     params:
         profile=PROFILE,
-    threads: workflow.cores
+    threads: NODE_THREADS
+    resources:
+        mem_mb=mem_mb(2),
+        runtime=30,
     shell:
         "{PY} -m shearbridge simulate --dataset {wildcards.name} --profile {params.profile} --workers {threads}"
-
-
-def _nvidia_gpu():
-    return os.path.exists("/dev/nvidia0") or os.path.exists("/dev/nvidiactl")
-
-
-# CPU: one single-threaded training per core (measured: more samples/s in total than
-# one two-threaded training at a time, see README "Speed"). GPU: one training at a time.
-TRAIN_THREADS = workflow.cores if _nvidia_gpu() else 1
 
 
 rule train:
@@ -95,6 +141,10 @@ rule train:
         sigma=lambda w: NOISE[w.tag],
         config_hash=lambda w: experiment_hash(w.config, w.tag),
     threads: TRAIN_THREADS
+    resources:
+        mem_mb=mem_mb(4),
+        runtime=TRAIN_MINUTES,
+        gpus=GPUS,
     shell:
         # the CLI restarts itself with the fast-training environment (huge-page malloc,
         # XLA flags; shearbridge.train.runtime) and pins itself to {threads} free core(s)
@@ -128,6 +178,9 @@ rule evaluate:
     params:
         profile=PROFILE,
         sigma=lambda w: NOISE[w.tag],
+    resources:
+        mem_mb=mem_mb(2),
+        runtime=30,
     shell:
         "{PY} -m shearbridge evaluate --config {wildcards.config} --noise {params.sigma} --profile {params.profile}"
 
@@ -162,7 +215,10 @@ rule diagnose:
     params:
         profile=PROFILE,
         experiments=",".join(DIAGNOSED),
-    threads: workflow.cores
+    threads: NODE_THREADS
+    resources:
+        mem_mb=mem_mb(4),
+        runtime=60,
     shell:
         # small dense solves: a single-threaded BLAS is 10-50x faster on a busy 2-core machine
         "OPENBLAS_NUM_THREADS=1 {PY} -m shearbridge diagnose --profile {params.profile}"
@@ -192,7 +248,10 @@ rule crlb:
         f"{D}/benchmarks/crlb-test.tsv"
     params:
         profile=PROFILE,
-    threads: workflow.cores
+    threads: NODE_THREADS
+    resources:
+        mem_mb=mem_mb(2),
+        runtime=30,
     shell:
         "{PY} -m shearbridge crlb --profile {params.profile}"
 
@@ -211,6 +270,9 @@ rule compare:
         profile=PROFILE,
         sigma=lambda w: NOISE[w.tag],
     threads: 1  # many short jobs: let two run side by side (speeds: rule timing, not these jobs)
+    resources:
+        mem_mb=mem_mb(2),
+        runtime=30,
     shell:
         "{PY} -m shearbridge compare --method {wildcards.method} --noise {params.sigma} --profile {params.profile}"
 
@@ -228,6 +290,9 @@ rule response_images:
         profile=PROFILE,
         sigma=lambda w: NOISE[w.tag],
     threads: 1
+    resources:
+        mem_mb=mem_mb(2),
+        runtime=30,
     shell:
         "{PY} -m shearbridge response-images --noise {params.sigma} --profile {params.profile}"
 
@@ -246,6 +311,9 @@ rule bias:
         profile=PROFILE,
         sigma=lambda w: NOISE[w.tag],
     threads: 1
+    resources:
+        mem_mb=mem_mb(2),
+        runtime=30,
     shell:
         "{PY} -m shearbridge bias --method {wildcards.method} --noise {params.sigma} --profile {params.profile}"
 
@@ -310,6 +378,9 @@ rule learning:
     params:
         profile=PROFILE,
         sigma=lambda w: NOISE[w.tag],
+    resources:
+        mem_mb=mem_mb(2),
+        runtime=30,
     shell:
         "{PY} -m shearbridge learning --config {wildcards.config} --noise {params.sigma} --profile {params.profile}"
 
@@ -445,8 +516,12 @@ rule timing:
         networks=",".join(TIMED_NETWORKS),
         threads=TRAIN_THREADS,
     # all cores reserved so that nothing else runs while timing; the process itself
-    # uses as many cores as one training does (one on a CPU machine)
-    threads: workflow.cores
+    # uses as many cores as one training does (one on a CPU machine), and its GPUs
+    threads: NODE_THREADS
+    resources:
+        mem_mb=mem_mb(4),
+        runtime=30,
+        gpus=GPUS,
     shell:
         "{PY} -m shearbridge timing --networks {params.networks} --profile {params.profile}"
         " --threads {params.threads}"
@@ -587,6 +662,9 @@ rule crlb_fd:
         f"{D}/benchmarks/crlb-fd-{{name}}.tsv"
     params:
         profile=PROFILE,
+    resources:
+        mem_mb=mem_mb(2),
+        runtime=30,
     shell:
         "{PY} -m shearbridge crlb --dataset {wildcards.name} --profile {params.profile}"
 
@@ -607,6 +685,9 @@ rule robustness:
         sigma=lambda w: NOISE[w.tag],
         datasets=" ".join(ROBUST_DATASETS),
     threads: 1
+    resources:
+        mem_mb=mem_mb(2),
+        runtime=30,
     shell:
         "{PY} -m shearbridge robustness --method {wildcards.method} --dataset {params.datasets}"
         " --noise {params.sigma} --profile {params.profile}"

@@ -1,9 +1,16 @@
-"""Pure functions behind the offline shims (unit-tested in tests/test_offline_shims.py)."""
+"""Pure functions behind the offline shims (unit-tested in tests/test_offline_shims.py).
+
+Run as a script, ``python offline_shims.py install-asyncio-pth`` writes
+:data:`ASYNCIO_PTH_NAME` into the running interpreter's site-packages (the Makefile's
+install step does this for the project's virtual environment).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
+import sysconfig
 from pathlib import Path
 
 FALLBACK_TEX_DIR = Path(__file__).resolve().parent.parent / "tex"
@@ -30,6 +37,26 @@ def patch_asyncio() -> None:
     """Give Python >= 3.11 back ``asyncio.coroutine`` (used by ``ratelimiter``)."""
     if not hasattr(asyncio, "coroutine"):
         asyncio.coroutine = lambda f: f  # type: ignore[attr-defined]
+
+
+# The same fix for every process of the virtual environment, the Snakemake processes of
+# cluster job scripts (``python -m snakemake ...``, which never pass through the shim)
+# included: site.py executes a .pth line that starts with ``import`` at interpreter start.
+ASYNCIO_PTH_NAME = "shearbridge_asyncio_coroutine.pth"
+ASYNCIO_PTH_LINE = 'import asyncio; hasattr(asyncio, "coroutine") or setattr(asyncio, "coroutine", lambda f: f)\n'
+
+
+def install_asyncio_pth(site_packages: str | os.PathLike[str] | None = None) -> Path:
+    """Write :data:`ASYNCIO_PTH_LINE` to ``<site-packages>/`` :data:`ASYNCIO_PTH_NAME`.
+
+    Idempotent: one file with one line, rewritten only when its content differs. The
+    default folder is the running interpreter's ``purelib`` (the venv's site-packages).
+    """
+    folder = Path(site_packages if site_packages is not None else sysconfig.get_paths()["purelib"])
+    path = folder / ASYNCIO_PTH_NAME
+    if not path.exists() or path.read_text() != ASYNCIO_PTH_LINE:
+        path.write_text(ASYNCIO_PTH_LINE)
+    return path
 
 
 def tectonic_command(args: list[str]) -> list[str]:
@@ -84,3 +111,9 @@ def texinputs_with_fallback(texinputs: str | None) -> str:
     """
     parts = [p for p in (texinputs or "").split(os.pathsep) if p]
     return os.pathsep.join([".", *parts, "", str(FALLBACK_TEX_DIR)])
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["install-asyncio-pth"]:
+        sys.exit(f"usage: {sys.argv[0]} install-asyncio-pth")
+    print(f"installed {install_asyncio_pth()}")
