@@ -73,6 +73,7 @@ def adaptive_moments(
     init_sigma_px: float = 3.0,
     max_sigma_px: float = 20.0,
     weight_fraction: float = 1.0,
+    pixel_var: float = 1.0 / 12.0,
 ) -> dict[str, jax.Array]:
     """PSF-deconvolved adaptive-moment shape of each stamp ``(B, S, S)`` (image units).
 
@@ -90,6 +91,9 @@ def adaptive_moments(
         The weight's covariance is this fraction of the current image
         covariance (1: the matched weight, least noisy; smaller: less
         sensitive to the stamp edge for large galaxies, noisier).
+    pixel_var : float
+        Variance (px^2) of the Gaussian standing in for the pixel response, added to
+        the PSF's before deconvolution (default ``1/12``, a unit box's; 0: no pixel).
 
     Returns
     -------
@@ -135,7 +139,7 @@ def adaptive_moments(
         vx, vy = qa * mx + qb * my, qb * mx + qd * my
         cx = jnp.clip(cx + ca * vx + cb * vy, -c / 2, c / 2)
         cy = jnp.clip(cy + cb * vx + cd * vy, -c / 2, c / 2)
-    psf_var = psf_sigma_px**2 + 1.0 / 12.0
+    psf_var = psf_sigma_px**2 + pixel_var
     ga, gb, gd = sym2_clip(ca - psf_var, cb, cd - psf_var, 1e-2, hi)
     g1, g2 = distortion_to_shear(ga, gb, gd)
     return {
