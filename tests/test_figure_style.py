@@ -44,17 +44,10 @@ TEXT_CALLS = {"text", "annotate", "set_title", "set_xlabel", "set_ylabel", "supt
 # Smallest font at print size (pt) of the scripts not yet fixed (issue 15); page in the
 # build of ac6c692. Fix the script, then delete its line.
 KNOWN_SMALL = {
-    "fig_ablation.py": 5.5,  # Fig. 12, p. 9: variant labels 6, section notes 5.5, legend 6
-    "fig_baseline_residuals.py": 6.0,  # Fig. 5, p. 5: per-panel RMSE text 6
-    "fig_baseline_training.py": 6.5,  # Fig. 2, p. 3: legend title 6.5
     "fig_bias.py": 6.0,  # Fig. 15, p. 10: legend 6
-    "fig_cnn_vision.py": 5.5,  # Fig. 10, p. 8: channel labels 5.5, titles 6.5
-    "fig_information_per_layer.py": 6.0,  # Fig. 8, p. 7: legend 6
     "fig_rmse_vs_noise.py": 6.0,  # Fig. 6, p. 6: legend 6
     "fig_robustness.py": 6.0,  # Fig. 14, p. 9: legend 6
     "fig_speed_accuracy.py": 6.0,  # Fig. 7, p. 6: legend 6
-    "fig_stamps.py": 5.5,  # Fig. 1, p. 3: tick labels 5.5, S/N text 6
-    "fig_translation.py": 6.5,  # Fig. 3, p. 3: annotation 6.5
 }
 
 

@@ -25,20 +25,21 @@ def main() -> None:
 
     s = load_summary_json("ablation")
     rows = [r for g, _ in GROUPS for r in s["rows"] if r["group"] == g]
-    # positions top to bottom (row units), a gap and a labelled separator between groups
+    # positions top to bottom (row units): each group opens with a row of its own holding its
+    # name (no data there, so the name covers none), groups apart by a gap and a separator
     pos, first = [], {}
     p = 0.0
     for g, _ in GROUPS:
         members = [r for r in rows if r["group"] == g]
         if not members:
             continue
-        p += 1.3 if pos else 0.7
-        first[g] = p
+        p += 1.4 if pos else 0.0
+        first[g] = p  # the name's row
         for _ in members:
-            pos.append(p)
             p += 1.0
+            pos.append(p)
     y = -np.array(pos)
-    height = 0.9 + 0.17 * len(rows)
+    height = 0.9 + 0.17 * (len(rows) + len(first))
     fig, ax = plt.subplots(figsize=(plotting.COLUMN_WIDTH_IN, height))
     marker_styles = [dict(marker="o", color=plotting.COLORS[0], mfc=plotting.COLORS[0]),
                      dict(marker="s", color=plotting.COLORS[4], mfc="white")]
@@ -52,20 +53,20 @@ def main() -> None:
                     mfc=st["mfc"], label=rf"$\sigma_n=10^{{{np.log10(sigma):.0f}}}$")
     ax.set_xscale("log")
     lo_x, hi_x = ax.get_xlim()
-    ax.set_xlim(lo_x / 1.2, hi_x * 1.8)  # room on the right for the group names
-    ax.set_yticks(y, [r["label"] for r in rows], fontsize=6)
+    ax.set_xlim(lo_x / 1.2, hi_x * 1.2)
+    ax.set_yticks(y, [r["label"] for r in rows])
     ax.tick_params(axis="y", which="both", length=0)
     ax.minorticks_on()
     ax.yaxis.set_minor_locator(plt.NullLocator())
-    ax.set_ylim(y.min() - 0.6, y.max() + 1.1)
+    ax.set_ylim(y.min() - 0.6, -min(first.values()) + 0.6)
     for k, (g, p0) in enumerate(first.items()):
         if k:
-            ax.axhline(-(p0 - 1.15), color="0.5", lw=0.5, zorder=0)
-        ax.text(0.99, -(p0 - 0.68), dict(GROUPS)[g], transform=ax.get_yaxis_transform(), ha="right",
-                va="center", fontsize=5.5, style="italic", color="0.3")
+            ax.axhline(-(p0 - 0.7), color="0.5", lw=0.5, zorder=0)
+        ax.text(0.02, -p0, dict(GROUPS)[g], transform=ax.get_yaxis_transform(), ha="left",
+                va="center", fontsize=7, style="italic", color="0.3")
     ax.grid(axis="x", which="major", color="0.88", lw=0.5, zorder=0)
-    ax.set_xlabel("RMSE($g$) / RMS Cramér–Rao bound")
-    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, fontsize=6, borderaxespad=0.1)
+    ax.set_xlabel("RMSE($g$) / RMS Cramér–Rao bound", loc="right")  # wider than the axes: flush right
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, borderaxespad=0.1)
     fig.tight_layout(pad=0.3)
     plotting.save(fig, "fig_ablation")
 

@@ -27,7 +27,7 @@ def main() -> None:
     summary = load_summary_json("baseline")
     preds = load_summary_npz("baseline_pred")
     tags = sorted(summary["noise"], key=lambda t: summary["noise"][t]["noise_sigma"])
-    fig, axes = plt.subplots(2, len(tags), figsize=(plotting.PAGE_WIDTH_IN, 3.2), sharex=True, sharey="row")
+    fig, axes = plt.subplots(2, len(tags), figsize=(plotting.PAGE_WIDTH_IN, 3.4), sharex=True, sharey="row")
     edges = np.linspace(-0.6, 0.6, 13)
     for j, tag in enumerate(tags):
         pred, true = preds[f"pred_{tag}"], preds[f"true_{tag}"]
@@ -39,10 +39,10 @@ def main() -> None:
             c, m, e = binned(true[:, k], res, edges)
             ax.errorbar(c, m, e, color="#D55E00", marker="o", ms=2.5, ls="-", lw=0.8)
             ax.axhline(0, color="k", lw=0.5)
-            rmse = summary["noise"][tag]["shear"][f"g{k + 1}"]["rmse"]
-            ax.text(0.04, 0.92, f"RMSE {rmse:.2g}", transform=ax.transAxes, fontsize=6, va="top")
-            if k == 0:
-                ax.set_title(rf"$\sigma_n=10^{{{np.log10(sigma):.0f}}}$", fontsize=7)
+            if k == 0:  # the RMSEs above the panel: inside, the scatter of the noisiest level hid them
+                rmse = [summary["noise"][tag]["shear"][f"g{i}"]["rmse"] for i in (1, 2)]
+                ax.set_title(rf"$\sigma_n=10^{{{np.log10(sigma):.0f}}}$" + "\n"
+                             + rf"RMSE: $g_1$ {rmse[0]:.2g}, $g_2$ {rmse[1]:.2g}", fontsize=7)
             if j == 0:
                 ax.set_ylabel(rf"$\hat g_{k + 1} - g_{k + 1}$")
             if k == 1:

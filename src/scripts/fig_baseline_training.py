@@ -15,12 +15,12 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     summary = load_summary_json("baseline")
-    fig, ax = plt.subplots(figsize=(plotting.COLUMN_WIDTH_IN, 2.4))
+    fig, ax = plt.subplots(figsize=(plotting.COLUMN_WIDTH_IN, 2.6))
     runs = sorted(summary["noise"].values(), key=lambda r: r["noise_sigma"])
     for run, style in zip(runs, plotting.series_styles()):
         hist = [h for h in run["history"] if h["epoch"] > 0]
         ep = np.array([h["epoch"] for h in hist])
-        label = rf"$\sigma_n=10^{{{np.log10(run['noise_sigma']):.0f}}}$"
+        label = rf"$10^{{{np.log10(run['noise_sigma']):.0f}}}$"  # "sigma_n =" is in the legend title
         ax.plot(ep, [h["train_loss"] for h in hist], color=style["color"], ls=style["linestyle"], lw=0.9, alpha=0.6)
         ax.plot(ep, [h["val_loss"] for h in hist], color=style["color"], ls=style["linestyle"],
                 marker=style["marker"], label=label)
@@ -28,8 +28,11 @@ def main() -> None:
         ax.plot([best], [next(h["val_loss"] for h in hist if h["epoch"] == best)], marker="*", color=style["color"],
                 ms=8, ls="none")
     ax.set(xlabel="epoch", ylabel="MSE of standardised labels", yscale="log")
-    ax.legend(title="validation (markers); training (thin)", title_fontsize=6.5, ncol=2)
-    fig.tight_layout()
+    # above the axes, one row: the curves keep the whole panel
+    ax.legend(title=r"$\sigma_n$ (validation: markers; training: thin)", title_fontsize=7, ncol=len(runs),
+              loc="lower center", bbox_to_anchor=(0.5, 1.0), borderaxespad=0.2, handlelength=2.6,
+              handletextpad=0.4, columnspacing=1.0)
+    fig.tight_layout(pad=0.3)
     plotting.save(fig, "fig_baseline_training")
 
 

@@ -26,7 +26,7 @@ def centre(a: np.ndarray) -> np.ndarray:
 def signed(ax, img: np.ndarray, title: str) -> None:
     m = np.abs(img).max()
     ax.imshow(centre(img) / (m if m > 0 else 1.0), origin="lower", cmap="PuOr_r", vmin=-1, vmax=1)
-    ax.set_title(title, fontsize=6.5)
+    ax.set_title(title, fontsize=7)
 
 
 def main() -> None:
@@ -43,7 +43,7 @@ def main() -> None:
     gs = GridSpec(n_ch + 2, len(layers) + 1, figure=fig, height_ratios=[1] * n_ch + [0.15, 1.6])
     ax = fig.add_subplot(gs[0, 0])
     ax.imshow(centre(z["vision_image"]), origin="lower", cmap="cividis")
-    ax.set_title("stamp", fontsize=6.5)
+    ax.set_title("stamp", fontsize=7)
     for j, layer in enumerate(layers):
         maps = z[f"vision_fmap_{layer}"]
         chans = z["vision_channels_relu1" if j < 3 else "vision_channels_relu2"]
@@ -51,9 +51,9 @@ def main() -> None:
             ax = fig.add_subplot(gs[c, j + 1])
             ax.imshow(centre(maps[c]), origin="lower", cmap="cividis")
             if c == 0:
-                ax.set_title(layer, fontsize=6.5)
-            ax.set_ylabel(f"ch {int(chans[c])}", fontsize=5.5)
-    bottom = GridSpec(1, 4, figure=fig, top=0.36, bottom=0.02, wspace=0.15)
+                ax.set_title(layer, fontsize=7)
+            ax.set_ylabel(f"ch {int(chans[c])}", fontsize=7)
+    bottom = GridSpec(1, 4, figure=fig, top=0.34, bottom=0.02, wspace=0.15)
     corr = z["vision_corr_ml"]
     for b, k in enumerate((0, len(grid) - 1)):
         r = corr[k]

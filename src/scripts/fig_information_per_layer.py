@@ -56,6 +56,7 @@ def panel(ax, net: dict, mode: str, styles: dict, log: bool) -> None:
 def main() -> None:
     plotting.use_style()
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     s = load_summary_json("diagnosis")
     nets = networks(s)
@@ -87,8 +88,15 @@ def main() -> None:
     for ax in axes[0]:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
-    axes[0, 0].legend(handles.values(), handles.keys(), loc="lower left", ncol=2, fontsize=6)
-    fig.tight_layout(pad=0.3, h_pad=0.4, w_pad=0.6)
+    # the key of the markers (noisy vs clean stamps) joins the noise levels in one legend above the panels
+    handles["noisy stamps"] = Line2D([], [], color="0.3", marker="o", ms=4)
+    handles["clean stamps"] = Line2D([], [], color="0.3", marker="o", mfc="none", ls="none", ms=5)
+    n_leg = len(handles) if ncol > 1 else (len(handles) + 1) // 2
+    leg = fig.legend(handles.values(), handles.keys(), loc="upper center", ncol=n_leg, borderaxespad=0.1,
+                     handlelength=2.6, columnspacing=1.2)
+    fig.canvas.draw()  # the legend's height, to keep the panels below it
+    top = 1 - leg.get_window_extent().height / fig.bbox.height - 0.01
+    fig.tight_layout(pad=0.3, h_pad=0.4, w_pad=0.6, rect=(0, 0, 1, top))
     plotting.save(fig, "fig_information_per_layer")
 
 

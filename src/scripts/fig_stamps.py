@@ -31,17 +31,24 @@ def main() -> None:
             snr = float(s["label_flux"][i]) / (size * sigma)
             if i == 0:
                 ax.set_title(rf"$\sigma_n = 10^{{{np.log10(sigma):.0f}}}$", fontsize=7)
-            ax.text(0.04, 0.04, f"S/N$\\approx${snr:.0f}", color="w", fontsize=6, transform=ax.transAxes)
+            # white on a dark box: legible over the bright noise of the large galaxy
+            ax.text(0.04, 0.04, f"S/N$\\approx${snr:.0f}", color="w", fontsize=7, transform=ax.transAxes,
+                    bbox=dict(boxstyle="round,pad=0.2", fc="black", ec="none", alpha=0.75))
+            if i < n_gal - 1 and j < n_noise:
+                ax.tick_params(labelbottom=False)  # arcsec scale read off the bottom row
+            if j > 0:
+                ax.tick_params(labelleft=False)  # ... and off the first column
         g1, g2, r = (float(s[f"label_{k}"][i]) for k in ("g1", "g2", "size_arcsec"))
-        axes[i, 0].set_ylabel(f"$g=({g1:+.2f},{g2:+.2f})$\n$\\sigma_g={r:.2f}''$", fontsize=6.5)
+        axes[i, 0].set_ylabel(f"$g=({g1:+.2f},{g2:+.2f})$\n$\\sigma_g={r:.2f}''$", fontsize=7)
     psf_ax = axes[0, -1]
     psf_ax.imshow(s["psf"], origin="lower", cmap="cividis", extent=extent)
     psf_ax.set_title("PSF", fontsize=7)
+    psf_ax.tick_params(labelleft=False)
     axes[1, -1].axis("off")
-    axes[1, -1].text(0.05, 0.5, "arcsec axes;\ncolour scale\nclean peak", fontsize=6.5, va="center",
+    axes[1, -1].text(0.05, 0.5, "arcsec axes;\ncolour scale\nclean peak", fontsize=7, va="center",
                      transform=axes[1, -1].transAxes)
     for ax in axes.flat:
-        ax.tick_params(labelsize=5.5, length=2)
+        ax.tick_params(labelsize=7, length=2)
         ax.minorticks_off()
     fig.tight_layout(pad=0.3, w_pad=0.2, h_pad=0.3)
     plotting.save(fig, "fig_stamps")

@@ -13,6 +13,7 @@ from shearbridge.paper import plotting
 from shearbridge.summaries import load_summary_json
 
 U = 2.0**-24
+FLOOR = 0.03  # exact results (max_pool, relu) are drawn at the floor
 
 
 def group(op: str) -> str:
@@ -24,6 +25,7 @@ def group(op: str) -> str:
 def main() -> None:
     plotting.use_style()
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     rows = load_summary_json("translation")["rows"]
     groups = sorted({group(r["op"]) for r in rows}, key=lambda g: [r["op"] for r in rows].index(
@@ -34,16 +36,20 @@ def main() -> None:
         obs = np.array([r["max_rel_diff"] for r in sel]) / U
         tol = np.array([r["tolerance"] for r in sel]) / U
         x = j + np.linspace(-0.25, 0.25, len(sel))
-        floor = 0.03  # exact results (max_pool, relu) are drawn at the floor
-        ax.plot(x, np.maximum(obs, floor), ls="none", marker=style["marker"], color=style["color"], mfc="none",
+        ax.plot(x, np.maximum(obs, FLOOR), ls="none", marker=style["marker"], color=style["color"], mfc="none",
                 label=None)
-        ax.plot(x, np.maximum(tol, floor), ls="none", marker="_", color="0.3", ms=6)
+        ax.plot(x, np.maximum(tol, FLOOR), ls="none", marker="_", color="0.3", ms=6)
     ax.set_xticks(range(len(groups)), groups, rotation=30, ha="right")
     ax.set(yscale="log", ylabel=r"max $|\Delta| / A$  [units of $u=2^{-24}$]", ylim=(0.02, 5000))
     ax.minorticks_off()
-    ax.text(0.02, 0.97, "markers: observed; bars: float32 bound $\\gamma_n$\n(exact results drawn at the floor)",
-            transform=ax.transAxes, va="top", fontsize=6.5)
-    fig.tight_layout()
+    # exact results sit on the floor, which the y axis names; the key sits above the axes
+    ax.set_yticks([FLOOR, 0.1, 1, 10, 100, 1000], ["exact", *(rf"$10^{{{k}}}$" for k in range(-1, 4))])
+    ax.legend([Line2D([], [], ls="none", marker="o", mfc="none", color="0.3"),
+               Line2D([], [], ls="none", marker="_", ms=6, color="0.3")],
+              ["observed (one per case)", r"float32 bound $\gamma_n$"],
+              loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2, borderaxespad=0.2, handletextpad=0.3,
+              columnspacing=1.0)
+    fig.tight_layout(pad=0.3)
     plotting.save(fig, "fig_translation")
 
 
