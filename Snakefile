@@ -15,6 +15,7 @@ from snakemake.exceptions import WorkflowError
 
 from shearbridge import study
 from shearbridge.config import SimConfig, get_profile, noise_tag
+from shearbridge.config.experiments import SEED_VARIANTS
 
 PROFILE = os.environ.get("SHEARBRIDGE_PROFILE", "paper") or "paper"
 # JAX's persistent compilation cache for every job (the Makefile sets the same place):
@@ -158,7 +159,7 @@ rule train:
 # started 36 minutes into a 55-minute paper build without this).
 use rule train as train_full with:
     wildcard_constraints:
-        config="baseline|shapenet",
+        config="|".join(["baseline", "shapenet", *(f"{n}_seed{k}" for n, ks in SEED_VARIANTS.items() for k in ks)]),
     priority: 10
 
 
@@ -187,6 +188,7 @@ rule evaluate:
 
 # Every method on the same test galaxies, against the per-galaxy Cramer-Rao bound.
 METHODS = study.names("compare")
+SEEDED = [n for n in SEED_VARIANTS if n in METHODS]  # headline networks retrained with other seeds (study "seeds")
 BIAS_TAGS = STAGS["bias"]  # paired shear test (m, c) in the comparison's table
 ABLATIONS = study.names("ablation")
 ABLATION_TAGS = STAGS["ablation"]
@@ -415,6 +417,8 @@ rule summary_compare:
     input:
         expand(f"{D}/results/compare/{{method}}/noise{{tag}}.json", method=METHODS, tag=TAGS),
         expand(f"{D}/results/bias/{{method}}/noise{{tag}}.json", method=METHODS, tag=BIAS_TAGS),
+        expand(f"{D}/results/compare/{{method}}/noise{{tag}}.json", method=study.names("seeds"),
+               tag=STAGS["seeds"]),
     output:
         f"{S}/compare.json",
     params:
@@ -458,6 +462,16 @@ rule compare_numbers:
         script="src/scripts/num_compare.py",
     output:
         [f"{OUT}/ratio_{m}_{t}.txt" for m in METHODS for t in TAGS],
+        [f"{OUT}/robratio_{m}_{t}.txt" for m in METHODS for t in TAGS],
+        [f"{OUT}/fail_{m}_{t}.txt" for m in METHODS for t in TAGS],
+        [f"{OUT}/ratioall_{m}_{t}.txt" for m in METHODS for t in TAGS],
+        [f"{OUT}/ncommon_{t}.txt" for t in TAGS],
+        [f"{OUT}/snr_{t}.txt" for t in TAGS],
+        [f"{OUT}/gain_{a}_{b}_{t}.txt" for a, b in study.TRAINING_GAIN if {a, b} <= set(METHODS) for t in TAGS],
+        f"{OUT}/ntotal_compare.txt",
+        [f"{OUT}/seedsd_{n}_{t}.txt" for n in SEEDED for t in STAGS["seeds"]],
+        f"{OUT}/n_seeds.txt",
+        f"{OUT}/compare_table.txt",
         f"{OUT}/bias_table.txt",
         f"{OUT}/crlb_rms_1e-05.txt",
         f"{OUT}/crlb_median_1e-05.txt",
@@ -506,7 +520,8 @@ rule timing:
     """galaxies/s of every method and training-step rate of every network (timing.json)."""
     input:
         f"{D}/datasets/test/manifest.json",
-        expand(f"{D}/runs/{{net}}/noise{{tag}}/metrics.json", net=TIMED_NETWORKS, tag=TIMING_TAGS),
+        expand(f"{D}/runs/{{run}}/noise{{tag}}/metrics.json", tag=TIMING_TAGS,
+               run=[r for r in dict.fromkeys(map(study.run_of, TIMED_METHODS)) if r]),
     output:
         f"{D}/timing.json",
     benchmark:
@@ -706,7 +721,7 @@ rule summary_robustness:
 
 
 rule summary_bias:
-    """m, c at every noise level: ML fit, networks raw and response-calibrated (*_cal)."""
+    """m, c at every noise level of every method of the bias_grid study."""
     input:
         expand(f"{D}/results/bias/{{method}}/noise{{tag}}.json", method=BIAS_GRID_METHODS, tag=TAGS),
     output:
@@ -722,9 +737,9 @@ rule robustness_numbers:
         f"{S}/robustness.json",
         script="src/scripts/num_robustness.py",
     output:
-        [f"{OUT}/robust_{v}_{m}_{t}.txt" for v in ("worst_factor", "worst_set") for m in ROBUST_METHODS
-         for t in ROBUST_TAGS],
-        [f"{OUT}/robust_mix_{v}_{t}.txt" for v in ("worst_factor", "gain") for t in ROBUST_TAGS],
+        [f"{OUT}/robabs_{m}_{d}_{t}.txt" for m in ROBUST_METHODS for d in ROBUST_DATASETS for t in ROBUST_TAGS],
+        [f"{OUT}/robm_{m}_{d}_{t}.txt" for m in ROBUST_METHODS for d in ROBUST_DATASETS for t in ROBUST_TAGS],
+        f"{OUT}/robust_table.txt",
         f"{OUT}/robust_noise_levels.txt",
         f"{OUT}/robust_n.txt",
     shell:
@@ -738,13 +753,94 @@ rule bias_numbers:
     output:
         [f"{OUT}/bias_{m}_{k}_{t}.txt" for m in BIAS_GRID_METHODS for k in ("m1", "m2", "c1", "c2")
          for t in BIAS_TAGS],
-        [f"{OUT}/bias_R_{study.get_method(m).calibrates}_{t}.txt" for m in BIAS_GRID_METHODS
-         if study.get_method(m).calibrates for t in BIAS_TAGS],
-        f"{OUT}/bias_n_response.txt",
-        f"{OUT}/bias_delta.txt",
-        [f"{OUT}/bias_R{k}{k}_{m}_{t}.txt" for k in (1, 2) for m in ("shapenet", "moments") for t in BIAS_TAGS],
+        [f"{OUT}/bias_snr_{t}.txt" for t in BIAS_TAGS],
+        f"{OUT}/snr_mf_over_shearnet.txt",
     shell:
         "{PY} {input.script}"
 
 
 COMPUTE += [f"{S}/robustness.json", f"{S}/bias.json"]
+
+
+# ------------------------------------------- the low-noise floor and the weight fractions (issue 15, items 4, 6)
+from shearbridge.steps.floor import BINNED_METHODS, VARIANT_KEYS
+
+FLOOR_METHODS = [m for m in BINNED_METHODS if m in METHODS]
+FLOOR_TAG = noise_tag(P.noise_grid[0])  # the profile's lowest noise level
+FLOOR_KEYS = list(VARIANT_KEYS.values())  # reference first
+
+
+rule floor:
+    """Error/CRLB at the lowest noise level against galaxy size and out-of-stamp flux (four methods),
+    the moments-only estimator's numerics (float64, 16 iterations, no pixel term), noise-free split."""
+    input:
+        f"{D}/datasets/test/manifest.json",
+        f"{D}/datasets/train/manifest.json",
+        f"{D}/crlb/test.npz",
+        # the compare rule declares the .json; the .npz read here is written beside it
+        [f"{D}/results/compare/{m}/noise{FLOOR_TAG}.json" for m in FLOOR_METHODS],
+        "src/shearbridge/models/moments.py",
+    output:
+        f"{D}/diagnosis/floor.json",
+    benchmark:
+        f"{D}/benchmarks/floor.tsv"
+    params:
+        profile=PROFILE,
+    threads: 1
+    resources:
+        mem_mb=mem_mb(2),
+        runtime=30,
+    shell:
+        "{PY} -m shearbridge.steps.floor --profile {params.profile}"
+
+
+rule tune_weight_fractions:
+    """The adaptive-moment weight fractions chosen on the trainer's validation split, and whether
+    models/moments.py's WEIGHT_FRACTIONS are that choice (num_floor.py refuses to build if not)."""
+    input:
+        f"{D}/datasets/train/manifest.json",
+        "src/shearbridge/models/moments.py",
+    output:
+        f"{D}/diagnosis/weight_fractions.json",
+    benchmark:
+        f"{D}/benchmarks/tune.tsv"
+    params:
+        profile=PROFILE,
+    threads: 1
+    resources:
+        mem_mb=mem_mb(2),
+        runtime=30,
+    shell:
+        "{PY} -m shearbridge.steps.tune --profile {params.profile}"
+
+
+rule summary_floor:
+    input:
+        f"{D}/diagnosis/floor.json",
+        f"{D}/diagnosis/weight_fractions.json",
+    output:
+        f"{S}/floor.json",
+    params:
+        profile=PROFILE,
+    shell:
+        "{PY} -m shearbridge.steps.floor --summarize --profile {params.profile}"
+
+
+rule floor_numbers:
+    input:
+        f"{S}/floor.json",
+        "src/shearbridge/models/moments.py",
+        script="src/scripts/num_floor.py",
+    output:
+        [f"{OUT}/floor_{k}_{s}.txt" for k in FLOOR_KEYS for s in ("all", "no5")],
+        [f"{OUT}/floor_delta_{k}_{s}.txt" for k in FLOOR_KEYS[1:] for s in ("all", "no5")],
+        [f"{OUT}/floor_median_{k}.txt" for k in FLOOR_KEYS],
+        [f"{OUT}/floor_{v}_{m}.txt" for v in ("smallbin", "lowflux") for m in FLOOR_METHODS],
+        [f"{OUT}/floor_{v}.txt" for v in ("clean_ratio", "clean_ratio_no5", "noisepart_ratio", "noise", "n",
+                                          "nfit", "smallbin_hi", "lowflux_n")],
+        [f"{OUT}/tune_{v}.txt" for v in ("choice", "current", "table", "nval")],
+    shell:
+        "{PY} {input.script}"
+
+
+COMPUTE += [f"{S}/floor.json"]

@@ -43,12 +43,7 @@ TEXT_CALLS = {"text", "annotate", "set_title", "set_xlabel", "set_ylabel", "supt
 
 # Smallest font at print size (pt) of the scripts not yet fixed (issue 15); page in the
 # build of ac6c692. Fix the script, then delete its line.
-KNOWN_SMALL = {
-    "fig_bias.py": 6.0,  # Fig. 15, p. 10: legend 6
-    "fig_rmse_vs_noise.py": 6.0,  # Fig. 6, p. 6: legend 6
-    "fig_robustness.py": 6.0,  # Fig. 14, p. 9: legend 6
-    "fig_speed_accuracy.py": 6.0,  # Fig. 7, p. 6: legend 6
-}
+KNOWN_SMALL: dict[str, float] = {}
 
 
 def points(value: object, base: float) -> float | None:

@@ -68,14 +68,13 @@ def test_every_method_keeps_one_style_and_label_in_every_figure():
     from shearbridge.config import ConfigError
 
     plotted = [m.name for m in study.methods(available_only=False)
-               if m.kind != "bound" and not m.calibrates and "ablation" not in m.studies]
+               if m.kind != "bound" and not m.calibrates and not {"ablation", "seeds"} & m.studies]
     styles = [plotting.method_style(m) for m in plotted]
     keys = {(s["color"], str(s["linestyle"]), s["marker"]) for s in styles}
     assert len(keys) == len(styles), "two methods share a style"
     assert len({s["marker"] for s in styles}) == len(styles), "markers must differ (greyscale)"
-    assert plotting.method_style("shapenet_cal") == plotting.method_style("shapenet")
     assert plotting.method_label("shapenet") == "ShapeNet"
-    assert plotting.method_label("baseline_cal") == "EnhancedGalaxyNN, calibrated"
+    assert plotting.method_label("moments_affine") == "Moments + affine fit"
     with pytest.raises(ConfigError, match="unknown method"):
         plotting.method_label("unknown")
 

@@ -1,11 +1,20 @@
-"""Numbers: RMSE/CRLB per method and noise level, the bias table, the hypothesis test.
+"""Numbers: RMSE/CRLB per method and noise level, the comparison and bias tables, the hypothesis test.
 
-Reads ``src/data/summary/compare.json``. Run on its own: ``python src/scripts/num_compare.py``.
+Every method is scored on the same galaxies: those no method flags (``common`` in the summary).
+Writes ``ratio_<m>_<t>`` (RMS ratio on the common set), ``robratio_<m>_<t>`` (robust ratio),
+``fail_<m>_<t>`` (flagged per cent), ``ratioall_<m>_<t>`` (RMS ratio over all galaxies with the
+flagged estimates kept), ``ncommon_<t>``, ``snr_<t>`` (median matched-filter S/N),
+``gain_<formula>_<network>_<t>`` (RMSE of the formula over the network's), ``seedsd_<net>_<t>``
+(scatter of a network's RMSE/CRLB over training seeds; where measured it is added in quadrature to
+the bootstrap error of ``ratio_<net>_<t>`` and in the table), ``n_seeds``, the tables. Reads
+``src/data/summary/compare.json``. Run on its own: ``python src/scripts/num_compare.py``.
 """
+
+import math
 
 from shearbridge import study
 from shearbridge.paper.outputs import fmt_noise, fmt_pm, fmt_sci, write_variable
-from shearbridge.paper.tables import bias_table
+from shearbridge.paper.tables import bias_table, compare_table, fmt_snr
 from shearbridge.stats.resample import quotient
 from shearbridge.summaries import load_summary_json
 from shearbridge.summaries.compare import CRLB_PERCENTILES as PERCENTILES
@@ -13,14 +22,32 @@ from shearbridge.summaries.compare import CRLB_PERCENTILES as PERCENTILES
 
 def main() -> None:
     s = load_summary_json("compare")
-    comp = s["compare"]
-    for m, per in comp.items():
-        for tag, r in per.items():
-            write_variable(f"ratio_{m}_{tag}", fmt_pm(r["ratio"], r["ratio_err"]))
+    comp, common = s["compare"], s["common"]
     tags = sorted(comp["baseline"], key=lambda t: comp["baseline"][t]["noise_sigma"])
+    sigma = {t: comp["baseline"][t]["noise_sigma"] for t in tags}
+    for t in tags:
+        write_variable(f"ncommon_{t}", f"${common[t]['n_common']}$")
+        write_variable(f"snr_{t}", fmt_snr(s["snr_mf"][t]["median"]))
+        for m, r in common[t]["methods"].items():
+            err = math.hypot(r["ratio_err"], s["seeds"].get(t, {}).get(m, {}).get("sd", 0.0))
+            write_variable(f"ratio_{m}_{t}", fmt_pm(r["ratio"], err))
+            write_variable(f"robratio_{m}_{t}", fmt_pm(r["robust_ratio"], r["robust_ratio_err"]))
+            write_variable(f"fail_{m}_{t}", f"${100 * r['flagged_fraction']:.1f}$")
+            write_variable(f"ratioall_{m}_{t}", f"${r['ratio_all_finite']:.2f}$")
+        for pair, g in common[t]["gain"].items():
+            write_variable(f"gain_{pair.replace('/', '_')}_{t}", fmt_pm(g["ratio"], g["ratio_err"], err_digits=2))
+    write_variable("ntotal_compare", f"${common[tags[0]]['n_total']}$")
+    seed_sd = {}  # (method, tag) -> seed scatter of RMSE/CRLB, added in quadrature to the bootstrap error
+    for t, per in s["seeds"].items():
+        for net, r in per.items():
+            seed_sd[net, t] = r["sd"]
+            write_variable(f"seedsd_{net}_{t}", f"${r['sd']:.2g}$")
+            write_variable("n_seeds", f"${len(r['seeds'])}$")
+    write_variable("compare_table", compare_table(common, s["snr_mf"], tags, sigma, list(comp),
+                                                  lambda m: study.get_method(m).label, seed_sd))
     low = tags[0]
     unit = s["crlb_unit"]
-    sigma_low = comp["baseline"][low]["noise_sigma"]
+    sigma_low = sigma[low]
     write_variable("crlb_rms_1e-05", fmt_sci(unit["rms"] * sigma_low))
     write_variable("crlb_median_1e-05", fmt_sci(unit["median"] * sigma_low))
     write_variable("crlb_band_pct", f"{PERCENTILES[0]}--{PERCENTILES[1]}")
@@ -31,14 +58,14 @@ def main() -> None:
     else:
         write_variable("ngmix_status", "ngmix (conda-forge only) was not installed on the build machine, so the "
                        "ML-fit numbers come from our JAX fitter")
-    b, f = comp["baseline"][low], comp["mlfit"][low]
+    b, f = common[low]["methods"]["baseline"], common[low]["methods"]["mlfit"]
     write_variable("hypothesis_ratio_low", fmt_pm(*quotient(b["rmse_g"], b["rmse_g_err"], f["rmse_g"], f["rmse_g_err"])))
 
     # the improved network against the baseline (same galaxies, same noise), per noise level
     if "shapenet" in comp:
         within = 0
         for tag in tags:
-            b, n = comp["baseline"][tag], comp["shapenet"][tag]
+            b, n = common[tag]["methods"]["baseline"], common[tag]["methods"]["shapenet"]
             write_variable(f"improve_shapenet_{tag}",
                            fmt_pm(*quotient(b["rmse_g"], b["rmse_g_err"], n["rmse_g"], n["rmse_g_err"])))
             within += n["ratio"] < 2.0

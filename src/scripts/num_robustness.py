@@ -1,20 +1,20 @@
-"""Numbers: degradation of RMSE/CRLB outside the training set, and what the mixture training buys.
+"""Numbers: RMSE/CRLB of every method on each robustness set, in absolute terms.
 
-Reads ``src/data/summary/robustness.json``; per noise tag ``t`` of the study writes
-``robust_worst_factor_<m>_<t>`` / ``robust_worst_set_<m>_<t>`` (worst degradation factor
-against the in-distribution row and the set where it happens, for every method of the study), ``robust_mix_worst_factor_<t>`` (ShapeNet-mixture's degradation on ShapeNet's
-worst set) and ``robust_mix_gain_<t>`` (ShapeNet's RMSE/CRLB there over the mixture
-network's); plus ``robust_noise_levels`` and ``robust_n``. Run on its own:
-``python src/scripts/num_robustness.py``.
+Reads ``src/data/summary/robustness.json``; writes ``robust_table`` (every method, set and noise
+level, with the galaxy count where a method flagged some), ``robabs_<m>_<set>_<t>`` (RMSE/CRLB),
+``robm_<m>_<set>_<t>`` (mean of m1, m2 from the linear fit of estimate on truth),
+``robust_noise_levels`` and ``robust_n``. Run on its own: ``python src/scripts/num_robustness.py``.
 """
 
+import math
+
+from shearbridge import study
 from shearbridge.paper.outputs import fmt_noise, fmt_pm, write_variable
-from shearbridge.stats.resample import quotient
+from shearbridge.paper.tables import robustness_table
 from shearbridge.summaries import load_summary_json
 
-SET = {"test_exp": "exponential galaxies", "test_sersic": "S\\'ersic galaxies",
-       "test_bulge_disk": "bulge+disk galaxies", "test_moffat": "the Moffat PSF",
-       "test_wide_psf": "the wider PSF"}
+SET = {"test": "in-distribution", "test_exp": "exponential", "test_sersic": "S\\'ersic",
+       "test_bulge_disk": "bulge+disk", "test_moffat": "Moffat PSF", "test_wide_psf": "wide PSF"}
 
 
 def main() -> None:
@@ -23,18 +23,18 @@ def main() -> None:
     for tag in tags:
         per = s["noise"][tag]["methods"]
         for m in s["methods"]:
-            worst = per[m]["worst"]
-            write_variable(f"robust_worst_factor_{m}_{tag}", fmt_pm(worst["factor"], worst["err"]))
-            write_variable(f"robust_worst_set_{m}_{tag}", SET.get(worst["dataset"], worst["dataset"]))
-        where = per["shapenet"]["worst"]["dataset"]
-        mix = per["shapenet_mix"]["degradation"][where]
-        write_variable(f"robust_mix_worst_factor_{tag}", fmt_pm(mix["factor"], mix["err"]))
-        a, b = per["shapenet"]["results"][where], per["shapenet_mix"]["results"][where]
-        write_variable(f"robust_mix_gain_{tag}", fmt_pm(*quotient(a["ratio"], a["ratio_err"], b["ratio"], b["ratio_err"])))
+            for d, r in per[m]["results"].items():
+                write_variable(f"robabs_{m}_{d}_{tag}", fmt_pm(r["ratio"], r["ratio_err"]))
+                lb = r["linear_bias"]
+                write_variable(f"robm_{m}_{d}_{tag}", fmt_pm(0.5 * (lb["m1"] + lb["m2"]),
+                                                             0.5 * math.hypot(lb["m1_err"], lb["m2_err"])))
+    write_variable("robust_table", robustness_table(s["noise"], tags, s["methods"],
+                                                    {d: SET.get(d, d) for d in s["datasets"]},
+                                                    lambda m: study.get_method(m).label))
     levels = [fmt_noise(s["noise"][t]["noise_sigma"]) for t in tags]
     write_variable("robust_noise_levels", " and ".join(levels))
     first = s["noise"][tags[0]]["methods"]["shapenet"]["results"]["test"]
-    write_variable("robust_n", f"${first['n']}$")
+    write_variable("robust_n", f"${first['n'] + first.get('n_flagged', 0)}$")
 
 
 if __name__ == "__main__":

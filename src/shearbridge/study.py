@@ -10,7 +10,8 @@ styles and labels, the CLI's help — is read from this registry; nothing restat
 Studies (:data:`STUDIES`) and the noise levels each runs at (:func:`study_noise`):
 
 ``compare``   RMSE against the per-galaxy Cramér–Rao bound, every level of the grid
-``bias``      paired shear test (m, c) in the comparison's bias table: the "pair" levels
+``bias``      paired shear test (m, c) in the comparison's bias table: the "pair" levels and the
+              highest (the only survey-like signal-to-noise of the grid)
 ``bias_grid`` paired shear test at every level of the grid (the bias figure)
 ``timing``    galaxies/s side by side in one process: the pair levels
 ``robustness`` out-of-distribution sets: the pair levels
@@ -19,6 +20,9 @@ Studies (:data:`STUDIES`) and the noise levels each runs at (:func:`study_noise`
 ``evaluate``  a headline network trained and evaluated at every level of the grid
 ``diagnosis`` layer-by-layer information: the first such network at every level, the others
               at the pair levels
+``seeds``     the headline networks retrained with other seeds, on the comparison galaxies: the
+              lowest level (where the networks are farthest from the bound; each extra seed
+              is one more full training)
 
 The "pair" levels are the profile's lowest noise and ShearNet's "high" 1e-3 (the highest
 level when 1e-3 is not on the grid). The seed streams are the table
@@ -49,6 +53,7 @@ __all__ = [
     "KINDS",
     "STUDIES",
     "SPEEDUP_REFERENCES",
+    "TRAINING_GAIN",
     "SEED_STREAMS",
     "Method",
     "MethodContext",
@@ -68,9 +73,12 @@ __all__ = [
 
 KINDS = ("network", "classical", "bound")
 STUDIES = ("compare", "bias", "bias_grid", "timing", "robustness", "ablation", "learning", "evaluate",
-           "diagnosis")
+           "diagnosis", "seeds")
 #: Methods the networks' speed-ups are quoted against (timing study).
 SPEEDUP_REFERENCES = ("mlfit", "hsm_regauss")
+#: (analytic method, network built on it): RMSE(formula) / RMSE(network) on the same galaxies at
+#: each noise level is what training the network adds (comparison summary).
+TRAINING_GAIN = (("moments_affine", "shapenet"),)
 _PAIR_STUDIES = ("bias", "timing", "robustness", "ablation", "learning")
 _GRID_STUDIES = ("compare", "bias_grid", "evaluate")
 
@@ -211,6 +219,10 @@ def study_noise(profile: Profile, study: str) -> tuple[float, ...]:
         return diagnosis_noise(profile, primary=True)
     if study in _GRID_STUDIES:
         return grid
+    if study == "seeds":  # the lowest level: the networks' largest distance from the bound
+        return grid[:1]
+    if study == "bias":  # the pair levels and the highest (survey-like S/N), in grid order
+        return tuple(s for s in grid if s in set(_pair(grid)) | {grid[-1]})
     if study in _PAIR_STUDIES:
         return _pair(grid)
     raise ConfigError(f"unknown study {study!r}; known: {list(STUDIES)}")
@@ -314,6 +326,7 @@ def _ngmix_installed() -> bool:
 
 def _register_defaults() -> None:
     from shearbridge.config.ablation import ABLATION_LADDER, ABLATION_REMOVALS
+    from shearbridge.config.experiments import SEED_VARIANTS
 
     headline = frozenset({"compare", "bias", "bias_grid", "timing", "robustness", "learning", "evaluate",
                           "diagnosis"})
@@ -326,6 +339,10 @@ def _register_defaults() -> None:
     register(Method("shapenet_mix", "network", "ShapeNet (mixture)", frozenset({"robustness"}),
                     _network("shapenet_mix"), experiment="shapenet_mix", style=5,
                     description="ShapeNet trained on the galaxy-model mixture"))
+    register(Method("moments_affine", "classical", "Moments + affine fit", headline - {"diagnosis", "learning", "evaluate"},
+                    _network("moments_affine"), experiment="moments_affine", style=7,
+                    description="ShapeNet's analytic part alone: PSF-deconvolved adaptive moments and a "
+                                "least-squares affine read-out fitted on the training split, no network"))
     register(Method("mlfit", "classical", "ML fit (JAX)",
                     frozenset({"compare", "bias", "bias_grid", "timing", "robustness"}), _mlfit, style=3,
                     description="JAX maximum-likelihood fit of an elliptical Gaussian"))
@@ -337,11 +354,11 @@ def _register_defaults() -> None:
     register(Method("ngmix", "classical", "ngmix ML fit", frozenset({"compare", "bias", "timing"}), _ngmix,
                     style=6, available=_ngmix_installed,
                     description="ngmix maximum-likelihood fit (where ngmix is installed)"))
-    for net in ("baseline", "shapenet"):
-        base = _REGISTRY[net]
-        register(Method(f"{net}_cal", "network", f"{base.label}, calibrated", frozenset({"bias_grid"}),
-                        calibrates=net, style=base.style,
-                        description=f"{base.label}, calibrated by its finite-difference metacal response"))
+    for net, extra in SEED_VARIANTS.items():
+        for k in extra:
+            register(Method(f"{net}_seed{k}", "network", f"{_REGISTRY[net].label} (seed {k})",
+                            frozenset({"seeds"}), _network(f"{net}_seed{k}"), experiment=f"{net}_seed{k}",
+                            style=-1, description=f"{_REGISTRY[net].label} trained with seed {k}"))
     for step, label, _ in ABLATION_LADDER + ABLATION_REMOVALS:
         register(Method(step, "network", label, frozenset({"ablation"}), _network(step), experiment=step,
                         style=-1, description=f"ablation: {label}"))

@@ -45,6 +45,9 @@ __all__ = [
     "baseline_2out",
     "shapenet",
     "shapenet_mix",
+    "moments_affine",
+    "SEED_VARIANTS",
+    "seed_variant",
 ]
 
 
@@ -248,14 +251,56 @@ def shapenet_mix(profile: Profile, noise_sigma: float) -> ExperimentConfig:
                                description="ShapeNet trained on the galaxy-model mixture")
 
 
+def moments_affine(profile: Profile, noise_sigma: float) -> ExperimentConfig:
+    """ShapeNet's analytic part with no network: the PSF-deconvolved adaptive-moment shears and
+    their least-squares affine read-out (:class:`shearbridge.models.moments_affine.MomentsAffine`),
+    fitted on the same training split, with the same label standardisation, as :func:`shapenet`.
+    Zero epochs: no gradient step, the fit is the model. Comparing it with ``shapenet`` at each
+    noise level measures what training the network adds to the formula.
+
+    Command: ``python -m shearbridge train --config moments_affine --noise 1e-5``.
+    Runtime: one pass of the moment layer over the training stamps (seconds).
+    """
+    base = shapenet(profile, noise_sigma)
+    return dataclasses.replace(
+        base,
+        name="moments_affine",
+        train=dataclasses.replace(base.train, model="moments_affine", model_kwargs={}, n_outputs=2, epochs=0),
+        save_every=0,
+        description="adaptive moments + least-squares affine read-out, no network",
+    )
+
+
+#: Extra training seeds of the headline networks (seed 0 is the headline run itself): the
+#: seed-to-seed scatter of their results (the registry's ``seeds`` study).
+SEED_VARIANTS: dict[str, tuple[int, ...]] = {"baseline": (1, 2), "shapenet": (1, 2)}
+
+
+def seed_variant(name: str, seed: int) -> Callable[[Profile, float], ExperimentConfig]:
+    """Experiment ``<name>_seed<seed>``: ``name`` with another ``TrainConfig.seed`` (initial
+    parameters, training/validation split and batch order all change), no snapshots."""
+    def make(profile: Profile, noise_sigma: float) -> ExperimentConfig:
+        base = EXPERIMENTS[name](profile, noise_sigma)
+        return dataclasses.replace(base, name=f"{name}_seed{seed}", save_every=0,
+                                   train=dataclasses.replace(base.train, seed=seed),
+                                   description=f"{base.description} (training seed {seed})")
+
+    make.__doc__ = (f"``{name}`` trained with seed {seed}: the seed scatter of the headline numbers.\n\n"
+                    f"    Command: ``python -m shearbridge train --config {name}_seed{seed} --noise 1e-5``.\n"
+                    f"    Runtime: as ``{name}``.")
+    return make
+
+
 EXPERIMENTS: dict[str, Callable[[Profile, float], ExperimentConfig]] = {
     "baseline": baseline,
     "baseline_raw": baseline_raw,
     "baseline_2out": baseline_2out,
     "shapenet": shapenet,
     "shapenet_mix": shapenet_mix,
+    "moments_affine": moments_affine,
     **{name: ablation_factory(name, shapenet) for name in ablation_names()},
 }
+EXPERIMENTS |= {f"{name}_seed{k}": seed_variant(name, k) for name, ks in SEED_VARIANTS.items() for k in ks}
 
 
 def get_experiment(name: str, profile: Profile, noise_sigma: float) -> ExperimentConfig:

@@ -24,6 +24,7 @@ SEED_STREAMS: dict[str, int] = {
     "response_images": 0x5E5,  # noise of the metacal images of the response calibration
     "timing_train_batches": 0x71E,  # batch indices of the timed training steps
     "probe_permutation": 0x7157,  # shuffle of the layer probes' training features
+    "common_bootstrap": 0xC0AA,  # bootstrap errors on the galaxies no method flags (comparison summary)
 }
 
 

@@ -165,7 +165,9 @@ class Profile:
 class TrainConfig:
     """How a network is trained (ShearNet's hyper-parameters by default).
 
-    ``epochs`` and ``patience`` of ``None`` mean "take them from the profile".
+    ``epochs`` and ``patience`` of ``None`` mean "take them from the profile"; ``epochs=0`` means
+    no gradient step at all: the parameters are the model's ``data_init`` (a least-squares fit on
+    the training split), which the model must then have.
     ``max_objects``: train (and validate) on the first this many objects of the
     training set only (``None``: all of them).
     """
@@ -197,8 +199,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be an integer or null, got {value!r}")
         if not isinstance(self.model_kwargs, Mapping):
             raise ConfigError(f"model_kwargs must be a mapping, got {self.model_kwargs!r}")
-        if self.epochs is not None and self.epochs < 1:
-            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
+        if self.epochs is not None and self.epochs < 0:
+            raise ConfigError(f"epochs must be >= 0 (0: data_init only), got {self.epochs}")
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"patience must be >= 1, got {self.patience}")
         if self.max_objects is not None and self.max_objects < 2:

@@ -30,6 +30,7 @@ from scipy.special import ndtr
 
 from shearbridge.config import SimConfig
 from shearbridge.models.moments import WEIGHT_FRACTIONS, adaptive_moments
+from shearbridge.models.moments_affine import affine_lstsq
 from shearbridge.models.predict import map_batches
 from shearbridge.sim.stamps import HLR_PER_SIGMA
 
@@ -195,11 +196,8 @@ def moment_shears(images: np.ndarray, psf_sigma_px: float,
 def fit_affine(g: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """Least-squares ``(k + 1, 2)`` coefficients of ``targets[:, c] ~ sum_j a_jc g[:, j, c] + b_c``
     (``g`` (N, k, 2); last row ``b``), the read-out of ``ShapeNet.data_init`` in raw units."""
-    coef = np.zeros((g.shape[1] + 1, 2))
-    for c in range(2):
-        design = np.column_stack([g[:, :, c], np.ones(len(g))])
-        coef[:, c] = np.linalg.lstsq(design, np.asarray(targets[:, c], np.float64), rcond=None)[0]
-    return coef
+    scale, offset = affine_lstsq(g, targets)  # the one least-squares read-out of the package
+    return np.vstack([scale, offset[None]])
 
 
 def apply_affine(g: np.ndarray, coef: np.ndarray) -> np.ndarray:

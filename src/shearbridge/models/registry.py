@@ -30,6 +30,7 @@ __all__ = ["get_model", "register_model", "model_names", "bind_data_kwargs", "co
 _BUILTIN: dict[str, str] = {
     "enhanced": ".enhanced:EnhancedGalaxyNN",
     "shapenet": ".shapenet:ShapeNet",
+    "moments_affine": ".moments_affine:MomentsAffine",
 }
 _REGISTERED: dict[str, Callable[..., nn.Module]] = {}
 

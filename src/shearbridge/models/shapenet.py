@@ -58,9 +58,10 @@ import numpy as np
 from shearbridge.models.activations import NAMES as ACTIVATIONS
 from shearbridge.models.layers import ChannelAttention, LayerConfigError
 from shearbridge.models.moments import MOMENT_KEYS, WEIGHT_FRACTIONS, moment_features
+from shearbridge.models.moments_affine import affine_data_init, analytic_shears
 from shearbridge.models.pooling import BlurPool
 
-__all__ = ["ShapeNet", "MomentPool", "moment_weight_maps", "aperture_flux"]
+__all__ = ["ShapeNet", "MomentPool", "moment_weight_maps", "aperture_flux", "analytic_shears"]
 
 POOLS = ("avg", "blur", "none")
 HEADS = ("dense", "moment")
@@ -121,13 +122,6 @@ def aperture_flux(x: jax.Array, aperture_px: float) -> jax.Array:
     yy, xx = np.mgrid[0:size, 0:size] - c
     w = jnp.asarray(np.exp(-(xx**2 + yy**2) / (2 * aperture_px**2)), x.dtype)
     return jnp.einsum("bhw,hw->b", x, w)
-
-
-def analytic_shears(x: jax.Array, psf_sigma_px: float) -> jax.Array:
-    """The adaptive-moment shears of stamps ``(B, S, S)``: ``(B, len(WEIGHT_FRACTIONS), 2)``."""
-    feats = moment_features(x, psf_sigma_px)
-    nk, i1, i2 = len(MOMENT_KEYS), MOMENT_KEYS.index("g1"), MOMENT_KEYS.index("g2")
-    return jnp.stack([feats[:, [k * nk + i1, k * nk + i2]] for k in range(len(WEIGHT_FRACTIONS))], axis=1)
 
 
 class ShapeNet(nn.Module):
@@ -287,17 +281,4 @@ class ShapeNet(nn.Module):
         """
         if not self.residual:
             return params
-        from shearbridge.models.predict import map_batches
-
-        fn = jax.jit(lambda x: analytic_shears(x, self.psf_sigma_px))
-        g = map_batches(fn, np.asarray(images, np.float32), batch_size).astype(np.float64)
-        scale = np.zeros((len(WEIGHT_FRACTIONS), 2))
-        offset = np.zeros(2)
-        for c in range(2):
-            design = np.column_stack([g[:, :, c], np.ones(len(g))])
-            coef, *_ = np.linalg.lstsq(design, np.asarray(targets[:, c], np.float64), rcond=None)
-            scale[:, c], offset[c] = coef[:-1], coef[-1]
-        new = dict(params)
-        new["g_scale"] = jnp.asarray(scale, params["g_scale"].dtype)
-        new["g_offset"] = jnp.asarray(offset, params["g_offset"].dtype)
-        return new
+        return affine_data_init(params, images, targets, self.psf_sigma_px, batch_size)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from shearbridge.paper.outputs import fmt_noise, fmt_pm
+from shearbridge.paper.outputs import fmt_int, fmt_noise, fmt_pm
 
-__all__ = ["bias_table", "layer_table", "BASELINE_BLOCKS"]
+__all__ = ["bias_table", "compare_table", "robustness_table", "fmt_snr", "layer_table", "BASELINE_BLOCKS"]
 
 #: EnhancedGalaxyNN's layers and the JAX building block each one is (the translation table).
 BASELINE_BLOCKS = {
@@ -30,6 +31,62 @@ def bias_table(bias: Mapping[str, Mapping[str, Mapping[str, Any]]], tags: Sequen
             cells = [fmt_pm(r[k], r[f"{k}_err"], err_digits=2) for k in ("m1", "m2", "c1", "c2")]
             rows.append(f"{label(m)} & {fmt_noise(r['noise_sigma'])} & " + " & ".join(cells) + " \\\\")
     rows += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(rows)
+
+
+def fmt_snr(x: float) -> str:
+    """A signal-to-noise ratio to two significant figures, as a math-mode integer (``$21{,}000$``)."""
+    return fmt_int(round(float(f"{x:.2g}")))
+
+
+def compare_table(common: Mapping[str, Mapping[str, Any]], snr: Mapping[str, Mapping[str, float]],
+                  tags: Sequence[str], sigma: Mapping[str, float], methods: Sequence[str],
+                  label: Callable[[str], str], extra_err: Mapping[tuple[str, str], float] | None = None) -> str:
+    """RMSE/CRLB on the common galaxies (RMS and robust, with errors) of every method, one row per
+    method, one column pair per noise level headed by its matched-filter S/N (median of the
+    comparison galaxies); a method's failure percentage follows its robust ratio in brackets where
+    it flagged any galaxy. ``extra_err[(method, tag)]`` (the seed scatter of a network) is added in
+    quadrature to the bootstrap error of the RMS ratio."""
+    cols = "l" + "cc" * len(tags)
+    head1 = " & ".join(f"\\multicolumn{{2}}{{c}}{{$\\sigma_n=${fmt_noise(sigma[t])} (S/N$\\approx${fmt_snr(snr[t]['median'])})}}"
+                       for t in tags)
+    head2 = " & ".join(["RMS & robust"] * len(tags))
+    rows = [f"\\begin{{tabular}}{{{cols}}}", "\\toprule", f" & {head1} \\\\",
+            f"method & {head2} \\\\", "\\midrule"]
+    for m in methods:
+        cells = []
+        for t in tags:
+            r = common[t]["methods"][m]
+            err = math.hypot(r["ratio_err"], (extra_err or {}).get((m, t), 0.0))
+            robust = fmt_pm(r["robust_ratio"], r["robust_ratio_err"])
+            if r["n_flagged"]:
+                robust += f" [{100 * r['flagged_fraction']:.1f}\\%]"
+            cells += [fmt_pm(r["ratio"], err), robust]
+        rows.append(f"{label(m)} & " + " & ".join(cells) + " \\\\")
+    rows += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(rows)
+
+
+def robustness_table(noise: Mapping[str, Mapping[str, Any]], tags: Sequence[str], methods: Sequence[str],
+                     sets: Mapping[str, str], label: Callable[[str], str]) -> str:
+    """Absolute RMSE/CRLB (bootstrap errors) of every method on every robustness set, one row per
+    method and noise level; a count in brackets gives the galaxies a value rests on when the method
+    flagged some of the set."""
+    rows = [f"\\begin{{tabular}}{{ll{'c' * len(sets)}}}", "\\toprule",
+            "method & $\\sigma_n$ & " + " & ".join(sets.values()) + " \\\\", "\\midrule"]
+    for t in tags:
+        per = noise[t]["methods"]
+        for m in methods:
+            cells = []
+            for d in sets:
+                r = per[m]["results"][d]
+                cell = fmt_pm(r["ratio"], r["ratio_err"])
+                if r.get("n_flagged", 0):
+                    cell += f" [{r['n']}]"
+                cells.append(cell)
+            rows.append(f"{label(m)} & {fmt_noise(noise[t]['noise_sigma'])} & " + " & ".join(cells) + " \\\\")
+        rows.append("\\midrule" if t != tags[-1] else "\\bottomrule")
+    rows.append("\\end{tabular}")
     return "\n".join(rows)
 
 

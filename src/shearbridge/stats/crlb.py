@@ -38,6 +38,7 @@ import numpy as np
 from shearbridge.estimators.render import PARAM_NAMES, Renderer, model_and_jacobian, model_image
 
 __all__ = [
+    "matched_filter_snr",
     "fisher_matrix",
     "crlb_sigma",
     "crlb_for_dataset",
@@ -249,3 +250,14 @@ def round_gaussian_sigma_g(image: np.ndarray, size_arcsec: float, psf_sigma_arcs
     nu = float(np.sqrt(np.sum(np.asarray(image, dtype=np.float64) ** 2))) / noise_sigma
     r = size_arcsec**2 / (size_arcsec**2 + psf_sigma_arcsec**2)
     return 1.0 / (nu * r)
+
+
+def matched_filter_snr(clean: np.ndarray, noise_sigma: float) -> np.ndarray:
+    """Matched-filter S/N of each noise-free stamp ``(N, S, S)`` in white noise of pixel sigma
+    ``noise_sigma``: ``sqrt(sum(I^2)) / sigma`` (the S/N of the flux measured with the exact profile
+    as the filter; the flux's Fisher information is ``sum(I^2) / (F^2 sigma^2)``). ShearNet's
+    ``F / (L sigma)`` (``L`` the stamp side) is a different, smaller number."""
+    clean = np.asarray(clean, np.float64)
+    if clean.ndim != 3 or not noise_sigma > 0:
+        raise ValueError(f"matched_filter_snr needs stamps (N, S, S) and sigma > 0, got {clean.shape}, {noise_sigma}")
+    return np.sqrt(np.sum(clean**2, axis=(1, 2))) / noise_sigma

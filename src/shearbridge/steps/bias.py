@@ -14,6 +14,7 @@ from shearbridge import study
 from shearbridge.config import Profile
 from shearbridge.io import write_json
 from shearbridge.stats.bias import paired_shear_bias
+from shearbridge.stats.crlb import matched_filter_snr
 from shearbridge.steps.measure import result_path, timed_measure
 
 __all__ = ["run_bias"]
@@ -31,8 +32,10 @@ def run_bias(method: str, profile: Profile, sigma: float) -> dict[str, Any]:
     images = ds.images(sigma)
     g, flags, wall = timed_measure(method, profile, sigma, images, np.asarray(ds.psf), ds.sim.pixel_scale_arcsec)
     bias = paired_shear_bias(g, ds.labels, flags=flags, n_blocks=50)
-    snr = np.asarray(ds.labels["flux"]) / (ds.sim.stamp_size_px * sigma)
+    snr = np.asarray(ds.labels["flux"]) / (ds.sim.stamp_size_px * sigma)  # ShearNet's F / (L sigma)
+    snr_mf = matched_filter_snr(ds.images(0.0), sigma)
     result = {"method": method, "noise_sigma": sigma, "profile": profile.name, "n_stamps": len(images),
-              "median_snr": float(np.median(snr)), "wall_s": wall, **bias}
+              "median_snr": float(np.median(snr)), "median_snr_mf": float(np.median(snr_mf)), "wall_s": wall,
+              "n_flagged": int(np.sum(np.asarray(flags) != 0)), **bias}
     write_json(result_path(profile, method, sigma, kind="bias"), result)
     return result

@@ -37,7 +37,7 @@ from shearbridge import paths, study
 from shearbridge.config import Profile, noise_tag, seeds
 from shearbridge.io import read_json, save_npz, write_json
 from shearbridge.stats.crlb_fd import FD_LABEL_KEYS, crlb_fd
-from shearbridge.stats.resample import quotient, ratio_with_error
+from shearbridge.stats.resample import quotient, ratio_with_error, robust_ratio_with_error
 from shearbridge.steps.measure import progress_bar, timed_measure
 
 __all__ = [
@@ -57,8 +57,8 @@ __all__ = [
 
 #: The in-distribution reference first, then the out-of-distribution sets.
 ROBUST_DATASETS = ("test", "test_exp", "test_sersic", "test_bulge_disk", "test_moffat", "test_wide_psf")
-#: Most galaxies per dataset that get a finite-difference bound.
-N_CRLB_MAX = 128
+#: Most galaxies per dataset that get a finite-difference bound (and are measured).
+N_CRLB_MAX = 512
 
 
 from shearbridge.errors import (
@@ -82,7 +82,7 @@ def check_dataset(dataset: str) -> str:
 
 
 def n_galaxies(profile: Profile, n_objects: int) -> int:
-    """Galaxies of a robustness set that are measured: ``min(128, profile.n_crlb, n_objects)``."""
+    """Galaxies of a robustness set that are measured: ``min(N_CRLB_MAX, profile.n_crlb, n_objects)``."""
     return int(min(N_CRLB_MAX, profile.n_crlb, n_objects))
 
 
@@ -156,6 +156,8 @@ def run_robustness(method: str, dataset: str, profile: Profile, sigma: float) ->
         "wall_s": wall,
         "per_component_rmse": [float(np.sqrt(np.mean((g[ok, k] - true[ok, k]) ** 2))) for k in (0, 1)],
         **ratio_with_error(g[ok] - true[ok], crlb[ok], rng, profile.bootstrap),
+        **robust_ratio_with_error(g[ok] - true[ok], crlb[ok], rng, profile.bootstrap),
+        "n_used": int(ok.sum()),
         "linear_bias": linear_bias(true, g, flags=np.where(ok, 0, 1), n_blocks=20),
     }
     path = result_path(profile, method, dataset, sigma)

@@ -274,7 +274,8 @@ def run_timing(profile: Profile, networks: list[str], *, repeats: int = 7,
         for n in networks:
             jobs.append(_inference_job(f"{n}@{tag}", nets[n][tag], images[:n_net], truth[:n_net], checks))
         for m in methods:
-            jobs.append(_estimator_job(f"{m}@{tag}", m, profile, images[:n_cl], truth[:n_cl], psf,
+            n = n_net if study.run_of(m) else n_cl  # a fitted method measures in network batches
+            jobs.append(_estimator_job(f"{m}@{tag}", m, profile, images[:n], truth[:n], psf,
                                        scale, sigma, checks))
     for n in networks:  # one training step per network, at the highest timed noise level
         net = nets[n][noise_tag(levels[-1])]
@@ -309,6 +310,7 @@ def run_timing(profile: Profile, networks: list[str], *, repeats: int = 7,
                 "rmse_g_timed": checks.get(f"{m}@{tag}"),
                 "trained": nets[m][tag]["trained"] if m in nets else None,
                 "kind": "network" if m in nets else "classical",
+                "galaxies_per_call": n_net if (m in nets or study.run_of(m)) else n_cl,
                 "device": jax_device if m in nets or m == "mlfit" else "cpu",
             }
         out["speed"][tag] = per

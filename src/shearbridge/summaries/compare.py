@@ -6,12 +6,25 @@ from typing import Any
 
 import numpy as np
 
-from shearbridge.config import LSST_C_REQUIREMENT, LSST_M_REQUIREMENT, Profile, noise_tag
+from shearbridge.config import LSST_C_REQUIREMENT, LSST_M_REQUIREMENT, Profile, noise_tag, seeds
+from shearbridge.estimators.base import FLAG_NAMES
 from shearbridge.io import read_json
-from shearbridge.steps.crlb import load_crlb_unit
+from shearbridge.stats.crlb import matched_filter_snr
+from shearbridge.stats.resample import paired_rmse_ratio, ratio_with_error, robust_ratio_with_error
+from shearbridge.steps.crlb import load_crlb, load_crlb_unit
 from shearbridge.steps.measure import result_path
+from shearbridge.study import TRAINING_GAIN
 
-__all__ = ["CRLB_PERCENTILES", "load_result", "compare_summary", "bias_summary"]
+__all__ = [
+    "CRLB_PERCENTILES",
+    "TRAINING_GAIN",
+    "bias_summary",
+    "common_set_scores",
+    "compare_summary",
+    "load_result",
+    "snr_summary",
+]
+
 
 CRLB_PERCENTILES = (16, 84)  # the band drawn around the bound in fig_rmse_vs_noise
 
@@ -41,4 +54,99 @@ def compare_summary(profile: Profile, methods: list[str], bias_noise: list[float
     for m in methods:
         out["compare"][m] = {noise_tag(s): load_result(profile, m, s) for s in profile.noise_grid}
         out["bias"][m] = {noise_tag(s): load_result(profile, m, s, "bias") for s in bias_noise}
+    out["common"] = {noise_tag(s): common_set_scores(profile, methods, s) for s in profile.noise_grid}
+    out["snr_mf"] = snr_summary(profile)
+    out["seeds"] = seed_scatter(profile, methods)
+    return out
+
+
+def _errors(profile: Profile, method: str, sigma: float) -> np.ndarray:
+    with np.load(result_path(profile, method, sigma).with_suffix(".npz")) as a:
+        return np.asarray(a["g"], np.float64) - np.asarray(a["true"], np.float64)
+
+
+def seed_scatter(profile: Profile, methods: list[str]) -> dict[str, Any]:
+    """Each headline network and its retrainings with other seeds (:data:`shearbridge.config.
+    experiments.SEED_VARIANTS`) on the common galaxies of each ``seeds`` level: RMSE/CRLB per seed,
+    their mean and sample standard deviation (the seed scatter)."""
+    from shearbridge import study
+    from shearbridge.config.experiments import SEED_VARIANTS
+
+    out: dict[str, Any] = {}
+    for sigma in study.study_noise(profile, "seeds"):
+        crlb = load_crlb(profile, sigma)
+        common = _common_mask(profile, methods, sigma)
+        per: dict[str, Any] = {}
+        for net, extra in SEED_VARIANTS.items():
+            runs = [net] + [f"{net}_seed{k}" for k in extra]
+            if net not in methods or not all(r in study.names("seeds") for r in runs[1:]):
+                continue
+            ratios = [float(np.sqrt(np.mean(_errors(profile, r, sigma)[common] ** 2))
+                            / np.sqrt(np.mean(crlb[common] ** 2))) for r in runs]
+            per[net] = {"seeds": [0, *extra], "ratio": ratios, "mean": float(np.mean(ratios)),
+                        "sd": float(np.std(ratios, ddof=1))}
+        out[noise_tag(sigma)] = per
+    return out
+
+
+def _common_mask(profile: Profile, methods: list[str], sigma: float) -> np.ndarray:
+    """The comparison galaxies that no method in ``methods`` flags (or returns non-finite) at ``sigma``."""
+    masks = []
+    for m in methods:
+        with np.load(result_path(profile, m, sigma).with_suffix(".npz")) as a:
+            masks.append((a["flags"] == 0) & np.all(np.isfinite(a["g"]), axis=1))
+    return np.logical_and.reduce(masks)
+
+
+def _flag_counts(flags: np.ndarray) -> dict[str, int]:
+    """How many objects carry each flag bit (an object may carry several)."""
+    return {name: int(np.sum((flags & bit) != 0)) for bit, name in FLAG_NAMES.items() if np.any(flags & bit)}
+
+
+def common_set_scores(profile: Profile, methods: list[str], sigma: float) -> dict[str, Any]:
+    """Every method scored on the same galaxies at one noise level, failures counted.
+
+    The common set is the comparison galaxies that no method flags (and none returns non-finite);
+    each method's RMSE/CRLB and robust ratio on it carry bootstrap errors. Per method also: its
+    failure fraction and flag counts, and its RMSE/CRLB over *all* galaxies with the flagged
+    estimates kept wherever they are finite (what a user who ignores the flags gets). For each
+    pair of :data:`TRAINING_GAIN`, RMSE(formula) / RMSE(network) on the common set (paired bootstrap).
+    """
+    crlb = load_crlb(profile, sigma)
+    arrays = {m: np.load(result_path(profile, m, sigma).with_suffix(".npz")) for m in methods}
+    oks = {m: (a["flags"] == 0) & np.all(np.isfinite(a["g"]), axis=1) for m, a in arrays.items()}
+    common = np.logical_and.reduce(list(oks.values()))
+    key = int(round(-np.log10(sigma) * 100))
+    out: dict[str, Any] = {"n_total": len(common), "n_common": int(common.sum()), "methods": {}, "gain": {}}
+    for m, a in arrays.items():
+        err = np.asarray(a["g"], np.float64) - np.asarray(a["true"], np.float64)
+        finite = np.all(np.isfinite(err), axis=1)
+        rng = seeds.rng(profile.seed, "common_bootstrap", key, len(out["methods"]))
+        out["methods"][m] = {
+            **ratio_with_error(err[common], crlb[common], rng, profile.bootstrap),
+            **robust_ratio_with_error(err[common], crlb[common], rng, profile.bootstrap),
+            "n_flagged": int((~oks[m]).sum()), "flagged_fraction": float((~oks[m]).mean()),
+            "flags": _flag_counts(np.asarray(a["flags"])),
+            "ratio_all_finite": ratio_with_error(err[finite], crlb[finite], rng, profile.bootstrap)["ratio"],
+        }
+    for formula, net in TRAINING_GAIN:
+        if formula in arrays and net in arrays:
+            errs = [np.asarray(arrays[m]["g"], np.float64) - np.asarray(arrays[m]["true"], np.float64)
+                    for m in (formula, net)]
+            rng = seeds.rng(profile.seed, "common_bootstrap", key, 999)
+            out["gain"][f"{formula}/{net}"] = paired_rmse_ratio(errs[0][common], errs[1][common], rng,
+                                                                profile.bootstrap)
+    return out
+
+
+def snr_summary(profile: Profile) -> dict[str, Any]:
+    """Median (16th, 84th percentile) matched-filter S/N of the comparison galaxies at each noise level."""
+    from shearbridge.sim.datasets import load_dataset
+
+    clean = load_dataset("test", profile).images(0.0)[: profile.n_crlb]
+    out = {}
+    for s in profile.noise_grid:
+        snr = matched_filter_snr(clean, s)
+        out[noise_tag(s)] = {"median": float(np.median(snr)), "p16": float(np.percentile(snr, 16)),
+                             "p84": float(np.percentile(snr, 84))}
     return out

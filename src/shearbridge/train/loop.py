@@ -133,6 +133,9 @@ def run_epochs(run: Run, stop_after_epoch: int | None, progress: bool, test_data
     prepare_steps(run, st["done"])
     if not st["history"]:
         st["history"].append(first_history_entry(run))
+    if config.epochs == 0 and not st["done"]:  # a fitted model: its data_init parameters are final
+        st.update(done=True, best_params=jax.device_get(run.params), best_val_loss=st["history"][0]["val_loss"])
+        save_epoch(run, st, 0, stopped_early=False)
     while not st["done"] and st["epoch"] < config.epochs:
         if stop_after_epoch is not None and st["epoch"] >= stop_after_epoch:
             break

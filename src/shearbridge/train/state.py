@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from shearbridge.config import to_dict
+from shearbridge.config import ConfigError, to_dict
 from shearbridge.config.experiments import ExperimentConfig
 from shearbridge.estimators.network import psf_sigma_px
 from shearbridge.models import TARGET_NAMES, bind_data_kwargs, get_model, init_params
@@ -88,6 +88,9 @@ def build_run(
     key = jax.random.PRNGKey(tc.seed)
     init_key, shuffle_key = jax.random.split(key)
     params = init_params(model, init_key, data.images.shape[1])
+    if config.epochs == 0 and not hasattr(model, "data_init"):
+        raise ConfigError(f"{config.name}: epochs=0 (no gradient step) needs a model with a data_init fit; "
+                          f"model {tc.model!r} has none")
     if hasattr(model, "data_init"):  # e.g. ShapeNet's least-squares residual read-out
         std_targets = (data.targets[data.tr_idx] - data.mean) / data.std
         params = model.data_init(params, data.images[data.tr_idx], std_targets[:, : tc.n_outputs])
@@ -138,7 +141,8 @@ def prepare_steps(run: Run, done: bool) -> None:
     idx0, w0 = np.zeros(tc.batch_size, np.int32), np.ones(tc.batch_size, np.float32)
     steps, epochs = run.data.steps, run.config.epochs
     opt_key = (tc.learning_rate, tc.weight_decay, tc.warmup_epochs, steps, epochs)
-    if not done:  # a finished run restarted only re-writes its outputs
+    t_step = 0.0
+    if not done and run.config.epochs > 0:  # a finished run restarted only re-writes its outputs
         run.step_fn, t_step = compiled(
             partial(train_step, run.model, run.tx),
             ("step", run.model, opt_key),
@@ -149,6 +153,7 @@ def prepare_steps(run: Run, done: bool) -> None:
             run.batch_in(idx0),
             out_shardings=out_sh,
         )
+    if not done:
         run.eval_fn, t_eval = compiled(
             partial(eval_sum, run.model),
             ("eval", run.model),
