@@ -735,6 +735,7 @@ rule summary_bias:
 rule robustness_numbers:
     input:
         f"{S}/robustness.json",
+        f"{S}/compare.json",
         script="src/scripts/num_robustness.py",
     output:
         [f"{OUT}/robabs_{m}_{d}_{t}.txt" for m in ROBUST_METHODS for d in ROBUST_DATASETS for t in ROBUST_TAGS],

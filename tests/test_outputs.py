@@ -116,3 +116,17 @@ def test_a_figure_is_never_drawn_from_another_profiles_summary(tmp_path, monkeyp
         load_summary_npz("stamps")
     monkeypatch.setenv("SHEARBRIDGE_PROFILE", "quick")
     assert load_summary_json("compare")["profile"] == "quick" and "clean" in load_summary_npz("stamps")
+
+
+def test_compare_table_shows_failures_seed_scatter_and_snr():
+    from shearbridge.paper.tables import compare_table
+
+    row = {"ratio": 1.0, "ratio_err": 0.03, "robust_ratio": 1.1, "robust_ratio_err": 0.05,
+           "n_flagged": 0, "flagged_fraction": 0.0}
+    common = {"1e-05": {"methods": {"a": row, "b": row | {"n_flagged": 7, "flagged_fraction": 0.0684}}}}
+    tex = compare_table(common, {"1e-05": {"median": 21434.0}}, ["1e-05"], {"1e-05": 1e-5}, ["a", "b"],
+                        str.upper, {("a", "1e-05"): 0.04})
+    a_row, b_row = [line for line in tex.splitlines() if line.startswith(("A &", "B &"))]
+    assert "$1.00\\pm0.05$" in a_row, "bootstrap 0.03 and seed scatter 0.04 add in quadrature"
+    assert "[6.8\\%]" in b_row and "[" not in a_row, "failures only where a method flagged"
+    assert "21{,}000" in tex

@@ -1,6 +1,7 @@
 """Numbers: RMSE/CRLB of every method on each robustness set, in absolute terms.
 
-Reads ``src/data/summary/robustness.json``; writes ``robust_table`` (every method, set and noise
+Reads ``src/data/summary/robustness.json`` (and the comparison's matched-filter S/N from
+``compare.json``); writes ``robust_table`` (every method, set and noise
 level, with the galaxy count where a method flagged some), ``robabs_<m>_<set>_<t>`` (RMSE/CRLB),
 ``robm_<m>_<set>_<t>`` (mean of m1, m2 from the linear fit of estimate on truth),
 ``robust_noise_levels`` and ``robust_n``. Run on its own: ``python src/scripts/num_robustness.py``.
@@ -30,7 +31,8 @@ def main() -> None:
                                                              0.5 * math.hypot(lb["m1_err"], lb["m2_err"])))
     write_variable("robust_table", robustness_table(s["noise"], tags, s["methods"],
                                                     {d: SET.get(d, d) for d in s["datasets"]},
-                                                    lambda m: study.get_method(m).label))
+                                                    lambda m: study.get_method(m).label,
+                                                    load_summary_json("compare")["snr_mf"]))
     levels = [fmt_noise(s["noise"][t]["noise_sigma"]) for t in tags]
     write_variable("robust_noise_levels", " and ".join(levels))
     first = s["noise"][tags[0]]["methods"]["shapenet"]["results"]["test"]

@@ -22,14 +22,16 @@ BASELINE_BLOCKS = {
 
 def bias_table(bias: Mapping[str, Mapping[str, Mapping[str, Any]]], tags: Sequence[str],
                label: Callable[[str], str]) -> str:
-    """m1, m2, c1, c2 (with errors) of every method at every noise tag, one row each."""
-    rows = ["\\begin{tabular}{llcccc}", "\\toprule",
-            "method & $\\sigma_n$ & $m_1$ & $m_2$ & $c_1$ & $c_2$ \\\\", "\\midrule"]
+    """m1, m2, c1, c2 (with errors) of every method at every noise tag, one row each, with the
+    median matched-filter S/N of the shear-test galaxies."""
+    rows = ["\\begin{tabular}{llccccc}", "\\toprule",
+            "method & $\\sigma_n$ & S/N$_{\\rm mf}$ & $m_1$ & $m_2$ & $c_1$ & $c_2$ \\\\", "\\midrule"]
     for m, per in bias.items():
         for tag in tags:
             r = per[tag]
             cells = [fmt_pm(r[k], r[f"{k}_err"], err_digits=2) for k in ("m1", "m2", "c1", "c2")]
-            rows.append(f"{label(m)} & {fmt_noise(r['noise_sigma'])} & " + " & ".join(cells) + " \\\\")
+            snr = fmt_snr(r["median_snr_mf"]) if "median_snr_mf" in r else "--"
+            rows.append(f"{label(m)} & {fmt_noise(r['noise_sigma'])} & {snr} & " + " & ".join(cells) + " \\\\")
     rows += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(rows)
 
@@ -68,10 +70,12 @@ def compare_table(common: Mapping[str, Mapping[str, Any]], snr: Mapping[str, Map
 
 
 def robustness_table(noise: Mapping[str, Mapping[str, Any]], tags: Sequence[str], methods: Sequence[str],
-                     sets: Mapping[str, str], label: Callable[[str], str]) -> str:
+                     sets: Mapping[str, str], label: Callable[[str], str],
+                     snr: Mapping[str, Mapping[str, float]] | None = None) -> str:
     """Absolute RMSE/CRLB (bootstrap errors) of every method on every robustness set, one row per
     method and noise level; a count in brackets gives the galaxies a value rests on when the method
-    flagged some of the set."""
+    flagged some of the set. ``snr`` (median matched-filter S/N of the in-distribution galaxies per
+    tag) is quoted beside the noise level."""
     rows = [f"\\begin{{tabular}}{{ll{'c' * len(sets)}}}", "\\toprule",
             "method & $\\sigma_n$ & " + " & ".join(sets.values()) + " \\\\", "\\midrule"]
     for t in tags:
@@ -84,7 +88,10 @@ def robustness_table(noise: Mapping[str, Mapping[str, Any]], tags: Sequence[str]
                 if r.get("n_flagged", 0):
                     cell += f" [{r['n']}]"
                 cells.append(cell)
-            rows.append(f"{label(m)} & {fmt_noise(noise[t]['noise_sigma'])} & " + " & ".join(cells) + " \\\\")
+            level = fmt_noise(noise[t]["noise_sigma"])
+            if snr is not None and m == methods[0]:
+                level += f" (S/N$\\approx${fmt_snr(snr[t]['median'])})"
+            rows.append(f"{label(m)} & {level} & " + " & ".join(cells) + " \\\\")
         rows.append("\\midrule" if t != tags[-1] else "\\bottomrule")
     rows.append("\\end{tabular}")
     return "\n".join(rows)
