@@ -5,13 +5,15 @@ One row per variant: the ladder adds one ingredient per row to the baseline arch
 (top block, ending at the final model), the removals take one out of the final model
 (middle block); the bottom block is the baseline and ShapeNet at the full training
 budget (the variants use a reduced budget: ``shearbridge.config.ablation.ablation_epochs``, ``ablation_objects``). Markers: filled circles the lowest
-noise level, open squares the second (1e-3); bars are bootstrap errors. Log axis.
+noise level, open squares the second (1e-3), each with the median matched-filter S/N of the
+comparison galaxies (``compare.json``); bars are bootstrap errors. Log axis.
 Run on its own: ``python src/scripts/fig_ablation.py``.
 """
 
 import numpy as np
 
 from shearbridge.paper import plotting
+from shearbridge.paper.outputs import fmt_sci
 from shearbridge.summaries import load_summary_json
 
 GROUPS = (("ladder", "ladder: add one ingredient"), ("removal", "final model: remove one"),
@@ -19,11 +21,17 @@ GROUPS = (("ladder", "ladder: add one ingredient"), ("removal", "final model: re
 OFFSET = 0.17  # vertical offset of the two noise levels within a row
 
 
+def snr_text(x: float) -> str:
+    """A matched-filter S/N to two significant figures, as the tables print it (2300, 2.3e4)."""
+    return fmt_sci(float(f"{x:.2g}"))
+
+
 def main() -> None:
     plotting.use_style()
     import matplotlib.pyplot as plt
 
     s = load_summary_json("ablation")
+    snr = load_summary_json("compare")["snr_mf"]  # median matched-filter S/N, comparison galaxies
     rows = [r for g, _ in GROUPS for r in s["rows"] if r["group"] == g]
     # positions top to bottom (row units): each group opens with a row of its own holding its
     # name (no data there, so the name covers none), groups apart by a gap and a separator
@@ -50,7 +58,9 @@ def main() -> None:
         st = marker_styles[k % len(marker_styles)]
         ax.errorbar(ratio, y + (OFFSET if k == 0 else -OFFSET), xerr=[lo, err], ls="none", ms=3.5,
                     elinewidth=0.8, capsize=1.5, mec=st["color"], ecolor=st["color"], marker=st["marker"],
-                    mfc=st["mfc"], label=rf"$\sigma_n=10^{{{np.log10(sigma):.0f}}}$")
+                    mfc=st["mfc"],
+                    label=rf"$\sigma_n=10^{{{np.log10(sigma):.0f}}}$ "
+                          rf"(S/N$\approx${snr_text(snr[tag]['median'])})")
     ax.set_xscale("log")
     lo_x, hi_x = ax.get_xlim()
     ax.set_xlim(lo_x / 1.2, hi_x * 1.2)
@@ -66,7 +76,7 @@ def main() -> None:
                 va="center", fontsize=7, style="italic", color="0.3")
     ax.grid(axis="x", which="major", color="0.88", lw=0.5, zorder=0)
     ax.set_xlabel("RMSE($g$) / RMS Cramér–Rao bound", loc="right")  # wider than the axes: flush right
-    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, borderaxespad=0.1)
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=1, borderaxespad=0.1)  # with S/N: one a row
     fig.tight_layout(pad=0.3)
     plotting.save(fig, "fig_ablation")
 

@@ -1,13 +1,20 @@
 """Figure: EnhancedGalaxyNN residual (predicted - true) g1, g2 against true g, per noise level.
 
-Reads ``src/data/summary/baseline_pred.npz`` and ``baseline.json``. Run on its own:
+Reads ``src/data/summary/baseline_pred.npz`` and ``baseline.json``; each noise level's title
+gives the median matched-filter S/N of the comparison galaxies (``compare.json``). Run on its own:
 ``python src/scripts/fig_baseline_residuals.py``.
 """
 
 import numpy as np
 
 from shearbridge.paper import plotting
+from shearbridge.paper.outputs import fmt_sci
 from shearbridge.summaries import load_summary_json, load_summary_npz
+
+
+def snr_text(x: float) -> str:
+    """A matched-filter S/N to two significant figures, as the tables print it (2300, 2.3e4)."""
+    return fmt_sci(float(f"{x:.2g}"))
 
 
 def binned(x: np.ndarray, y: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -26,6 +33,7 @@ def main() -> None:
 
     summary = load_summary_json("baseline")
     preds = load_summary_npz("baseline_pred")
+    snr = load_summary_json("compare")["snr_mf"]  # median matched-filter S/N, comparison galaxies
     tags = sorted(summary["noise"], key=lambda t: summary["noise"][t]["noise_sigma"])
     fig, axes = plt.subplots(2, len(tags), figsize=(plotting.PAGE_WIDTH_IN, 3.4), sharex=True, sharey="row")
     edges = np.linspace(-0.6, 0.6, 13)
@@ -41,7 +49,8 @@ def main() -> None:
             ax.axhline(0, color="k", lw=0.5)
             if k == 0:  # the RMSEs above the panel: inside, the scatter of the noisiest level hid them
                 rmse = [summary["noise"][tag]["shear"][f"g{i}"]["rmse"] for i in (1, 2)]
-                ax.set_title(rf"$\sigma_n=10^{{{np.log10(sigma):.0f}}}$" + "\n"
+                ax.set_title(rf"$\sigma_n=10^{{{np.log10(sigma):.0f}}}$, "
+                             + rf"S/N$\approx${snr_text(snr[tag]['median'])}" + "\n"
                              + rf"RMSE: $g_1$ {rmse[0]:.2g}, $g_2$ {rmse[1]:.2g}", fontsize=7)
             if j == 0:
                 ax.set_ylabel(rf"$\hat g_{k + 1} - g_{k + 1}$")

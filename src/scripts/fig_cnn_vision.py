@@ -5,16 +5,24 @@ noise) and three channels of each layer (the most variable ones after each ReLU)
 map scaled to its own range. Bottom: the saliency d g1_hat / d x of the networks trained
 at the lowest and highest noise, the maximum-likelihood estimator's weight map
 d g1_ML / d x (all six parameters free) and the signal template dI/dg1, each divided by
-its largest absolute value; rho is the pixel correlation with the ML weight map.
+its largest absolute value; rho is the pixel correlation with the ML weight map. A saliency's
+title gives the median matched-filter S/N of the comparison galaxies at its noise level
+(``compare.json``).
 Run on its own: ``python src/scripts/fig_cnn_vision.py``.
 """
 
 import numpy as np
 
 from shearbridge.paper import plotting
+from shearbridge.paper.outputs import fmt_sci
 from shearbridge.summaries import load_summary_json, load_summary_npz
 
 KEEP = 0.6  # central fraction of each map shown
+
+
+def snr_text(x: float) -> str:
+    """A matched-filter S/N to two significant figures, as the tables print it (2300, 2.3e4)."""
+    return fmt_sci(float(f"{x:.2g}"))
 
 
 def centre(a: np.ndarray) -> np.ndarray:
@@ -36,6 +44,7 @@ def main() -> None:
 
     z = load_summary_npz("diagnosis")
     s = load_summary_json("diagnosis")
+    snr = load_summary_json("compare")["snr_mf"]  # median matched-filter S/N, comparison galaxies
     layers = [k.removeprefix("vision_fmap_") for k in z if k.startswith("vision_fmap_")]
     grid = s["noise_grid"]
     n_ch = z["vision_fmap_conv1"].shape[0]
@@ -53,12 +62,13 @@ def main() -> None:
             if c == 0:
                 ax.set_title(layer, fontsize=7)
             ax.set_ylabel(f"ch {int(chans[c])}", fontsize=7)
-    bottom = GridSpec(1, 4, figure=fig, top=0.34, bottom=0.02, wspace=0.15)
+    bottom = GridSpec(1, 4, figure=fig, top=0.32, bottom=0.02, wspace=0.15)  # room for 3-line titles
     corr = z["vision_corr_ml"]
     for b, k in enumerate((0, len(grid) - 1)):
         r = corr[k]
         signed(fig.add_subplot(bottom[0, b]), z["vision_saliency"][k],
                rf"saliency, $\sigma_n=10^{{{np.log10(grid[k]):.0f}}}$" + "\n"
+               + rf"S/N$\approx${snr_text(snr[s['noise_tags'][k]]['median'])}" + "\n"
                + rf"$\rho={r[s['vision']['galaxy_index']]:.2f}$ (mean {r.mean():.2f})")
     signed(fig.add_subplot(bottom[0, 2]), z["vision_ml_weight"], "ML weight map\n" + r"$\partial\hat g_{1,\rm ML}/\partial x$")
     signed(fig.add_subplot(bottom[0, 3]), z["vision_template"], "template\n" + r"$\partial I/\partial g_1$")

@@ -7,19 +7,26 @@ filled markers) and at the clean stamps (open markers). Top: flux, centroid and 
 marginalised with Gaussian priors of the population's spread; bottom: nuisances known.
 One column per network in the summary's ``networks`` (the baseline at every noise
 level, ShapeNet at the lowest and 1e-3: its uncropped feature maps cost several times
-more); a noise level keeps its colour, line style and marker in both columns.
+more); a noise level keeps its colour, line style and marker in both columns, and its legend
+entry gives the median matched-filter S/N of the comparison galaxies (``compare.json``).
 Run on its own: ``python src/scripts/fig_information_per_layer.py``.
 """
 
 import numpy as np
 
 from shearbridge.paper import plotting
+from shearbridge.paper.outputs import fmt_sci
 from shearbridge.summaries import load_summary_json
 
 FLOOR = 1e-4  # values below are drawn at the floor with a downward marker
 
 MODES = (("prior", "nuisances marginalised\n(population priors)"), ("fixed", "nuisances known"))
 SHORT = {"prior": "(nuisances marginalised)", "fixed": "(nuisances known)"}
+
+
+def snr_text(x: float) -> str:
+    """A matched-filter S/N to two significant figures, as the tables print it (2300, 2.3e4)."""
+    return fmt_sci(float(f"{x:.2g}"))
 
 
 def networks(s: dict) -> dict:
@@ -29,7 +36,7 @@ def networks(s: dict) -> dict:
     return {"baseline": {k: s[k] for k in ("layers", "noise_grid", "noise_tags", "information")}}
 
 
-def panel(ax, net: dict, mode: str, styles: dict, log: bool) -> None:
+def panel(ax, net: dict, mode: str, styles: dict, log: bool, snr: dict) -> None:
     x = np.arange(len(net["layers"]))
     for tag, sigma in zip(net["noise_tags"], net["noise_grid"]):
         style = styles[tag]
@@ -38,7 +45,9 @@ def panel(ax, net: dict, mode: str, styles: dict, log: bool) -> None:
         clean = np.array(info["clean"][mode]["mean"])
         lo, hi = np.array(info["noisy"][mode]["p16"]), np.array(info["noisy"][mode]["p84"])
         ax.plot(x, np.maximum(noisy, FLOOR) if log else noisy, color=style["color"], ls=style["linestyle"],
-                marker=style["marker"], label=rf"$\sigma_n=10^{{{np.log10(sigma):.0f}}}$")
+                marker=style["marker"],
+                label=rf"$\sigma_n=10^{{{np.log10(sigma):.0f}}}$ "
+                      rf"(S/N$\approx${snr_text(snr[tag]['median'])})")
         ax.fill_between(x, np.maximum(lo, FLOOR) if log else lo, hi, color=style["color"], alpha=0.12, lw=0)
         ax.plot(x, np.maximum(clean, FLOOR) if log else clean, ls="none", marker=style["marker"],
                 mfc="none", color=style["color"], ms=5)
@@ -59,6 +68,7 @@ def main() -> None:
     from matplotlib.lines import Line2D
 
     s = load_summary_json("diagnosis")
+    snr = load_summary_json("compare")["snr_mf"]  # median matched-filter S/N, comparison galaxies
     nets = networks(s)
     all_tags = sorted({t for n in nets.values() for t in n["noise_tags"]}, key=float)
     styles = dict(zip(all_tags, plotting.series_styles()))
@@ -71,7 +81,7 @@ def main() -> None:
         log = min(v.min() for v in values) < 0.05  # log axis when the values span decades
         for c, (name, net) in enumerate(nets.items()):
             ax = axes[r, c]
-            panel(ax, net, mode, styles, log)
+            panel(ax, net, mode, styles, log, snr)
             if ncol == 1:
                 ax.set_title(title, fontsize=7, loc="left")
             elif r == 0:
@@ -91,7 +101,8 @@ def main() -> None:
     # the key of the markers (noisy vs clean stamps) joins the noise levels in one legend above the panels
     handles["noisy stamps"] = Line2D([], [], color="0.3", marker="o", ms=4)
     handles["clean stamps"] = Line2D([], [], color="0.3", marker="o", mfc="none", ls="none", ms=5)
-    n_leg = len(handles) if ncol > 1 else (len(handles) + 1) // 2
+    # with their S/N the noise levels fill the page width in two rows (one column: three rows)
+    n_leg = (len(handles) + 1) // 2 if ncol > 1 else (len(handles) + 2) // 3
     leg = fig.legend(handles.values(), handles.keys(), loc="upper center", ncol=n_leg, borderaxespad=0.1,
                      handlelength=2.6, columnspacing=1.2)
     fig.canvas.draw()  # the legend's height, to keep the panels below it

@@ -1,7 +1,8 @@
 """Figure: RMSE/CRLB of the baseline and ShapeNet against the training compute they were given.
 
 Reads ``src/data/summary/learning.json`` (every per-epoch snapshot evaluated on
-the comparison set). One panel per noise level; the bottom axis is training FLOPs.
+the comparison set). One panel per noise level, titled with the median matched-filter S/N of
+the comparison galaxies (``compare.json``); the bottom axis is training FLOPs.
 
 The matched comparison (``matched`` in the JSON) is read at the largest budget
 every network reached, i.e. the smallest of the networks' final budgets. When the
@@ -17,9 +18,15 @@ Run on its own: ``python src/scripts/fig_learning_curves.py``.
 import numpy as np
 
 from shearbridge.paper import plotting
+from shearbridge.paper.outputs import fmt_sci
 from shearbridge.summaries import load_summary_json
 
 VISIBLE = 1.1  # draw the matched budget when some network's last snapshot is > 10% beyond it
+
+
+def snr_text(x: float) -> str:
+    """A matched-filter S/N to two significant figures, as the tables print it (2300, 2.3e4)."""
+    return fmt_sci(float(f"{x:.2g}"))
 
 
 def main() -> None:
@@ -28,6 +35,7 @@ def main() -> None:
     from matplotlib.ticker import NullFormatter
 
     s = load_summary_json("learning")
+    snr = load_summary_json("compare")["snr_mf"]  # median matched-filter S/N, comparison galaxies
     tags = sorted(s["curves"], key=float)
     fig, axes = plt.subplots(1, len(tags), figsize=(plotting.COLUMN_WIDTH_IN, 2.4), sharey=True,
                              squeeze=False)
@@ -48,7 +56,7 @@ def main() -> None:
         ax.axhline(1, color="0.4", ls="--", lw=1)
         exp = round(np.log10(float(tag)))
         ax.set(xscale="log", yscale="log", xlabel="training FLOPs",
-               title=rf"$\sigma_n = 10^{{{exp}}}$")
+               title=rf"$\sigma_n = 10^{{{exp}}}$" + "\n" + rf"S/N$\approx${snr_text(snr[tag]['median'])}")
         ax.xaxis.set_minor_formatter(NullFormatter())  # within one decade, minor labels collide
     axes[0][0].set_ylabel(r"RMSE / $\sigma_{\rm CRLB}$")
     handles, labels = axes[0][0].get_legend_handles_labels()
