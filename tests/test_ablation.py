@@ -180,6 +180,9 @@ def test_numbers_and_figure_from_the_summary(fake_summary, monkeypatch, tmp_path
 
     _, s, _ = fake_summary
     write_json(summary_dir() / "ablation.json", s)
+    # the figure labels each noise level with the comparison's matched-filter S/N
+    write_json(summary_dir() / "compare.json", {"profile": s["profile"], "snr_mf": {
+        t: {"median": 2.1e4 * 1e-5 / float(t), "p16": 1.0, "p84": 1.0} for t in s["noise_tags"]}})
     monkeypatch.setenv("SHEARBRIDGE_PROFILE", s["profile"])  # the scripts refuse another profile's summary
     monkeypatch.setattr(paths, "OUTPUT", tmp_path / "output")
     monkeypatch.setattr(paths, "FIGURES", tmp_path / "figures")

@@ -354,6 +354,11 @@ def test_run_diagnosis_and_its_figures_on_the_quick_profile(data_root, monkeypat
     summaries.summary_dir().mkdir(parents=True)
     for f in ("diagnosis.json", "diagnosis.npz"):
         shutil.copy(out / f, summaries.summary_dir() / f)
+    from shearbridge.config import noise_tag
+    from shearbridge.io import write_json  # the figures label noise levels with the comparison's S/N
+
+    write_json(summaries.summary_dir() / "compare.json", {"profile": profile.name, "snr_mf": {
+        noise_tag(s): {"median": 0.21 / s, "p16": 1.0, "p84": 1.0} for s in profile.noise_grid}})
     monkeypatch.setattr(paths, "FIGURES", tmp_path / "figures")
     for script in ("fig_information_per_layer", "fig_probe_rmse", "fig_cnn_vision", "fig_subpixel"):
         runpy.run_path(str(paths.SCRIPTS / f"{script}.py"), run_name="__main__")

@@ -13,17 +13,12 @@ Run on its own: ``python src/scripts/fig_ablation.py``.
 import numpy as np
 
 from shearbridge.paper import plotting
-from shearbridge.paper.outputs import fmt_sci
 from shearbridge.summaries import load_summary_json
 
 GROUPS = (("ladder", "ladder: add one ingredient"), ("removal", "final model: remove one"),
           ("reference", "full training budget"))
 OFFSET = 0.17  # vertical offset of the two noise levels within a row
 
-
-def snr_text(x: float) -> str:
-    """A matched-filter S/N to two significant figures, as the tables print it (2300, 2.3e4)."""
-    return fmt_sci(float(f"{x:.2g}"))
 
 
 def main() -> None:
@@ -60,7 +55,7 @@ def main() -> None:
                     elinewidth=0.8, capsize=1.5, mec=st["color"], ecolor=st["color"], marker=st["marker"],
                     mfc=st["mfc"],
                     label=rf"$\sigma_n=10^{{{np.log10(sigma):.0f}}}$ "
-                          rf"(S/N$\approx${snr_text(snr[tag]['median'])})")
+                          rf"(S/N$\approx${plotting.snr_label(snr[tag]['median'])})")
     ax.set_xscale("log")
     lo_x, hi_x = ax.get_xlim()
     ax.set_xlim(lo_x / 1.2, hi_x * 1.2)

@@ -8,13 +8,8 @@ gives the median matched-filter S/N of the comparison galaxies (``compare.json``
 import numpy as np
 
 from shearbridge.paper import plotting
-from shearbridge.paper.outputs import fmt_sci
 from shearbridge.summaries import load_summary_json, load_summary_npz
 
-
-def snr_text(x: float) -> str:
-    """A matched-filter S/N to two significant figures, as the tables print it (2300, 2.3e4)."""
-    return fmt_sci(float(f"{x:.2g}"))
 
 
 def binned(x: np.ndarray, y: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -50,7 +45,7 @@ def main() -> None:
             if k == 0:  # the RMSEs above the panel: inside, the scatter of the noisiest level hid them
                 rmse = [summary["noise"][tag]["shear"][f"g{i}"]["rmse"] for i in (1, 2)]
                 ax.set_title(rf"$\sigma_n=10^{{{np.log10(sigma):.0f}}}$, "
-                             + rf"S/N$\approx${snr_text(snr[tag]['median'])}" + "\n"
+                             + rf"S/N$\approx${plotting.snr_label(snr[tag]['median'])}" + "\n"
                              + rf"RMSE: $g_1$ {rmse[0]:.2g}, $g_2$ {rmse[1]:.2g}", fontsize=7)
             if j == 0:
                 ax.set_ylabel(rf"$\hat g_{k + 1} - g_{k + 1}$")

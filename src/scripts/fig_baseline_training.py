@@ -9,13 +9,8 @@ import numpy as np
 
 from shearbridge.config import noise_tag
 from shearbridge.paper import plotting
-from shearbridge.paper.outputs import fmt_sci
 from shearbridge.summaries import load_summary_json
 
-
-def snr_text(x: float) -> str:
-    """A matched-filter S/N to two significant figures, as the tables print it (2300, 2.3e4)."""
-    return fmt_sci(float(f"{x:.2g}"))
 
 
 def main() -> None:
@@ -30,7 +25,7 @@ def main() -> None:
         hist = [h for h in run["history"] if h["epoch"] > 0]
         ep = np.array([h["epoch"] for h in hist])
         label = (rf"$10^{{{np.log10(run['noise_sigma']):.0f}}}$ "  # "sigma_n =" is in the legend title
-                 rf"(S/N$\approx${snr_text(snr[noise_tag(run['noise_sigma'])]['median'])})")
+                 rf"(S/N$\approx${plotting.snr_label(snr[noise_tag(run['noise_sigma'])]['median'])})")
         ax.plot(ep, [h["train_loss"] for h in hist], color=style["color"], ls=style["linestyle"], lw=0.9, alpha=0.6)
         ax.plot(ep, [h["val_loss"] for h in hist], color=style["color"], ls=style["linestyle"],
                 marker=style["marker"], label=label)

@@ -14,15 +14,10 @@ Run on its own: ``python src/scripts/fig_cnn_vision.py``.
 import numpy as np
 
 from shearbridge.paper import plotting
-from shearbridge.paper.outputs import fmt_sci
 from shearbridge.summaries import load_summary_json, load_summary_npz
 
 KEEP = 0.6  # central fraction of each map shown
 
-
-def snr_text(x: float) -> str:
-    """A matched-filter S/N to two significant figures, as the tables print it (2300, 2.3e4)."""
-    return fmt_sci(float(f"{x:.2g}"))
 
 
 def centre(a: np.ndarray) -> np.ndarray:
@@ -68,7 +63,7 @@ def main() -> None:
         r = corr[k]
         signed(fig.add_subplot(bottom[0, b]), z["vision_saliency"][k],
                rf"saliency, $\sigma_n=10^{{{np.log10(grid[k]):.0f}}}$" + "\n"
-               + rf"S/N$\approx${snr_text(snr[s['noise_tags'][k]]['median'])}" + "\n"
+               + rf"S/N$\approx${plotting.snr_label(snr[s['noise_tags'][k]]['median'])}" + "\n"
                + rf"$\rho={r[s['vision']['galaxy_index']]:.2f}$ (mean {r.mean():.2f})")
     signed(fig.add_subplot(bottom[0, 2]), z["vision_ml_weight"], "ML weight map\n" + r"$\partial\hat g_{1,\rm ML}/\partial x$")
     signed(fig.add_subplot(bottom[0, 3]), z["vision_template"], "template\n" + r"$\partial I/\partial g_1$")

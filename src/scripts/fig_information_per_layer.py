@@ -15,7 +15,6 @@ Run on its own: ``python src/scripts/fig_information_per_layer.py``.
 import numpy as np
 
 from shearbridge.paper import plotting
-from shearbridge.paper.outputs import fmt_sci
 from shearbridge.summaries import load_summary_json
 
 FLOOR = 1e-4  # values below are drawn at the floor with a downward marker
@@ -23,10 +22,6 @@ FLOOR = 1e-4  # values below are drawn at the floor with a downward marker
 MODES = (("prior", "nuisances marginalised\n(population priors)"), ("fixed", "nuisances known"))
 SHORT = {"prior": "(nuisances marginalised)", "fixed": "(nuisances known)"}
 
-
-def snr_text(x: float) -> str:
-    """A matched-filter S/N to two significant figures, as the tables print it (2300, 2.3e4)."""
-    return fmt_sci(float(f"{x:.2g}"))
 
 
 def networks(s: dict) -> dict:
@@ -47,7 +42,7 @@ def panel(ax, net: dict, mode: str, styles: dict, log: bool, snr: dict) -> None:
         ax.plot(x, np.maximum(noisy, FLOOR) if log else noisy, color=style["color"], ls=style["linestyle"],
                 marker=style["marker"],
                 label=rf"$\sigma_n=10^{{{np.log10(sigma):.0f}}}$ "
-                      rf"(S/N$\approx${snr_text(snr[tag]['median'])})")
+                      rf"(S/N$\approx${plotting.snr_label(snr[tag]['median'])})")
         ax.fill_between(x, np.maximum(lo, FLOOR) if log else lo, hi, color=style["color"], alpha=0.12, lw=0)
         ax.plot(x, np.maximum(clean, FLOOR) if log else clean, ls="none", marker=style["marker"],
                 mfc="none", color=style["color"], ms=5)

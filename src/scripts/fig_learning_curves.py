@@ -18,15 +18,10 @@ Run on its own: ``python src/scripts/fig_learning_curves.py``.
 import numpy as np
 
 from shearbridge.paper import plotting
-from shearbridge.paper.outputs import fmt_sci
 from shearbridge.summaries import load_summary_json
 
 VISIBLE = 1.1  # draw the matched budget when some network's last snapshot is > 10% beyond it
 
-
-def snr_text(x: float) -> str:
-    """A matched-filter S/N to two significant figures, as the tables print it (2300, 2.3e4)."""
-    return fmt_sci(float(f"{x:.2g}"))
 
 
 def main() -> None:
@@ -56,7 +51,7 @@ def main() -> None:
         ax.axhline(1, color="0.4", ls="--", lw=1)
         exp = round(np.log10(float(tag)))
         ax.set(xscale="log", yscale="log", xlabel="training FLOPs",
-               title=rf"$\sigma_n = 10^{{{exp}}}$" + "\n" + rf"S/N$\approx${snr_text(snr[tag]['median'])}")
+               title=rf"$\sigma_n = 10^{{{exp}}}$" + "\n" + rf"S/N$\approx${plotting.snr_label(snr[tag]['median'])}")
         ax.xaxis.set_minor_formatter(NullFormatter())  # within one decade, minor labels collide
     axes[0][0].set_ylabel(r"RMSE / $\sigma_{\rm CRLB}$")
     handles, labels = axes[0][0].get_legend_handles_labels()

@@ -14,13 +14,8 @@ Run on its own: ``python src/scripts/fig_probe_rmse.py``.
 import numpy as np
 
 from shearbridge.paper import plotting
-from shearbridge.paper.outputs import fmt_sci
 from shearbridge.summaries import load_summary_json
 
-
-def snr_text(x: float) -> str:
-    """A matched-filter S/N to two significant figures, as the tables print it (2300, 2.3e4)."""
-    return fmt_sci(float(f"{x:.2g}"))
 
 
 def rms(pair: list[float]) -> float:
@@ -44,7 +39,7 @@ def main() -> None:
             y = [rms(p[kind][layer]) for layer in layers]
             ax.plot(x, y, color=style["color"], ls=style["linestyle"], marker=style["marker"],
                     label=rf"$\sigma_n=10^{{{np.log10(sigma):.0f}}}$ "
-                          rf"(S/N$\approx${snr_text(snr[tag]['median'])})")
+                          rf"(S/N$\approx${plotting.snr_label(snr[tag]['median'])})")
             ax.plot([x[-1] + 0.6], [rms(p["network"])], marker=style["marker"], color=style["color"],
                     mfc="none", ms=5, ls="none", clip_on=False)
         ax.axhline(rms(probes["prior_rmse"]), color="0.5", lw=0.7, ls=":", zorder=0)

@@ -12,7 +12,6 @@ import math
 import numpy as np
 
 from shearbridge.paper import plotting
-from shearbridge.paper.outputs import fmt_sci
 from shearbridge.summaries import load_summary_json
 
 SET = {"test": "in-dist.", "test_exp": "exp", "test_sersic": "S\u00e9rsic", "test_bulge_disk": "bulge+disk",
@@ -49,7 +48,7 @@ def main() -> None:
         ax.set_yscale("log")
         ax.set_ylabel(r"RMSE / $\sigma_{\rm CRLB}$")
         exp = round(math.log10(s["noise"][tag]["noise_sigma"]))
-        ax.set_title(rf"$\sigma_n = 10^{{{exp}}}$ (in-distribution S/N$\approx${fmt_sci(snr[tag]['median'])})")
+        ax.set_title(rf"$\sigma_n = 10^{{{exp}}}$ (in-distribution S/N$\approx${plotting.snr_label(snr[tag]['median'])})")
     axes[-1, 0].set_xticks(x, [SET.get(d, d) for d in sets], rotation=30, ha="right")
     axes[-1, 0].tick_params(axis="x", which="minor", bottom=False, top=False)
     handles, labels = axes[0, 0].get_legend_handles_labels()

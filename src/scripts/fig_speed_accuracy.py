@@ -12,7 +12,6 @@ Run on its own: ``python src/scripts/fig_speed_accuracy.py``.
 import math
 
 from shearbridge.paper import plotting
-from shearbridge.paper.outputs import fmt_sci
 from shearbridge.summaries import load_summary_json
 
 
@@ -38,7 +37,7 @@ def main() -> None:
         ax.axhline(1, color="0.4", ls="--", lw=0.8)
         ax.margins(x=0.2, y=0.15)  # keep the end markers inside the axes
         ax.set(xscale="log", yscale="log", xlabel="galaxies / s",
-               title=rf"$\sigma_n = 10^{{{round(math.log10(float(tag)))}}}$, S/N$\approx${fmt_sci(snr[tag]['median'])}")
+               title=rf"$\sigma_n = 10^{{{round(math.log10(float(tag)))}}}$, S/N$\approx${plotting.snr_label(snr[tag]['median'])}")
     axes[0][0].set_ylabel(r"RMSE / $\sigma_{\rm CRLB}$")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=3, bbox_to_anchor=(0.5, 1.0))

@@ -68,3 +68,11 @@ def save(fig: plt.Figure, name: str) -> Path:
         fig.savefig(tmp, format="pdf")
     plt.close(fig)
     return path
+
+
+def snr_label(x: float) -> str:
+    """A matched-filter S/N for figure labels, to two significant figures as the tables print it
+    (``2300``, ``$2.3\\times10^{4}$``)."""
+    from shearbridge.paper.outputs import fmt_sci
+
+    return fmt_sci(float(f"{x:.2g}"))
