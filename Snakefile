@@ -416,7 +416,7 @@ rule summary_compare:
     """All methods' RMSE/CRLB and bias results, for fig_rmse_vs_noise and the numbers."""
     input:
         expand(f"{D}/results/compare/{{method}}/noise{{tag}}.json", method=METHODS, tag=TAGS),
-        expand(f"{D}/results/bias/{{method}}/noise{{tag}}.json", method=METHODS, tag=BIAS_TAGS),
+        expand(f"{D}/results/bias/{{method}}/noise{{tag}}.json", method=study.names("bias"), tag=BIAS_TAGS),
         expand(f"{D}/results/compare/{{method}}/noise{{tag}}.json", method=study.names("seeds"),
                tag=STAGS["seeds"]),
     output:
@@ -756,6 +756,7 @@ rule bias_numbers:
          for t in BIAS_TAGS],
         [f"{OUT}/bias_snr_{t}.txt" for t in BIAS_TAGS],
         f"{OUT}/snr_mf_over_shearnet.txt",
+        [f"{OUT}/anacal_{v}.txt" for v in ("version", "sigma", "sigma_over_psf") if "anacal" in BIAS_GRID_METHODS],
     shell:
         "{PY} {input.script}"
 

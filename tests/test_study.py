@@ -49,7 +49,8 @@ def test_the_registry_holds_each_method_once_with_its_studies():
     assert study.names("compare")[:6] == ["baseline", "shapenet", "moments_affine", "mlfit", "hsm_regauss", "hsm_ksb"]
     assert study.names("robustness") == ["baseline", "shapenet", "shapenet_mix", "moments_affine", "mlfit",
                                          "hsm_regauss"]
-    assert study.names("bias_grid") == ["baseline", "shapenet", "moments_affine", "mlfit"]
+    assert study.names("bias_grid", available_only=False) == ["baseline", "shapenet", "moments_affine", "mlfit",
+                                                               "anacal"]
     assert study.names("timing", kind="network") == ["baseline", "shapenet"]
     assert "moments_affine" in study.names("timing", kind="classical"), "the bare moment layer is timed"
     assert study.names("learning") == study.names("evaluate") == ["baseline", "shapenet"]

@@ -4,11 +4,12 @@ Reads ``src/data/summary/bias.json``; writes ``bias_<method>_<k>_<tag>`` for eve
 in it (the registry's ``bias_grid`` study) and k in m1, m2, c1, c2 at the ``bias`` study's
 noise levels (the lowest, 1e-3 and the highest), and ``bias_snr_<tag>`` (median ShearNet S/N of
 the shear-test galaxies, as the runs recorded it) and ``snr_mf_over_shearnet`` (median
-matched-filter S/N over ShearNet's F / (L sigma)). Run on its own: ``python src/scripts/num_bias.py``.
+matched-filter S/N over ShearNet's F / (L sigma)), and AnaCal's recorded configuration
+(``anacal_version``, ``anacal_sigma`` kernel scale in arcsec, ``anacal_sigma_over_psf``). Run on its own: ``python src/scripts/num_bias.py``.
 """
 
 from shearbridge import study
-from shearbridge.config import get_profile
+from shearbridge.config import SimConfig, get_profile
 from shearbridge.paper.outputs import fmt_pm, write_variable
 from shearbridge.summaries import load_summary_json
 
@@ -26,6 +27,12 @@ def main() -> None:
         write_variable(f"bias_snr_{tag}", f"${first[tag]['median_snr']:.0f}$")
     r = first[chosen[0]]
     write_variable("snr_mf_over_shearnet", f"${r['median_snr_mf'] / r['median_snr']:.1f}$")
+    if "anacal" in s["bias"]:  # the configuration the runs recorded
+        cfg = s["bias"]["anacal"][chosen[0]]["config"]
+        write_variable("anacal_version", cfg["anacal_version"])
+        write_variable("anacal_sigma", f"${cfg['sigma_arcsec']:g}$")
+        psf = SimConfig().psf_sigma_arcsec  # the study's PSF (shear-test set: the default simulation)
+        write_variable("anacal_sigma_over_psf", f"${cfg['sigma_arcsec'] / psf:.1f}$")
 
 
 if __name__ == "__main__":

@@ -295,7 +295,6 @@ def _network(experiment: str) -> Callable[[MethodContext], Any]:
 
 def _mlfit(ctx: MethodContext) -> Any:
     from shearbridge.estimators.mlfit import MLFitEstimator
-
     return MLFitEstimator(model="gauss", seed=ctx.seed)
 
 
@@ -310,8 +309,17 @@ def _hsm(method: str) -> Callable[[MethodContext], Any]:
 
 def _ngmix(ctx: MethodContext) -> Any:
     from shearbridge.estimators.ngmix_adapter import NgmixMLEstimator
-
     return NgmixMLEstimator(model="gauss", seed=ctx.seed)
+
+
+def _anacal(ctx: MethodContext) -> Any:
+    from shearbridge.estimators.anacal import AnaCalEstimator
+    return AnaCalEstimator(seed=ctx.seed, noise_share=4)  # a shear-test galaxy's 4 stamps: one renoising image
+
+
+def _anacal_installed() -> bool:
+    from shearbridge.estimators.anacal import anacal_available
+    return anacal_available()
 
 
 def _ngmix_installed() -> bool:
@@ -351,6 +359,10 @@ def _register_defaults() -> None:
                     description="GalSim HSM re-Gaussianization"))
     register(Method("hsm_ksb", "classical", "HSM KSB", frozenset({"compare", "bias", "timing"}), _hsm("KSB"),
                     style=1, description="GalSim HSM KSB"))
+    register(Method("anacal", "classical", "AnaCal (FPFS)", frozenset({"bias", "bias_grid", "timing"}), _anacal,
+                    available=_anacal_installed, style=8,
+                    description="AnaCal FPFS ellipticity with its analytic shear response; the shear of an "
+                                "ensemble is sum e / sum R (not a per-galaxy shear, so not in the RMSE studies)"))
     register(Method("ngmix", "classical", "ngmix ML fit", frozenset({"compare", "bias", "timing"}), _ngmix,
                     style=6, available=_ngmix_installed,
                     description="ngmix maximum-likelihood fit (where ngmix is installed)"))

@@ -19,7 +19,7 @@ from shearbridge.config import ConfigError, Profile, active_profile, noise_tag
 from shearbridge.errors import InputError, MissingFileError
 from shearbridge.io import save_npz, write_text
 
-__all__ = ["network_loader", "require_trained", "method_estimator", "user_estimator", "timed_measure", "result_path",
+__all__ = ["network_loader", "require_trained", "method_estimator", "user_estimator", "timed_measure", "timed_result", "result_path",
            "load_stamps", "write_catalogue", "progress_bar", "WARMUP_STAMPS"]
 
 #: Stamps of the untimed warm-up call of a classical estimator (networks: one full batch).
@@ -77,9 +77,18 @@ def progress_bar(total: int, desc: str, unit: str = "stamp") -> tqdm:
 
 def timed_measure(method: str, profile: Profile, sigma: float, images: np.ndarray, psf: np.ndarray,
                   scale: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """(g_hat (N, 2), flags (N,), wall seconds) of one method on ``images``, compilation excluded.
+    """(g_hat (N, 2), flags (N,), wall seconds) of one method on ``images``, compilation excluded
+    (:func:`timed_result`)."""
+    res, wall = timed_result(method, profile, sigma, images, psf, scale)
+    return res.g, np.asarray(res.flags), wall
 
-    Estimators with a ``progress`` attribute (the slow classical ones) drive a progress bar."""
+
+def timed_result(method: str, profile: Profile, sigma: float, images: np.ndarray, psf: np.ndarray,
+                 scale: float) -> tuple[Any, float]:
+    """The method's full :class:`~shearbridge.estimators.base.EstimatorResult` on ``images`` (with
+    its ``extra``, e.g. an ensemble-response estimator's ``response``) and the wall seconds,
+    compilation excluded: the estimator is warmed up on a few stamps first. Estimators with a
+    ``progress`` attribute (the slow classical ones) drive a progress bar."""
     est = method_estimator(method, profile, sigma)
     warm = getattr(est, "warmup_stamps", WARMUP_STAMPS)
     est.measure(images[: min(len(images), warm)], psf, scale, sigma)
@@ -89,7 +98,7 @@ def timed_measure(method: str, profile: Profile, sigma: float, images: np.ndarra
         t0 = time.perf_counter()
         res = est.measure(images, psf, scale, sigma)
         wall = time.perf_counter() - t0
-    return res.g, np.asarray(res.flags), wall
+    return res, wall
 
 
 def result_path(profile: Profile, method: str, sigma: float, kind: str = "compare") -> Path:

@@ -88,10 +88,10 @@ def _compare(profile: Profile) -> None:
     from shearbridge.steps.measure import result_path
     from shearbridge.summaries.compare import compare_summary
 
-    methods = study.names("compare")
+    methods, bias_methods = study.names("compare"), study.names("bias")
     have_bias = [s for s in profile.noise_grid
-                 if all(result_path(profile, m, s, "bias").exists() for m in methods)]
-    out = compare_summary(profile, methods, have_bias)
+                 if all(result_path(profile, m, s, "bias").exists() for m in bias_methods)]
+    out = compare_summary(profile, methods, have_bias, bias_methods)
     from shearbridge.estimators.mlfit import MLFitEstimator
 
     out["mlfit_impl"] = f"JAX Levenberg-Marquardt fit ({MLFitEstimator.__module__})"

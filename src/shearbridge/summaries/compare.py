@@ -41,8 +41,10 @@ def bias_summary(profile: Profile, methods: list[str]) -> dict[str, Any]:
                      for m in methods}}
 
 
-def compare_summary(profile: Profile, methods: list[str], bias_noise: list[float]) -> dict[str, Any]:
-    """All comparison and bias results of the profile, for the figure and number scripts."""
+def compare_summary(profile: Profile, methods: list[str], bias_noise: list[float],
+                    bias_methods: list[str] | None = None) -> dict[str, Any]:
+    """All comparison results of the profile (``methods``) and the bias results of ``bias_methods``
+    (default: ``methods``) at ``bias_noise``, for the figure and number scripts."""
     crlb1, crlb_wall = load_crlb_unit(profile)
     out: dict[str, Any] = {"profile": profile.name, "methods": methods,
                            "crlb_unit": {"rms": float(np.sqrt(np.mean(crlb1 ** 2))),
@@ -53,6 +55,7 @@ def compare_summary(profile: Profile, methods: list[str], bias_noise: list[float
                            "compare": {}, "bias": {}}
     for m in methods:
         out["compare"][m] = {noise_tag(s): load_result(profile, m, s) for s in profile.noise_grid}
+    for m in methods if bias_methods is None else bias_methods:
         out["bias"][m] = {noise_tag(s): load_result(profile, m, s, "bias") for s in bias_noise}
     out["common"] = {noise_tag(s): common_set_scores(profile, methods, s) for s in profile.noise_grid}
     out["snr_mf"] = snr_summary(profile)
