@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,11 +37,14 @@ def variables(tex: str) -> list[str]:
 def latex_to_text(s: str) -> str:
     """Approximate pdftotext's rendering of a short LaTeX snippet, whitespace removed."""
     s = s.strip().rstrip("%")
+    multi = re.match(r"\\multicolumn\{\d+\}\{[^}]*\}\{", s)  # a table cell spanning columns: its content
+    if multi and s.endswith("}"):
+        s = s[multi.end():-1]
     s = s.replace("''", "′′")  # arcsec in math mode: two primes
     s = re.sub(r"\\(begin|end)\{[^}]*\}(\{[^}]*\})?", "", s)
     for a, b in ((r"\times", "×"), (r"\pm", "±"), (r"\,", ""), (r"\%", "%"), ("~", ""), (r"\le", "≤"),
                  (r"\ge", "≥"), (r"\'e", "é"), ("--", "–"), (r"\sigma", "σ"), (r"\rho", "ρ"),
-                 (r"\gamma", "γ")):
+                 (r"\gamma", "γ"), (r"\approx", "≈")):
         s = s.replace(a, b)
     s = re.sub(r"\\(texttt|textrm|mathrm|textbf|emph)\{([^}]*)\}", r"\2", s)
     s = re.sub(r"\\[a-zA-Z]+\*?", "", s)  # remaining commands
@@ -50,6 +54,7 @@ def latex_to_text(s: str) -> str:
 
 
 def normalise_pdf_text(text: str) -> str:
+    text = unicodedata.normalize("NFC", text)  # pdftotext writes an accent as a combining mark: "Se\u0301rsic"
     text = text.replace("−", "-").replace("\u2009", "").replace("◦", "").replace("⋄", "").replace("ﬁ", "fi").replace("ﬀ", "ff").replace("ﬂ", "fl")
     text = re.sub(r"-\n", "", text)  # hyphenation at line ends
     return re.sub(r"\s+", "", text).replace("_", "")
