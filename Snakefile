@@ -756,6 +756,7 @@ rule bias_numbers:
          for t in BIAS_TAGS],
         [f"{OUT}/bias_snr_{t}.txt" for t in BIAS_TAGS],
         f"{OUT}/snr_mf_over_shearnet.txt",
+        f"{OUT}/shear_test_g.txt",
         [f"{OUT}/anacal_{v}.txt" for v in ("version", "sigma", "sigma_over_psf") if "anacal" in BIAS_GRID_METHODS],
     shell:
         "{PY} {input.script}"

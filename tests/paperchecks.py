@@ -66,6 +66,7 @@ ALLOWED_TOKENS = {
     "2025": "a year: names the ShearNet version whose setup is reproduced",
     "float32": "a type name",
     "float64": "a type name",
+    **{f"{n}pt": "a table's column spacing (layout, not data)" for n in (3, 4)},
     **{f"{k}{i}": "a layer name of EnhancedGalaxyNN" for k in ("conv", "relu", "pool", "dense") for i in (1, 2, 3)},
 }
 # In inline math, 0 and 1 may stand as mathematical identities (|g| < 1, a slope of one).

@@ -53,7 +53,7 @@ def main() -> None:
     axes[-1, 0].tick_params(axis="x", which="minor", bottom=False, top=False)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, ncol=2, loc="upper center", bbox_to_anchor=(0.5, 1.0))
-    fig.tight_layout(h_pad=0.3, rect=(0, 0, 1, 0.8))
+    fig.tight_layout(h_pad=1.2, rect=(0, 0, 1, 0.8))
     plotting.save(fig, "fig_robustness")
 
 

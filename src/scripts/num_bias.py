@@ -5,7 +5,8 @@ in it (the registry's ``bias_grid`` study) and k in m1, m2, c1, c2 at the ``bias
 noise levels (the lowest, 1e-3 and the highest), and ``bias_snr_<tag>`` (median ShearNet S/N of
 the shear-test galaxies, as the runs recorded it) and ``snr_mf_over_shearnet`` (median
 matched-filter S/N over ShearNet's F / (L sigma)), and AnaCal's recorded configuration
-(``anacal_version``, ``anacal_sigma`` kernel scale in arcsec, ``anacal_sigma_over_psf``). Run on its own: ``python src/scripts/num_bias.py``.
+(``anacal_version``, ``anacal_sigma`` kernel scale in arcsec, ``anacal_sigma_over_psf``), and
+``shear_test_g``, the shear amplitude of the paired test. Run on its own: ``python src/scripts/num_bias.py``.
 """
 
 from shearbridge import study
@@ -33,6 +34,7 @@ def main() -> None:
         write_variable("anacal_sigma", f"${cfg['sigma_arcsec']:g}$")
         psf = SimConfig().psf_sigma_arcsec  # the study's PSF (shear-test set: the default simulation)
         write_variable("anacal_sigma_over_psf", f"${cfg['sigma_arcsec'] / psf:.1f}$")
+    write_variable("shear_test_g", f"${SimConfig().applied_shear:g}$")  # |g| applied in the paired test
 
 
 if __name__ == "__main__":
