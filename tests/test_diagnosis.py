@@ -360,6 +360,7 @@ def test_run_diagnosis_and_its_figures_on_the_quick_profile(data_root, monkeypat
     write_json(summaries.summary_dir() / "compare.json", {"profile": profile.name, "snr_mf": {
         noise_tag(s): {"median": 0.21 / s, "p16": 1.0, "p84": 1.0} for s in profile.noise_grid}})
     monkeypatch.setattr(paths, "FIGURES", tmp_path / "figures")
+    monkeypatch.setenv("SHEARBRIDGE_PROFILE", profile.name)  # the scripts refuse another profile's summary
     for script in ("fig_information_per_layer", "fig_probe_rmse", "fig_cnn_vision", "fig_subpixel"):
         runpy.run_path(str(paths.SCRIPTS / f"{script}.py"), run_name="__main__")
         assert (tmp_path / "figures" / f"{script}.pdf").stat().st_size > 1000
