@@ -24,6 +24,7 @@ __all__ = [
     "EstimatorResult",
     "ShapeEstimator",
     "validate_inputs",
+    "usable",
     "FLAG_NOT_CONVERGED",
     "FLAG_AT_BOUND",
     "FLAG_HSM_FAILURE",
@@ -219,3 +220,9 @@ def validate_inputs(
     if not (np.isfinite(noise_sigma) and noise_sigma > 0):
         raise EstimatorInputError(f"noise_sigma must be a positive number, got {noise_sigma!r}")
     return stamps, psf
+
+
+def usable(g: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    """Boolean mask (N,) of the estimates a study scores: unflagged and finite in both
+    components (``g`` (N, 2), ``flags`` (N,))."""
+    return (np.asarray(flags) == 0) & np.all(np.isfinite(np.asarray(g)), axis=1)

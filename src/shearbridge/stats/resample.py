@@ -57,8 +57,8 @@ def paired_rmse_ratio(err_a: np.ndarray, err_b: np.ndarray, rng: np.random.Gener
     """RMSE(a) / RMSE(b) of two estimators on the same galaxies (rows), with a paired bootstrap
     error (galaxies resampled together, so their shared scatter cancels)."""
     a, b = np.asarray(err_a, np.float64), np.asarray(err_b, np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"paired errors need equal shapes, got {a.shape} and {b.shape}")
+    if a.shape != b.shape or a.ndim != 2 or len(a) < 2:
+        raise ValueError(f"paired errors must be two (N >= 2, 2) arrays of equal shapes, got {a.shape} and {b.shape}")
 
     def stat(idx: np.ndarray) -> float:
         return float(np.sqrt(np.mean(a[idx] ** 2) / np.mean(b[idx] ** 2)))

@@ -17,6 +17,7 @@ import numpy as np
 
 from shearbridge import provenance
 from shearbridge.config import Profile, seeds
+from shearbridge.estimators.base import usable
 from shearbridge.io import save_npz, write_json
 from shearbridge.stats.resample import ratio_with_error
 from shearbridge.steps.crlb import load_crlb
@@ -34,7 +35,7 @@ def run_method(method: str, profile: Profile, sigma: float) -> dict[str, Any]:
     images = ds.images(sigma)[:n]
     true = ds.targets(2)[:n]
     g, flags, wall = timed_measure(method, profile, sigma, images, np.asarray(ds.psf), ds.sim.pixel_scale_arcsec)
-    ok = (flags == 0) & np.all(np.isfinite(g), axis=1)
+    ok = usable(g, flags)
     crlb = load_crlb(profile, sigma)
     rng = seeds.rng(profile.seed, "compare_bootstrap", int(-np.log10(sigma) * 100))
     result = {

@@ -109,17 +109,15 @@ def _rng(profile: Profile, *keys: int) -> np.random.Generator:
 
 def _method_errors(profile: Profile, method: str, sigma: float, true: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray] | None:
-    from shearbridge.steps.measure import result_path
+    from shearbridge.steps.measure import load_measured, result_path
 
     path = result_path(profile, method, sigma).with_suffix(".npz")
     if not path.exists():
         return None
-    with np.load(path) as z:
-        g, flags, t = np.asarray(z["g"], np.float64), np.asarray(z["flags"]), np.asarray(z["true"], np.float64)
-    if len(g) != len(true) or not np.allclose(t, true):
+    err, ok, _, t = load_measured(profile, method, sigma)
+    if len(t) != len(true) or not np.allclose(t, true):
         raise ValueError(f"{path}: its galaxies are not the comparison set's first {len(true)} test objects")
-    ok = (flags == 0) & np.all(np.isfinite(g), axis=1)
-    return g - true, ok
+    return err, ok
 
 
 def run_floor(profile: Profile) -> Path:

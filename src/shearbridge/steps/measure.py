@@ -19,7 +19,8 @@ from shearbridge.config import ConfigError, Profile, active_profile, noise_tag
 from shearbridge.errors import InputError, MissingFileError
 from shearbridge.io import save_npz, write_text
 
-__all__ = ["network_loader", "require_trained", "method_estimator", "user_estimator", "timed_measure", "timed_result", "result_path",
+__all__ = ["network_loader", "require_trained", "method_estimator", "user_estimator", "timed_measure", "timed_result",
+           "result_path", "load_measured",
            "load_stamps", "write_catalogue", "progress_bar", "WARMUP_STAMPS"]
 
 #: Stamps of the untimed warm-up call of a classical estimator (networks: one full batch).
@@ -145,3 +146,16 @@ def write_catalogue(path: str | Path, result: Any) -> Path:
 def _cell(v: Any) -> str:
     return str(int(v)) if np.issubdtype(np.asarray(v).dtype, np.integer) else repr(float(v))
 
+
+def load_measured(profile: Profile, method: str, sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(estimate - truth (N, 2), usable (N,), flags (N,), truth (N, 2)) of one method's comparison
+    run on the CRLB set, from the ``.npz`` the compare step writes beside its result."""
+    from shearbridge.estimators.base import usable
+
+    path = result_path(profile, method, sigma).with_suffix(".npz")
+    if not path.exists():
+        raise MissingFileError(f"missing {path}: run `python -m shearbridge compare --method {method} "
+                               f"--noise {sigma:g} --profile {profile.name}`")
+    with np.load(path) as z:
+        g, true, flags = np.asarray(z["g"], np.float64), np.asarray(z["true"], np.float64), np.asarray(z["flags"])
+    return g - true, usable(g, flags), flags, true

@@ -35,6 +35,7 @@ import numpy as np
 
 from shearbridge import paths, study
 from shearbridge.config import Profile, noise_tag, seeds
+from shearbridge.estimators.base import usable
 from shearbridge.io import read_json, save_npz, write_json
 from shearbridge.stats.crlb_fd import FD_LABEL_KEYS, crlb_fd
 from shearbridge.stats.resample import quotient, ratio_with_error, robust_ratio_with_error
@@ -145,7 +146,7 @@ def run_robustness(method: str, dataset: str, profile: Profile, sigma: float) ->
     true = ds.targets(2)[:n]
     g, flags, wall = timed_measure(method, profile, sigma, images, np.asarray(ds.psf),
                                    ds.sim.pixel_scale_arcsec)
-    ok = (np.asarray(flags) == 0) & np.all(np.isfinite(g), axis=1)
+    ok = usable(g, flags)
     if ok.sum() < 2:
         raise ValueError(f"{method} on {dataset}: only {int(ok.sum())} unflagged estimates")
     seq = seeds.seed_sequence(profile.seed, "robustness_bootstrap", STREAM_ID[dataset], round(-math.log10(sigma) * 100))

@@ -28,6 +28,8 @@ from shearbridge.config.experiments import get_experiment
 from shearbridge.errors import MissingFileError
 from shearbridge.io import read_json, write_json
 from shearbridge.models.flops import FLOPS_METHOD
+from shearbridge.stats.resample import paired_rmse_ratio
+from shearbridge.steps.measure import load_measured
 
 __all__ = ["references", "FLOPS_METHOD", "ablation_sigmas", "variants", "forward_flops",
            "paired_rmse_factor", "ablation_summary", "write_ablation_summary"]
@@ -73,35 +75,10 @@ def forward_flops(experiment: str, profile: Profile, stamp_size_px: int) -> floa
 
 def paired_rmse_factor(err_a: np.ndarray, err_b: np.ndarray, rng: np.random.Generator,
                        n_boot: int) -> tuple[float, float]:
-    """RMSE(a) / RMSE(b) over the same galaxies and both components, with a paired bootstrap error.
-
-    ``err_a``, ``err_b``: (N, 2) estimate minus truth of two methods on the same N galaxies
-    (rows paired); resampling galaxies keeps the pairing, so the shared sample noise cancels.
-    """
-    err_a, err_b = np.asarray(err_a, np.float64), np.asarray(err_b, np.float64)
-    if err_a.shape != err_b.shape or err_a.ndim != 2 or len(err_a) < 2:
-        raise ValueError(f"paired errors must be two (N >= 2, 2) arrays, got {err_a.shape}, {err_b.shape}")
-
-    def stat(idx: np.ndarray) -> float:
-        return float(np.sqrt(np.mean(err_a[idx] ** 2) / np.mean(err_b[idx] ** 2)))
-
-    n = len(err_a)
-    boots = np.array([stat(rng.integers(0, n, n)) for _ in range(n_boot)])
-    return stat(np.arange(n)), float(boots.std(ddof=1))
-
-
-def _errors(profile: Profile, method: str, sigma: float) -> tuple[np.ndarray, np.ndarray]:
-    """(estimate - truth (N, 2), usable (N,)) of one method's comparison on the CRLB set."""
-    from shearbridge.steps.measure import result_path
-
-    path = result_path(profile, method, sigma).with_suffix(".npz")
-    if not path.exists():
-        raise MissingFileError(f"missing {path}: run `python -m shearbridge compare --method {method} "
-                                f"--noise {sigma:g} --profile {profile.name}`")
-    with np.load(path) as z:
-        g, true, flags = np.asarray(z["g"], np.float64), np.asarray(z["true"], np.float64), z["flags"]
-    ok = (np.asarray(flags) == 0) & np.all(np.isfinite(g), axis=1)
-    return g - true, ok
+    """RMSE(a) / RMSE(b) over the same galaxies and both components, with a paired bootstrap error:
+    :func:`shearbridge.stats.resample.paired_rmse_ratio` as ``(ratio, error)``."""
+    r = paired_rmse_ratio(err_a, err_b, rng, n_boot)
+    return r["ratio"], r["ratio_err"]
 
 
 def _row(profile: Profile, name: str, label: str, group: str, sigmas: tuple[float, ...],
@@ -152,7 +129,7 @@ def ablation_summary(profile: Profile, *, flops: bool = True) -> dict[str, Any]:
     total: dict[str, dict[str, float]] = {}
     for sigma, tag in zip(sigmas, tags):
         rng = seeds.rng(profile.seed, "ablation_bootstrap", int(round(-np.log10(sigma) * 100)))
-        errs = {n: _errors(profile, n, sigma) for n in ladder}
+        errs = {n: load_measured(profile, n, sigma)[:2] for n in ladder}
         steps[tag] = []
         for prev, this in zip(ladder[:-1], ladder[1:]):
             ok = errs[prev][1] & errs[this][1]

@@ -6,13 +6,14 @@ from typing import Any
 
 import numpy as np
 
+from shearbridge import study
 from shearbridge.config import LSST_C_REQUIREMENT, LSST_M_REQUIREMENT, Profile, noise_tag, seeds
 from shearbridge.estimators.base import FLAG_NAMES
 from shearbridge.io import read_json
 from shearbridge.stats.crlb import matched_filter_snr
 from shearbridge.stats.resample import paired_rmse_ratio, ratio_with_error, robust_ratio_with_error
 from shearbridge.steps.crlb import load_crlb, load_crlb_unit
-from shearbridge.steps.measure import result_path
+from shearbridge.steps.measure import load_measured, result_path
 from shearbridge.study import TRAINING_GAIN
 
 __all__ = [
@@ -63,42 +64,27 @@ def compare_summary(profile: Profile, methods: list[str], bias_noise: list[float
     return out
 
 
-def _errors(profile: Profile, method: str, sigma: float) -> np.ndarray:
-    with np.load(result_path(profile, method, sigma).with_suffix(".npz")) as a:
-        return np.asarray(a["g"], np.float64) - np.asarray(a["true"], np.float64)
-
-
 def seed_scatter(profile: Profile, methods: list[str]) -> dict[str, Any]:
     """Each headline network and its retrainings with other seeds (:data:`shearbridge.config.
     experiments.SEED_VARIANTS`) on the common galaxies of each ``seeds`` level: RMSE/CRLB per seed,
     their mean and sample standard deviation (the seed scatter)."""
-    from shearbridge import study
     from shearbridge.config.experiments import SEED_VARIANTS
 
     out: dict[str, Any] = {}
     for sigma in study.study_noise(profile, "seeds"):
         crlb = load_crlb(profile, sigma)
-        common = _common_mask(profile, methods, sigma)
+        common = np.logical_and.reduce([load_measured(profile, m, sigma)[1] for m in methods])
         per: dict[str, Any] = {}
         for net, extra in SEED_VARIANTS.items():
             runs = [net] + [f"{net}_seed{k}" for k in extra]
             if net not in methods or not all(r in study.names("seeds") for r in runs[1:]):
                 continue
-            ratios = [float(np.sqrt(np.mean(_errors(profile, r, sigma)[common] ** 2))
+            ratios = [float(np.sqrt(np.mean(load_measured(profile, r, sigma)[0][common] ** 2))
                             / np.sqrt(np.mean(crlb[common] ** 2))) for r in runs]
             per[net] = {"seeds": [0, *extra], "ratio": ratios, "mean": float(np.mean(ratios)),
                         "sd": float(np.std(ratios, ddof=1))}
         out[noise_tag(sigma)] = per
     return out
-
-
-def _common_mask(profile: Profile, methods: list[str], sigma: float) -> np.ndarray:
-    """The comparison galaxies that no method in ``methods`` flags (or returns non-finite) at ``sigma``."""
-    masks = []
-    for m in methods:
-        with np.load(result_path(profile, m, sigma).with_suffix(".npz")) as a:
-            masks.append((a["flags"] == 0) & np.all(np.isfinite(a["g"]), axis=1))
-    return np.logical_and.reduce(masks)
 
 
 def _flag_counts(flags: np.ndarray) -> dict[str, int]:
@@ -116,29 +102,25 @@ def common_set_scores(profile: Profile, methods: list[str], sigma: float) -> dic
     pair of :data:`TRAINING_GAIN`, RMSE(formula) / RMSE(network) on the common set (paired bootstrap).
     """
     crlb = load_crlb(profile, sigma)
-    arrays = {m: np.load(result_path(profile, m, sigma).with_suffix(".npz")) for m in methods}
-    oks = {m: (a["flags"] == 0) & np.all(np.isfinite(a["g"]), axis=1) for m, a in arrays.items()}
-    common = np.logical_and.reduce(list(oks.values()))
+    measured = {m: load_measured(profile, m, sigma)[:3] for m in methods}
+    common = np.logical_and.reduce([ok for _, ok, _ in measured.values()])
     key = int(round(-np.log10(sigma) * 100))
     out: dict[str, Any] = {"n_total": len(common), "n_common": int(common.sum()), "methods": {}, "gain": {}}
-    for m, a in arrays.items():
-        err = np.asarray(a["g"], np.float64) - np.asarray(a["true"], np.float64)
+    for m, (err, ok, flags) in measured.items():
         finite = np.all(np.isfinite(err), axis=1)
         rng = seeds.rng(profile.seed, "common_bootstrap", key, len(out["methods"]))
         out["methods"][m] = {
             **ratio_with_error(err[common], crlb[common], rng, profile.bootstrap),
             **robust_ratio_with_error(err[common], crlb[common], rng, profile.bootstrap),
-            "n_flagged": int((~oks[m]).sum()), "flagged_fraction": float((~oks[m]).mean()),
-            "flags": _flag_counts(np.asarray(a["flags"])),
+            "n_flagged": int((~ok).sum()), "flagged_fraction": float((~ok).mean()),
+            "flags": _flag_counts(flags),
             "ratio_all_finite": ratio_with_error(err[finite], crlb[finite], rng, profile.bootstrap)["ratio"],
         }
     for formula, net in TRAINING_GAIN:
-        if formula in arrays and net in arrays:
-            errs = [np.asarray(arrays[m]["g"], np.float64) - np.asarray(arrays[m]["true"], np.float64)
-                    for m in (formula, net)]
+        if formula in measured and net in measured:
             rng = seeds.rng(profile.seed, "common_bootstrap", key, 999)
-            out["gain"][f"{formula}/{net}"] = paired_rmse_ratio(errs[0][common], errs[1][common], rng,
-                                                                profile.bootstrap)
+            out["gain"][f"{formula}/{net}"] = paired_rmse_ratio(measured[formula][0][common],
+                                                                measured[net][0][common], rng, profile.bootstrap)
     return out
 
 
