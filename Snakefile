@@ -16,6 +16,7 @@ from snakemake.exceptions import WorkflowError
 from shearbridge import study
 from shearbridge.config import SimConfig, get_profile, noise_tag
 from shearbridge.config.experiments import SEED_VARIANTS
+from shearbridge.steps.bias import BIAS_SETS
 
 PROFILE = os.environ.get("SHEARBRIDGE_PROFILE", "paper") or "paper"
 # JAX's persistent compilation cache for every job (the Makefile sets the same place):
@@ -300,24 +301,29 @@ rule response_images:
 
 
 rule bias:
-    """m and c of one method on the paired shear-test set at one noise level."""
+    """m and c of one method on a shear-test set at one noise level (kind bias: round PSF;
+    bias_psf: the anisotropic PSF, for the PSF leakage)."""
     input:
-        f"{D}/datasets/shear/manifest.json",
+        lambda w: f"{D}/datasets/{BIAS_SETS[w.kind]}/manifest.json",
         network_inputs,
         lambda w: [f"{D}/response/sheared_noise{w.tag}.npz"] if w.method.endswith("_cal") else [],
     output:
-        f"{D}/results/bias/{{method}}/noise{{tag}}.json",
+        f"{D}/results/{{kind}}/{{method}}/noise{{tag}}.json",
+    wildcard_constraints:
+        kind="bias|bias_psf",
     benchmark:
-        f"{D}/benchmarks/estimate-bias-{{method}}-{{tag}}.tsv"
+        f"{D}/benchmarks/estimate-{{kind}}-{{method}}-{{tag}}.tsv"
     params:
         profile=PROFILE,
         sigma=lambda w: NOISE[w.tag],
+        psf=lambda w: " --psf-test" if w.kind == "bias_psf" else "",
     threads: 1
     resources:
         mem_mb=mem_mb(2),
         runtime=30,
     shell:
         "{PY} -m shearbridge bias --method {wildcards.method} --noise {params.sigma} --profile {params.profile}"
+        "{params.psf}"
 
 
 # ------------------------------------------------- summaries (profile-agnostic paths)
@@ -472,14 +478,12 @@ rule compare_numbers:
         [f"{OUT}/seedsd_{n}_{t}.txt" for n in SEEDED for t in STAGS["seeds"]],
         f"{OUT}/n_seeds.txt",
         f"{OUT}/compare_table.txt",
-        f"{OUT}/bias_table.txt",
         f"{OUT}/crlb_rms_1e-05.txt",
         f"{OUT}/crlb_median_1e-05.txt",
         f"{OUT}/n_crlb.txt",
         f"{OUT}/crlb_band_pct.txt",
         f"{OUT}/mlfit_impl.txt",
         f"{OUT}/ngmix_status.txt",
-        f"{OUT}/bias_noise_levels.txt",
         f"{OUT}/hypothesis_ratio_low.txt",
         [f"{OUT}/improve_shapenet_{t}.txt" for t in TAGS],
         f"{OUT}/shapenet_within2.txt",
@@ -723,7 +727,8 @@ rule summary_robustness:
 rule summary_bias:
     """m, c at every noise level of every method of the bias_grid study."""
     input:
-        expand(f"{D}/results/bias/{{method}}/noise{{tag}}.json", method=BIAS_GRID_METHODS, tag=TAGS),
+        expand(f"{D}/results/{{kind}}/{{method}}/noise{{tag}}.json", kind=list(BIAS_SETS), method=BIAS_GRID_METHODS,
+               tag=TAGS),
     output:
         f"{S}/bias.json",
     params:
@@ -750,19 +755,76 @@ rule robustness_numbers:
 rule bias_numbers:
     input:
         f"{S}/bias.json",
+        [f"{D}/diagnosis/anacal_tuning.json"] if "anacal" in BIAS_GRID_METHODS else [],
         script="src/scripts/num_bias.py",
     output:
-        [f"{OUT}/bias_{m}_{k}_{t}.txt" for m in BIAS_GRID_METHODS for k in ("m1", "m2", "c1", "c2")
-         for t in BIAS_TAGS],
-        [f"{OUT}/bias_snr_{t}.txt" for t in BIAS_TAGS],
-        f"{OUT}/snr_mf_over_shearnet.txt",
-        f"{OUT}/shear_test_g.txt",
-        [f"{OUT}/anacal_{v}.txt" for v in ("version", "sigma", "sigma_over_psf") if "anacal" in BIAS_GRID_METHODS],
+        [f"{OUT}/bias_{m}_{k}_{t}.txt" for m in BIAS_GRID_METHODS
+         for k in ("m1", "m2", "c1", "c2", "mrel1", "mrel2", "alpha") for t in TAGS],
+        [f"{OUT}/sigmam_{m}_{t}.txt" for m in BIAS_GRID_METHODS for t in TAGS],
+        [f"{OUT}/nneed_{m}_{t}.txt" for m in BIAS_GRID_METHODS for t in TAGS],
+        [f"{OUT}/bias_ngal_{m}.txt" for m in BIAS_GRID_METHODS],
+        [f"{OUT}/bias_{v}_{t}.txt" for v in ("snr", "snrmf") for t in TAGS],
+        [f"{OUT}/{v}.txt" for v in ("snr_mf_over_shearnet", "shear_test_g", "bias_ideal_m", "bias_ideal_c",
+                                     "sigmam_target_high", "sigmam_target_survey", "sigmam_high_snr",
+                                     "bias_precision_table", "bias_table", "bias_noise_levels", "psf_test_g")],
+        [f"{OUT}/anacal_{v}.txt" for v in ("version", "sigma", "sigma_over_psf", "c0", "tune_n", "tune_tol")
+         if "anacal" in BIAS_GRID_METHODS],
     shell:
         "{PY} {input.script}"
 
 
 COMPUTE += [f"{S}/robustness.json", f"{S}/bias.json"]
+
+
+# ------------------------------------------- the shear-noise yardstick: n_eff per method and S/N (issue 16, item 4)
+rule yardstick:
+    """One method on the comparison galaxies with a bound, in two independent noise realisations."""
+    input:
+        f"{D}/datasets/test/manifest.json",
+        network_inputs,
+    output:
+        f"{D}/results/yardstick/{{method}}/noise{{tag}}.npz",
+    benchmark:
+        f"{D}/benchmarks/yardstick-{{method}}-{{tag}}.tsv"
+    params:
+        profile=PROFILE,
+        sigma=lambda w: NOISE[w.tag],
+    threads: 1
+    resources:
+        mem_mb=mem_mb(2),
+        runtime=30,
+    shell:
+        "{PY} -m shearbridge yardstick --method {wildcards.method} --noise {params.sigma} --profile {params.profile}"
+
+
+rule summary_yardstick:
+    """sigma_meas / sigma_CRLB and n_eff lost of every bias_grid method at every level."""
+    input:
+        expand(f"{D}/results/yardstick/{{method}}/noise{{tag}}.npz", method=BIAS_GRID_METHODS, tag=TAGS),
+        expand(f"{D}/results/bias/{{method}}/noise{{tag}}.json", method=BIAS_GRID_METHODS, tag=TAGS),
+        f"{D}/crlb/test.npz",
+    output:
+        f"{S}/yardstick.json",
+    params:
+        profile=PROFILE,
+    shell:
+        "{PY} -m shearbridge summarize yardstick --profile {params.profile}"
+
+
+rule yardstick_numbers:
+    input:
+        f"{S}/yardstick.json",
+        script="src/scripts/num_yardstick.py",
+    output:
+        [f"{OUT}/neff_{m}_{t}.txt" for m in BIAS_GRID_METHODS for t in TAGS],
+        [f"{OUT}/measratio_{m}_{t}.txt" for m in BIAS_GRID_METHODS for t in TAGS],
+        [f"{OUT}/{v}_{t}.txt" for v in ("vantrees_over_crlb",) for t in TAGS],
+        f"{OUT}/sigma_e.txt",
+    shell:
+        "{PY} {input.script}"
+
+
+COMPUTE += [f"{S}/yardstick.json"]
 
 
 # ------------------------------------------- the low-noise floor and the weight fractions (issue 15, items 4, 6)
@@ -815,6 +877,27 @@ rule tune_weight_fractions:
         runtime=30,
     shell:
         "{PY} -m shearbridge.steps.tune --profile {params.profile}"
+
+
+rule tune_anacal:
+    """AnaCal's kernel scale and weight constant chosen on training galaxies at the survey noise, and
+    whether the estimator's defaults are that choice (num_bias.py refuses to build the paper if not)."""
+    input:
+        f"{D}/datasets/train/manifest.json",
+        "src/shearbridge/estimators/anacal.py",
+        "src/shearbridge/steps/tune_anacal.py",
+    output:
+        f"{D}/diagnosis/anacal_tuning.json",
+    benchmark:
+        f"{D}/benchmarks/tune-anacal.tsv"
+    params:
+        profile=PROFILE,
+    threads: 1
+    resources:
+        mem_mb=mem_mb(2),
+        runtime=30,
+    shell:
+        "{PY} -m shearbridge.steps.tune_anacal --profile {params.profile}"
 
 
 rule summary_floor:

@@ -2,16 +2,18 @@
 
 The galaxies are the package's own (``shearbridge.sim.stamps``: 53-px stamps of 0.141"
 pixels, a 0.25" Gaussian PSF, offsets up to 0.2"), in its paired shear-test layout
-(``+g, -g`` times 0 and 90 degrees, ``g = 0.02`` along one component per galaxy),
-noise-free, 96 galaxies per profile. Measured with the defaults (kernel 0.52",
-``c0 = 8 sigma_m00``), ``sum e / sum R``:
+(16 stamps per galaxy: four orientations 45 degrees apart x ``+g, -g`` x ``+n, -n``,
+``g = 0.02`` along one component per galaxy), noise-free, 96 galaxies per profile.
+Measured with the defaults (kernel 0.52", ``c0 = 8 sigma_m00``), ``sum e / sum R``:
 
-* Gaussian: m1 = +2.9e-4, m2 = +2.7e-4 (both from the ``+g`` stamps alone and from the
-  paired ``+g - (-g)`` test, jackknife error ~2e-5); exponential: +3.0e-4, +2.9e-4.
-* c: paired |c| < 1e-9; from the ``+g`` stamps alone the cross component leaks up to
-  6e-4 (the 90-degree pairs cancel the intrinsic shape to first order only).
-* renoised at sigma_n = 1e-4 (stamps sharing noise by fours): m1 = +1.1e-3, m2 = -2e-5.
-* measured at the stamp centre instead of the image centroid: m1 = -7.0 %.
+* Gaussian: m1 = +2.8e-4, m2 = +2.75e-4 (both from the ``+g`` stamps alone and from the
+  paired ``+g - (-g)`` test, jackknife error ~2e-5); exponential: +2.9e-4, +3.0e-4.
+* c: paired |c| < 1e-9; from the ``+g`` stamps alone the cross component leaks < 1e-7
+  (the four orientations cancel the intrinsic shape; the old two, 90 degrees apart,
+  left up to 6e-4).
+* renoised at sigma_n = 1e-4 (one antithetic noise field per galaxy and orientation,
+  renoising images shared by fours and negated on the ``-n`` stamps): see the test's output.
+* measured at the stamp centre instead of the image centroid: m1 = -7.3 %.
 """
 
 from __future__ import annotations
@@ -37,14 +39,15 @@ from shearbridge.stats.bias import paired_ensemble_bias  # noqa: E402
 
 SCALE = 0.141
 G = 0.02
-N_PAIRS = 96  # galaxies per profile (x4 stamps)
+N_PAIRS = 96  # galaxies per profile (x16 stamps)
 TINY_NOISE = 1e-6  # the interface needs noise_sigma > 0; the stamps are noise-free
 
 
 def _population(galaxy: str, seed: int):
     sim = SimConfig(galaxy=galaxy, shear_test=True, applied_shear=G)
     labels = simstamps.draw_population(sim, N_PAIRS, np.random.default_rng(seed))
-    stamps = simstamps.render_rows(sim, labels, range(labels["g1"].shape[0]))
+    plus_n = np.flatnonzero(labels["noise_sign"] > 0)  # a -n stamp repeats its +n neighbour
+    stamps = np.repeat(simstamps.render_rows(sim, labels, plus_n), 2, axis=0)
     return sim, labels, stamps, simstamps.render_psf(sim)
 
 
@@ -59,7 +62,7 @@ def gauss_population():
 
 
 def _plus_shear_bias(result, labels):
-    """m, c per component from ``sum e / sum R`` over the +g stamps (both rotations)."""
+    """m, c per component from ``sum e / sum R`` over the +g stamps (all orientations)."""
     out = {}
     comp = labels["pair_id"] % 2
     plus = labels["sign"] == 1
@@ -84,8 +87,9 @@ def test_ensemble_shear_recovers_applied_shear(population):
     print(f"\n{sim.galaxy}: +g stamps m1={b['m1']:+.2e} m2={b['m2']:+.2e} "
           f"c1={b['c1']:+.1e} c2={b['c2']:+.1e}")
     assert abs(b["m1"]) < 1e-2 and abs(b["m2"]) < 1e-2
-    # the 90-degree pairs cancel the intrinsic shape to first order only: a small leakage
-    assert abs(b["c1"]) < 2e-3 and abs(b["c2"]) < 2e-3
+    # the four orientations cancel the intrinsic shape (measured |c| < 1e-7; two at 90 degrees
+    # apart left up to 6e-4)
+    assert abs(b["c1"]) < 1e-6 and abs(b["c2"]) < 1e-6
     p = paired_ensemble_bias(res.g, res.extra["response"], labels, res.flags, n_blocks=16)
     print(f"{sim.galaxy}: paired m1={p['m1']:+.2e}±{p['m1_err']:.1e} "
           f"m2={p['m2']:+.2e}±{p['m2_err']:.1e} c1={p['c1']:+.1e} c2={p['c2']:+.1e}")
@@ -97,15 +101,38 @@ def test_ensemble_shear_recovers_applied_shear(population):
     assert 0.3 < np.mean(r) < 0.8
 
 
+def _antithetic_noise(labels, sigma, seed):
+    """One field per galaxy and orientation, held by its four stamps with sign ``noise_sign``
+    (the layout of the package's shear-test datasets)."""
+    fields = np.random.default_rng(seed).normal(0.0, sigma, size=(N_PAIRS, 4, 53, 53))
+    return labels["noise_sign"][:, None, None] * fields[labels["pair_id"], labels["orient"]]
+
+
 def test_renoised_mode_recovers_shear_at_low_noise(gauss_population):
+    """Renoised at sigma_n = 1e-4 with antithetic pixel noise. Measured (noise seeds 3-5):
+    antithetic renoising m = +2.7e-4 .. +2.8e-4 +- 2e-5 (the noise-free m, +2.8e-4), c ~ 1e-6;
+    renoising images shared by fours but not negated on the -n stamps: m = -4e-4 .. +8e-4
+    +- 2e-4 .. 5e-4, c +- 1e-4 (the renoising noise no longer cancels)."""
     sim, labels, stamps, psf = gauss_population
     sigma = 1e-4
-    noisy = stamps + np.repeat(
-        np.random.default_rng(3).normal(0.0, sigma, size=(N_PAIRS,) + stamps.shape[1:]), 4, axis=0)
-    res = AnaCalEstimator(noise_rev=True, seed=5, noise_share=4).measure(noisy, psf, SCALE, sigma)
+    noisy = stamps + _antithetic_noise(labels, sigma, seed=3)
+    clean = AnaCalEstimator(noise_rev=False).measure(stamps, psf, SCALE, TINY_NOISE)
+    p0 = paired_ensemble_bias(clean.g, clean.extra["response"], labels, clean.flags, n_blocks=16)
+    res = AnaCalEstimator(noise_rev=True, seed=5, noise_share=4, antithetic=True).measure(
+        noisy, psf, SCALE, sigma)
     p = paired_ensemble_bias(res.g, res.extra["response"], labels, res.flags, n_blocks=16)
-    print(f"\nrenoised, sigma_n={sigma}: m1={p['m1']:+.2e} m2={p['m2']:+.2e}")
+    plain = AnaCalEstimator(noise_rev=True, seed=5, noise_share=4).measure(noisy, psf, SCALE, sigma)
+    q = paired_ensemble_bias(plain.g, plain.extra["response"], labels, plain.flags, n_blocks=16)
+    print(f"\nrenoised, sigma_n={sigma}: antithetic m1={p['m1']:+.2e}±{p['m1_err']:.1e} "
+          f"m2={p['m2']:+.2e}±{p['m2_err']:.1e}; not antithetic m1={q['m1']:+.2e}±{q['m1_err']:.1e} "
+          f"m2={q['m2']:+.2e}±{q['m2_err']:.1e}")
     assert abs(p["m1"]) < 1e-2 and abs(p["m2"]) < 1e-2
+    assert p["n_dropped"] == 0
+    for k in (1, 2):
+        assert abs(p[f"m{k}"] - p0[f"m{k}"]) < 1e-4, (p, p0)
+        assert p[f"m{k}_err"] < 5e-5 and abs(p[f"c{k}"]) < 1e-5
+        # negating the renoising image on the -n stamps keeps the noise cancelling
+        assert q[f"m{k}_err"] > 3 * p[f"m{k}_err"], (p, q)
 
 
 def test_centroid_from_the_image_not_the_stamp_centre(gauss_population):
@@ -169,6 +196,18 @@ def test_deterministic_and_batch_independent(gauss_population):
     shared = AnaCalEstimator(seed=7, noise_share=4)
     imgs = shared._noise_images(8, 5, 1.0)
     assert np.array_equal(imgs[0], imgs[3]) and not np.array_equal(imgs[3], imgs[4])
+    # antithetic: the odd stamps of a group (the -n stamps) get the negated image
+    anti = AnaCalEstimator(seed=7, noise_share=4, antithetic=True)._noise_images(8, 5, 1.0)
+    assert np.array_equal(anti[0::2], imgs[0::2]) and np.array_equal(anti[1::2], -imgs[1::2])
+    # counted across calls: a batch starting at an odd stamp starts negated
+    anti_est = AnaCalEstimator(seed=7, noise_rev=True, noise_share=4, antithetic=True)
+    anti_parts = [anti_est.measure(stamps[:5], psf, SCALE, 1e-3),
+                  anti_est.measure(stamps[5:], psf, SCALE, 1e-3)]
+    anti_all = AnaCalEstimator(seed=7, noise_rev=True, noise_share=4, antithetic=True).measure(
+        stamps, psf, SCALE, 1e-3)
+    assert np.allclose(np.concatenate([p.g for p in anti_parts]), anti_all.g, rtol=0, atol=1e-10)
+    assert not np.array_equal(anti_all.g, AnaCalEstimator(seed=7, noise_share=4).measure(
+        stamps, psf, SCALE, 1e-3).g)
 
 
 def test_progress_and_flags(gauss_population):

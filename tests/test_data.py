@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from shearbridge.sim import catalogue as C
-from shearbridge.sim import datasets as D
 from shearbridge import paths
 from shearbridge.config import ConfigError, SimConfig, get_profile
+from shearbridge.sim import catalogue as C
+from shearbridge.sim import datasets as D
 
 TINY = dataclasses.replace(
     get_profile("quick"), name="tiny", n_train=64, n_test=48, n_crlb=16, n_shear_pairs=6
@@ -118,18 +118,30 @@ def test_images_targets_subset(data_root):
 def test_shear_pairs_share_noise_and_differ_in_sign(data_root):
     D.generate_dataset("shear", TINY, workers=1, progress=False)
     ds = D.load_dataset("shear", TINY)
-    n = TINY.n_shear_pairs
-    assert len(ds) == 4 * n
-    noise = np.asarray(ds.noise).reshape(n, 4, 53, 53)
-    assert_array_equal(noise, noise[:, :1].repeat(4, axis=1))
-    assert not np.array_equal(noise[0, 0], noise[1, 0])
+    n, per = TINY.n_shear_pairs, 16
+    assert len(ds) == per * n
     lab = ds.labels
-    assert_array_equal(lab["sign"].reshape(n, 4), np.tile([1, -1, 1, -1], (n, 1)))
-    applied = (lab["applied_g1"] + lab["applied_g2"]).reshape(n, 4)
-    assert_array_equal(applied[:, 0], -applied[:, 1])
+    assert_array_equal(lab["orient"].reshape(n, per), np.tile(np.repeat(np.arange(4), 4), (n, 1)))
+    assert_array_equal(lab["sign"].reshape(n, per), np.tile([1, 1, -1, -1], (n, 4)))
+    assert_array_equal(lab["noise_sign"].reshape(n, per), np.tile([1, -1], (n, 8)))
+    # one standard-normal field per galaxy and orientation, held with sign noise_sign
+    noise = np.asarray(ds.noise).reshape(n, 4, 4, 53, 53)  # (galaxy, orient, 2 s + f, y, x)
+    signs = np.array([1, -1, 1, -1], np.float32)[None, None, :, None, None]
+    assert_array_equal(noise, signs * noise[:, :, :1])
+    spec = C.get_spec("shear", TINY)
+    for i in range(n):
+        ss = np.random.SeedSequence(entropy=TINY.seed, spawn_key=(spec.stream_id, 1, i))
+        fields = np.random.default_rng(ss).standard_normal((4, 53, 53), dtype=np.float32)
+        assert_array_equal(noise[i, :, 0], fields)
+    assert not np.array_equal(noise[0, 0, 0], noise[1, 0, 0])
+    assert not np.array_equal(noise[0, 0, 0], noise[0, 1, 0])  # orientations: independent fields
+    applied = (lab["applied_g1"] + lab["applied_g2"]).reshape(n, 4, 2, 2)
+    assert_array_equal(applied[:, :, 0], -applied[:, :, 1])
     assert_array_equal(np.abs(applied), ds.sim.applied_shear)
-    clean = np.asarray(ds.clean, np.float64).reshape(n, 4, 53, 53)
-    assert np.all(np.abs(clean[:, 0] - clean[:, 1]).max(axis=(1, 2)) > 0)
+    clean = np.asarray(ds.clean, np.float64).reshape(n, 4, 2, 2, 53, 53)  # (., orient, s, f, .)
+    assert_array_equal(clean[:, :, :, 1], clean[:, :, :, 0])  # -n stamp: the +n stamp's image
+    assert np.all(np.abs(clean[:, :, 0, 0] - clean[:, :, 1, 0]).max(axis=(2, 3)) > 0)  # +g vs -g
+    assert np.all(np.abs(clean[:, 0, 0, 0] - clean[:, 1, 0, 0]).max(axis=(1, 2)) > 0)  # orientations
 
 
 def test_interrupted_generation_leaves_nothing_behind(data_root, monkeypatch, small_chunks):
@@ -223,7 +235,13 @@ def test_dataset_specs():
     assert specs["train"].n_objects == TINY.n_train
     assert specs["train_mix"].n_objects == max(256, TINY.n_train // 4)  # a quarter (slow galaxies)
     assert specs["test"].n_objects == TINY.n_test
-    assert specs["shear"].sim.shear_test and specs["shear"].n_stamps == 4 * TINY.n_shear_pairs
+    assert specs["shear"].sim.shear_test and specs["shear"].n_stamps == 16 * TINY.n_shear_pairs
+    psf_set = specs["shear_psf"]
+    assert psf_set.sim.shear_test and (psf_set.sim.psf_g1, psf_set.sim.psf_g2) == (C.PSF_TEST_G, 0.0)
+    assert C.PSF_TEST_G == 0.05
+    assert psf_set.n_objects == max(2, TINY.n_shear_pairs // 4)
+    assert psf_set.n_stamps == 16 * psf_set.n_objects
+    assert dataclasses.replace(psf_set.sim, psf_g1=0.0) == specs["shear"].sim
     assert specs["test_exp"].sim.galaxy == "exp" and specs["test_exp"].n_objects == n_rob
     assert specs["test_sersic"].sim.galaxy == "sersic"
     assert specs["test_bulge_disk"].sim.galaxy == "bulge_disk"

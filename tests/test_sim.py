@@ -11,8 +11,8 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.stats import norm
 
-from shearbridge.sim import stamps as S
 from shearbridge.config import ConfigError, SimConfig
+from shearbridge.sim import stamps as S
 
 SIM = SimConfig()
 #: Rendering requirement (absolute, per pixel) from the noise grid's lowest rung (1e-5).
@@ -228,39 +228,54 @@ def test_other_models_and_psfs_render_their_flux():
 
 def test_shear_test_mode_labels():
     sim = dataclasses.replace(SIM, shear_test=True, applied_shear=0.02)
+    per = S.SHEAR_TEST_STAMPS
+    assert per == 16
     labels = S.draw_population(sim, 6, np.random.default_rng(5))
     assert set(labels) == set(S.BASE_LABELS + S.SHEAR_LABELS)
-    assert all(v.shape == (24,) for v in labels.values())
-    assert_array_equal(labels["pair_id"], np.repeat(np.arange(6), 4))
-    assert_array_equal(labels["sign"], np.tile([1, -1, 1, -1], 6))
-    assert_array_equal(labels["rot90"], np.tile([0, 0, 1, 1], 6))
-    for key in ("size_arcsec", "flux", "dx_arcsec", "dy_arcsec"):
-        grouped = labels[key].reshape(6, 4)
-        assert_array_equal(grouped, grouped[:, :1].repeat(4, axis=1), err_msg=key)
-    g_int = np.stack([labels["g1_int"], labels["g2_int"]]).reshape(2, 6, 4)
-    assert_array_equal(g_int[:, :, 2:], -g_int[:, :, :2])  # 90 degrees flips a spin-2 shape
+    assert "rot90" not in labels
+    n = 6 * per
+    assert all(v.shape == (n,) for v in labels.values())
+    # stamp 16 i + 4 orient + 2 s + f
+    assert_array_equal(labels["pair_id"], np.repeat(np.arange(6), per))
+    assert_array_equal(labels["orient"], np.tile(np.repeat(np.arange(4), 4), 6))
+    assert_array_equal(labels["sign"], np.tile([1, 1, -1, -1], 4 * 6))
+    assert_array_equal(labels["noise_sign"], np.tile([1, -1], 8 * 6))
+    for key in ("size_arcsec", "flux", "dx_arcsec", "dy_arcsec", "model_id"):
+        grouped = labels[key].reshape(6, per)
+        assert_array_equal(grouped, grouped[:, :1].repeat(per, axis=1), err_msg=key)
+    # position angle 45 * orient degrees multiplies a spin-2 shape by i**orient
+    e_int = (labels["g1_int"] + 1j * labels["g2_int"]).reshape(6, 4, 4)
+    assert_array_equal(e_int, e_int[:, :1, :1].repeat(4, axis=1).repeat(4, axis=2)
+                       * np.array([1, 1j, -1, -1j])[None, :, None])
+    assert_array_equal(e_int[:, 2], -e_int[:, 0])  # 90 degrees flips a spin-2 shape
     app = np.stack([labels["applied_g1"], labels["applied_g2"]])
     k = labels["pair_id"] % 2
-    assert_array_equal(app[k, np.arange(24)], 0.02 * labels["sign"])
-    assert_array_equal(app[1 - k, np.arange(24)], 0.0)
-    for i in range(24):
-        lensed = galsim.Shear(g1=app[0, i], g2=app[1, i]) + galsim.Shear(g1=g_int[0].ravel()[i],
-                                                                          g2=g_int[1].ravel()[i])
+    assert_array_equal(app[k, np.arange(n)], 0.02 * labels["sign"])
+    assert_array_equal(app[1 - k, np.arange(n)], 0.0)
+    for i in range(n):
+        lensed = galsim.Shear(g1=app[0, i], g2=app[1, i]) + galsim.Shear(g1=labels["g1_int"][i],
+                                                                          g2=labels["g2_int"][i])
         got = [labels["g1"][i], labels["g2"][i]]
         assert_allclose(got, [lensed.g1, lensed.g2], rtol=0, atol=1e-15)
+    # the -n stamp is the same image as its +n neighbour
+    minus_n = labels["noise_sign"] < 0
+    for key in ("g1", "g2", "g1_int", "g2_int", "applied_g1", "applied_g2", "orient", "sign"):
+        assert_array_equal(labels[key][minus_n], labels[key][np.flatnonzero(minus_n) - 1], err_msg=key)
 
 
 def test_shear_test_label_describes_the_image():
     """intrinsic.shear(applied) renders exactly like a galaxy sheared by the label g."""
     sim = dataclasses.replace(SIM, shear_test=True, applied_shear=0.05)
     labels = S.draw_population(sim, 2, np.random.default_rng(9))
-    for i in range(8):
+    # one +g and one -g stamp of each orientation (the -n stamps are copies of the +n ones)
+    for i in (0, 2, 4, 6, 8, 10, 12, 14):
         row = _row(labels, i)
         lensed = S.render_clean(sim, row)
         direct = S.render_clean(SIM, row)  # non-shear mode reads only g1, g2
         assert_allclose(lensed, direct, rtol=0, atol=1e-12)
-    plus, minus = S.render_clean(sim, _row(labels, 0)), S.render_clean(sim, _row(labels, 1))
+    plus, minus = S.render_clean(sim, _row(labels, 0)), S.render_clean(sim, _row(labels, 2))
     assert np.abs(plus - minus).max() > 1e-4 * plus.max()
+    assert_array_equal(S.render_clean(sim, _row(labels, 1)), plus)  # +g, -n: same image
 
 
 def test_malformed_configs_raise_config_error_naming_the_field():
@@ -270,6 +285,8 @@ def test_malformed_configs_raise_config_error_naming_the_field():
         "flux_max": dataclasses.replace(SIM, flux_max=0.5),
         "size_min_arcsec": dataclasses.replace(SIM, size_min_arcsec=-0.1),
         "applied_shear": dataclasses.replace(SIM, applied_shear=0.0),
+        "psf_g1": dataclasses.replace(SIM, psf_g1=0.5),
+        "psf_g2": dataclasses.replace(SIM, psf_g2=float("nan")),
     }
     for field, bad in cases.items():
         with pytest.raises(ConfigError, match=field):

@@ -1,39 +1,82 @@
-"""Numbers: m1, m2, c1, c2 (jackknife errors) of every method of the bias study.
+"""Numbers: the shear test's m, c, PSF leakage alpha and precision, every method and noise level.
 
-Reads ``src/data/summary/bias.json``; writes ``bias_<method>_<k>_<tag>`` for every method
-in it (the registry's ``bias_grid`` study) and k in m1, m2, c1, c2 at the ``bias`` study's
-noise levels (the lowest, 1e-3 and the highest), and ``bias_snr_<tag>`` (median ShearNet S/N of
-the shear-test galaxies, as the runs recorded it) and ``snr_mf_over_shearnet`` (median
-matched-filter S/N over ShearNet's F / (L sigma)), and AnaCal's recorded configuration
-(``anacal_version``, ``anacal_sigma`` kernel scale in arcsec, ``anacal_sigma_over_psf``), and
-``shear_test_g``, the shear amplitude of the paired test. Run on its own: ``python src/scripts/num_bias.py``.
+Reads ``src/data/summary/bias.json``; writes, for every method in it (the registry's
+``bias_grid`` study) and every noise tag: ``bias_<method>_<k>_<tag>`` for k in m1, m2, c1, c2
+(round PSF), ``mrel1``, ``mrel2`` (relative to the label-ideal estimator on the same galaxies)
+and ``alpha`` (anisotropic-PSF test, ``c1 / g_psf``); ``sigmam_<method>_<tag>`` (achieved
+sigma(m)) and ``nneed_<method>_<tag>`` (galaxies that would reach the target);
+``bias_ngal_<method>`` (galaxies measured); ``bias_snr_<tag>`` (median ShearNet S/N) and
+``bias_snrmf_<tag>`` (median matched-filter S/N); ``bias_ideal_m``, ``bias_ideal_c`` (largest
+label-ideal |m|, |c|: the design's floor); ``bias_precision_table``; ``psf_test_g``;
+``snr_mf_over_shearnet``; ``bias_table`` (Table 2: the ``bias`` study's levels, with alpha) and
+``bias_noise_levels``; AnaCal's recorded configuration and tuning (``anacal_version``,
+``anacal_sigma``, ``anacal_c0``, ``anacal_tune_n``, ``anacal_tune_tol``,
+``anacal_sigma_over_psf``); ``shear_test_g``. Run on its own: ``python src/scripts/num_bias.py``.
 """
 
 from shearbridge import study
-from shearbridge.config import SimConfig, get_profile
-from shearbridge.paper.outputs import fmt_pm, write_variable
+from shearbridge.config import (
+    SIGMA_M_HIGH_SNR,
+    SIGMA_M_TARGET_HIGH_SNR,
+    SIGMA_M_TARGET_SURVEY,
+    SimConfig,
+    get_profile,
+)
+from shearbridge.io import read_json
+from shearbridge.paper.outputs import fmt_int, fmt_noise, fmt_pm, fmt_sci, write_variable
+from shearbridge.paper.tables import bias_precision_table, bias_table
+from shearbridge.sim.catalogue import PSF_TEST_G
+from shearbridge.steps.tune_anacal import SCORE_TOLERANCE, anacal_tuning_path
 from shearbridge.summaries import load_summary_json
 
 
 def main() -> None:
     s = load_summary_json("bias")
-    chosen = study.study_tags(get_profile(s["profile"]), "bias")
+    tags = list(next(iter(s["bias"].values())))
     for m in s["bias"]:
-        for tag in chosen:
-            r = s["bias"][m][tag]
+        for tag in tags:
+            r, rp = s["bias"][m][tag], s["bias_psf"][m][tag]
             for k in ("m1", "m2", "c1", "c2"):
                 write_variable(f"bias_{m}_{k}_{tag}", fmt_pm(r[k], r[f"{k}_err"]))
+            for k in (1, 2):
+                write_variable(f"bias_{m}_mrel{k}_{tag}", fmt_pm(r[f"m{k}_rel"], r[f"m{k}_rel_err"]))
+            write_variable(f"bias_{m}_alpha_{tag}", fmt_pm(rp["alpha"], rp["alpha_err"]))
+            write_variable(f"sigmam_{m}_{tag}", fmt_sci(r["precision"]["sigma_m"], 1))
+            write_variable(f"nneed_{m}_{tag}", fmt_int(r["precision"]["n_needed"]))
+        write_variable(f"bias_ngal_{m}", fmt_int(s["bias"][m][tags[0]]["n_galaxies_measured"]))
     first = next(iter(s["bias"].values()))
-    for tag in chosen:
+    for tag in tags:
         write_variable(f"bias_snr_{tag}", f"${first[tag]['median_snr']:.0f}$")
-    r = first[chosen[0]]
+        write_variable(f"bias_snrmf_{tag}", f"${first[tag]['median_snr_mf']:.0f}$")
+    r = first[tags[0]]
     write_variable("snr_mf_over_shearnet", f"${r['median_snr_mf'] / r['median_snr']:.1f}$")
+    floor = s["ideal_floor"]
+    write_variable("bias_ideal_m", fmt_sci(max(floor["m1"], floor["m2"]), 1))
+    write_variable("bias_ideal_c", fmt_sci(max(floor["c1"], floor["c2"]), 1))
+    write_variable("sigmam_target_high", fmt_sci(SIGMA_M_TARGET_HIGH_SNR, 1))
+    write_variable("sigmam_target_survey", fmt_sci(SIGMA_M_TARGET_SURVEY, 1))
+    write_variable("sigmam_high_snr", f"${SIGMA_M_HIGH_SNR:.0f}$")
+    chosen = study.study_tags(get_profile(s["profile"]), "bias")  # Table 2's levels
+    write_variable("bias_noise_levels", " and ".join(fmt_noise(float(t)) for t in chosen))
+    write_variable("bias_table", bias_table(s["bias"], chosen, lambda m: study.get_method(m).label, s["bias_psf"]))
+    write_variable("bias_precision_table", bias_precision_table(s["bias"], tags, lambda m: study.get_method(m).label))
+    write_variable("psf_test_g", f"${PSF_TEST_G:g}$")
     if "anacal" in s["bias"]:  # the configuration the runs recorded
-        cfg = s["bias"]["anacal"][chosen[0]]["config"]
+        cfg = s["bias"]["anacal"][tags[0]]["config"]
         write_variable("anacal_version", cfg["anacal_version"])
         write_variable("anacal_sigma", f"${cfg['sigma_arcsec']:g}$")
         psf = SimConfig().psf_sigma_arcsec  # the study's PSF (shear-test set: the default simulation)
         write_variable("anacal_sigma_over_psf", f"${cfg['sigma_arcsec'] / psf:.1f}$")
+        tuning = read_json(anacal_tuning_path(get_profile(s["profile"])))
+        if not tuning["agrees"]:
+            msg = (f"AnaCal's defaults {tuning['current']} are not the tuning scan's choice {tuning['choice']} "
+                   f"({anacal_tuning_path(get_profile(s['profile']))}): set them in estimators/anacal.py")
+            if s["profile"] == "paper":
+                raise SystemExit(msg)
+            print(f"num_bias: warning ({s['profile']} profile): {msg}")
+        write_variable("anacal_c0", f"${tuning['current']['c0']:g}$")
+        write_variable("anacal_tune_n", fmt_int(tuning["n_galaxies"]))
+        write_variable("anacal_tune_tol", f"${100 * SCORE_TOLERANCE:g}$")
     write_variable("shear_test_g", f"${SimConfig().applied_shear:g}$")  # |g| applied in the paired test
 
 

@@ -13,8 +13,8 @@ the bootstrap error of ``ratio_<net>_<t>`` and in the table), ``n_seeds``, the t
 import math
 
 from shearbridge import study
-from shearbridge.paper.outputs import fmt_noise, fmt_pm, fmt_sci, write_variable
-from shearbridge.paper.tables import bias_table, compare_table, fmt_snr
+from shearbridge.paper.outputs import fmt_pm, fmt_sci, write_variable
+from shearbridge.paper.tables import compare_table, fmt_snr
 from shearbridge.stats.resample import quotient
 from shearbridge.summaries import load_summary_json
 from shearbridge.summaries.compare import CRLB_PERCENTILES as PERCENTILES
@@ -70,10 +70,6 @@ def main() -> None:
                            fmt_pm(*quotient(b["rmse_g"], b["rmse_g_err"], n["rmse_g"], n["rmse_g_err"])))
             within += n["ratio"] < 2.0
         write_variable("shapenet_within2", f"{within} of the {len(tags)}")
-
-    bias_tags = sorted({t for per in s["bias"].values() for t in per}, key=lambda t: float(t))
-    write_variable("bias_noise_levels", " and ".join(fmt_noise(float(t)) for t in bias_tags))
-    write_variable("bias_table", bias_table(s["bias"], bias_tags, lambda m: study.get_method(m).label))
 
 
 if __name__ == "__main__":

@@ -140,11 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_profile(p)
 
     for name, helptext in (("compare", "RMSE, RMSE/CRLB and throughput of one method at one noise level"),
-                           ("bias", "m and c of one method on the paired shear-test set at one noise level")):
+                           ("bias", "m and c of one method on the paired shear-test set at one noise level"),
+                           ("yardstick", "one method on the CRLB galaxies in two noise realisations (n_eff)")):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--method", required=True, help=_choices(*(("compare", "ablation") if name == "compare"
                                                                  else ("bias_grid", "bias"))))
         p.add_argument("--noise", required=True, type=float, help="pixel noise sigma (image units)")
+        if name == "bias":  # the anisotropic-PSF set (results kind bias_psf)
+            p.add_argument("--psf-test", action="store_true", help="the test with the anisotropic PSF (leakage)")
         add_profile(p)
 
     p = sub.add_parser("response-images", help="the metacal images every calibrated network's response "
@@ -264,9 +267,11 @@ def _robustness(args: argparse.Namespace) -> None:
 def _compare(args: argparse.Namespace) -> None:
     from shearbridge.steps.bias import run_bias
     from shearbridge.steps.compare import run_method
+    from shearbridge.steps.yardstick import run_yardstick
 
-    run = run_method if args.command == "compare" else run_bias
-    result = run(args.method, _profile(args), args.noise)
+    run = {"compare": run_method, "yardstick": run_yardstick}.get(args.command)
+    result = (run(args.method, _profile(args), args.noise) if run else
+              run_bias(args.method, _profile(args), args.noise, kind="bias_psf" if args.psf_test else "bias"))
     print(json.dumps(result, indent=2, sort_keys=True, default=str))
 
 
@@ -350,20 +355,9 @@ def _measure(args: argparse.Namespace) -> None:
 
 
 _COMMANDS = {
-    "train": _train,
-    "evaluate": _evaluate,
-    "simulate": _simulate,
-    "summarize": _summarize,
-    "diagnose": _diagnose,
-    "crlb": _crlb,
-    "compare": _compare,
-    "bias": _compare,
-    "robustness": _robustness,
-    "timing": _timing,
-    "learning": _learning,
-    "response-images": _response_images,
-    "info": _info,
-    "list": _list,
+    "train": _train, "evaluate": _evaluate, "simulate": _simulate, "summarize": _summarize, "diagnose": _diagnose,
+    "crlb": _crlb, "compare": _compare, "bias": _compare, "yardstick": _compare, "robustness": _robustness,
+    "timing": _timing, "learning": _learning, "response-images": _response_images, "info": _info, "list": _list,
     "measure": _measure,
 }
 FAST_ENV_COMMANDS = ("train", "timing")  # restarted with runtime.recommended_env()

@@ -10,9 +10,8 @@ styles and labels, the CLI's help — is read from this registry; nothing restat
 Studies (:data:`STUDIES`) and the noise levels each runs at (:func:`study_noise`):
 
 ``compare``   RMSE against the per-galaxy Cramér–Rao bound, every level of the grid
-``bias``      paired shear test (m, c) in the comparison's bias table: the "pair" levels and the
-              highest (the only survey-like signal-to-noise of the grid)
-``bias_grid`` paired shear test at every level of the grid (the bias figure)
+``bias``      the shear test's table (m, c, alpha): the "pair" levels and the highest (survey S/N)
+``bias_grid`` the shear test (round and anisotropic PSF) at every level of the grid
 ``timing``    galaxies/s side by side in one process: the pair levels
 ``robustness`` out-of-distribution sets: the pair levels
 ``ablation``  the ablation ladder and removals: the pair levels
@@ -21,8 +20,7 @@ Studies (:data:`STUDIES`) and the noise levels each runs at (:func:`study_noise`
 ``diagnosis`` layer-by-layer information: the first such network at every level, the others
               at the pair levels
 ``seeds``     the headline networks retrained with other seeds, on the comparison galaxies: the
-              lowest level (where the networks are farthest from the bound; each extra seed
-              is one more full training)
+              lowest level (the networks farthest from the bound; each seed is a full training)
 
 The "pair" levels are the profile's lowest noise and ShearNet's "high" 1e-3 (the highest
 level when 1e-3 is not on the grid). The seed streams are the table
@@ -31,10 +29,9 @@ level when 1e-3 is not on the grid). The seed streams are the table
 Adding a classical estimator: write it (``estimators/<name>.py``, the
 :class:`~shearbridge.estimators.base.ShapeEstimator` interface) and :func:`register` it in
 ``_register_defaults`` below. Adding a network: the model (``models/<name>.py``), its
-experiment (:mod:`shearbridge.config.experiments`) and its entry here. A method can also
-live outside the package: a module named in ``$SHEARBRIDGE_METHODS`` that calls
-:func:`register` is imported with the registry, so the Snakefile, the summaries and the
-CLI see it.
+experiment (:mod:`shearbridge.config.experiments`) and its entry here. A module named in
+``$SHEARBRIDGE_METHODS`` that calls :func:`register` is imported with the registry (a method
+outside the package: the Snakefile, the summaries and the CLI see it).
 """
 
 from __future__ import annotations
@@ -50,25 +47,9 @@ from shearbridge.config import ConfigError, Profile, noise_tag
 from shearbridge.config.seeds import SEED_STREAMS
 
 __all__ = [
-    "KINDS",
-    "STUDIES",
-    "SPEEDUP_REFERENCES",
-    "TRAINING_GAIN",
-    "SEED_STREAMS",
-    "Method",
-    "MethodContext",
-    "register",
-    "registered",
-    "get_method",
-    "methods",
-    "names",
-    "study_noise",
-    "study_tags",
-    "run_of",
-    "trainings",
-    "diagnosed",
-    "diagnosis_noise",
-    "PLUGINS_ENV",
+    "KINDS", "STUDIES", "SPEEDUP_REFERENCES", "TRAINING_GAIN", "SLOW_SHEAR_FRACTION", "SEED_STREAMS",
+    "Method", "MethodContext", "register", "registered", "get_method", "methods", "names", "study_noise",
+    "study_tags", "run_of", "trainings", "diagnosed", "diagnosis_noise", "PLUGINS_ENV",
 ]
 
 KINDS = ("network", "classical", "bound")
@@ -79,6 +60,9 @@ SPEEDUP_REFERENCES = ("mlfit", "hsm_regauss")
 #: (analytic method, network built on it): RMSE(formula) / RMSE(network) on the same galaxies at
 #: each noise level is what training the network adds (comparison summary).
 TRAINING_GAIN = (("moments_affine", "shapenet"),)
+#: Shear-test galaxies the slow per-galaxy fits (ML fit, HSM, ngmix) measure: the first quarter, a random
+#: subset of the same population, so the build keeps its hour.
+SLOW_SHEAR_FRACTION = 0.25
 _PAIR_STUDIES = ("bias", "timing", "robustness", "ablation", "learning")
 _GRID_STUDIES = ("compare", "bias_grid", "evaluate")
 
@@ -123,6 +107,8 @@ class Method:
         Index into the house palette (:mod:`shearbridge.paper.plotting`); ``None``: the next free one.
     available : callable
         False where an optional dependency is missing (ngmix): the method is then left out.
+    shear_fraction : float
+        Fraction of the shear-test galaxies it measures (the first ones): see :data:`SLOW_SHEAR_FRACTION`.
     """
 
     name: str
@@ -135,6 +121,7 @@ class Method:
     style: int | None = None
     available: Callable[[], bool] = _always
     description: str = ""
+    shear_fraction: float = 1.0
 
     def validate(self) -> None:
         if not self.name or not self.name.replace("_", "").isalnum():
@@ -146,6 +133,8 @@ class Method:
             raise ConfigError(f"method {self.name}: unknown studies {unknown}; known: {list(STUDIES)}")
         if self.kind == "network" and not (self.experiment or self.calibrates):
             raise ConfigError(f"network method {self.name} needs an experiment (or calibrates=)")
+        if not 0.0 < self.shear_fraction <= 1.0:
+            raise ConfigError(f"method {self.name}: shear_fraction must lie in (0, 1], got {self.shear_fraction}")
         if self.kind != "bound" and self.build is None and self.calibrates is None:
             raise ConfigError(f"method {self.name} needs a build(context) factory")
 
@@ -301,9 +290,7 @@ def _mlfit(ctx: MethodContext) -> Any:
 def _hsm(method: str) -> Callable[[MethodContext], Any]:
     def build(ctx: MethodContext) -> Any:
         from shearbridge.estimators.hsm import HSMEstimator
-
         return HSMEstimator(method=method)
-
     return build
 
 
@@ -314,7 +301,8 @@ def _ngmix(ctx: MethodContext) -> Any:
 
 def _anacal(ctx: MethodContext) -> Any:
     from shearbridge.estimators.anacal import AnaCalEstimator
-    return AnaCalEstimator(seed=ctx.seed, noise_share=4)  # a shear-test galaxy's 4 stamps: one renoising image
+    # the shear test's four stamps of one galaxy and orientation share one renoising image, antithetic in +-n
+    return AnaCalEstimator(seed=ctx.seed, noise_share=4, antithetic=True)
 
 
 def _anacal_installed() -> bool:
@@ -353,18 +341,20 @@ def _register_defaults() -> None:
                                 "least-squares affine read-out fitted on the training split, no network"))
     register(Method("mlfit", "classical", "ML fit (JAX)",
                     frozenset({"compare", "bias", "bias_grid", "timing", "robustness"}), _mlfit, style=3,
+                    shear_fraction=SLOW_SHEAR_FRACTION,
                     description="JAX maximum-likelihood fit of an elliptical Gaussian"))
     register(Method("hsm_regauss", "classical", "HSM REGAUSS",
-                    frozenset({"compare", "bias", "timing", "robustness"}), _hsm("REGAUSS"), style=2,
+                    frozenset({"compare", "bias", "bias_grid", "timing", "robustness"}), _hsm("REGAUSS"), style=2,
+                    shear_fraction=SLOW_SHEAR_FRACTION,
                     description="GalSim HSM re-Gaussianization"))
-    register(Method("hsm_ksb", "classical", "HSM KSB", frozenset({"compare", "bias", "timing"}), _hsm("KSB"),
-                    style=1, description="GalSim HSM KSB"))
+    register(Method("hsm_ksb", "classical", "HSM KSB", frozenset({"compare", "bias", "bias_grid", "timing"}),
+                    _hsm("KSB"), style=1, shear_fraction=SLOW_SHEAR_FRACTION, description="GalSim HSM KSB"))
     register(Method("anacal", "classical", "AnaCal (FPFS)", frozenset({"bias", "bias_grid", "timing"}), _anacal,
                     available=_anacal_installed, style=8,
                     description="AnaCal FPFS ellipticity with its analytic shear response; the shear of an "
                                 "ensemble is sum e / sum R (not a per-galaxy shear, so not in the RMSE studies)"))
     register(Method("ngmix", "classical", "ngmix ML fit", frozenset({"compare", "bias", "timing"}), _ngmix,
-                    style=6, available=_ngmix_installed,
+                    style=6, shear_fraction=SLOW_SHEAR_FRACTION, available=_ngmix_installed,
                     description="ngmix maximum-likelihood fit (where ngmix is installed)"))
     for net, extra in SEED_VARIANTS.items():
         for k in extra:

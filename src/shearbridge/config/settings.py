@@ -42,6 +42,11 @@ __all__ = [
     "noise_tag",
     "LSST_M_REQUIREMENT",
     "LSST_C_REQUIREMENT",
+    "EUCLID_M_REQUIREMENT",
+    "EUCLID_C_REQUIREMENT",
+    "SIGMA_M_TARGET_HIGH_SNR",
+    "SIGMA_M_TARGET_SURVEY",
+    "SIGMA_M_HIGH_SNR",
     "GALAXY_MODELS",
     "PSF_MODELS",
     "DEFAULT_PROFILE",
@@ -53,6 +58,13 @@ PROFILE_ENV = "SHEARBRIDGE_PROFILE"
 # Mandelbaum et al. 2018, arXiv:1809.01669; the paper's introduction).
 LSST_M_REQUIREMENT = 1e-3
 LSST_C_REQUIREMENT = 1e-4
+# Euclid's (Cropper et al. 2013, MNRAS 431, 3103): sigma(m) < 2e-3, c known to 5e-4.
+EUCLID_M_REQUIREMENT = 2e-3
+EUCLID_C_REQUIREMENT = 5e-4
+# The shear test's precision targets: sigma(m) at median matched-filter S/N >= 200 and below it.
+SIGMA_M_TARGET_HIGH_SNR = 1e-4
+SIGMA_M_TARGET_SURVEY = 1e-3
+SIGMA_M_HIGH_SNR = 200.0
 DEFAULT_PROFILE = "paper"
 
 
@@ -71,7 +83,8 @@ class SimConfig:
     The galaxy size label ``size_arcsec`` is the Gaussian sigma for ``gauss``;
     for the other profiles the half-light radius is ``size_arcsec * sqrt(2 ln 2)``
     (the half-light radius of a Gaussian with that sigma), so the same label
-    distribution gives galaxies of comparable extent.
+    distribution gives galaxies of comparable extent. ``psf_g1, psf_g2``: the PSF sheared by
+    this reduced shear (an anisotropic PSF; 0 = round). ``psf_sigma_px`` stays the round size.
     """
 
     galaxy: str = "gauss"
@@ -91,6 +104,8 @@ class SimConfig:
     bulge_fraction: float = 0.3
     shear_test: bool = False
     applied_shear: float = 0.02
+    psf_g1: float = 0.0
+    psf_g2: float = 0.0
 
     @property
     def psf_sigma_px(self) -> float:
@@ -126,6 +141,9 @@ class SimConfig:
             raise ConfigError(f"sersic_n must lie in [0.3, 6.2] (GalSim), got {self.sersic_n}")
         if not 0.0 <= self.bulge_fraction <= 1.0:
             raise ConfigError(f"bulge_fraction must lie in [0, 1], got {self.bulge_fraction}")
+        if not (math.isfinite(self.psf_g1) and math.isfinite(self.psf_g2)
+                and math.hypot(self.psf_g1, self.psf_g2) < 0.5):
+            raise ConfigError(f"psf_g1, psf_g2 must be finite with |g_psf| < 0.5, got {self.psf_g1}, {self.psf_g2}")
         if not 0.0 < abs(self.applied_shear) < 0.2:
             raise ConfigError(f"applied_shear must satisfy 0 < |g| < 0.2, got {self.applied_shear}")
 
@@ -140,7 +158,7 @@ class Profile:
     val_fraction: float = 0.2
     n_test: int = 1024
     n_crlb: int = 512  # test objects with a per-galaxy Cramer-Rao bound
-    n_shear_pairs: int = 1024  # galaxies in the paired shear-test set (x4 stamps)
+    n_shear_pairs: int = 1024  # galaxies in the shear-test set (x16 stamps)
     epochs: int = 5
     patience: int = 20
     seed: int = 20251123
@@ -219,9 +237,14 @@ def _check_positive(name: str, value: float) -> None:
         raise ConfigError(f"{name} must be a finite positive number, got {value!r}")
 
 
+#: ShearNet's noise grid (pixel sigma 1e-5 ... 1e-2: median matched-filter S/N 2e4 ... 21) and one
+#: survey level, 2e-2 (median matched-filter S/N ~10, where surveys measure most of their galaxies).
+SURVEY_NOISE_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 2e-2)
+
 PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick",
+        noise_grid=SURVEY_NOISE_GRID,
         n_train=2560,
         n_test=512,
         n_crlb=128,
@@ -233,10 +256,11 @@ PROFILES: dict[str, Profile] = {
     ),
     "paper": Profile(
         name="paper",
+        noise_grid=SURVEY_NOISE_GRID,
         n_train=32768,
         n_test=4096,
         n_crlb=1024,
-        n_shear_pairs=1024,
+        n_shear_pairs=2048,
         epochs=10,
         patience=20,
         bootstrap=200,
@@ -244,6 +268,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "full": Profile(
         name="full",
+        noise_grid=SURVEY_NOISE_GRID,
         n_train=125000,
         n_test=5000,
         n_crlb=2000,

@@ -24,8 +24,10 @@ with ``mag_zero = 31.4``, AnaCal's reference zero-point, so that it is used as g
 AnaCal's default 30 is meant for nJy images and swamps these m00 ~ 0.3-2); with
 ``c0_units="sigma"`` it is a multiple of ``sigma_m00``, the standard deviation of ``m00``
 from one image's pixel noise (AnaCal's covariance for ``noise_sigma`` and the PSF), so one
-number serves every noise level. Defaults (0.52" ~ 2.1 PSF sigma, ``c0 = 8 sigma_m00``):
-the smallest shear noise per galaxy of a scan on a tuning set (flat for 0.45-0.6").
+number serves every noise level. Defaults (0.52" ~ 2.1 PSF sigma, ``c0 = 32 sigma_m00``):
+the choice of the pipeline's scan on training galaxies at the survey noise level
+(:mod:`shearbridge.steps.tune_anacal`, rule ``tune_anacal``; the paper's numbers refuse to
+build when the defaults and the paper profile's choice differ).
 
 **Noise bias.** ``noise_rev=True`` (what a survey runs): AnaCal's renoising. A pure-noise
 image of ``noise_sigma`` over the stamp is passed as ``noise_array``; AnaCal measures it
@@ -66,16 +68,14 @@ import numpy as np
 
 from shearbridge.errors import OptionalDependencyError
 from shearbridge.estimators.base import (
-    FLAG_FIT_FAILURE,
     FLAG_NONFINITE,
-    FLAG_NONPOSITIVE_FLUX,
-    FLAG_NOT_CONVERGED,
     EstimatorInputError,
     EstimatorResult,
     validate_inputs,
 )
+from shearbridge.estimators.fpfs_inputs import check_psf_centred, weighted_centroid
 
-__all__ = ["AnaCalEstimator", "AnaCalUnavailable", "anacal_available", "ensemble_shear",
+__all__ = ["AnaCalEstimator", "AnaCalUnavailable", "anacal_available", "check_psf_centred", "ensemble_shear",
            "import_anacal", "weighted_centroid", "ANACAL_VERSION", "MAG_ZERO"]
 
 #: The version this wrapper was written and tested against (requirements.lock pins it).
@@ -136,82 +136,6 @@ def ensemble_shear(e: np.ndarray, response: np.ndarray,
     return float(e[use, 0].sum() / den[0]), float(e[use, 1].sum() / den[1])
 
 
-def weighted_centroid(
-    stamps: np.ndarray,
-    n_iter: int = 50,
-    init_sigma_px: float = 3.0,
-    min_sigma_px: float = 1.0,
-    tol_px: float = 1e-3,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Centroid of each stamp (N, S, S) from an iterated, adaptively sized round Gaussian weight.
-
-    Each step weights the image with ``exp(-r^2 / 2 s^2)`` about the current centre ``c``,
-    measures the weighted mean ``m`` and covariance ``C'``, and moves to
-    ``c + (1 - C'/s^2)^-1 (m - c)`` (exact for a Gaussian image; eigenvalues of ``C'/s^2``
-    clipped to [0.05, 0.95]); ``s`` then follows the image's deconvolved size, between
-    ``min_sigma_px`` and ``S / 8`` (a cap that keeps stamp truncation of very large
-    galaxies out: centroid errors <= 4e-3 px for them). The fixed point is the symmetry
-    centre of any point-symmetric image. Iterates until a step is below ``tol_px`` (at most
-    ``n_iter`` steps). Returns ``x, y`` (0-based pixels: x column, y row) and a status per
-    stamp: 0, ``FLAG_NONPOSITIVE_FLUX``, ``FLAG_FIT_FAILURE`` (left the stamp; position set
-    to the stamp centre) or ``FLAG_NOT_CONVERGED``.
-    """
-    img = np.asarray(stamps, dtype=np.float64)
-    n, size, _ = img.shape
-    pix = np.arange(size, dtype=np.float64)
-    centre = (size - 1) / 2.0
-    cx = np.full(n, centre)
-    cy = np.full(n, centre)
-    s2 = np.full(n, float(init_sigma_px) ** 2)
-    smin2, smax2 = float(min_sigma_px) ** 2, (size / 8.0) ** 2
-    status = np.zeros(n, dtype=np.int64)
-    run = np.arange(n)  # rows still iterating
-    for _ in range(int(n_iter)):
-        if run.size == 0:
-            break
-        im, x0, y0, w2 = img[run], cx[run], cy[run], s2[run]
-        dx = pix[None, :] - x0[:, None]  # (n, S)
-        dy = pix[None, :] - y0[:, None]
-        wx = np.exp(-0.5 * dx * dx / w2[:, None])
-        wy = np.exp(-0.5 * dy * dy / w2[:, None])
-        rows = np.einsum("nyx,nx->ny", im, wx)  # sum over x of I w_x, per row y
-        cols = np.einsum("nyx,ny->nx", im, wy)  # sum over y of I w_y, per column x
-        m0 = np.einsum("ny,ny->n", rows, wy)
-        bad = ~(m0 > 0)
-        m0 = np.where(bad, 1.0, m0)
-        mx = np.einsum("nx,nx->n", cols * wx, dx) / m0
-        my = np.einsum("ny,ny->n", rows * wy, dy) / m0
-        # weighted covariance C' in units of the weight's variance s^2
-        vxx = (np.einsum("nx,nx->n", cols * wx, dx * dx) / m0 - mx * mx) / w2
-        vyy = (np.einsum("ny,ny->n", rows * wy, dy * dy) / m0 - my * my) / w2
-        rows_x = np.einsum("nyx,nx->ny", im, wx * dx)
-        vxy = (np.einsum("ny,ny->n", rows_x, wy * dy) / m0 - mx * my) / w2
-        # centre of a Gaussian image: c + (1 - C'/s^2)^-1 (m - c); eigenvalues of C'/s^2 clipped
-        half_tr = 0.5 * (vxx + vyy)
-        rad = np.sqrt(0.25 * (vxx - vyy) ** 2 + vxy * vxy)
-        i1 = 1.0 / (1.0 - np.clip(half_tr + rad, 0.05, 0.95))
-        i2 = 1.0 / (1.0 - np.clip(half_tr - rad, 0.05, 0.95))
-        two_t = np.arctan2(2.0 * vxy, vxx - vyy)
-        hm, hd = 0.5 * (i1 + i2), 0.5 * (i1 - i2)
-        gxx, gxy, gyy = hm + hd * np.cos(two_t), hd * np.sin(two_t), hm - hd * np.cos(two_t)
-        nx_ = x0 + gxx * mx + gxy * my
-        ny_ = y0 + gxy * mx + gyy * my
-        step = np.hypot(nx_ - x0, ny_ - y0)
-        ratio = np.clip(half_tr, 0.05, 0.75)
-        off = ~((nx_ >= 0) & (nx_ <= size - 1) & (ny_ >= 0) & (ny_ <= size - 1))
-        status[run[bad]] |= FLAG_NONPOSITIVE_FLUX
-        status[run[off & ~bad]] |= FLAG_FIT_FAILURE
-        move = ~bad & ~off
-        upd = run[move]
-        cx[upd], cy[upd] = nx_[move], ny_[move]
-        s2[upd] = np.clip(w2[move] * ratio[move] / (1.0 - ratio[move]), smin2, smax2)
-        run = run[move & ~(step < tol_px)]
-    status[run] |= FLAG_NOT_CONVERGED
-    cx[(status & FLAG_FIT_FAILURE) != 0] = centre
-    cy[(status & FLAG_FIT_FAILURE) != 0] = centre
-    return cx, cy, status
-
-
 @dataclass
 class AnaCalEstimator:
     """AnaCal FPFS ellipticity and analytic shear response per stamp.
@@ -235,9 +159,14 @@ class AnaCalEstimator:
         Seed of the renoising images (unused when ``noise_rev`` is False).
     noise_share : int
         Consecutive stamps (counted across calls) sharing one renoising image: 1, or 4 for
-        the package's paired shear-test sets, whose four stamps per galaxy share their pixel
-        noise; sharing the added noise too keeps noise cancelling in ``+g - (-g)``, so the
-        renoised ``m`` is as precise as the plain one (expectations are unchanged).
+        the package's shear-test sets, whose four stamps per galaxy and orientation share
+        their pixel noise; sharing the added noise too keeps noise cancelling in
+        ``+g - (-g)``, so the renoised ``m`` is as precise as the plain one (expectations
+        are unchanged).
+    antithetic : bool
+        Within a share group, stamps at odd positions get the negated renoising image (the
+        shear test's ``-n`` stamps hold the negated pixel noise of their ``+n`` neighbour;
+        negating the added noise with it keeps the pair antithetic). Expectations unchanged.
     detection : {"centroid", "centre"}
         Measure at the image centroid (:func:`weighted_centroid`), or at the stamp centre
         (a diagnostic: biased for offset galaxies).
@@ -249,12 +178,13 @@ class AnaCalEstimator:
     """
 
     sigma_arcsec: float = 0.52
-    c0: float = 8.0
+    c0: float = 32.0
     c0_units: str = "sigma"
     noise_rev: bool = True
     npix: int = 64
     seed: int = 0
     noise_share: int = 1
+    antithetic: bool = False
     detection: str = "centroid"
     chunk: int = 256
     name: str = ""
@@ -283,6 +213,8 @@ class AnaCalEstimator:
                 or self.noise_share < 1:
             raise ValueError(f"noise_share must be a positive integer, got {self.noise_share!r}")
         self.noise_share = int(self.noise_share)
+        if not isinstance(self.antithetic, bool):
+            raise ValueError(f"antithetic must be True or False, got {self.antithetic!r}")
         self._fpfs = import_anacal()
         #: Stamps measured so far (the global index of the next stamp's renoising image).
         self._n_measured = 0
@@ -306,7 +238,8 @@ class AnaCalEstimator:
 
     def _noise_images(self, n: int, size: int, noise_sigma: float) -> np.ndarray:
         """Renoising images of the next ``n`` stamps (global stamp index ``j``: child
-        ``j // noise_share`` of ``SeedSequence(seed)``)."""
+        ``j // noise_share`` of ``SeedSequence(seed)``, negated at odd positions within its group when
+        ``antithetic``)."""
         out = np.empty((n, size, size))
         first = self._n_measured
         for i in range(n):
@@ -314,7 +247,8 @@ class AnaCalEstimator:
             if i == 0 or group != (first + i - 1) // self.noise_share:
                 child = np.random.SeedSequence(int(self.seed), spawn_key=(group,))
                 field_ = np.random.default_rng(child).normal(0.0, 1.0, size=(size, size))
-            out[i] = noise_sigma * field_
+            flip = -1.0 if (self.antithetic and ((first + i) % self.noise_share) % 2) else 1.0
+            out[i] = flip * noise_sigma * field_
         return out
 
     def _run_chunk(self, cfg: Any, stamps: np.ndarray, noise: np.ndarray | None,
@@ -346,6 +280,7 @@ class AnaCalEstimator:
         arguments and the module docstring for what is returned."""
         stamps, psf = validate_inputs(stamps, psf_image, pixel_scale_arcsec, noise_sigma)
         n, size, _ = stamps.shape
+        check_psf_centred(psf)
         if size > self.npix:
             raise EstimatorInputError(
                 f"stamps of {size} px do not fit AnaCal's npix = {self.npix}: raise npix")

@@ -6,9 +6,10 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from shearbridge.paper.outputs import fmt_int, fmt_noise, fmt_pm
+from shearbridge.paper.outputs import fmt_int, fmt_noise, fmt_pm, fmt_sci
 
-__all__ = ["bias_table", "compare_table", "robustness_table", "fmt_snr", "layer_table", "BASELINE_BLOCKS"]
+__all__ = ["bias_table", "bias_precision_table", "compare_table", "robustness_table", "fmt_snr", "layer_table",
+           "BASELINE_BLOCKS"]
 
 #: EnhancedGalaxyNN's layers and the JAX building block each one is (the translation table).
 BASELINE_BLOCKS = {
@@ -21,17 +22,44 @@ BASELINE_BLOCKS = {
 
 
 def bias_table(bias: Mapping[str, Mapping[str, Mapping[str, Any]]], tags: Sequence[str],
-               label: Callable[[str], str]) -> str:
+               label: Callable[[str], str],
+               bias_psf: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None) -> str:
     """m1, m2, c1, c2 (with errors) of every method at every noise tag, one row each, with the
-    median matched-filter S/N of the shear-test galaxies."""
-    rows = ["\\begin{tabular}{llccccc}", "\\toprule",
-            "method & $\\sigma_n$ & S/N$_{\\rm mf}$ & $m_1$ & $m_2$ & $c_1$ & $c_2$ \\\\", "\\midrule"]
+    median matched-filter S/N of the shear-test galaxies and, where ``bias_psf`` is given, the
+    PSF leakage ``alpha`` of the anisotropic-PSF test."""
+    cols = "llcccccc" if bias_psf is not None else "llccccc"
+    head = "method & $\\sigma_n$ & S/N$_{\\rm mf}$ & $m_1$ & $m_2$ & $c_1$ & $c_2$"
+    head += " & $\\alpha$ \\\\" if bias_psf is not None else " \\\\"
+    rows = [f"\\begin{{tabular}}{{{cols}}}", "\\toprule", head, "\\midrule"]
     for m, per in bias.items():
         for tag in tags:
             r = per[tag]
             cells = [fmt_pm(r[k], r[f"{k}_err"], err_digits=2) for k in ("m1", "m2", "c1", "c2")]
+            if bias_psf is not None:
+                rp = bias_psf[m][tag]
+                cells.append(fmt_pm(rp["alpha"], rp["alpha_err"], err_digits=2))
             snr = fmt_snr(r["median_snr_mf"]) if "median_snr_mf" in r else "--"
             rows.append(f"{label(m)} & {fmt_noise(r['noise_sigma'])} & {snr} & " + " & ".join(cells) + " \\\\")
+    rows += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(rows)
+
+
+def bias_precision_table(bias: Mapping[str, Mapping[str, Mapping[str, Any]]], tags: Sequence[str],
+                         label: Callable[[str], str]) -> str:
+    """The shear test's achieved sigma(m) against its target per method (rows) and noise tag
+    (columns), a dagger where the target is met; in brackets the galaxies that would reach it
+    (:func:`shearbridge.summaries.compare.sigma_m_budget`)."""
+    first = next(iter(bias.values()))
+    head = " & ".join(f"{fmt_noise(first[t]['noise_sigma'])} ({fmt_snr(first[t]['median_snr_mf'])})" for t in tags)
+    rows = [f"\\begin{{tabular}}{{l{'c' * len(tags)}}}", "\\toprule",
+            "method & " + head + " \\\\", "\\midrule"]
+    for m, per in bias.items():
+        cells = []
+        for t in tags:
+            p = per[t]["precision"]
+            mark = "$^\\dagger$" if p["met"] else f" ({fmt_int(p['n_needed'])})"
+            cells.append(fmt_sci(p["sigma_m"], 1) + mark)
+        rows.append(f"{label(m)} & " + " & ".join(cells) + " \\\\")
     rows += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(rows)
 

@@ -18,6 +18,7 @@ from shearbridge.sim import stamps as simmod
 __all__ = [
     "STREAM_ID",
     "FORMAT_VERSION",
+    "PSF_TEST_G",
     "DatasetSpec",
     "dataset_specs",
     "get_spec",
@@ -35,16 +36,19 @@ STREAM_ID: dict[str, int] = {
     "test_moffat": 6,
     "test_wide_psf": 7,
     "train_mix": 8,
+    "shear_psf": 9,
 }
+#: Reduced shear of the anisotropic PSF of the ``shear_psf`` set (along component 1).
+PSF_TEST_G = 0.05
 #: Bumped when the on-disk layout or the generation algorithm changes (invalidates caches).
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: sixteen-stamp shear test (orientations x +-g x +-n)
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
     """What one dataset holds.
 
-    ``n_objects`` counts galaxies; a shear-test set holds ``4 * n_objects`` stamps.
+    ``n_objects`` counts galaxies; a shear-test set holds ``16 * n_objects`` stamps.
     """
 
     name: str
@@ -54,7 +58,7 @@ class DatasetSpec:
 
     @property
     def n_stamps(self) -> int:
-        return 4 * self.n_objects if self.sim.shear_test else self.n_objects
+        return simmod.SHEAR_TEST_STAMPS * self.n_objects if self.sim.shear_test else self.n_objects
 
     def validate(self) -> None:
         if not isinstance(self.name, str) or not self.name.replace("_", "").isalnum():
@@ -79,6 +83,8 @@ def dataset_specs(profile: Profile) -> dict[str, DatasetSpec]:
     (Moffat PSF, FWHM 0.7"), ``test_wide_psf`` (Gaussian PSF sigma 0.30").
     ``train_mix``: ``n_train // 4`` objects of a uniform gauss/exp/sersic/bulge_disk mixture
     (a quarter: Sersic and bulge+disk stamps are slow to draw; the build must fit an hour).
+    ``shear_psf``: the shear test with a PSF sheared by :data:`PSF_TEST_G` along ``g1``
+    (``n_shear_pairs // 4`` galaxies): additive bias and PSF leakage.
     """
     base = SimConfig()
     n_rob = max(256, profile.n_test // 4)
@@ -92,6 +98,8 @@ def dataset_specs(profile: Profile) -> dict[str, DatasetSpec]:
         "test_moffat": (dataclasses.replace(base, psf="moffat", psf_fwhm_arcsec=0.7), n_rob),
         "test_wide_psf": (dataclasses.replace(base, psf_sigma_arcsec=0.30), n_rob),
         "train_mix": (dataclasses.replace(base, galaxy="mix"), max(256, profile.n_train // 4)),
+        "shear_psf": (dataclasses.replace(base, shear_test=True, psf_g1=PSF_TEST_G),
+                      max(2, profile.n_shear_pairs // 4)),
     }
     return {
         name: DatasetSpec(name=name, sim=s, n_objects=int(n), stream_id=STREAM_ID[name])

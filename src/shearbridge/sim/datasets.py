@@ -22,8 +22,9 @@ deterministic (no photon shooting), so GalSim needs no seed. Hence: the same pro
 and name give bit-identical arrays whatever the number of workers or the chunking;
 different datasets (train, test, ...) never share objects or noise fields (unlike
 ShearNet, where object ``i`` of the train and test sets shared its noise).
-In the shear-test set the four stamps of a galaxy share one noise field (their rows
-of ``noise.npy`` are identical copies).
+In the shear-test set object ``i``'s stream draws one field per orientation; the four stamps of
+an orientation (``+g``/``-g`` x ``+n``/``-n``) hold it with sign ``noise_sign`` (antithetic
+pairs; see :mod:`shearbridge.sim.stamps`).
 """
 
 from __future__ import annotations
@@ -161,18 +162,26 @@ def _render_chunk(sim: SimConfig, part: dict[str, np.ndarray], start: int, n: in
 
     Runs in a worker process; returns ``(start, n, clean, noise)`` as float32 stamps.
     """
-    per = 4 if sim.shear_test else 1
-    clean = simmod.render_rows(sim, part, range(per * n))
-    bad = np.flatnonzero(~np.isfinite(clean).all(axis=(1, 2)))
-    if bad.size:
-        raise RuntimeError(f"GalSim produced non-finite pixels in stamp {per * start + bad[0]}")
+    per = simmod.SHEAR_TEST_STAMPS if sim.shear_test else 1
     size = sim.stamp_size_px
-    noise = np.empty((n, size, size), np.float32)
+    rows = np.arange(per * n)
+    if sim.shear_test:  # a -n stamp is its +n neighbour's image: render each image once
+        rows = rows[np.asarray(part["noise_sign"])[: per * n] > 0]
+    drawn = simmod.render_rows(sim, part, rows)
+    bad = np.flatnonzero(~np.isfinite(drawn).all(axis=(1, 2)))
+    if bad.size:
+        raise RuntimeError(f"GalSim produced non-finite pixels in stamp {per * start + rows[bad[0]]}")
+    clean = np.repeat(drawn, 2, axis=0) if sim.shear_test else drawn
+    fields = simmod.SHEAR_TEST_ORIENTATIONS if sim.shear_test else 1
+    noise = np.empty((n, fields, size, size), np.float32)
     for j in range(n):
         ss = np.random.SeedSequence(entropy=seed, spawn_key=(stream_id, 1, start + j))
-        noise[j] = np.random.default_rng(ss).standard_normal((size, size), dtype=np.float32)
-    if per > 1:
-        noise = np.repeat(noise, per, axis=0)
+        noise[j] = np.random.default_rng(ss).standard_normal((fields, size, size), dtype=np.float32)
+    if sim.shear_test:  # one field per orientation, for +g and -g, with sign noise_sign
+        noise = np.repeat(noise, per // fields, axis=1).reshape(per * n, size, size)
+        noise *= np.asarray(part["noise_sign"], np.float32)[: per * n, None, None]
+    else:
+        noise = noise[:, 0]
     return start, n, clean.astype(np.float32), noise
 
 
@@ -231,7 +240,8 @@ def generate_dataset(
         np.random.SeedSequence(entropy=profile.seed, spawn_key=(spec.stream_id, 0))
     )
     labels = simmod.draw_population(spec.sim, spec.n_objects, pop_rng)
-    size, n_stamps, per = spec.sim.stamp_size_px, spec.n_stamps, (4 if spec.sim.shear_test else 1)
+    size, n_stamps = spec.sim.stamp_size_px, spec.n_stamps
+    per = simmod.SHEAR_TEST_STAMPS if spec.sim.shear_test else 1
     starts = range(0, spec.n_objects, CHUNK_OBJECTS)
     bounds = [(a, min(a + CHUNK_OBJECTS, spec.n_objects)) for a in starts]
 

@@ -22,15 +22,24 @@ Label distributions (all drawn from an explicit ``numpy.random.Generator``):
 (label ``model_id``, an index into :data:`MIX_MODELS`; pure populations carry a
 constant ``model_id`` too).
 
-Shear-test mode (``SimConfig.shear_test``): each drawn galaxy (``pair_id``) gives four
-stamps, in this order: ``(+g, 0 deg)``, ``(-g, 0 deg)``, ``(+g, 90 deg)``, ``(-g, 90 deg)``,
-where ``g`` is the constant ``applied_shear`` along component ``k = pair_id % 2`` and a
-90-degree rotation flips the sign of the intrinsic ellipticity. The applied shear acts
-after the intrinsic shape (lensing): ``profile.shear(g_int).shear(g_applied)``, whose
-ellipticity is exactly ``galsim.Shear(g_applied) + galsim.Shear(g_int)`` (GalSim's
-``+`` is ``(a + b) / (1 + conj(a) b)``, the lensing formula with ``a`` the shear).
-The four stamps share the size, flux and centroid offset (and, in
-:mod:`shearbridge.sim.datasets`, one noise field).
+Shear-test mode (``SimConfig.shear_test``): each drawn galaxy (``pair_id``) gives
+:data:`SHEAR_TEST_STAMPS` = 16 stamps: four orientations (position angle ``45 * orient``
+degrees, ``orient = 0..3``; a rotation by 45 degrees multiplies a spin-2 shape by ``i``) x
+applied shear ``+g`` / ``-g`` (``sign = +1, -1``) x noise field ``+n`` / ``-n``
+(``noise_sign = +1, -1``), stamp ``16 i + 4 orient + 2 s + f`` (``s = 0`` for ``+g``,
+``f = 0`` for ``+n``). ``g`` is the constant ``applied_shear`` along component
+``k = pair_id % 2``. The applied shear acts after the intrinsic shape (lensing):
+``profile.shear(g_int).shear(g_applied)``, whose ellipticity is exactly
+``galsim.Shear(g_applied) + galsim.Shear(g_int)`` (GalSim's ``+`` is
+``(a + b) / (1 + conj(a) b)``, the lensing formula with ``a`` the shear). Averaging the
+lensed shape over four orientations 45 degrees apart cancels the intrinsic shape to
+``O(g^3 e^4)`` (two orientations 90 degrees apart leave the ``-conj(g) e^2`` term of the
+lensing formula, a per-galaxy response error of order ``e^2``); the two stamps of one
+orientation and one noise sign differ only by the sign of the shear, and the noise
+fields of an orientation's ``+n`` and ``-n`` stamps are opposite (antithetic), so the odd
+orders of the noise cancel in the average over a galaxy's stamps without biasing it.
+The 16 stamps share the size, flux and centroid offset (and, in
+:mod:`shearbridge.sim.datasets`, one noise field per orientation, with both signs).
 
 Rendering precision: all profiles use :data:`GSPARAMS`. Against a much stricter
 reference (folding 1e-7, maxk 1e-9, k/x-value accuracy 1e-10), the largest absolute
@@ -64,6 +73,8 @@ __all__ = [
     "HLR_PER_SIGMA",
     "BASE_LABELS",
     "SHEAR_LABELS",
+    "SHEAR_TEST_STAMPS",
+    "SHEAR_TEST_ORIENTATIONS",
     "check_sim",
     "draw_population",
     "galaxy_profile",
@@ -93,9 +104,13 @@ HLR_PER_SIGMA = math.sqrt(2.0 * math.log(2.0))
 #: Labels of every population (float64 except ``model_id``, int64).
 BASE_LABELS = ("g1", "g2", "size_arcsec", "flux", "dx_arcsec", "dy_arcsec", "model_id")
 #: Extra labels of a shear-test population.
-SHEAR_LABELS = ("g1_int", "g2_int", "applied_g1", "applied_g2", "pair_id", "rot90", "sign")
+SHEAR_LABELS = ("g1_int", "g2_int", "applied_g1", "applied_g2", "pair_id", "orient", "sign", "noise_sign")
+#: Orientations of a shear-test galaxy (position angles 45 degrees apart).
+SHEAR_TEST_ORIENTATIONS = 4
+#: Stamps per shear-test galaxy: orientations x (+g, -g) x (+n, -n).
+SHEAR_TEST_STAMPS = 4 * SHEAR_TEST_ORIENTATIONS
 
-_INT_LABELS = ("model_id", "pair_id", "rot90", "sign")
+_INT_LABELS = ("model_id", "pair_id", "orient", "sign", "noise_sign")
 
 
 def check_sim(sim: SimConfig) -> None:
@@ -129,7 +144,7 @@ def draw_population(sim: SimConfig, n: int, rng: np.random.Generator) -> dict[st
     -------
     dict
         :data:`BASE_LABELS` arrays of shape ``(n,)``; in shear-test mode, shape
-        ``(4 n,)`` plus :data:`SHEAR_LABELS`, stamp ``4 i + j`` being variant ``j`` of
+        ``(16 n,)`` plus :data:`SHEAR_LABELS`, stamp ``16 i + j`` being variant ``j`` of
         galaxy ``i`` (order in the module docstring), and ``g1, g2`` the lensed shape.
     """
     check_sim(sim)
@@ -172,25 +187,29 @@ def draw_population(sim: SimConfig, n: int, rng: np.random.Generator) -> dict[st
 
 
 def _expand_shear_test(sim: SimConfig, base: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Four stamps per galaxy: (+g, 0), (-g, 0), (+g, 90), (-g, 90) degrees."""
-    n = base["g1"].shape[0]
-    pair_id = np.repeat(np.arange(n), 4)
-    sign = np.tile([1, -1, 1, -1], n)
-    rot90 = np.tile([0, 0, 1, 1], n)
-    flip = np.where(rot90 == 1, -1.0, 1.0)  # a 90-degree rotation negates a spin-2 shape
-    g1_int = np.repeat(base["g1"], 4) * flip
-    g2_int = np.repeat(base["g2"], 4) * flip
+    """Sixteen stamps per galaxy: orientation x (+g, -g) x (+n, -n) (module docstring)."""
+    n, per = base["g1"].shape[0], SHEAR_TEST_STAMPS
+    slot = np.tile(np.arange(per), n)
+    pair_id = np.repeat(np.arange(n), per)
+    orient = slot // 4
+    sign = np.where((slot // 2) % 2 == 0, 1, -1)
+    noise_sign = np.where(slot % 2 == 0, 1, -1)
+    e_int = (np.repeat(base["g1"], per) + 1j * np.repeat(base["g2"], per)) * np.array([1, 1j, -1, -1j])[orient]
+    g1_int, g2_int = e_int.real.copy(), e_int.imag.copy()
     along_1 = pair_id % 2 == 0
     applied_g1 = np.where(along_1, sign * sim.applied_shear, 0.0)
     applied_g2 = np.where(along_1, 0.0, sign * sim.applied_shear)
-    g1 = np.empty(4 * n)
-    g2 = np.empty(4 * n)
-    for i in range(4 * n):
-        g1[i], g2[i] = lensed_shear(g1_int[i], g2_int[i], applied_g1[i], applied_g2[i])
-    out = {k: np.repeat(v, 4) for k, v in base.items()}
+    g1 = np.empty(per * n)
+    g2 = np.empty(per * n)
+    for i in range(per * n):
+        if noise_sign[i] < 0:  # the same image as the stamp before it
+            g1[i], g2[i] = g1[i - 1], g2[i - 1]
+        else:
+            g1[i], g2[i] = lensed_shear(g1_int[i], g2_int[i], applied_g1[i], applied_g2[i])
+    out = {k: np.repeat(v, per) for k, v in base.items()}
     out.update(
-        g1=g1, g2=g2, g1_int=g1_int, g2_int=g2_int, applied_g1=applied_g1,
-        applied_g2=applied_g2, pair_id=pair_id, rot90=rot90, sign=sign,
+        g1=g1, g2=g2, g1_int=g1_int, g2_int=g2_int, applied_g1=applied_g1, applied_g2=applied_g2,
+        pair_id=pair_id, orient=orient, sign=sign, noise_sign=noise_sign,
     )
     return out
 
@@ -263,11 +282,14 @@ def galaxy_profile(
 @functools.lru_cache(maxsize=16)
 def psf_profile(sim: SimConfig) -> galsim.GSObject:
     """The unit-flux PSF: Gaussian of sigma ``psf_sigma_arcsec`` or Moffat(``moffat_beta``,
-    FWHM ``psf_fwhm_arcsec``). Cached per config (GSObjects are immutable)."""
+    FWHM ``psf_fwhm_arcsec``), sheared by ``(psf_g1, psf_g2)`` where non-zero. Cached per config
+    (GSObjects are immutable)."""
     check_sim(sim)
     if sim.psf == "gauss":
-        return galsim.Gaussian(sigma=sim.psf_sigma_arcsec, gsparams=GSPARAMS)
-    return galsim.Moffat(beta=sim.moffat_beta, fwhm=sim.psf_fwhm_arcsec, gsparams=GSPARAMS)
+        psf = galsim.Gaussian(sigma=sim.psf_sigma_arcsec, gsparams=GSPARAMS)
+    else:
+        psf = galsim.Moffat(beta=sim.moffat_beta, fwhm=sim.psf_fwhm_arcsec, gsparams=GSPARAMS)
+    return psf.shear(g1=sim.psf_g1, g2=sim.psf_g2) if (sim.psf_g1 or sim.psf_g2) else psf
 
 
 def _row_model(sim: SimConfig, row: Mapping[str, float]) -> str:

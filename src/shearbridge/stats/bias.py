@@ -2,25 +2,28 @@
 
 Convention: ``g_hat = (1 + m) g_true + c`` per component.
 
-Paired shear test (:func:`paired_shear_bias`). Each galaxy (one ``pair_id``)
-appears in four stamps: applied shear ``+g`` and ``-g`` (``sign = +1, -1``) times
-intrinsic orientation 0 and 90 degrees (``rot90 = 0, 1``), all sharing one noise
-field. The shear is applied along component ``k = pair_id % 2`` (``applied_g1`` or
-``applied_g2`` carries it; the other is 0). Per galaxy:
+Paired shear test (:func:`paired_shear_bias`). Each galaxy (one ``pair_id``) appears in
+16 stamps (:mod:`shearbridge.sim.stamps`): four orientations 45 degrees apart (``orient``)
+x applied shear ``+g`` / ``-g`` (``sign = +1, -1``) x noise field ``+n`` / ``-n``
+(``noise_sign = +1, -1``). The shear is applied along component ``k = pair_id % 2``
+(``applied_g1`` or ``applied_g2`` carries it; the other is 0). Per galaxy:
 
-* ``D_i = mean_rot[g_hat_k(+)] - mean_rot[g_hat_k(-)]`` -- the response to ``2 g_i``;
-  intrinsic shape and (largely) noise cancel in the difference;
-* ``A_i^(j) = mean over the four stamps of g_hat_j`` for each component ``j`` -- the
-  applied shear cancels, the 90-degree rotation cancels the intrinsic shape.
+* ``D_i = mean[g_hat_k(+g)] - mean[g_hat_k(-g)]`` over the eight stamps of each sign --
+  the response to ``2 g_i``; the intrinsic shape cancels to ``O(g^3 e^4)`` and the odd
+  orders of the noise cancel between the antithetic ``+n``/``-n`` stamps;
+* ``A_i^(j) = mean over the 16 stamps of g_hat_j`` for each component ``j`` -- the
+  applied shear and the intrinsic shape cancel.
 
 ``m_k = sum_i D_i / sum_i 2 g_i - 1`` over galaxies sheared along ``k`` (a ratio
 estimator; equal to ``<D>/(2g) - 1`` for a constant ``g``); ``c_k = <A^(k)>`` over
 *all* galaxies (``c_k_same`` and ``c_k_cross`` split it by the sheared component).
+The label-ideal estimator (the exact lensed shape of each stamp, ``labels["g1"], ["g2"]``;
+:func:`label_ideal_bias`) through the same design gives the design's own floor.
 
 Errors: delete-one-block jackknife over blocks of galaxies (``n_blocks``, default
 50, contiguous in ``pair_id`` order), ``var = (B-1)/B sum_b (t_b - t_mean)^2``.
 A galaxy with any flagged or non-finite stamp is dropped as a whole, keeping the
-pairing intact; the count is returned.
+design intact; the count is returned.
 
 Generic case (:func:`linear_bias`): least-squares fit of ``g_hat`` on ``g_true``
 with jackknife errors over blocks of objects.
@@ -32,9 +35,13 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-__all__ = ["jackknife", "paired_shear_bias", "paired_ensemble_bias", "linear_bias", "PAIRED_LABEL_KEYS"]
+__all__ = ["jackknife", "paired_shear_bias", "paired_ensemble_bias", "label_ideal_bias", "relative_to_ideal",
+           "linear_bias", "PAIRED_LABEL_KEYS", "N_SLOTS"]
 
-PAIRED_LABEL_KEYS = ("applied_g1", "applied_g2", "pair_id", "rot90", "sign")
+PAIRED_LABEL_KEYS = ("applied_g1", "applied_g2", "pair_id", "orient", "sign", "noise_sign")
+#: Stamps per galaxy: 4 orientations x (+g, -g) x (+n, -n); slot ``4 orient + 2 [sign < 0] + [noise_sign < 0]``.
+N_SLOTS = 16
+_PLUS = np.array([(j // 2) % 2 == 0 for j in range(N_SLOTS)])  # the +g slots
 
 
 def jackknife(
@@ -64,45 +71,48 @@ def jackknife(
 
 
 def _grouped(labels: Mapping[str, Any], g_hat: np.ndarray, ok: np.ndarray):
-    """Arrange per-stamp arrays into per-galaxy (G, sign, rot) blocks."""
+    """Arrange per-stamp arrays into per-galaxy (G, 16 slots, 2) blocks."""
     missing = [k for k in PAIRED_LABEL_KEYS if k not in labels]
     if missing:
         raise ValueError(
             f"paired shear-test labels lack {missing} (need {list(PAIRED_LABEL_KEYS)})")
     pid = np.asarray(labels["pair_id"]).astype(np.int64).reshape(-1)
     sign = np.asarray(labels["sign"]).reshape(-1)
-    rot = np.asarray(labels["rot90"]).astype(np.int64).reshape(-1)
+    nsign = np.asarray(labels["noise_sign"]).reshape(-1)
+    orient = np.asarray(labels["orient"]).astype(np.int64).reshape(-1)
     app = np.stack([np.asarray(labels["applied_g1"], dtype=np.float64).reshape(-1),
                     np.asarray(labels["applied_g2"], dtype=np.float64).reshape(-1)], axis=1)
     n = pid.shape[0]
     if g_hat.shape != (n, 2):
         raise ValueError(f"estimates have shape {g_hat.shape}, labels describe {n} stamps")
-    if not np.all(np.isin(sign, (-1, 1))):
-        raise ValueError("sign must be +1 or -1 for every stamp")
-    if not np.all(np.isin(rot, (0, 1))):
-        raise ValueError("rot90 must be 0 or 1 for every stamp")
+    if not (np.all(np.isin(sign, (-1, 1))) and np.all(np.isin(nsign, (-1, 1)))):
+        raise ValueError("sign and noise_sign must be +1 or -1 for every stamp")
+    if not np.all(np.isin(orient, (0, 1, 2, 3))):
+        raise ValueError("orient must be 0, 1, 2 or 3 for every stamp")
     ids, inverse, counts = np.unique(pid, return_inverse=True, return_counts=True)
-    if np.any(counts != 4):
-        bad = ids[counts != 4][0]
-        raise ValueError(f"pair_id {bad} has {counts[counts != 4][0]} stamps; each needs 4 "
-                         "(sign +/-1 x rot90 0/1)")
-    slot = (sign > 0).astype(np.int64) * 2 + rot  # 0: (-,0) 1: (-,90) 2: (+,0) 3: (+,90)
+    if np.any(counts != N_SLOTS):
+        bad = ids[counts != N_SLOTS][0]
+        raise ValueError(f"pair_id {bad} has {counts[counts != N_SLOTS][0]} stamps; each needs {N_SLOTS} "
+                         "(orient 0-3 x sign +/-1 x noise_sign +/-1)")
+    slot = 4 * orient + 2 * (sign < 0) + (nsign < 0)
     g = len(ids)
-    est = np.full((g, 4, 2), np.nan)
-    good = np.zeros((g, 4), dtype=bool)
-    shear = np.full((g, 4, 2), np.nan)
-    filled = np.zeros((g, 4), dtype=int)
+    est = np.full((g, N_SLOTS, 2), np.nan)
+    good = np.zeros((g, N_SLOTS), dtype=bool)
+    shear = np.full((g, N_SLOTS, 2), np.nan)
+    filled = np.zeros((g, N_SLOTS), dtype=int)
     np.add.at(filled, (inverse, slot), 1)
     if np.any(filled != 1):
         bad = ids[np.any(filled != 1, axis=1)][0]
-        raise ValueError(f"pair_id {bad} does not hold exactly one stamp per (sign, rot90)")
+        raise ValueError(f"pair_id {bad} does not hold exactly one stamp per (orient, sign, noise_sign)")
     est[inverse, slot] = g_hat
     good[inverse, slot] = ok
     shear[inverse, slot] = app
     comp = ids % 2
-    g_applied = shear[np.arange(g), 2, comp]  # the + stamp's shear along its component
-    if np.any(g_applied == 0) or not np.allclose(shear[:, 0, :], -shear[:, 2, :]):
-        raise ValueError("the - stamps must carry minus the + stamps' applied shear, non-zero")
+    g_applied = shear[np.arange(g), 0, comp]  # the + stamps' shear along its component
+    if np.any(g_applied == 0) or not (np.allclose(shear[:, ~_PLUS], -shear[:, _PLUS])
+                                      and np.allclose(shear[:, _PLUS], shear[:, :1])):
+        raise ValueError("the - stamps must carry minus the + stamps' applied shear, non-zero and the same "
+                         "for every stamp of a galaxy")
     keep = np.all(good, axis=1) & np.all(np.isfinite(est), axis=(1, 2))
     return est[keep], comp[keep], g_applied[keep], int(np.sum(~keep))
 
@@ -113,14 +123,14 @@ def paired_shear_bias(
     flags: np.ndarray | None = None,
     n_blocks: int = 50,
 ) -> dict[str, float]:
-    """m and c per component from a paired (+g, -g) x (0, 90 deg) shear test.
+    """m and c per component from the paired shear test (orientations x +-g x +-n).
 
     Parameters
     ----------
     g_hat : ndarray (N, 2)
         Estimated reduced shear per stamp.
     labels : mapping
-        Per-stamp ``applied_g1, applied_g2, pair_id, rot90, sign`` (see module).
+        Per-stamp ``applied_g1, applied_g2, pair_id, orient, sign, noise_sign`` (see module).
     flags : ndarray (N,) or None
         Non-zero marks a failed measurement (its galaxy is dropped).
     n_blocks : int
@@ -138,8 +148,8 @@ def paired_shear_bias(
     if est.shape[0] < 4 or np.sum(comp == 0) < 2 or np.sum(comp == 1) < 2:
         raise ValueError(f"too few usable galaxies for m, c: {est.shape[0]} "
                          f"({dropped} dropped for flags or non-finite estimates)")
-    plus = est[:, 2:4].mean(axis=1)   # (G, 2): mean over rotations, + shear
-    minus = est[:, 0:2].mean(axis=1)
+    plus = est[:, _PLUS].mean(axis=1)   # (G, 2): mean over orientations and noise signs, + shear
+    minus = est[:, ~_PLUS].mean(axis=1)
     resp = plus[np.arange(len(comp)), comp] - minus[np.arange(len(comp)), comp]
     avg = est.mean(axis=1)  # (G, 2): applied shear and intrinsic shape cancel
 
@@ -189,7 +199,7 @@ def paired_ensemble_bias(
     if flags is not None:
         ok &= np.asarray(flags) == 0
     est, comp, g_app, dropped = _grouped(labels, e, ok)
-    resp = _grouped(labels, r, ok)[0]  # slots: 0, 1 = (-g; 0, 90 deg), 2, 3 = (+g; 0, 90 deg)
+    resp = _grouped(labels, r, ok)[0]
     if est.shape[0] < 4 or np.sum(comp == 0) < 2 or np.sum(comp == 1) < 2:
         raise ValueError(f"too few usable galaxies for m, c: {est.shape[0]} ({dropped} dropped)")
 
@@ -197,7 +207,7 @@ def paired_ensemble_bias(
         out = []
         for k in (0, 1):
             sel = mask & (comp == k)
-            diff = est[sel, 2:4, k].sum() - est[sel, 0:2, k].sum()
+            diff = est[sel][:, _PLUS, k].sum() - est[sel][:, ~_PLUS, k].sum()
             out.append(diff / (np.mean(g_app[sel]) * resp[sel, :, k].sum()) - 1.0)
         out += [est[mask, :, k].sum() / resp[mask, :, k].sum() for k in (0, 1)]
         return np.array(out)
@@ -208,6 +218,29 @@ def paired_ensemble_bias(
     out["mean_response"] = [float(np.nanmean(resp[:, :, k])) for k in (0, 1)]
     out["n_galaxies"] = int(est.shape[0])
     out["n_dropped"] = dropped
+    return out
+
+
+def label_ideal_bias(labels: Mapping[str, Any], flags: np.ndarray | None = None,
+                     n_blocks: int = 50) -> dict[str, float]:
+    """m and c of the label-ideal estimator: each stamp's exact lensed shape (``labels["g1"]``,
+    ``labels["g2"]``, no pixels, no noise) through :func:`paired_shear_bias`, on the galaxies
+    ``flags`` leaves (so it matches a method's own galaxy set). The design's floor."""
+    g = np.stack([np.asarray(labels["g1"], np.float64), np.asarray(labels["g2"], np.float64)], axis=1)
+    return paired_shear_bias(g, labels, flags=flags, n_blocks=n_blocks)
+
+
+def relative_to_ideal(result: Mapping[str, Any], ideal: Mapping[str, Any]) -> dict[str, float]:
+    """A method's m relative to the label-ideal estimator's on the same galaxies:
+    ``(1 + m) / (1 + m_ideal) - 1`` per component, with the method's error (the ideal's is
+    orders of magnitude smaller; both are returned)."""
+    out: dict[str, float] = {}
+    for k in (1, 2):
+        m, mi = float(result[f"m{k}"]), float(ideal[f"m{k}"])
+        out[f"m{k}_ideal"], out[f"m{k}_ideal_err"] = mi, float(ideal[f"m{k}_err"])
+        out[f"m{k}_rel"] = (1.0 + m) / (1.0 + mi) - 1.0
+        out[f"m{k}_rel_err"] = float(result[f"m{k}_err"]) / (1.0 + mi)
+        out[f"c{k}_ideal"] = float(ideal[f"c{k}"])
     return out
 
 

@@ -1,4 +1,10 @@
-"""Pipeline step: m and c of one method from the paired shear-test set at one noise level.
+"""Pipeline step: m and c of one method from a shear-test set at one noise level.
+
+Two sets (:data:`BIAS_SETS`): ``shear`` (round PSF; m and c) and ``shear_psf`` (the PSF sheared
+by :data:`shearbridge.sim.catalogue.PSF_TEST_G` along ``g1``; c there is the PSF leakage,
+``alpha = c1 / g_psf``). Every result also carries the label-ideal estimator's m and c on the
+same galaxies (the design's floor) and the method's m relative to it
+(:func:`shearbridge.stats.bias.relative_to_ideal`).
 
 Response-calibrated network methods (``<network>_cal`` in the registry) go through
 :func:`shearbridge.steps.response.run_calibrated_bias`; an estimator that returns an ellipticity
@@ -13,37 +19,60 @@ from typing import Any
 import numpy as np
 
 from shearbridge import study
-from shearbridge.config import Profile
+from shearbridge.config import ConfigError, Profile
 from shearbridge.io import write_json
-from shearbridge.stats.bias import paired_ensemble_bias, paired_shear_bias
+from shearbridge.sim.stamps import SHEAR_TEST_STAMPS
+from shearbridge.stats.bias import label_ideal_bias, paired_ensemble_bias, paired_shear_bias, relative_to_ideal
 from shearbridge.stats.crlb import matched_filter_snr
 from shearbridge.steps.measure import result_path, timed_result
 
-__all__ = ["run_bias"]
+__all__ = ["run_bias", "BIAS_SETS", "N_BLOCKS"]
+
+#: Result kind (``results/<kind>/``) -> shear-test dataset.
+BIAS_SETS = {"bias": "shear", "bias_psf": "shear_psf"}
+#: Jackknife blocks of galaxies.
+N_BLOCKS = 50
 
 
-def run_bias(method: str, profile: Profile, sigma: float) -> dict[str, Any]:
-    """m and c from the paired shear-test set at one noise level, written as JSON."""
+def run_bias(method: str, profile: Profile, sigma: float, kind: str = "bias") -> dict[str, Any]:
+    """m and c from the shear-test set of ``kind`` (:data:`BIAS_SETS`) at one noise level, as JSON."""
+    if kind not in BIAS_SETS:
+        raise ConfigError(f"unknown shear test {kind!r}; known: {sorted(BIAS_SETS)}")
     if study.get_method(method).calibrates:
+        if kind != "bias":
+            raise ConfigError(f"{method}: response-calibrated methods run on the round-PSF shear test only")
         from shearbridge.steps.response import run_calibrated_bias
 
         return run_calibrated_bias(method, profile, sigma)
     from shearbridge.sim.datasets import load_dataset
 
-    ds = load_dataset("shear", profile)
+    ds = load_dataset(BIAS_SETS[kind], profile)
+    n_gal = len(ds) // SHEAR_TEST_STAMPS
+    n_used = max(2, int(round(study.get_method(method).shear_fraction * n_gal)))
+    if n_used < n_gal:  # the first galaxies: a random subset of the same population
+        ds = ds.subset(slice(0, n_used * SHEAR_TEST_STAMPS))
     images = ds.images(sigma)
     res, wall = timed_result(method, profile, sigma, images, np.asarray(ds.psf), ds.sim.pixel_scale_arcsec)
     flags = np.asarray(res.flags)
     if "response" in res.extra:  # an ellipticity with its shear response (AnaCal): ensemble shear
-        bias = paired_ensemble_bias(res.g, res.extra["response"], ds.labels, flags=flags, n_blocks=50)
+        bias = paired_ensemble_bias(res.g, res.extra["response"], ds.labels, flags=flags, n_blocks=N_BLOCKS)
         bias["shear_from"] = "sum e / sum R (ensemble response)"
         bias["config"] = {k: v for k, v in res.extra.items() if isinstance(v, (str, bool, int, float))}
+        usable = flags == 0
+        usable &= np.all(np.isfinite(np.asarray(res.g)), axis=1)
+        usable &= np.all(np.isfinite(np.asarray(res.extra["response"])), axis=1)
     else:
-        bias = paired_shear_bias(res.g, ds.labels, flags=flags, n_blocks=50)
+        bias = paired_shear_bias(res.g, ds.labels, flags=flags, n_blocks=N_BLOCKS)
+        usable = (flags == 0) & np.all(np.isfinite(np.asarray(res.g)), axis=1)
+    ideal = label_ideal_bias(ds.labels, flags=(~usable).astype(np.int64), n_blocks=N_BLOCKS)
+    bias.update(relative_to_ideal(bias, ideal))
+    if ds.sim.psf_g1 or ds.sim.psf_g2:
+        bias["psf_g"] = [float(ds.sim.psf_g1), float(ds.sim.psf_g2)]
     snr = np.asarray(ds.labels["flux"]) / (ds.sim.stamp_size_px * sigma)  # ShearNet's F / (L sigma)
     snr_mf = matched_filter_snr(ds.images(0.0), sigma)
-    result = {"method": method, "noise_sigma": sigma, "profile": profile.name, "n_stamps": len(images),
-              "median_snr": float(np.median(snr)), "median_snr_mf": float(np.median(snr_mf)), "wall_s": wall,
-              "n_flagged": int(np.sum(np.asarray(flags) != 0)), **bias}
-    write_json(result_path(profile, method, sigma, kind="bias"), result)
+    result = {"method": method, "noise_sigma": sigma, "profile": profile.name, "dataset": BIAS_SETS[kind],
+              "n_stamps": len(images), "n_galaxies_measured": n_used, "n_galaxies_set": n_gal,
+              "median_snr": float(np.median(snr)), "median_snr_mf": float(np.median(snr_mf)),
+              "wall_s": wall, "n_flagged": int(np.sum(flags != 0)), **bias}
+    write_json(result_path(profile, method, sigma, kind=kind), result)
     return result

@@ -159,8 +159,16 @@ def _ablation(profile: Profile) -> None:
     write_ablation_summary(profile)
 
 
+def _yardstick(profile: Profile) -> None:
+    """The shear-noise yardstick: sigma_meas / sigma_CRLB and n_eff lost per method and level."""
+    from shearbridge.steps.yardstick import write_yardstick_summary
+
+    write_yardstick_summary(profile, summary_dir() / "yardstick.json")
+
+
 SUMMARIES: dict[str, Callable[[Profile], None]] = {
     "ablation": _ablation,
+    "yardstick": _yardstick,
     "diagnosis": _diagnosis,
     "compare": _compare,
     "robustness": _robustness,

@@ -7,7 +7,18 @@ from typing import Any
 import numpy as np
 
 from shearbridge import study
-from shearbridge.config import LSST_C_REQUIREMENT, LSST_M_REQUIREMENT, Profile, noise_tag, seeds
+from shearbridge.config import (
+    EUCLID_C_REQUIREMENT,
+    EUCLID_M_REQUIREMENT,
+    LSST_C_REQUIREMENT,
+    LSST_M_REQUIREMENT,
+    SIGMA_M_HIGH_SNR,
+    SIGMA_M_TARGET_HIGH_SNR,
+    SIGMA_M_TARGET_SURVEY,
+    Profile,
+    noise_tag,
+    seeds,
+)
 from shearbridge.estimators.base import FLAG_NAMES
 from shearbridge.io import read_json
 from shearbridge.stats.crlb import matched_filter_snr
@@ -20,6 +31,7 @@ __all__ = [
     "CRLB_PERCENTILES",
     "TRAINING_GAIN",
     "bias_summary",
+    "sigma_m_budget",
     "common_set_scores",
     "compare_summary",
     "load_result",
@@ -35,11 +47,44 @@ def load_result(profile: Profile, method: str, sigma: float, kind: str = "compar
 
 
 def bias_summary(profile: Profile, methods: list[str]) -> dict[str, Any]:
-    """m, c (and median S/N) of each method at every noise level of the grid (bias.json)."""
-    return {"profile": profile.name, "methods": methods,
-            "requirements": {"m": LSST_M_REQUIREMENT, "c": LSST_C_REQUIREMENT},
-            "bias": {m: {noise_tag(s): load_result(profile, m, s, "bias") for s in profile.noise_grid}
-                     for m in methods}}
+    """m, c (and median S/N) of each method at every noise level of the grid, on the round-PSF
+    shear test (``bias``) and on the anisotropic-PSF one (``bias_psf``, with the leakage
+    ``alpha = c1 / g_psf,1`` and its error), and the label-ideal estimator's floor: the largest
+    ``|m|``, ``|c|`` it shows on any method's galaxy set (bias.json)."""
+    out: dict[str, Any] = {"profile": profile.name, "methods": methods,
+                           "requirements": {"m": LSST_M_REQUIREMENT, "c": LSST_C_REQUIREMENT,
+                                            "euclid_m": EUCLID_M_REQUIREMENT, "euclid_c": EUCLID_C_REQUIREMENT},
+                           "bias": {}, "bias_psf": {}}
+    for m in methods:
+        out["bias"][m] = {}
+        for s in profile.noise_grid:
+            r = load_result(profile, m, s, "bias")
+            r["precision"] = sigma_m_budget(r)
+            out["bias"][m][noise_tag(s)] = r
+        out["bias_psf"][m] = {}
+        for s in profile.noise_grid:
+            r = load_result(profile, m, s, "bias_psf")
+            g_psf = r["psf_g"][0]
+            r["alpha"], r["alpha_err"] = r["c1"] / g_psf, r["c1_err"] / abs(g_psf)
+            out["bias_psf"][m][noise_tag(s)] = r
+    ideal = [r for kind in ("bias", "bias_psf") for per in out[kind].values() for r in per.values()]
+    out["ideal_floor"] = {key: max(abs(r[f"{key}_ideal"]) for r in ideal) for key in ("m1", "m2", "c1", "c2")}
+    out["ideal_floor_err"] = {key: max(r[f"{key}_ideal_err"] for r in ideal) for key in ("m1", "m2")}
+    return out
+
+
+def sigma_m_budget(result: dict[str, Any]) -> dict[str, Any]:
+    """The shear test's precision against its target: the achieved ``sigma(m)`` (the larger
+    component's jackknife error), the target (:data:`SIGMA_M_TARGET_HIGH_SNR` at median
+    matched-filter S/N >= :data:`SIGMA_M_HIGH_SNR`, else :data:`SIGMA_M_TARGET_SURVEY`), and, as
+    ``sigma(m)`` falls as ``1/sqrt(N)``, the galaxies (and the single-core seconds, at the measured
+    rate) that would reach it."""
+    sigma_m = max(result["m1_err"], result["m2_err"])
+    target = SIGMA_M_TARGET_HIGH_SNR if result["median_snr_mf"] >= SIGMA_M_HIGH_SNR else SIGMA_M_TARGET_SURVEY
+    n = int(result.get("n_galaxies_measured", result["n_galaxies"]))
+    need = int(np.ceil(n * (sigma_m / target) ** 2))
+    return {"sigma_m": sigma_m, "target": target, "met": bool(sigma_m <= target), "n_galaxies": n,
+            "n_needed": need, "core_s_needed": float(result["wall_s"] * need / n)}
 
 
 def compare_summary(profile: Profile, methods: list[str], bias_noise: list[float],

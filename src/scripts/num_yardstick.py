@@ -1,0 +1,31 @@
+"""Numbers: the shear-noise yardstick per method and noise level.
+
+Reads ``src/data/summary/yardstick.json``; writes ``neff_<method>_<tag>`` (effective source
+density lost against a perfect estimator, per cent, bootstrap error; "--" where the method's
+response cannot be calibrated), ``measratio_<method>_<tag>`` (calibrated measurement noise over
+the Cramér–Rao bound of the same galaxies), ``vantrees_over_crlb_<tag>`` (the van Trees RMSE
+bound over the RMS CRLB) and ``sigma_e`` (the population's shape noise per component).
+Run on its own: ``python src/scripts/num_yardstick.py``.
+"""
+
+from shearbridge.paper.outputs import fmt_pm, write_variable
+from shearbridge.summaries import load_summary_json
+
+
+def main() -> None:
+    s = load_summary_json("yardstick")
+    for m, per in s["yardstick"].items():
+        for tag, r in per.items():
+            if not r["calibratable"]:
+                write_variable(f"neff_{m}_{tag}", "--")
+                write_variable(f"measratio_{m}_{tag}", "--")
+                continue
+            write_variable(f"neff_{m}_{tag}", fmt_pm(r["neff_lost_pct"], r["neff_lost_pct_err"]))
+            write_variable(f"measratio_{m}_{tag}", fmt_pm(r["meas_over_crlb"], r["meas_over_crlb_err"]))
+    for tag, lv in s["levels"].items():
+        write_variable(f"vantrees_over_crlb_{tag}", f"${lv['van_trees'] / lv['sigma_crlb']:.2f}$")
+    write_variable("sigma_e", f"${s['sigma_e']:g}$")
+
+
+if __name__ == "__main__":
+    main()

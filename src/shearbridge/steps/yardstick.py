@@ -1,0 +1,148 @@
+"""Pipeline step and summary: the shear-noise yardstick every estimator shares (n_eff).
+
+For each method and noise level, the first ``n_crlb`` comparison galaxies (those with a
+per-galaxy Cramér–Rao bound) are measured in two independent noise realisations: the test set's
+own noise field (realisation A) and a second one drawn for this step only (realisation B, stream
+``SeedSequence(profile.seed, spawn_key=(STREAM_ID["test"], 2, i))`` for galaxy ``i``, used by
+nothing else). The measurement noise of a method's *calibrated* shear is the scatter between the
+two, ``sigma_meas^2 = <(g_A - g_B)^2> / 2 / R^2`` over galaxies and both components, with ``R``
+the method's shear response from the shear test at the same level (``1 + m``, the mean over the
+two components; AnaCal: its mean analytic response ``<R>`` on these galaxies, its estimates
+``e / <R>``), so a method that shrinks is charged for the noise its calibration amplifies. The
+reference is the bound of the same galaxies, ``sigma_CRLB^2 = <sigma_CRLB,i^2>``, and the
+effective source density relative to a perfect estimator is
+
+    n_eff / n = (1 - f_fail) (sigma_e^2 + sigma_CRLB^2) / (sigma_e^2 + sigma_meas^2)
+
+for the population's shape noise ``sigma_e`` per component (the simulation's ``g_sigma``);
+``f_fail`` is the fraction of galaxies the method flags in either realisation (a lost galaxy
+is lost). Per-galaxy methods are scored on the galaxies they do not flag. The van Trees
+(Bayesian) bound on the RMSE of any estimator given the population prior,
+``(<1/sigma_CRLB,i^2> + 1/sigma_e^2)^(-1/2)``, is reported beside the CRLB: a network trained
+with a squared loss can get below the CRLB in RMSE by shrinking, never below van Trees, and its
+calibrated noise (shrinkage undone) is what the yardstick compares.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from shearbridge import paths, study
+from shearbridge.config import Profile, noise_tag
+from shearbridge.io import read_json, save_npz, write_json
+from shearbridge.sim.catalogue import STREAM_ID
+from shearbridge.steps.crlb import load_crlb
+from shearbridge.steps.measure import method_estimator
+
+__all__ = ["run_yardstick", "yardstick_path", "second_noise", "neff_fraction", "yardstick_summary", "van_trees_rmse"]
+
+
+def yardstick_path(profile: Profile, method: str, sigma: float):
+    return paths.results_dir(profile) / "yardstick" / method / f"noise{noise_tag(sigma)}.npz"
+
+
+def second_noise(profile: Profile, n: int, size: int) -> np.ndarray:
+    """Realisation B's unit noise fields of the first ``n`` test galaxies (float32, (n, S, S))."""
+    out = np.empty((n, size, size), np.float32)
+    for i in range(n):
+        ss = np.random.SeedSequence(entropy=profile.seed, spawn_key=(STREAM_ID["test"], 2, i))
+        out[i] = np.random.default_rng(ss).standard_normal((size, size), dtype=np.float32)
+    return out
+
+
+def run_yardstick(method: str, profile: Profile, sigma: float) -> dict[str, Any]:
+    """Measure the first ``n_crlb`` test galaxies in realisations A and B; save estimates and flags."""
+    from shearbridge.sim.datasets import load_dataset
+
+    ds = load_dataset("test", profile).subset(slice(0, profile.n_crlb))
+    psf, scale = np.asarray(ds.psf), ds.sim.pixel_scale_arcsec
+    clean = np.asarray(ds.clean, np.float32)
+    est = method_estimator(method, profile, sigma)
+    out: dict[str, np.ndarray] = {}
+    for name, noise in (("a", np.asarray(ds.noise)), ("b", second_noise(profile, len(ds), clean.shape[-1]))):
+        res = est.measure(clean + np.float32(sigma) * noise, psf, scale, sigma)
+        out[f"g_{name}"] = np.asarray(res.g, np.float64)
+        out[f"flags_{name}"] = np.asarray(res.flags)
+        if "response" in res.extra:
+            out[f"response_{name}"] = np.asarray(res.extra["response"], np.float64)
+    out["g_true"] = np.stack([ds.labels["g1"], ds.labels["g2"]], axis=1)
+    path = yardstick_path(profile, method, sigma)
+    save_npz(path, **out)
+    return {"method": method, "noise_sigma": sigma, "n": len(ds), "path": str(path)}
+
+
+def van_trees_rmse(crlb: np.ndarray, sigma_e: float) -> float:
+    """The van Trees bound on the per-component RMSE over the population: ``(<F> + 1/sigma_e^2)^(-1/2)``
+    with ``F = 1/sigma_CRLB^2`` per galaxy and component and a Gaussian prior of width ``sigma_e``."""
+    return float((np.mean(1.0 / np.asarray(crlb, np.float64) ** 2) + 1.0 / sigma_e ** 2) ** -0.5)
+
+
+def neff_fraction(sigma_meas: float, sigma_crlb: float, sigma_e: float, fail: float = 0.0) -> float:
+    """``(1 - fail) (sigma_e^2 + sigma_CRLB^2) / (sigma_e^2 + sigma_meas^2)``."""
+    return float((1.0 - fail) * (sigma_e ** 2 + sigma_crlb ** 2) / (sigma_e ** 2 + sigma_meas ** 2))
+
+
+def _score(z: Any, response: float | None, crlb: np.ndarray, sigma_e: float, n_boot: int,
+           rng: np.random.Generator) -> dict[str, Any]:
+    ok = (z["flags_a"] == 0) & (z["flags_b"] == 0)
+    ok &= np.all(np.isfinite(z["g_a"]), axis=1) & np.all(np.isfinite(z["g_b"]), axis=1)
+    if "response_a" in z:  # AnaCal: calibrate e by the mean analytic response of these galaxies
+        ok &= np.all(np.isfinite(z["response_a"]), axis=1) & np.all(np.isfinite(z["response_b"]), axis=1)
+        response = float(np.mean(np.concatenate([z["response_a"][ok], z["response_b"][ok]])))
+    if not response > 0:  # a response <= 0 cannot be calibrated (KSB at the lowest S/N)
+        return {"response": float(response), "calibratable": False, "fail": 1.0 - float(np.mean(ok)),
+                "n_used": int(np.sum(ok))}
+    d2 = np.sum((z["g_a"][ok] - z["g_b"][ok]) ** 2, axis=1) / 4.0 / response ** 2  # per galaxy, per component
+    c2 = np.mean(crlb ** 2, axis=1)
+    fail = 1.0 - float(np.mean(ok))
+
+    def stats(i_ok: np.ndarray, i_all: np.ndarray) -> tuple[float, float]:
+        s_meas = float(np.sqrt(np.mean(d2[i_ok])))
+        s_crlb = float(np.sqrt(np.mean(c2[i_all])))
+        return s_meas, s_crlb
+
+    s_meas, s_crlb = stats(np.arange(d2.size), np.arange(c2.size))
+    neff = neff_fraction(s_meas, s_crlb, sigma_e, fail)
+    boots = []
+    pos = np.cumsum(ok) - 1  # index into d2 of each usable galaxy
+    for _ in range(n_boot):
+        i = rng.integers(0, c2.size, c2.size)
+        sel = np.flatnonzero(ok[i])
+        if sel.size == 0:
+            continue
+        bm, bc = stats(pos[i[sel]], i)
+        boots.append((bm / bc, 100.0 * (1.0 - neff_fraction(bm, bc, sigma_e, 1.0 - sel.size / i.size))))
+    b = np.asarray(boots)
+    return {"calibratable": True, "sigma_meas": s_meas, "sigma_crlb": s_crlb, "meas_over_crlb": s_meas / s_crlb,
+            "meas_over_crlb_err": float(np.std(b[:, 0])), "response": float(response), "fail": fail,
+            "n_used": int(np.sum(ok)), "neff_fraction": neff, "neff_lost_pct": 100.0 * (1.0 - neff),
+            "neff_lost_pct_err": float(np.std(b[:, 1]))}
+
+
+def yardstick_summary(profile: Profile, methods: list[str], sigma_e: float) -> dict[str, Any]:
+    """Per method and level: sigma_meas / sigma_CRLB and n_eff lost (%, bootstrap errors over
+    galaxies), with the response used, and the CRLB and van Trees bounds per level."""
+    from shearbridge.steps.measure import result_path
+
+    rng = np.random.default_rng(profile.seed)
+    out: dict[str, Any] = {"profile": profile.name, "sigma_e": sigma_e, "methods": methods, "levels": {},
+                           "yardstick": {m: {} for m in methods}}
+    for s in profile.noise_grid:
+        tag = noise_tag(s)
+        crlb = load_crlb(profile, s)
+        out["levels"][tag] = {"sigma_crlb": float(np.sqrt(np.mean(crlb ** 2))),
+                              "van_trees": van_trees_rmse(crlb, sigma_e)}
+        for m in methods:
+            bias = read_json(result_path(profile, m, s, "bias"))
+            response = None if "mean_response" in bias else 1.0 + 0.5 * (bias["m1"] + bias["m2"])
+            with np.load(yardstick_path(profile, m, s)) as z:
+                out["yardstick"][m][tag] = _score(dict(z), response, crlb, sigma_e, profile.bootstrap, rng)
+    return out
+
+
+def write_yardstick_summary(profile: Profile, path) -> None:
+    from shearbridge.config import SimConfig
+
+    write_json(path, yardstick_summary(profile, study.names("bias_grid"), SimConfig().g_sigma))
