@@ -96,7 +96,9 @@ def test_tables_and_noise_levels_are_formatted_in_the_library():
     row = {"noise_sigma": 1e-3, **{k: 0.01 for k in ("m1", "m2", "c1", "c2")},
            **{f"{k}_err": 0.002 for k in ("m1", "m2", "c1", "c2")}}
     table = bias_table({"mlfit": {"1e-03": row}}, ["1e-03"], lambda m: "ML fit")
-    assert table.splitlines()[4].startswith("ML fit & $10^{-3}$ & ") and table.endswith("\\end{tabular}")
+    lines = table.splitlines()  # scaled to the text width around the tabular
+    assert lines[0].startswith("\\resizebox{\\textwidth}") and lines[1].startswith("\\begin{tabular}")
+    assert lines[5].startswith("ML fit & $10^{-3}$ & ") and table.endswith("\\end{tabular}}")
     assert "\\texttt{conv1} & A & $53\\times53\\times16$" in layer_table({"conv1": (53, 53, 16)}, {"conv1": "A"})
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from shearbridge.paper.outputs import fmt_int, fmt_noise, fmt_pm, fmt_sci
 
-__all__ = ["bias_table", "bias_precision_table", "compare_table", "robustness_table", "fmt_snr", "layer_table",
+__all__ = ["bias_table", "bias_precision_table", "fit_width", "compare_table", "robustness_table", "fmt_snr", "layer_table",
            "BASELINE_BLOCKS"]
 
 #: EnhancedGalaxyNN's layers and the JAX building block each one is (the translation table).
@@ -41,7 +41,7 @@ def bias_table(bias: Mapping[str, Mapping[str, Mapping[str, Any]]], tags: Sequen
             snr = fmt_snr(r["median_snr_mf"]) if "median_snr_mf" in r else "--"
             rows.append(f"{label(m)} & {fmt_noise(r['noise_sigma'])} & {snr} & " + " & ".join(cells) + " \\\\")
     rows += ["\\bottomrule", "\\end{tabular}"]
-    return "\n".join(rows)
+    return fit_width("\n".join(rows))
 
 
 def bias_precision_table(bias: Mapping[str, Mapping[str, Mapping[str, Any]]], tags: Sequence[str],
@@ -62,6 +62,12 @@ def bias_precision_table(bias: Mapping[str, Mapping[str, Mapping[str, Any]]], ta
         rows.append(f"{label(m)} & " + " & ".join(cells) + " \\\\")
     rows += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(rows)
+
+
+def fit_width(tabular: str) -> str:
+    """A tabular scaled to the text width (``\\resizebox``; inside the generated file, so the
+    manuscript's ``\\variable`` stays a plain input that showyourwork can preprocess)."""
+    return "\\resizebox{\\textwidth}{!}{%\n" + tabular + "}"
 
 
 def fmt_snr(x: float) -> str:
@@ -94,7 +100,7 @@ def compare_table(common: Mapping[str, Mapping[str, Any]], snr: Mapping[str, Map
             cells += [fmt_pm(r["ratio"], err), robust]
         rows.append(f"{label(m)} & " + " & ".join(cells) + " \\\\")
     rows += ["\\bottomrule", "\\end{tabular}"]
-    return "\n".join(rows)
+    return fit_width("\n".join(rows))
 
 
 def robustness_table(noise: Mapping[str, Mapping[str, Any]], tags: Sequence[str], methods: Sequence[str],
