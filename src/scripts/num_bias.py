@@ -9,7 +9,9 @@ sigma(m)) and ``nneed_<method>_<tag>`` (galaxies that would reach the target);
 ``bias_snrmf_<tag>`` (median matched-filter S/N); ``bias_ideal_m``, ``bias_ideal_c`` (largest
 label-ideal |m|, |c|: the design's floor); ``bias_precision_table``; ``psf_test_g``;
 ``snr_mf_over_shearnet``; ``bias_table`` (Table 2: the ``bias`` study's levels, with alpha) and
-``bias_noise_levels``; AnaCal's recorded configuration and tuning (``anacal_version``,
+``bias_noise_levels``; ``lsst_meet_<tag>``, ``lsst_fail_<tag>``, ``lsst_open_<tag>`` (the methods
+whose |m1| and |m2| are below the LSST requirement by more than two errors, above it by more
+than two errors in either component, or neither); AnaCal's recorded configuration and tuning (``anacal_version``,
 ``anacal_sigma``, ``anacal_c0``, ``anacal_tune_n``, ``anacal_tune_tol``,
 ``anacal_sigma_over_psf``); ``shear_test_g``. Run on its own: ``python src/scripts/num_bias.py``.
 """
@@ -44,6 +46,16 @@ def main() -> None:
             write_variable(f"sigmam_{m}_{tag}", fmt_sci(r["precision"]["sigma_m"], 1))
             write_variable(f"nneed_{m}_{tag}", fmt_int(r["precision"]["n_needed"]))
         write_variable(f"bias_ngal_{m}", fmt_int(s["bias"][m][tags[0]]["n_galaxies_measured"]))
+    for tag in tags:  # which methods meet |m| < the LSST requirement, with errors small enough to tell
+        verdict = {v: [] for v in ("meet", "fail", "open")}
+        for m in s["bias"]:
+            r = s["bias"][m][tag]
+            hi = max(abs(r[f"m{k}"]) + 2 * r[f"m{k}_err"] for k in (1, 2))
+            lo = max(abs(r[f"m{k}"]) - 2 * r[f"m{k}_err"] for k in (1, 2))
+            key = "meet" if hi < s["requirements"]["m"] else "fail" if lo > s["requirements"]["m"] else "open"
+            verdict[key].append(study.get_method(m).label)
+        for key, names in verdict.items():
+            write_variable(f"lsst_{key}_{tag}", ", ".join(names) if names else "none")
     first = next(iter(s["bias"].values()))
     for tag in tags:
         write_variable(f"bias_snr_{tag}", f"${first[tag]['median_snr']:.0f}$")
