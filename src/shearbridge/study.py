@@ -60,9 +60,9 @@ SPEEDUP_REFERENCES = ("mlfit", "hsm_regauss")
 #: (analytic method, network built on it): RMSE(formula) / RMSE(network) on the same galaxies at
 #: each noise level is what training the network adds (comparison summary).
 TRAINING_GAIN = (("moments_affine", "shapenet"),)
-#: Shear-test galaxies the slow per-galaxy fits (ML fit, HSM, ngmix) measure: the first quarter, a random
+#: Shear-test galaxies the slow per-galaxy fits (ML fit, HSM, ngmix) measure: the first eighth, a random
 #: subset of the same population, so the build keeps its hour.
-SLOW_SHEAR_FRACTION = 0.25
+SLOW_SHEAR_FRACTION = 0.125
 _PAIR_STUDIES = ("bias", "timing", "robustness", "ablation", "learning")
 _GRID_STUDIES = ("compare", "bias_grid", "evaluate")
 
