@@ -75,3 +75,15 @@ def test_anacal_tuning_score_charges_noise_response_and_losses():
     flags = np.zeros(2000)
     flags[:500] = 1
     assert anacal_score(e, r, flags) == pytest.approx(anacal_score(e[500:], r[500:], flags[500:]) / 0.75)
+
+
+def test_the_bound_is_that_of_the_galaxies_the_method_measured():
+    """A method that flags the faint galaxies is compared with the bound of the ones it kept."""
+    rng = np.random.default_rng(6)
+    flags = np.zeros(2000, int)
+    flags[:1000] = 1
+    crlb = np.full((2000, 2), 0.02)
+    crlb[:1000] = 0.5  # the flagged half is much noisier
+    r = _score(_synthetic(rng, 2000, 0.02, 1.0, flags), 1.0, crlb, 0.26, 20, rng)
+    assert r["sigma_crlb"] == pytest.approx(0.02) and r["meas_over_crlb"] == pytest.approx(1.0, rel=0.05)
+    assert r["fail"] == pytest.approx(0.5)

@@ -9,7 +9,8 @@ two, ``sigma_meas^2 = <(g_A - g_B)^2> / 2 / R^2`` over galaxies and both compone
 the method's shear response from the shear test at the same level (``1 + m``, the mean over the
 two components; AnaCal: its mean analytic response ``<R>`` on these galaxies, its estimates
 ``e / <R>``), so a method that shrinks is charged for the noise its calibration amplifies. The
-reference is the bound of the same galaxies, ``sigma_CRLB^2 = <sigma_CRLB,i^2>``, and the
+reference is the bound of the same galaxies (those the method does not flag),
+``sigma_CRLB^2 = <sigma_CRLB,i^2>``, and the
 effective source density relative to a perfect estimator is
 
     n_eff / n = (1 - f_fail) (sigma_e^2 + sigma_CRLB^2) / (sigma_e^2 + sigma_meas^2)
@@ -95,24 +96,22 @@ def _score(z: Any, response: float | None, crlb: np.ndarray, sigma_e: float, n_b
         return {"response": float(response), "calibratable": False, "fail": 1.0 - float(np.mean(ok)),
                 "n_used": int(np.sum(ok))}
     d2 = np.sum((z["g_a"][ok] - z["g_b"][ok]) ** 2, axis=1) / 4.0 / response ** 2  # per galaxy, per component
-    c2 = np.mean(crlb ** 2, axis=1)
+    c2 = np.mean(crlb ** 2, axis=1)[ok]  # the bound of the galaxies the method measured
     fail = 1.0 - float(np.mean(ok))
 
-    def stats(i_ok: np.ndarray, i_all: np.ndarray) -> tuple[float, float]:
-        s_meas = float(np.sqrt(np.mean(d2[i_ok])))
-        s_crlb = float(np.sqrt(np.mean(c2[i_all])))
-        return s_meas, s_crlb
+    def stats(i_ok: np.ndarray) -> tuple[float, float]:
+        return float(np.sqrt(np.mean(d2[i_ok]))), float(np.sqrt(np.mean(c2[i_ok])))
 
-    s_meas, s_crlb = stats(np.arange(d2.size), np.arange(c2.size))
+    s_meas, s_crlb = stats(np.arange(d2.size))
     neff = neff_fraction(s_meas, s_crlb, sigma_e, fail)
     boots = []
     pos = np.cumsum(ok) - 1  # index into d2 of each usable galaxy
     for _ in range(n_boot):
-        i = rng.integers(0, c2.size, c2.size)
+        i = rng.integers(0, ok.size, ok.size)
         sel = np.flatnonzero(ok[i])
         if sel.size == 0:
             continue
-        bm, bc = stats(pos[i[sel]], i)
+        bm, bc = stats(pos[i[sel]])
         boots.append((bm / bc, 100.0 * (1.0 - neff_fraction(bm, bc, sigma_e, 1.0 - sel.size / i.size))))
     b = np.asarray(boots)
     return {"calibratable": True, "sigma_meas": s_meas, "sigma_crlb": s_crlb, "meas_over_crlb": s_meas / s_crlb,
