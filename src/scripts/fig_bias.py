@@ -15,6 +15,8 @@ from shearbridge.summaries import load_summary_json
 
 #: Half-range of the m and c axes; a value beyond is off the axes.
 Y_MAX = {"m": 1.0, "c": 0.1}
+#: Range of the alpha axis (KSB's alpha at the lowest S/N, with errors of order one, falls outside).
+ALPHA_RANGE = (-0.5, 1.5)
 
 
 def _series(ax, snr, y, err, style, label=None):
@@ -49,6 +51,7 @@ def main() -> None:
         ax.set_ylim(-Y_MAX[key[0]], Y_MAX[key[0]])  # beyond: off the axes (said in the caption)
         ax.set_ylabel(f"${key[0]}_{key[1]}$")
     axes[2, 0].axhline(0, color="0.4", lw=0.5)
+    axes[2, 0].set_ylim(*ALPHA_RANGE)
     axes[2, 0].set_ylabel(r"PSF leakage $\alpha$")
     ax = axes[2, 1]
     first = next(iter(s["bias"].values()))
