@@ -821,7 +821,7 @@ rule yardstick_numbers:
     output:
         [f"{OUT}/neff_{m}_{t}.txt" for m in BIAS_GRID_METHODS for t in TAGS],
         [f"{OUT}/measratio_{m}_{t}.txt" for m in BIAS_GRID_METHODS for t in TAGS],
-        [f"{OUT}/{v}_{t}.txt" for v in ("vantrees_over_crlb",) for t in TAGS],
+        [f"{OUT}/vantrees_gain_{t}.txt" for t in TAGS],
         f"{OUT}/sigma_e.txt",
     shell:
         "{PY} {input.script}"

@@ -21,6 +21,9 @@ def test_van_trees_lies_below_the_crlb_and_reaches_it_at_high_snr():
     crlb = np.full((100, 2), 0.01)
     assert van_trees_rmse(crlb, 0.26) == pytest.approx(0.01 / np.sqrt(1 + (0.01 / 0.26) ** 2))
     assert van_trees_rmse(np.full((10, 2), 1.0), 0.26) < 0.26  # prior-dominated: below the prior width
+    assert van_trees_rmse(crlb, None) == pytest.approx(0.01)  # no prior: the harmonic mean of the bound
+    mixed = np.concatenate([np.full((50, 2), 0.01), np.full((50, 2), 1.0)])
+    assert van_trees_rmse(mixed, None) < np.sqrt(np.mean(mixed ** 2))  # <F>^-1/2 is not the RMS bound
 
 
 def _synthetic(rng, n, noise, shrink, flags_b=None):

@@ -3,8 +3,8 @@
 Reads ``src/data/summary/yardstick.json``; writes ``neff_<method>_<tag>`` (effective source
 density lost against a perfect estimator, per cent, bootstrap error; "--" where the method's
 response cannot be calibrated), ``measratio_<method>_<tag>`` (calibrated measurement noise over
-the Cramér–Rao bound of the same galaxies), ``vantrees_over_crlb_<tag>`` (the van Trees RMSE
-bound over the RMS CRLB) and ``sigma_e`` (the population's shape noise per component).
+the Cramér–Rao bound of the same galaxies), ``vantrees_gain_<tag>`` (the van Trees RMSE
+bound with the population prior over its value without it) and ``sigma_e`` (the population's shape noise per component).
 Run on its own: ``python src/scripts/num_yardstick.py``.
 """
 
@@ -23,7 +23,7 @@ def main() -> None:
             write_variable(f"neff_{m}_{tag}", fmt_pm(r["neff_lost_pct"], r["neff_lost_pct_err"]))
             write_variable(f"measratio_{m}_{tag}", fmt_pm(r["meas_over_crlb"], r["meas_over_crlb_err"]))
     for tag, lv in s["levels"].items():
-        write_variable(f"vantrees_over_crlb_{tag}", f"${lv['van_trees'] / lv['sigma_crlb']:.2f}$")
+        write_variable(f"vantrees_gain_{tag}", f"${lv['van_trees'] / lv['van_trees_no_prior']:.3f}$")
     write_variable("sigma_e", f"${s['sigma_e']:g}$")
 
 
