@@ -377,3 +377,11 @@ def test_slow_estimators_report_progress_without_changing_results():
     loud = HSMEstimator("REGAUSS", progress=seen.append).measure(images, psf, 0.141, 1e-4)
     assert sum(seen) == 6
     np.testing.assert_array_equal(quiet.g, loud.g)
+
+
+def test_slow_fits_measure_a_fraction_of_the_shear_test_but_never_a_handful():
+    fit, net = study.get_method("mlfit"), study.get_method("baseline")
+    assert fit.shear_galaxies(2048) == 256 and fit.shear_galaxies(512) == 64  # the paper's sets: an eighth
+    assert fit.shear_galaxies(256) == study.MIN_SHEAR_GALAXIES  # the quick shear test: not 32
+    assert fit.shear_galaxies(64) == 64  # the quick PSF test: all of it, not 8
+    assert fit.shear_galaxies(8) == 8 and net.shear_galaxies(2048) == 2048

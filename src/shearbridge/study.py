@@ -47,7 +47,8 @@ from shearbridge.config import ConfigError, Profile, noise_tag
 from shearbridge.config.seeds import SEED_STREAMS
 
 __all__ = [
-    "KINDS", "STUDIES", "SPEEDUP_REFERENCES", "TRAINING_GAIN", "SLOW_SHEAR_FRACTION", "SEED_STREAMS",
+    "KINDS", "STUDIES", "SPEEDUP_REFERENCES", "TRAINING_GAIN", "SLOW_SHEAR_FRACTION", "MIN_SHEAR_GALAXIES",
+    "SEED_STREAMS",
     "Method", "MethodContext", "register", "registered", "get_method", "methods", "names", "study_noise",
     "study_tags", "run_of", "trainings", "diagnosed", "diagnosis_noise", "PLUGINS_ENV",
 ]
@@ -63,6 +64,9 @@ TRAINING_GAIN = (("moments_affine", "shapenet"),)
 #: Shear-test galaxies the slow per-galaxy fits (ML fit, HSM, ngmix) measure: the first eighth, a random
 #: subset of the same population, so the build keeps its hour.
 SLOW_SHEAR_FRACTION = 0.125
+#: ... but never fewer galaxies than this (or the whole set): at the lowest S/N the ML fit flags most
+#: galaxies, and a handful measured leaves too few for m (the quick profile: 256 and 64 galaxies).
+MIN_SHEAR_GALAXIES = 64
 _PAIR_STUDIES = ("bias", "timing", "robustness", "ablation", "learning")
 _GRID_STUDIES = ("compare", "bias_grid", "evaluate")
 
@@ -137,6 +141,11 @@ class Method:
             raise ConfigError(f"method {self.name}: shear_fraction must lie in (0, 1], got {self.shear_fraction}")
         if self.kind != "bound" and self.build is None and self.calibrates is None:
             raise ConfigError(f"method {self.name} needs a build(context) factory")
+
+    def shear_galaxies(self, n_set: int) -> int:
+        """Galaxies it measures of a shear-test set of ``n_set``: :attr:`shear_fraction` of them, at
+        least :data:`MIN_SHEAR_GALAXIES`, at most all."""
+        return min(n_set, max(MIN_SHEAR_GALAXIES, int(round(self.shear_fraction * n_set))))
 
     def estimator(self, context: MethodContext) -> Any:
         """The object that measures: ``build(context)``."""

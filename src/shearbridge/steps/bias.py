@@ -48,7 +48,7 @@ def run_bias(method: str, profile: Profile, sigma: float, kind: str = "bias") ->
 
     ds = load_dataset(BIAS_SETS[kind], profile)
     n_gal = len(ds) // SHEAR_TEST_STAMPS
-    n_used = max(2, int(round(study.get_method(method).shear_fraction * n_gal)))
+    n_used = study.get_method(method).shear_galaxies(n_gal)
     if n_used < n_gal:  # the first galaxies: a random subset of the same population
         ds = ds.subset(slice(0, n_used * SHEAR_TEST_STAMPS))
     images = ds.images(sigma)
