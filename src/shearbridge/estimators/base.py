@@ -222,7 +222,13 @@ def validate_inputs(
     return stamps, psf
 
 
-def usable(g: np.ndarray, flags: np.ndarray) -> np.ndarray:
-    """Boolean mask (N,) of the estimates a study scores: unflagged and finite in both
-    components (``g`` (N, 2), ``flags`` (N,))."""
-    return (np.asarray(flags) == 0) & np.all(np.isfinite(np.asarray(g)), axis=1)
+def usable(g: np.ndarray, flags: np.ndarray | None, response: np.ndarray | None = None) -> np.ndarray:
+    """Boolean mask (N,) of the estimates a study scores: unflagged (``flags`` None: none is) and
+    finite in both components (``g`` (N, 2)), and, for an estimator with a shear response
+    (``response`` (N, 2), AnaCal), a finite response."""
+    ok = np.all(np.isfinite(np.asarray(g)), axis=1)
+    if flags is not None:
+        ok &= np.asarray(flags) == 0
+    if response is not None:
+        ok &= np.all(np.isfinite(np.asarray(response)), axis=1)
+    return ok

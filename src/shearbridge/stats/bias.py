@@ -35,6 +35,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from shearbridge.estimators.base import usable
+
 __all__ = ["jackknife", "paired_shear_bias", "paired_ensemble_bias", "label_ideal_bias", "relative_to_ideal",
            "linear_bias", "PAIRED_LABEL_KEYS", "N_SLOTS"]
 
@@ -195,9 +197,7 @@ def paired_ensemble_bias(
     """
     e = np.asarray(e, dtype=np.float64)
     r = np.asarray(response, dtype=np.float64)
-    ok = np.all(np.isfinite(e), axis=1) & np.all(np.isfinite(r), axis=1)
-    if flags is not None:
-        ok &= np.asarray(flags) == 0
+    ok = usable(e, flags, r)
     est, comp, g_app, dropped = _grouped(labels, e, ok)
     resp = _grouped(labels, r, ok)[0]
     if est.shape[0] < 4 or np.sum(comp == 0) < 2 or np.sum(comp == 1) < 2:

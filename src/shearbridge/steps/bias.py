@@ -20,6 +20,7 @@ import numpy as np
 
 from shearbridge import study
 from shearbridge.config import ConfigError, Profile
+from shearbridge.estimators.base import usable
 from shearbridge.io import write_json
 from shearbridge.sim.stamps import SHEAR_TEST_STAMPS
 from shearbridge.stats.bias import label_ideal_bias, paired_ensemble_bias, paired_shear_bias, relative_to_ideal
@@ -58,13 +59,10 @@ def run_bias(method: str, profile: Profile, sigma: float, kind: str = "bias") ->
         bias = paired_ensemble_bias(res.g, res.extra["response"], ds.labels, flags=flags, n_blocks=N_BLOCKS)
         bias["shear_from"] = "sum e / sum R (ensemble response)"
         bias["config"] = {k: v for k, v in res.extra.items() if isinstance(v, (str, bool, int, float))}
-        usable = flags == 0
-        usable &= np.all(np.isfinite(np.asarray(res.g)), axis=1)
-        usable &= np.all(np.isfinite(np.asarray(res.extra["response"])), axis=1)
     else:
         bias = paired_shear_bias(res.g, ds.labels, flags=flags, n_blocks=N_BLOCKS)
-        usable = (flags == 0) & np.all(np.isfinite(np.asarray(res.g)), axis=1)
-    ideal = label_ideal_bias(ds.labels, flags=(~usable).astype(np.int64), n_blocks=N_BLOCKS)
+    ok = usable(res.g, flags, res.extra.get("response"))  # the galaxy set the method was scored on
+    ideal = label_ideal_bias(ds.labels, flags=(~ok).astype(np.int64), n_blocks=N_BLOCKS)
     bias.update(relative_to_ideal(bias, ideal))
     if ds.sim.psf_g1 or ds.sim.psf_g2:
         bias["psf_g"] = [float(ds.sim.psf_g1), float(ds.sim.psf_g2)]

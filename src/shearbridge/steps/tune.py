@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from shearbridge.config import Profile, get_profile, noise_tag
 from shearbridge.io import write_json
 from shearbridge.steps.floor import N_FIT, fit_split, tuning_path
 
-__all__ = ["tuning_path", "run_tuning"]
+__all__ = ["tuning_path", "run_tuning", "profile_main"]
 
 
 def run_tuning(profile: Profile, score: str = "bound") -> Path:
@@ -65,12 +66,15 @@ def run_tuning(profile: Profile, score: str = "bound") -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m shearbridge.steps.tune", description=__doc__.split("\n")[0])
+def profile_main(prog: str, doc: str | None, run: Callable[[Profile], Path], argv: list[str] | None) -> None:
+    """The command line of a step run as a module with only ``--profile``: run it, print its output path."""
+    ap = argparse.ArgumentParser(prog=prog, description=(doc or "").split("\n")[0])
     ap.add_argument("--profile", required=True, help="profile name, e.g. quick or paper")
-    args = ap.parse_args(argv)
-    path = run_tuning(get_profile(args.profile))
-    print(path)
+    print(run(get_profile(ap.parse_args(argv).profile)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    profile_main("python -m shearbridge.steps.tune", __doc__, run_tuning, argv)
 
 
 if __name__ == "__main__":

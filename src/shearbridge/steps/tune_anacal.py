@@ -17,7 +17,6 @@ disagree. Run on its own::
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,10 @@ from typing import Any
 import numpy as np
 
 from shearbridge import paths
-from shearbridge.config import Profile, get_profile
+from shearbridge.config import Profile
+from shearbridge.estimators.base import usable
 from shearbridge.io import write_json
+from shearbridge.steps.tune import profile_main
 
 __all__ = ["SIGMA_GRID", "C0_GRID", "N_TUNE", "SCORE_TOLERANCE", "anacal_tuning_path", "anacal_score",
            "run_anacal_tuning"]
@@ -50,7 +51,7 @@ def anacal_tuning_path(profile: Profile) -> Path:
 def anacal_score(e: np.ndarray, response: np.ndarray, flags: np.ndarray) -> float:
     """Shear noise per attempted galaxy: ``mean_k var(e_k) / <R_k>^2`` over the usable galaxies,
     over ``1 - f`` (a flagged galaxy is lost)."""
-    ok = (np.asarray(flags) == 0) & np.all(np.isfinite(e), axis=1) & np.all(np.isfinite(response), axis=1)
+    ok = usable(e, flags, response)
     if ok.sum() < 2:
         return float("inf")
     var = np.var(e[ok], axis=0) / np.mean(response[ok], axis=0) ** 2
@@ -88,9 +89,7 @@ def run_anacal_tuning(profile: Profile) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m shearbridge.steps.tune_anacal", description=__doc__.split("\n")[0])
-    ap.add_argument("--profile", required=True, help="profile name, e.g. quick or paper")
-    print(run_anacal_tuning(get_profile(ap.parse_args(argv).profile)))
+    profile_main("python -m shearbridge.steps.tune_anacal", __doc__, run_anacal_tuning, argv)
 
 
 if __name__ == "__main__":

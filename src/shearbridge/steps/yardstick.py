@@ -27,12 +27,14 @@ is what the yardstick compares.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 
 from shearbridge import paths, study
 from shearbridge.config import Profile, noise_tag
+from shearbridge.estimators.base import usable
 from shearbridge.io import read_json, save_npz, write_json
 from shearbridge.sim.catalogue import STREAM_ID
 from shearbridge.steps.crlb import load_crlb
@@ -60,11 +62,11 @@ def run_yardstick(method: str, profile: Profile, sigma: float) -> dict[str, Any]
 
     ds = load_dataset("test", profile).subset(slice(0, profile.n_crlb))
     psf, scale = np.asarray(ds.psf), ds.sim.pixel_scale_arcsec
-    clean = np.asarray(ds.clean, np.float32)
     est = method_estimator(method, profile, sigma)
     out: dict[str, np.ndarray] = {}
-    for name, noise in (("a", np.asarray(ds.noise)), ("b", second_noise(profile, len(ds), clean.shape[-1]))):
-        res = est.measure(clean + np.float32(sigma) * noise, psf, scale, sigma)
+    second = dataclasses.replace(ds, noise=second_noise(profile, len(ds), ds.sim.stamp_size_px))
+    for name, real in (("a", ds), ("b", second)):
+        res = est.measure(real.images(sigma), psf, scale, sigma)
         out[f"g_{name}"] = np.asarray(res.g, np.float64)
         out[f"flags_{name}"] = np.asarray(res.flags)
         if "response" in res.extra:
@@ -90,10 +92,9 @@ def neff_fraction(sigma_meas: float, sigma_crlb: float, sigma_e: float, fail: fl
 
 def _score(z: Any, response: float | None, crlb: np.ndarray, sigma_e: float, n_boot: int,
            rng: np.random.Generator) -> dict[str, Any]:
-    ok = (z["flags_a"] == 0) & (z["flags_b"] == 0)
-    ok &= np.all(np.isfinite(z["g_a"]), axis=1) & np.all(np.isfinite(z["g_b"]), axis=1)
+    ok = (usable(z["g_a"], z["flags_a"], z.get("response_a"))
+          & usable(z["g_b"], z["flags_b"], z.get("response_b")))
     if "response_a" in z:  # AnaCal: calibrate e by the mean analytic response of these galaxies
-        ok &= np.all(np.isfinite(z["response_a"]), axis=1) & np.all(np.isfinite(z["response_b"]), axis=1)
         response = float(np.mean(np.concatenate([z["response_a"][ok], z["response_b"][ok]])))
     if not response > 0:  # a response <= 0 cannot be calibrated (KSB at the lowest S/N)
         return {"response": float(response), "calibratable": False, "fail": 1.0 - float(np.mean(ok)),
