@@ -280,24 +280,25 @@ rule compare:
         "{PY} -m shearbridge compare --method {wildcards.method} --noise {params.sigma} --profile {params.profile}"
 
 
-rule response_images:
-    """Metacal images of the first shear-test stamps: every calibrated network (``*_cal``) at this
-    noise level measures its response on them (GalSim, the costly part: made once)."""
+rule metacal:
+    """Metacal-calibrated m and c of one method on the round-PSF shear test at one noise level: the
+    method on the metacal images of its shear-test galaxies (Fourier-space, with the noise fix)."""
     input:
         f"{D}/datasets/shear/manifest.json",
+        network_inputs,
     output:
-        f"{D}/response/sheared_noise{{tag}}.npz",
+        f"{D}/results/bias_mcal/{{method}}/noise{{tag}}.json",
     benchmark:
-        f"{D}/benchmarks/response-images-{{tag}}.tsv"
+        f"{D}/benchmarks/metacal-{{method}}-{{tag}}.tsv"
     params:
         profile=PROFILE,
         sigma=lambda w: NOISE[w.tag],
     threads: 1
     resources:
-        mem_mb=mem_mb(2),
+        mem_mb=mem_mb(3),
         runtime=30,
     shell:
-        "{PY} -m shearbridge response-images --noise {params.sigma} --profile {params.profile}"
+        "{PY} -m shearbridge metacal --method {wildcards.method} --noise {params.sigma} --profile {params.profile}"
 
 
 rule bias:
@@ -306,7 +307,6 @@ rule bias:
     input:
         lambda w: f"{D}/datasets/{BIAS_SETS[w.kind]}/manifest.json",
         network_inputs,
-        lambda w: [f"{D}/response/sheared_noise{w.tag}.npz"] if w.method.endswith("_cal") else [],
     output:
         f"{D}/results/{{kind}}/{{method}}/noise{{tag}}.json",
     wildcard_constraints:
@@ -729,6 +729,8 @@ rule summary_bias:
     input:
         expand(f"{D}/results/{{kind}}/{{method}}/noise{{tag}}.json", kind=list(BIAS_SETS), method=BIAS_GRID_METHODS,
                tag=TAGS),
+        expand(f"{D}/results/bias_mcal/{{method}}/noise{{tag}}.json", method=study.names("metacal"),
+               tag=STAGS["metacal"]),
     output:
         f"{S}/bias.json",
     params:
@@ -769,7 +771,10 @@ rule bias_numbers:
         [f"{OUT}/bias_{v}_{t}.txt" for v in ("snr", "snrmf") for t in TAGS],
         [f"{OUT}/{v}.txt" for v in ("snr_mf_over_shearnet", "shear_test_g", "bias_ideal_m", "bias_ideal_c",
                                      "sigmam_target_high", "sigmam_target_survey", "sigmam_high_snr",
-                                     "bias_precision_table", "bias_table", "bias_noise_levels", "psf_test_g")],
+                                     "bias_precision_table", "bias_table", "bias_noise_levels", "psf_test_g",
+                                     "mcal_table", "mcal_step", "mcal_wild", "mcal_noise_levels")],
+        [f"{OUT}/mcal_{m}_{k}_{t}.txt" for m in study.names("metacal") for k in ("m1", "m2", "R", "wild")
+         for t in STAGS["metacal"]],
         [f"{OUT}/anacal_{v}.txt" for v in ("version", "sigma", "sigma_over_psf", "c0", "tune_n", "tune_tol")
          if "anacal" in BIAS_GRID_METHODS],
     shell:

@@ -40,6 +40,7 @@ def latex_to_text(s: str) -> str:
     multi = re.match(r"\\multicolumn\{\d+\}\{[^}]*\}\{", s)  # a table cell spanning columns: its content
     if multi and s.endswith("}"):
         s = s[multi.end():-1]
+    s = re.sub(r"\\resizebox\{[^}]*\}\{[^}]*\}\{%?", "", s)  # a table scaled to the text width
     s = s.replace("''", "′′")  # arcsec in math mode: two primes
     s = re.sub(r"\\(begin|end)\{[^}]*\}(\{[^}]*\})?", "", s)
     for a, b in ((r"\times", "×"), (r"\pm", "±"), (r"\,", ""), (r"\%", "%"), ("~", ""), (r"\le", "≤"),

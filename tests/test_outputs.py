@@ -68,7 +68,7 @@ def test_every_method_keeps_one_style_and_label_in_every_figure():
     from shearbridge.config import ConfigError
 
     plotted = [m.name for m in study.methods(available_only=False)
-               if m.kind != "bound" and not m.calibrates and not {"ablation", "seeds"} & m.studies]
+               if m.kind != "bound" and not {"ablation", "seeds"} & m.studies]
     styles = [plotting.method_style(m) for m in plotted]
     keys = {(s["color"], str(s["linestyle"]), s["marker"]) for s in styles}
     assert len(keys) == len(styles), "two methods share a style"

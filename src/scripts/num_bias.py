@@ -13,8 +13,13 @@ label-ideal |m|, |c|: the design's floor); ``bias_precision_table``; ``psf_test_
 whose |m1| and |m2| are below the LSST requirement by more than two errors, above it by more
 than two errors in either component, or neither); AnaCal's recorded configuration and tuning (``anacal_version``,
 ``anacal_sigma``, ``anacal_c0``, ``anacal_tune_n``, ``anacal_tune_tol``,
-``anacal_sigma_over_psf``); ``shear_test_g``. Run on its own: ``python src/scripts/num_bias.py``.
+``anacal_sigma_over_psf``); ``shear_test_g``; the metacal-calibrated test of the registry's
+``metacal`` methods: ``mcal_<method>_<k>_<tag>`` (k: m1, m2 calibrated, R the mean response, wild the per cent of
+stamps whose response exceeds :data:`shearbridge.steps.metacal.WILD_RESPONSE` in size),
+``mcal_table``, ``mcal_step``, ``mcal_noise_levels``. Run on its own: ``python src/scripts/num_bias.py``.
 """
+
+import math
 
 from shearbridge import study
 from shearbridge.config import (
@@ -26,8 +31,10 @@ from shearbridge.config import (
 )
 from shearbridge.io import read_json
 from shearbridge.paper.outputs import fmt_int, fmt_noise, fmt_pm, fmt_sci, write_variable
-from shearbridge.paper.tables import bias_precision_table, bias_table
+from shearbridge.paper.tables import bias_precision_table, bias_table, metacal_table
 from shearbridge.sim.catalogue import PSF_TEST_G
+from shearbridge.stats.metacal_fourier import METACAL_STEP
+from shearbridge.steps.metacal import WILD_RESPONSE
 from shearbridge.steps.tune_anacal import SCORE_TOLERANCE, anacal_tuning_path
 from shearbridge.summaries import load_summary_json
 
@@ -73,6 +80,19 @@ def main() -> None:
     write_variable("bias_table", bias_table(s["bias"], chosen, lambda m: study.get_method(m).label, s["bias_psf"]))
     write_variable("bias_precision_table", bias_precision_table(s["bias"], tags, lambda m: study.get_method(m).label))
     write_variable("psf_test_g", f"${PSF_TEST_G:g}$")
+    mcal = s["bias_mcal"]
+    for m, per in mcal.items():
+        for tag, r in per.items():
+            for k in ("m1", "m2"):
+                write_variable(f"mcal_{m}_{k}_{tag}", fmt_pm(r[k], r[f"{k}_err"]))
+            resp, resp_err = 0.5 * (r["R1"] + r["R2"]), 0.5 * math.hypot(r["R1_err"], r["R2_err"])
+            write_variable(f"mcal_{m}_R_{tag}", fmt_pm(resp, resp_err))
+            write_variable(f"mcal_{m}_wild_{tag}", f"${100 * r['wild_response_fraction']:.1f}$")
+    write_variable("mcal_table", metacal_table(s["bias"], mcal, lambda m: study.get_method(m).label))
+    write_variable("mcal_step", f"${METACAL_STEP:g}$")
+    write_variable("mcal_wild", f"${WILD_RESPONSE:g}$")
+    write_variable("mcal_noise_levels", " and ".join(fmt_noise(float(t)) for t in study.study_tags(
+        get_profile(s["profile"]), "metacal")))
     if "anacal" in s["bias"]:  # the configuration the runs recorded
         cfg = s["bias"]["anacal"][tags[0]]["config"]
         write_variable("anacal_version", cfg["anacal_version"])

@@ -141,19 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, helptext in (("compare", "RMSE, RMSE/CRLB and throughput of one method at one noise level"),
                            ("bias", "m and c of one method on the paired shear-test set at one noise level"),
-                           ("yardstick", "one method on the CRLB galaxies in two noise realisations (n_eff)")):
+                           ("yardstick", "one method on the CRLB galaxies in two noise realisations (n_eff)"),
+                           ("metacal", "metacal-calibrated m and c of one method on the paired shear-test set")):
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("--method", required=True, help=_choices(*(("compare", "ablation") if name == "compare"
-                                                                 else ("bias_grid", "bias"))))
+        studies = {"compare": ("compare", "ablation"), "metacal": ("metacal",)}.get(name, ("bias_grid", "bias"))
+        p.add_argument("--method", required=True, help=_choices(*studies))
         p.add_argument("--noise", required=True, type=float, help="pixel noise sigma (image units)")
         if name == "bias":  # the anisotropic-PSF set (results kind bias_psf)
             p.add_argument("--psf-test", action="store_true", help="the test with the anisotropic PSF (leakage)")
         add_profile(p)
-
-    p = sub.add_parser("response-images", help="the metacal images every calibrated network's response "
-                       "is measured on, at one noise level (made once, shared)")
-    p.add_argument("--noise", required=True, type=float, help="pixel noise sigma (image units)")
-    add_profile(p)
 
     p = sub.add_parser("learning", help="RMSE/CRLB of every snapshot of a run against training compute")
     p.add_argument("--config", required=True, help="experiment name (trained with save_every > 0)")
@@ -267,21 +263,13 @@ def _robustness(args: argparse.Namespace) -> None:
 def _compare(args: argparse.Namespace) -> None:
     from shearbridge.steps.bias import run_bias
     from shearbridge.steps.compare import run_method
+    from shearbridge.steps.metacal import run_metacal
     from shearbridge.steps.yardstick import run_yardstick
 
-    run = {"compare": run_method, "yardstick": run_yardstick}.get(args.command)
+    run = {"compare": run_method, "yardstick": run_yardstick, "metacal": run_metacal}.get(args.command)
     result = (run(args.method, _profile(args), args.noise) if run else
               run_bias(args.method, _profile(args), args.noise, kind="bias_psf" if args.psf_test else "bias"))
     print(json.dumps(result, indent=2, sort_keys=True, default=str))
-
-
-def _response_images(args: argparse.Namespace) -> None:
-    from shearbridge.steps.response import response_images, response_images_path
-
-    profile = _profile(args)
-    sets, seed = response_images(profile, args.noise)
-    print(json.dumps({"path": str(response_images_path(profile, args.noise)), "seed": seed,
-                      "n_stamps": len(next(iter(sets.values())))}, indent=2))
 
 
 def _learning(args: argparse.Namespace) -> None:
@@ -356,8 +344,9 @@ def _measure(args: argparse.Namespace) -> None:
 
 _COMMANDS = {
     "train": _train, "evaluate": _evaluate, "simulate": _simulate, "summarize": _summarize, "diagnose": _diagnose,
-    "crlb": _crlb, "compare": _compare, "bias": _compare, "yardstick": _compare, "robustness": _robustness,
-    "timing": _timing, "learning": _learning, "response-images": _response_images, "info": _info, "list": _list,
+    "crlb": _crlb, "compare": _compare, "bias": _compare, "yardstick": _compare, "metacal": _compare,
+    "robustness": _robustness,
+    "timing": _timing, "learning": _learning, "info": _info, "list": _list,
     "measure": _measure,
 }
 FAST_ENV_COMMANDS = ("train", "timing")  # restarted with runtime.recommended_env()

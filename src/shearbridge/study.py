@@ -12,6 +12,7 @@ Studies (:data:`STUDIES`) and the noise levels each runs at (:func:`study_noise`
 ``compare``   RMSE against the per-galaxy Cramér–Rao bound, every level of the grid
 ``bias``      the shear test's table (m, c, alpha): the "pair" levels and the highest (survey S/N)
 ``bias_grid`` the shear test (round and anisotropic PSF) at every level of the grid
+``metacal``   the round-PSF shear test calibrated by metacalibration: levels >= 1e-2 (survey S/N)
 ``timing``    galaxies/s side by side in one process: the pair levels
 ``robustness`` out-of-distribution sets: the pair levels
 ``ablation``  the ablation ladder and removals: the pair levels
@@ -54,7 +55,7 @@ __all__ = [
 ]
 
 KINDS = ("network", "classical", "bound")
-STUDIES = ("compare", "bias", "bias_grid", "timing", "robustness", "ablation", "learning", "evaluate",
+STUDIES = ("compare", "bias", "bias_grid", "metacal", "timing", "robustness", "ablation", "learning", "evaluate",
            "diagnosis", "seeds")
 #: Methods the networks' speed-ups are quoted against (timing study).
 SPEEDUP_REFERENCES = ("mlfit", "hsm_regauss")
@@ -67,6 +68,10 @@ SLOW_SHEAR_FRACTION = 0.125
 #: ... but never fewer galaxies than this (or the whole set): at the lowest S/N the ML fit flags most
 #: galaxies, and a handful measured leaves too few for m (the quick profile: 256 and 64 galaxies).
 MIN_SHEAR_GALAXIES = 64
+#: The metacal study runs at the noise levels from this one up, survey S/N (median matched-filter
+#: S/N <= ~21), where the networks and the ML fit show noise bias; each level costs the ML fit three
+#: fits per shear-test stamp, so the levels above S/N 21 are left out to keep the build's hour.
+METACAL_MIN_NOISE = 1e-2
 _PAIR_STUDIES = ("bias", "timing", "robustness", "ablation", "learning")
 _GRID_STUDIES = ("compare", "bias_grid", "evaluate")
 
@@ -101,12 +106,9 @@ class Method:
         The studies (:data:`STUDIES`) it takes part in.
     build : callable or None
         ``build(MethodContext) -> ShapeEstimator`` (``measure(stamps, psf_image,
-        pixel_scale_arcsec, noise_sigma) -> EstimatorResult``); ``None`` for a bound and
-        for a response-calibrated variant (measured by the response step).
+        pixel_scale_arcsec, noise_sigma) -> EstimatorResult``); ``None`` for a bound.
     experiment : str or None
         Networks: the experiment (:mod:`shearbridge.config.experiments`) whose trained run it uses.
-    calibrates : str or None
-        A response-calibrated variant of this network method (``<network>_cal``).
     style : int or None
         Index into the house palette (:mod:`shearbridge.paper.plotting`); ``None``: the next free one.
     available : callable
@@ -121,7 +123,6 @@ class Method:
     studies: frozenset[str] = field(default_factory=frozenset)
     build: Callable[[MethodContext], Any] | None = None
     experiment: str | None = None
-    calibrates: str | None = None
     style: int | None = None
     available: Callable[[], bool] = _always
     description: str = ""
@@ -135,11 +136,11 @@ class Method:
         unknown = sorted(set(self.studies) - set(STUDIES))
         if unknown:
             raise ConfigError(f"method {self.name}: unknown studies {unknown}; known: {list(STUDIES)}")
-        if self.kind == "network" and not (self.experiment or self.calibrates):
-            raise ConfigError(f"network method {self.name} needs an experiment (or calibrates=)")
+        if self.kind == "network" and not self.experiment:
+            raise ConfigError(f"network method {self.name} needs an experiment")
         if not 0.0 < self.shear_fraction <= 1.0:
             raise ConfigError(f"method {self.name}: shear_fraction must lie in (0, 1], got {self.shear_fraction}")
-        if self.kind != "bound" and self.build is None and self.calibrates is None:
+        if self.kind != "bound" and self.build is None:
             raise ConfigError(f"method {self.name} needs a build(context) factory")
 
     def shear_galaxies(self, n_set: int) -> int:
@@ -150,8 +151,7 @@ class Method:
     def estimator(self, context: MethodContext) -> Any:
         """The object that measures: ``build(context)``."""
         if self.build is None:
-            raise ConfigError(f"method {self.name!r} has no estimator (kind {self.kind}"
-                              f"{', calibrated by the response step' if self.calibrates else ''})")
+            raise ConfigError(f"method {self.name!r} has no estimator (kind {self.kind})")
         return self.build(context)
 
 
@@ -221,6 +221,8 @@ def study_noise(profile: Profile, study: str) -> tuple[float, ...]:
         return grid[:1]
     if study == "bias":  # the pair levels and the highest (survey-like S/N), in grid order
         return tuple(s for s in grid if s in set(_pair(grid)) | {grid[-1]})
+    if study == "metacal":  # survey S/N, where noise bias shows
+        return tuple(s for s in grid if s >= METACAL_MIN_NOISE * (1 - 1e-9)) or grid[-1:]
     if study in _PAIR_STUDIES:
         return _pair(grid)
     raise ConfigError(f"unknown study {study!r}; known: {list(STUDIES)}")
@@ -243,8 +245,6 @@ def run_of(name: str) -> str | None:
     m = _REGISTRY.get(name)
     if m is None:
         return None
-    if m.calibrates:
-        return run_of(m.calibrates)
     return m.experiment
 
 
@@ -344,12 +344,13 @@ def _register_defaults() -> None:
     register(Method("shapenet_mix", "network", "ShapeNet (mixture)", frozenset({"robustness"}),
                     _network("shapenet_mix"), experiment="shapenet_mix", style=5,
                     description="ShapeNet trained on the galaxy-model mixture"))
-    register(Method("moments_affine", "classical", "Moments + affine fit", headline - {"diagnosis", "learning", "evaluate"},
+    register(Method("moments_affine", "classical", "Moments + affine fit",
+                    (headline - {"diagnosis", "learning", "evaluate"}) | {"metacal"},
                     _network("moments_affine"), experiment="moments_affine", style=7,
                     description="ShapeNet's analytic part alone: PSF-deconvolved adaptive moments and a "
                                 "least-squares affine read-out fitted on the training split, no network"))
     register(Method("mlfit", "classical", "ML fit (JAX)",
-                    frozenset({"compare", "bias", "bias_grid", "timing", "robustness"}), _mlfit, style=3,
+                    frozenset({"compare", "bias", "bias_grid", "metacal", "timing", "robustness"}), _mlfit, style=3,
                     shear_fraction=SLOW_SHEAR_FRACTION,
                     description="JAX maximum-likelihood fit of an elliptical Gaussian"))
     register(Method("hsm_regauss", "classical", "HSM REGAUSS",

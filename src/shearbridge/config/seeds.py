@@ -21,7 +21,7 @@ SEED_STREAMS: dict[str, int] = {
     "robustness_bootstrap": 0xB0B,  # bootstrap errors of RMSE/CRLB on the robustness sets
     "learning_bootstrap": 0x1EA,  # bootstrap errors of the learning curves
     "ablation_bootstrap": 0xAB1,  # paired bootstrap of the ablation's RMSE factors
-    "response_images": 0x5E5,  # noise of the metacal images of the response calibration
+    "metacal_noise": 0x3CA1,  # the correlated-noise fix of the metacal images (per galaxy, orientation)
     "timing_train_batches": 0x71E,  # batch indices of the timed training steps
     "probe_permutation": 0x7157,  # shuffle of the layer probes' training features
     "common_bootstrap": 0xC0AA,  # bootstrap errors on the galaxies no method flags (comparison summary)

@@ -59,6 +59,19 @@ class NetworkEstimator:
         g = np.asarray(self.trained.predict(stamps, self.batch_size)[:, :2], np.float64)
         return EstimatorResult(g1=g[:, 0], g2=g[:, 1])
 
+    def with_psf(self, psf_image: np.ndarray) -> "NetworkEstimator":
+        """The same network told another PSF: a model with a ``psf_sigma_px`` field (its analytic
+        moment part) gets the Gaussian-equivalent sigma of ``psf_image`` (:func:`psf_sigma_px`),
+        the learned weights unchanged. Metacalibration tells it the reconvolution PSF this way; a
+        network with no PSF parameter cannot be told one (EstimatorInputError)."""
+        import dataclasses
+
+        model = self.trained.model
+        if getattr(model, "psf_sigma_px", None) is None:
+            raise EstimatorInputError(f"{self.name}: the network has no PSF parameter to be told another PSF")
+        told = dataclasses.replace(self.trained, model=model.clone(psf_sigma_px=psf_sigma_px(psf_image)))
+        return NetworkEstimator(told, self.name, self.batch_size, self.strict)
+
     def _check_like_training(self, psf_image: np.ndarray | None, pixel_scale_arcsec: float | None) -> None:
         """Refuse a PSF whose size or a pixel scale that differs from the training data's by more
         than :data:`PSF_TOLERANCE` (the robustness study measures networks off their training data on

@@ -8,8 +8,8 @@ from typing import Any
 
 from shearbridge.paper.outputs import fmt_int, fmt_noise, fmt_pm, fmt_sci
 
-__all__ = ["bias_table", "bias_precision_table", "fit_width", "compare_table", "robustness_table", "fmt_snr", "layer_table",
-           "BASELINE_BLOCKS"]
+__all__ = ["bias_table", "bias_precision_table", "metacal_table", "fit_width", "compare_table", "robustness_table",
+           "fmt_snr", "layer_table", "BASELINE_BLOCKS"]
 
 #: EnhancedGalaxyNN's layers and the JAX building block each one is (the translation table).
 BASELINE_BLOCKS = {
@@ -62,6 +62,27 @@ def bias_precision_table(bias: Mapping[str, Mapping[str, Mapping[str, Any]]], ta
         rows.append(f"{label(m)} & " + " & ".join(cells) + " \\\\")
     rows += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(rows)
+
+
+def metacal_table(bias: Mapping[str, Mapping[str, Mapping[str, Any]]],
+                  mcal: Mapping[str, Mapping[str, Mapping[str, Any]]],
+                  label: Callable[[str], str]) -> str:
+    """Raw against metacal-calibrated m per method (rows) and noise tag of ``mcal``: the raw shear
+    test's m1, m2 (``bias``), the mean metacal response, the calibrated m1, m2 and the galaxies kept."""
+    rows = ["\\begin{tabular}{llcccccc}", "\\toprule",
+            "method & S/N$_{\\rm mf}$ & raw $m_1$ & raw $m_2$ & $\\langle R\\rangle$ & calibrated $m_1$ "
+            "& calibrated $m_2$ & galaxies \\\\", "\\midrule"]
+    for m, per in mcal.items():
+        for tag, r in per.items():
+            raw = bias[m][tag]
+            resp = 0.5 * (r["R1"] + r["R2"])
+            resp_err = 0.5 * math.hypot(r["R1_err"], r["R2_err"])
+            cells = [fmt_pm(raw["m1"], raw["m1_err"]), fmt_pm(raw["m2"], raw["m2_err"]), fmt_pm(resp, resp_err),
+                     fmt_pm(r["m1"], r["m1_err"]), fmt_pm(r["m2"], r["m2_err"]),
+                     f"{fmt_int(r['n_galaxies'])}/{fmt_int(r['n_galaxies_measured'])}"]
+            rows.append(f"{label(m)} & {fmt_snr(raw['median_snr_mf'])} & " + " & ".join(cells) + " \\\\")
+    rows += ["\\bottomrule", "\\end{tabular}"]
+    return fit_width("\n".join(rows))
 
 
 def fit_width(tabular: str) -> str:

@@ -1,7 +1,7 @@
 """The pipeline steps: the only modules that read and write the profile's data folder.
 
 One module per step of the Snakefile (``python -m shearbridge <step>``): :mod:`.crlb`,
-:mod:`.compare`, :mod:`.bias`, :mod:`.response`, :mod:`.robustness`, :mod:`.learning`,
+:mod:`.compare`, :mod:`.bias`, :mod:`.metacal`, :mod:`.robustness`, :mod:`.learning`,
 :mod:`.timing`, :mod:`.diagnose`, :mod:`.evaluate` (datasets are made by
 :mod:`shearbridge.sim.datasets`, networks trained by :mod:`shearbridge.train.loop`).
 Each loads its inputs, calls the pure code below it (``stats``, ``estimators``,

@@ -6,8 +6,7 @@ by :data:`shearbridge.sim.catalogue.PSF_TEST_G` along ``g1``; c there is the PSF
 same galaxies (the design's floor) and the method's m relative to it
 (:func:`shearbridge.stats.bias.relative_to_ideal`).
 
-Response-calibrated network methods (``<network>_cal`` in the registry) go through
-:func:`shearbridge.steps.response.run_calibrated_bias`; an estimator that returns an ellipticity
+The metacal-calibrated test is :mod:`shearbridge.steps.metacal`; an estimator that returns an ellipticity
 with its shear response (``extra["response"]``, AnaCal) is scored by its ensemble shear
 ``sum e / sum R`` (:func:`shearbridge.stats.bias.paired_ensemble_bias`).
 """
@@ -39,12 +38,6 @@ def run_bias(method: str, profile: Profile, sigma: float, kind: str = "bias") ->
     """m and c from the shear-test set of ``kind`` (:data:`BIAS_SETS`) at one noise level, as JSON."""
     if kind not in BIAS_SETS:
         raise ConfigError(f"unknown shear test {kind!r}; known: {sorted(BIAS_SETS)}")
-    if study.get_method(method).calibrates:
-        if kind != "bias":
-            raise ConfigError(f"{method}: response-calibrated methods run on the round-PSF shear test only")
-        from shearbridge.steps.response import run_calibrated_bias
-
-        return run_calibrated_bias(method, profile, sigma)
     from shearbridge.sim.datasets import load_dataset
 
     ds = load_dataset(BIAS_SETS[kind], profile)

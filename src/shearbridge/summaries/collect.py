@@ -109,7 +109,8 @@ def _bias(profile: Profile) -> None:
     """m, c of the ML fit and the raw and calibrated networks at every noise level."""
     from shearbridge.summaries.compare import bias_summary
 
-    write_json(summary_dir() / "bias.json", bias_summary(profile, study.names("bias_grid")))
+    metacal = {m: list(study.study_noise(profile, "metacal")) for m in study.names("metacal")}
+    write_json(summary_dir() / "bias.json", bias_summary(profile, study.names("bias_grid"), metacal))
 
 
 def _diagnosis(profile: Profile) -> None:

@@ -46,12 +46,16 @@ def load_result(profile: Profile, method: str, sigma: float, kind: str = "compar
     return read_json(result_path(profile, method, sigma, kind))
 
 
-def bias_summary(profile: Profile, methods: list[str]) -> dict[str, Any]:
+def bias_summary(profile: Profile, methods: list[str],
+                 metacal: dict[str, list[float]] | None = None) -> dict[str, Any]:
     """m, c (and median S/N) of each method at every noise level of the grid, on the round-PSF
     shear test (``bias``) and on the anisotropic-PSF one (``bias_psf``, with the leakage
-    ``alpha = c1 / g_psf,1`` and its error), and the label-ideal estimator's floor: the largest
+    ``alpha = c1 / g_psf,1`` and its error), the metacal-calibrated test of the methods and noise
+    levels in ``metacal`` (``bias_mcal``), and the label-ideal estimator's floor: the largest
     ``|m|``, ``|c|`` it shows on any method's galaxy set (bias.json)."""
     out: dict[str, Any] = {"profile": profile.name, "methods": methods,
+                           "bias_mcal": {m: {noise_tag(s): load_result(profile, m, s, "bias_mcal") for s in levels}
+                                         for m, levels in (metacal or {}).items()},
                            "requirements": {"m": LSST_M_REQUIREMENT, "c": LSST_C_REQUIREMENT,
                                             "euclid_m": EUCLID_M_REQUIREMENT, "euclid_c": EUCLID_C_REQUIREMENT},
                            "bias": {}, "bias_psf": {}}
