@@ -59,9 +59,12 @@ def test_fix_noise_adds_the_rotated_transform_of_its_field():
     # why it cancels: for a round PSF the rotated field's shear derivatives are minus the field's
     # own (a 90-degree turn flips both shear components), its noshear image the same
     direct = metacal_images(nu, _psf_image())
-    assert_allclose(fix_only.noshear, direct.noshear, atol=1e-4)  # the PSF image is symmetric to round-off
+    # (to 1e-4 of the largest value: the PSF image is symmetric to round-off, which the deconvolution
+    # amplifies where the PSF's transform is small)
+    assert_allclose(fix_only.noshear, direct.noshear, atol=1e-4 * np.abs(direct.noshear).max())
     for name in ("d1", "d2"):
-        assert_allclose(getattr(fix_only, name), -getattr(direct, name), atol=1e-3)
+        want = -getattr(direct, name)
+        assert_allclose(getattr(fix_only, name), want, atol=1e-4 * np.abs(want).max())
 
 
 def test_calibration_on_the_paired_test_recovers_the_shear_of_noiseless_galaxies():

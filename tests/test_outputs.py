@@ -11,7 +11,7 @@ from shearbridge.paper.outputs import fmt_num, fmt_pm, fmt_sci
 
 @pytest.mark.parametrize(
     "x, expected",
-    [(3.14159e-5, r"$3.1\times10^{-5}$"), (0.0123, "$0.012$"), (9.96e-6, r"$1.0\times10^{-5}$"), (250.0, "$250$")],
+    [(3.14159e-5, r"${3.1\times10^{-5}}$"), (0.0123, "${0.012}$"), (9.96e-6, r"${1.0\times10^{-5}}$"), (250.0, "${250}$")],
 )
 def test_fmt_sci(x, expected):
     assert fmt_sci(x) == expected
@@ -19,7 +19,7 @@ def test_fmt_sci(x, expected):
 
 @pytest.mark.parametrize(
     "v, e, expected",
-    [(1.234, 0.05, r"$1.23\pm0.05$"), (3.1e-5, 2e-6, r"$(3.1\pm0.2)\times10^{-5}$"), (12.0, 3.0, r"$12\pm3$")],
+    [(1.234, 0.05, r"${1.23\pm0.05}$"), (3.1e-5, 2e-6, r"${(3.1\pm0.2)\times10^{-5}}$"), (12.0, 3.0, r"${12\pm3}$")],
 )
 def test_fmt_pm_rounds_at_the_error(v, e, expected):
     assert fmt_pm(v, e) == expected
@@ -90,14 +90,14 @@ def test_tables_and_noise_levels_are_formatted_in_the_library():
     from shearbridge.paper.tables import bias_table, layer_table
     from shearbridge.stats.resample import quotient
 
-    assert fmt_noise(1e-5) == "$10^{-5}$" and fmt_noise(2.5e-2) == "$0.025$"
+    assert fmt_noise(1e-5) == "$10^{-5}$" and fmt_noise(2.5e-2) == "${0.025}$"
     q, q_err = quotient(6.0, 0.3, 2.0, 0.2)
     assert q == 3.0 and abs(q_err - 3.0 * (0.05**2 + 0.1**2) ** 0.5) < 1e-12
     row = {"noise_sigma": 1e-3, **{k: 0.01 for k in ("m1", "m2", "c1", "c2")},
            **{f"{k}_err": 0.002 for k in ("m1", "m2", "c1", "c2")}}
     table = bias_table({"mlfit": {"1e-03": row}}, ["1e-03"], lambda m: "ML fit")
-    lines = table.splitlines()  # scaled to the text width around the tabular
-    assert lines[0].startswith("\\resizebox{\\textwidth}") and lines[1].startswith("\\begin{tabular}")
+    lines = table.splitlines()  # scaled to the width of its float around the tabular
+    assert lines[0].startswith("\\resizebox{\\linewidth}") and lines[1].startswith("\\begin{tabular}")
     assert lines[5].startswith("ML fit & $10^{-3}$ & ") and table.endswith("\\end{tabular}}")
     assert "\\texttt{conv1} & A & $53\\times53\\times16$" in layer_table({"conv1": (53, 53, 16)}, {"conv1": "A"})
 
@@ -129,6 +129,6 @@ def test_compare_table_shows_failures_seed_scatter_and_snr():
     tex = compare_table(common, {"1e-05": {"median": 21434.0}}, ["1e-05"], {"1e-05": 1e-5}, ["a", "b"],
                         str.upper, {("a", "1e-05"): 0.04})
     a_row, b_row = [line for line in tex.splitlines() if line.startswith(("A &", "B &"))]
-    assert "$1.00\\pm0.05$" in a_row, "bootstrap 0.03 and seed scatter 0.04 add in quadrature"
+    assert "${1.00\\pm0.05}$" in a_row, "bootstrap 0.03 and seed scatter 0.04 add in quadrature"
     assert "[6.8\\%]" in b_row and "[" not in a_row, "failures only where a method flagged"
     assert "21{,}000" in tex

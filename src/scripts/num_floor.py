@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from shearbridge.paper.outputs import fmt_int, fmt_noise, fmt_num, fmt_pm, write_variable
+from shearbridge.paper.tables import fit_width
 from shearbridge.summaries import load_summary_json
 
 
@@ -69,7 +70,7 @@ def tune_table(t: Mapping[str, Any]) -> str:
         rows.append(label + " & " + " & ".join(f"${fmt_num(1e3 * rmse[(c, g)], 3)}$" for g in tags)
                     + f" & ${fmt_num(score[c], 4)}$ \\\\")
     rows += ["\\bottomrule", "\\end{tabular}"]
-    return "\n".join(rows)
+    return fit_width("\n".join(rows))
 
 
 def main() -> None:

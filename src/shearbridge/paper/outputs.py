@@ -40,7 +40,7 @@ def fmt_sci(x: float, digits: int = 2, math_mode: bool = True) -> str:
         body = f"{mant}\\times10^{{{exp}}}"
     else:
         body = fmt_num(x, digits)
-    return f"${body}$" if math_mode else body
+    return f"${{{body}}}$" if math_mode else body  # braced: TeX does not break a number across lines
 
 
 def fmt_num(x: float, digits: int = 2) -> str:
@@ -75,7 +75,7 @@ def fmt_pm(value: float, err: float, err_digits: int = 1) -> str:
     body = f"{v:.{decimals}f}\\pm{e:.{decimals}f}"
     if scale_exp:
         body = f"({body})\\times10^{{{scale_exp}}}"
-    return f"${body}$"
+    return f"${{{body}}}$"  # braced: TeX does not break a value and its error across lines
 
 
 def fmt_noise(sigma: float) -> str:

@@ -61,7 +61,7 @@ def bias_precision_table(bias: Mapping[str, Mapping[str, Mapping[str, Any]]], ta
             cells.append(fmt_sci(p["sigma_m"], 1) + mark)
         rows.append(f"{label(m)} & " + " & ".join(cells) + " \\\\")
     rows += ["\\bottomrule", "\\end{tabular}"]
-    return "\n".join(rows)
+    return fit_width("\n".join(rows))
 
 
 def metacal_table(bias: Mapping[str, Mapping[str, Mapping[str, Any]]],
@@ -86,9 +86,10 @@ def metacal_table(bias: Mapping[str, Mapping[str, Mapping[str, Any]]],
 
 
 def fit_width(tabular: str) -> str:
-    """A tabular scaled to the text width (``\\resizebox``; inside the generated file, so the
-    manuscript's ``\\variable`` stays a plain input that showyourwork can preprocess)."""
-    return "\\resizebox{\\textwidth}{!}{%\n" + tabular + "}"
+    """A tabular scaled to the width of its float, a column or the page (``\\resizebox`` to
+    ``\\linewidth``; inside the generated file, so the manuscript's ``\\variable`` stays a plain
+    input that showyourwork can preprocess)."""
+    return "\\resizebox{\\linewidth}{!}{%\n" + tabular + "}"
 
 
 def fmt_snr(x: float) -> str:
