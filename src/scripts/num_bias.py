@@ -41,7 +41,7 @@ from shearbridge.summaries import load_summary_json
 
 def main() -> None:
     s = load_summary_json("bias")
-    tags = list(next(iter(s["bias"].values())))
+    tags = sorted(next(iter(s["bias"].values())), key=float)  # noise ascending (the summary sorts keys as text)
     for m in s["bias"]:
         for tag in tags:
             r, rp = s["bias"][m][tag], s["bias_psf"][m][tag]
