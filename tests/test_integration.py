@@ -95,10 +95,11 @@ def _found(needle: str, text: str) -> bool:
     floats, so a comma-separated list counts when every item is found."""
     if needle in text or needle.replace("-", "") in text:
         return True
-    # in two-column pages pdftotext may move a superscript exponent to another line:
-    # "(-1.9±0.8)×10-3" then reads "(-1.9±0.8)×10"; accept the value up to its "×10"
-    power = re.fullmatch(r"(.*×10)-?\d+", needle)
-    if power and len(power.group(1)) > 4 and power.group(1) in text:
+    # pdftotext may move a superscript exponent to another line (two-column pages, scaled
+    # tables): "(-1.9±0.8)×10-3 (2,966)" then reads "(-1.9±0.8)×10 (2,966)"; accept the value
+    # with its exponents left out
+    bare = re.sub(r"×10-?\d+", "×10", needle)
+    if bare != needle and len(bare) >= 4 and bare in text:
         return True
     parts = [p for p in needle.split(",") if p]
     return len(parts) > 2 and all(p in text or p.replace("-", "") in text for p in parts)
