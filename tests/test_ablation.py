@@ -172,7 +172,7 @@ def test_summary_builds_the_table_from_the_result_files(fake_summary):
 
 def value_of(path) -> float:
     """The value of a ``$v\\pm e$%`` variable file."""
-    return float(path.read_text().strip().rstrip("%").strip("$").split("\\pm")[0])
+    return float(path.read_text().strip().rstrip("%").strip("$").strip("{}").split("\\pm")[0])
 
 
 def test_numbers_and_figure_from_the_summary(fake_summary, monkeypatch, tmp_path):
