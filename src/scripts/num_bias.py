@@ -19,8 +19,6 @@ stamps whose response exceeds :data:`shearbridge.steps.metacal.WILD_RESPONSE` in
 ``mcal_table``, ``mcal_step``, ``mcal_noise_levels``. Run on its own: ``python src/scripts/num_bias.py``.
 """
 
-import math
-
 from shearbridge import study
 from shearbridge.config import (
     SIGMA_M_HIGH_SNR,
@@ -31,7 +29,7 @@ from shearbridge.config import (
 )
 from shearbridge.io import read_json
 from shearbridge.paper.outputs import fmt_int, fmt_noise, fmt_pm, fmt_sci, write_variable
-from shearbridge.paper.tables import bias_precision_table, bias_table, metacal_table
+from shearbridge.paper.tables import bias_precision_table, bias_table, mean_response, metacal_table
 from shearbridge.sim.catalogue import PSF_TEST_G
 from shearbridge.stats.metacal_fourier import METACAL_STEP
 from shearbridge.steps.metacal import WILD_RESPONSE
@@ -85,8 +83,7 @@ def main() -> None:
         for tag, r in per.items():
             for k in ("m1", "m2"):
                 write_variable(f"mcal_{m}_{k}_{tag}", fmt_pm(r[k], r[f"{k}_err"]))
-            resp, resp_err = 0.5 * (r["R1"] + r["R2"]), 0.5 * math.hypot(r["R1_err"], r["R2_err"])
-            write_variable(f"mcal_{m}_R_{tag}", fmt_pm(resp, resp_err))
+            write_variable(f"mcal_{m}_R_{tag}", fmt_pm(*mean_response(r)))
             write_variable(f"mcal_{m}_wild_{tag}", f"${100 * r['wild_response_fraction']:.1f}$")
     write_variable("mcal_table", metacal_table(s["bias"], mcal, lambda m: study.get_method(m).label))
     write_variable("mcal_step", f"${METACAL_STEP:g}$")

@@ -8,8 +8,8 @@ from typing import Any
 
 from shearbridge.paper.outputs import fmt_int, fmt_noise, fmt_pm, fmt_sci
 
-__all__ = ["bias_table", "bias_precision_table", "metacal_table", "fit_width", "compare_table", "robustness_table",
-           "fmt_snr", "layer_table", "BASELINE_BLOCKS"]
+__all__ = ["bias_table", "bias_precision_table", "metacal_table", "mean_response", "fit_width", "compare_table",
+           "robustness_table", "fmt_snr", "layer_table", "BASELINE_BLOCKS"]
 
 #: EnhancedGalaxyNN's layers and the JAX building block each one is (the translation table).
 BASELINE_BLOCKS = {
@@ -64,6 +64,11 @@ def bias_precision_table(bias: Mapping[str, Mapping[str, Mapping[str, Any]]], ta
     return fit_width("\n".join(rows))
 
 
+def mean_response(result: Mapping[str, Any]) -> tuple[float, float]:
+    """A metacal result's mean response over both components, ``(R1 + R2) / 2``, and its error."""
+    return 0.5 * (result["R1"] + result["R2"]), 0.5 * math.hypot(result["R1_err"], result["R2_err"])
+
+
 def metacal_table(bias: Mapping[str, Mapping[str, Mapping[str, Any]]],
                   mcal: Mapping[str, Mapping[str, Mapping[str, Any]]],
                   label: Callable[[str], str]) -> str:
@@ -75,9 +80,7 @@ def metacal_table(bias: Mapping[str, Mapping[str, Mapping[str, Any]]],
     for m, per in mcal.items():
         for tag, r in per.items():
             raw = bias[m][tag]
-            resp = 0.5 * (r["R1"] + r["R2"])
-            resp_err = 0.5 * math.hypot(r["R1_err"], r["R2_err"])
-            cells = [fmt_pm(raw["m1"], raw["m1_err"]), fmt_pm(raw["m2"], raw["m2_err"]), fmt_pm(resp, resp_err),
+            cells = [fmt_pm(raw["m1"], raw["m1_err"]), fmt_pm(raw["m2"], raw["m2_err"]), fmt_pm(*mean_response(r)),
                      fmt_pm(r["m1"], r["m1_err"]), fmt_pm(r["m2"], r["m2_err"]),
                      f"{fmt_int(r['n_galaxies'])}/{fmt_int(r['n_galaxies_measured'])}"]
             rows.append(f"{label(m)} & {fmt_snr(raw['median_snr_mf'])} & " + " & ".join(cells) + " \\\\")

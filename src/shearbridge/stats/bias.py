@@ -31,7 +31,7 @@ with jackknife errors over blocks of objects.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -117,7 +117,19 @@ def _grouped(labels: Mapping[str, Any], g_hat: np.ndarray, ok: np.ndarray):
         raise ValueError("the - stamps must carry minus the + stamps' applied shear, non-zero and the same "
                          "for every stamp of a galaxy")
     keep = np.all(good, axis=1) & np.all(np.isfinite(est), axis=(1, 2))
-    return est[keep], comp[keep], g_applied[keep], int(np.sum(~keep))
+    kept, dropped = comp[keep], int(np.sum(~keep))
+    if kept.size < 4 or np.sum(kept == 0) < 2 or np.sum(kept == 1) < 2:
+        raise ValueError(f"too few usable galaxies for m, c: {kept.size} "
+                         f"({dropped} dropped for flags or non-finite estimates)")
+    return est[keep], kept, g_applied[keep], dropped
+
+
+def _with_errors(names: Sequence[str], val: np.ndarray, err: np.ndarray) -> dict[str, float]:
+    """``{name: value, name_err: error}`` of a jackknifed statistic."""
+    out: dict[str, float] = {}
+    for name, v, e in zip(names, val, err):
+        out[name], out[f"{name}_err"] = float(v), float(e)
+    return out
 
 
 def paired_shear_bias(
@@ -148,9 +160,6 @@ def paired_shear_bias(
     g_hat = np.asarray(g_hat, dtype=np.float64)
     ok = np.ones(g_hat.shape[0], dtype=bool) if flags is None else np.asarray(flags) == 0
     est, comp, g_app, dropped = _grouped(labels, g_hat, ok)
-    if est.shape[0] < 4 or np.sum(comp == 0) < 2 or np.sum(comp == 1) < 2:
-        raise ValueError(f"too few usable galaxies for m, c: {est.shape[0]} "
-                         f"({dropped} dropped for flags or non-finite estimates)")
     plus = est[:, _PLUS].mean(axis=1)   # (G, 2): mean over orientations and noise signs, + shear
     minus = est[:, ~_PLUS].mean(axis=1)
     resp = plus[np.arange(len(comp)), comp] - minus[np.arange(len(comp)), comp]
@@ -168,11 +177,7 @@ def paired_shear_bias(
         return np.array(out)
 
     val, err = jackknife(stat, est.shape[0], n_blocks)
-    names = ["m1", "m2", "c1", "c1_same", "c1_cross", "c2", "c2_same", "c2_cross"]
-    result: dict[str, float] = {}
-    for name, v, e in zip(names, val, err):
-        result[name] = float(v)
-        result[f"{name}_err"] = float(e)
+    result = _with_errors(["m1", "m2", "c1", "c1_same", "c1_cross", "c2", "c2_same", "c2_cross"], val, err)
     result["n_galaxies"] = int(est.shape[0])
     result["n_dropped"] = dropped
     return result
@@ -201,8 +206,6 @@ def paired_ensemble_bias(
     ok = usable(e, flags, r)
     est, comp, g_app, dropped = _grouped(labels, e, ok)
     resp = _grouped(labels, r, ok)[0]
-    if est.shape[0] < 4 or np.sum(comp == 0) < 2 or np.sum(comp == 1) < 2:
-        raise ValueError(f"too few usable galaxies for m, c: {est.shape[0]} ({dropped} dropped)")
 
     def stat(mask: np.ndarray) -> np.ndarray:
         out = []
@@ -214,8 +217,7 @@ def paired_ensemble_bias(
         return np.array(out)
 
     val, err = jackknife(stat, est.shape[0], n_blocks)
-    out = {name: float(v) for name, v in zip(("m1", "m2", "c1", "c2"), val)}
-    out.update({f"{name}_err": float(v) for name, v in zip(("m1", "m2", "c1", "c2"), err)})
+    out: dict[str, Any] = _with_errors(("m1", "m2", "c1", "c2"), val, err)
     out["mean_response"] = [float(np.nanmean(resp[:, :, k])) for k in (0, 1)]
     out["n_galaxies"] = int(est.shape[0])
     out["n_dropped"] = dropped
@@ -248,8 +250,6 @@ def paired_metacal_bias(
     ok = usable(g, flags) & np.isfinite(r)
     est, comp, g_app, dropped = _grouped(labels, g, ok)
     resp = _grouped(labels, np.stack([r, r], axis=1), ok)[0][:, :, 0]
-    if est.shape[0] < 4 or np.sum(comp == 0) < 2 or np.sum(comp == 1) < 2:
-        raise ValueError(f"too few usable galaxies for m, c: {est.shape[0]} ({dropped} dropped)")
 
     def stat(mask: np.ndarray) -> np.ndarray:
         out, raw, mean_r = [], [], []
@@ -264,9 +264,7 @@ def paired_metacal_bias(
         return np.array(out + cs + raw + mean_r)
 
     val, err = jackknife(stat, est.shape[0], n_blocks)
-    names = ("m1", "m2", "c1", "c2", "m1_raw", "m2_raw", "R1", "R2")
-    out = {name: float(v) for name, v in zip(names, val)}
-    out.update({f"{name}_err": float(v) for name, v in zip(names, err)})
+    out = _with_errors(("m1", "m2", "c1", "c2", "m1_raw", "m2_raw", "R1", "R2"), val, err)
     out["n_galaxies"] = int(est.shape[0])
     out["n_dropped"] = dropped
     return out
