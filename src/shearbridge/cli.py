@@ -151,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--psf-test", action="store_true", help="the test with the anisotropic PSF (leakage)")
         add_profile(p)
 
+    p = sub.add_parser("population", help="the population study: train PSFNet on fresh noise, or its cell table")
+    p.add_argument("action", choices=("train", "evaluate"), help="train (every seed) or evaluate (the cell table)")
+    add_profile(p)
+
     p = sub.add_parser("learning", help="RMSE/CRLB of every snapshot of a run against training compute")
     p.add_argument("--config", required=True, help="experiment name (trained with save_every > 0)")
     p.add_argument("--noise", required=True, type=float, help="pixel noise sigma (image units)")
@@ -251,6 +255,13 @@ def _crlb(args: argparse.Namespace) -> None:
     print(compute_crlb(_profile(args)))
 
 
+def _population(args: argparse.Namespace) -> None:
+    from shearbridge.steps import population as pop
+
+    out = (pop.train_population if args.action == "train" else pop.evaluate_population)(_profile(args))
+    print(json.dumps({k: v for k, v in out.items() if k not in ("cells", "seeds")}, default=str)[:2000])
+
+
 def _robustness(args: argparse.Namespace) -> None:
     from shearbridge.steps.robustness import run_robustness
 
@@ -345,11 +356,11 @@ def _measure(args: argparse.Namespace) -> None:
 _COMMANDS = {
     "train": _train, "evaluate": _evaluate, "simulate": _simulate, "summarize": _summarize, "diagnose": _diagnose,
     "crlb": _crlb, "compare": _compare, "bias": _compare, "yardstick": _compare, "metacal": _compare,
-    "robustness": _robustness,
+    "robustness": _robustness, "population": _population,
     "timing": _timing, "learning": _learning, "info": _info, "list": _list,
     "measure": _measure,
 }
-FAST_ENV_COMMANDS = ("train", "timing")  # restarted with runtime.recommended_env()
+FAST_ENV_COMMANDS = ("train", "timing", "population")  # restarted with runtime.recommended_env()
 
 
 def _process_setup(args: argparse.Namespace) -> None:

@@ -25,6 +25,10 @@ SEED_STREAMS: dict[str, int] = {
     "timing_train_batches": 0x71E,  # batch indices of the timed training steps
     "probe_permutation": 0x7157,  # shuffle of the layer probes' training features
     "common_bootstrap": 0xC0AA,  # bootstrap errors on the galaxies no method flags (comparison summary)
+    "population_galaxies": 0x90B1,  # the population study's training / validation galaxies (key: split)
+    "population_cells": 0x90C3,  # its test galaxies (keys: galaxy family, PSF family)
+    "population_noise": 0x90D5,  # the noise of its cells (keys: galaxy family, PSF family, noise level)
+    "population_bootstrap": 0x90E7,  # bootstrap errors of its cell table (same keys)
 }
 
 

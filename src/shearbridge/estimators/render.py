@@ -186,7 +186,7 @@ def gaussian_psf_image(
     return np.outer(one_d, one_d)
 
 
-def _frequencies(n_pad: int, pixel_scale: float) -> tuple[np.ndarray, np.ndarray]:
+def fourier_frequencies(n_pad: int, pixel_scale: float) -> tuple[np.ndarray, np.ndarray]:
     kx = 2 * np.pi * np.fft.rfftfreq(n_pad, d=pixel_scale)[None, :]
     ky = 2 * np.pi * np.fft.fftfreq(n_pad, d=pixel_scale)[:, None]
     return kx, ky
@@ -223,7 +223,7 @@ class Renderer:
         if psf_k.shape != (self.n_pad, self.n_pad // 2 + 1):
             raise ValueError(f"psf_k must have shape {(self.n_pad, self.n_pad // 2 + 1)}")
         self.psf_k_np = psf_k
-        kx, ky = _frequencies(self.n_pad, self.pixel_scale_arcsec)
+        kx, ky = fourier_frequencies(self.n_pad, self.pixel_scale_arcsec)
         with jax.enable_x64(True):
             arrays = (jnp.asarray(a, dtype=jnp.float64) for a in (psf_k.real, psf_k.imag, kx, ky))
             self.grid = FourierGrid(*arrays, stamp_size=self.stamp_size)
@@ -262,7 +262,7 @@ class Renderer:
         if not psf_sigma_arcsec > 0:
             raise ValueError(f"psf_sigma_arcsec must be > 0, got {psf_sigma_arcsec}")
         n_pad = cls.default_n_pad(stamp_size) if n_pad is None else int(n_pad)
-        kx, ky = _frequencies(n_pad, pixel_scale_arcsec)
+        kx, ky = fourier_frequencies(n_pad, pixel_scale_arcsec)
         p = pixel_scale_arcsec
         c = (stamp_size - 1) / 2.0 * p  # the stamp centre, arcsec from pixel 0
         psf_k = (np.exp(-0.5 * psf_sigma_arcsec**2 * (kx**2 + ky**2))

@@ -30,7 +30,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["adaptive_moments", "moment_features", "sym2_inv", "sym2_clip", "distortion_to_shear",
+__all__ = ["adaptive_moments", "image_covariance", "psf_covariance", "moment_features", "sym2_inv", "sym2_clip",
+           "distortion_to_shear",
            "MOMENT_KEYS", "WEIGHT_FRACTIONS"]
 
 MOMENT_KEYS = ("g1", "g2", "log_t_gal", "log_t_obs", "x0", "y0", "log_flux_w")
@@ -66,42 +67,18 @@ def distortion_to_shear(cxx: jax.Array, cxy: jax.Array, cyy: jax.Array) -> tuple
     return chi1 * k, chi2 * k
 
 
-def adaptive_moments(
+def image_covariance(
     images: jax.Array,
-    psf_sigma_px: float,
     n_iter: int = 4,
     init_sigma_px: float = 3.0,
     max_sigma_px: float = 20.0,
     weight_fraction: float = 1.0,
-    pixel_var: float = 1.0 / 12.0,
-) -> dict[str, jax.Array]:
-    """PSF-deconvolved adaptive-moment shape of each stamp ``(B, S, S)`` (image units).
+) -> tuple[jax.Array, ...]:
+    """The adaptive-moment estimate of each stamp's covariance, before any PSF correction.
 
-    Parameters
-    ----------
-    images : array (B, S, S)
-        Stamps; only ratios of weighted sums are used, so the flux scale is free.
-    psf_sigma_px : float
-        Gaussian PSF sigma in pixels (ShearNet 2025: 0.25 arcsec / 0.141 arcsec/px).
-    n_iter : int
-        Weight updates (static). Four reach float32 round-off on noise-free Gaussians.
-    init_sigma_px, max_sigma_px : float
-        Round starting weight, and the largest weight / image sigma allowed (pixels).
-    weight_fraction : float
-        The weight's covariance is this fraction of the current image
-        covariance (1: the matched weight, least noisy; smaller: less
-        sensitive to the stamp edge for large galaxies, noisier).
-    pixel_var : float
-        Variance (px^2) of the Gaussian standing in for the pixel response, added to
-        the PSF's before deconvolution (default ``1/12``, a unit box's; 0: no pixel).
-
-    Returns
-    -------
-    dict of (B,) arrays
-        ``g1, g2`` (galaxy reduced shear), ``log_t_gal`` and ``log_t_obs``
-        (log of the trace of the galaxy's and the observed covariance, px^2),
-        ``x0, y0`` (centroid, px from the stamp centre), ``log_flux_w``
-        (log of the weighted flux, softened).
+    Returns ``(Cxx, Cxy, Cyy, x0, y0, m0)``, arrays ``(B,)``: the image covariance implied by the
+    weighted second moments (exact for a Gaussian image), its centre, and the weighted flux
+    (parameters as :func:`adaptive_moments`).
     """
     size = images.shape[-1]
     c = (size - 1) / 2.0
@@ -139,8 +116,68 @@ def adaptive_moments(
         vx, vy = qa * mx + qb * my, qb * mx + qd * my
         cx = jnp.clip(cx + ca * vx + cb * vy, -c / 2, c / 2)
         cy = jnp.clip(cy + cb * vx + cd * vy, -c / 2, c / 2)
-    psf_var = psf_sigma_px**2 + pixel_var
-    ga, gb, gd = sym2_clip(ca - psf_var, cb, cd - psf_var, 1e-2, hi)
+    return ca, cb, cd, cx, cy, m0
+
+
+def psf_covariance(psf_images: jax.Array, n_iter: int = 6) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The Gaussian-equivalent covariance ``(Cxx, Cxy, Cyy)`` (px^2) of each PSF image ``(B, S, S)``,
+    pixel response included (:func:`image_covariance`: exact for a Gaussian, the matched-weight
+    covariance of a Moffat or Kolmogorov profile); it is what :func:`adaptive_moments` subtracts
+    as ``psf_cov``."""
+    ca, cb, cd, *_ = image_covariance(psf_images, n_iter, init_sigma_px=2.0)
+    return ca, cb, cd
+
+
+def adaptive_moments(
+    images: jax.Array,
+    psf_sigma_px: float | jax.Array | None,
+    n_iter: int = 4,
+    init_sigma_px: float = 3.0,
+    max_sigma_px: float = 20.0,
+    weight_fraction: float = 1.0,
+    pixel_var: float = 1.0 / 12.0,
+    psf_cov: tuple[jax.Array, jax.Array, jax.Array] | None = None,
+) -> dict[str, jax.Array]:
+    """PSF-deconvolved adaptive-moment shape of each stamp ``(B, S, S)`` (image units).
+
+    Parameters
+    ----------
+    images : array (B, S, S)
+        Stamps; only ratios of weighted sums are used, so the flux scale is free.
+    psf_sigma_px : float or array (B,) or None
+        Gaussian PSF sigma in pixels (ShearNet 2025: 0.25 arcsec / 0.141 arcsec/px); ignored
+        (pass None) when ``psf_cov`` is given.
+    n_iter : int
+        Weight updates (static). Four reach float32 round-off on noise-free Gaussians.
+    init_sigma_px, max_sigma_px : float
+        Round starting weight, and the largest weight / image sigma allowed (pixels).
+    weight_fraction : float
+        The weight's covariance is this fraction of the current image
+        covariance (1: the matched weight, least noisy; smaller: less
+        sensitive to the stamp edge for large galaxies, noisier).
+    pixel_var : float
+        Variance (px^2) of the Gaussian standing in for the pixel response, added to
+        the PSF's before deconvolution (default ``1/12``, a unit box's; 0: no pixel).
+    psf_cov : three arrays (B,), optional
+        The PSF's covariance ``(Cxx, Cxy, Cyy)`` (px^2) per stamp, pixel included, e.g. the
+        :func:`psf_covariance` of each stamp's PSF image: subtracted instead of
+        ``psf_sigma_px^2 + pixel_var`` (an elliptical PSF, one per stamp).
+
+    Returns
+    -------
+    dict of (B,) arrays
+        ``g1, g2`` (galaxy reduced shear), ``log_t_gal`` and ``log_t_obs``
+        (log of the trace of the galaxy's and the observed covariance, px^2),
+        ``x0, y0`` (centroid, px from the stamp centre), ``log_flux_w``
+        (log of the weighted flux, softened).
+    """
+    ca, cb, cd, cx, cy, m0 = image_covariance(images, n_iter, init_sigma_px, max_sigma_px, weight_fraction)
+    hi = max_sigma_px**2
+    if psf_cov is None:
+        psf_var = psf_sigma_px**2 + pixel_var
+        ga, gb, gd = sym2_clip(ca - psf_var, cb, cd - psf_var, 1e-2, hi)
+    else:
+        ga, gb, gd = sym2_clip(ca - psf_cov[0], cb - psf_cov[1], cd - psf_cov[2], 1e-2, hi)
     g1, g2 = distortion_to_shear(ga, gb, gd)
     return {
         "g1": g1,

@@ -1,0 +1,67 @@
+"""The population study's sizes per profile: training set, cells, noise levels, seeds, training length.
+
+The study (:mod:`shearbridge.steps.population`) trains one PSF- and noise-aware network on a
+survey-like population (:mod:`shearbridge.sim.population`) and measures it in cells of galaxy
+family x PSF family x noise level. ``quick`` runs in a minute or two for the tests; ``paper`` is
+what the manuscript reports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from shearbridge.config.settings import ConfigError, Profile
+from shearbridge.sim.population import PopulationConfig
+from shearbridge.train.fresh import FreshConfig
+
+__all__ = ["PopulationPlan", "population_plan", "PLANS"]
+
+
+@dataclass(frozen=True)
+class PopulationPlan:
+    """What the population study draws and trains.
+
+    ``n_train``/``n_val``: noise-free training/validation galaxies (training families only);
+    ``n_cell``: test galaxies of each galaxy family x PSF family cell (shared by its noise levels,
+    each with its own noise); ``cell_noise``: the cells' pixel-noise sigmas; ``seeds``: the
+    network's training seeds (the headline is their mean, their scatter its error).
+    """
+
+    population: PopulationConfig = field(default_factory=PopulationConfig)
+    n_train: int = 16384
+    n_val: int = 2048
+    n_cell: int = 512
+    cell_noise: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    fresh: FreshConfig = field(default_factory=FreshConfig)
+
+    def validate(self) -> None:
+        self.population.validate()
+        self.fresh.validate()
+        for name in ("n_train", "n_val", "n_cell"):
+            if getattr(self, name) < 2:
+                raise ConfigError(f"{name} must be >= 2, got {getattr(self, name)}")
+        if not self.cell_noise or any(not s > 0 for s in self.cell_noise):
+            raise ConfigError(f"cell_noise must be positive sigmas, got {self.cell_noise!r}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds must be distinct integers, got {self.seeds!r}")
+        lo, hi = min(self.cell_noise), max(self.cell_noise)
+        if lo < self.fresh.noise_min or hi > self.fresh.noise_max:
+            raise ConfigError(f"cell noise {lo}..{hi} lies outside the training range "
+                              f"{self.fresh.noise_min}..{self.fresh.noise_max}")
+
+
+PLANS: dict[str, PopulationPlan] = {
+    "paper": PopulationPlan(),
+    "quick": PopulationPlan(n_train=1024, n_val=256, n_cell=48, cell_noise=(1e-3, 1e-2), seeds=(0,),
+                            fresh=FreshConfig(steps=120, batch_size=64, eval_every=40)),
+}
+
+
+def population_plan(profile: Profile) -> PopulationPlan:
+    """The plan of ``profile`` (by name; a profile without its own plan gets the paper one), validated."""
+    plan = PLANS.get(profile.name, PLANS["paper"])
+    plan = dataclasses.replace(plan)
+    plan.validate()
+    return plan

@@ -1,0 +1,79 @@
+"""Statistics of one cell of the population study (pure): RMSE/CRLB, robust ratio, pulls, gain.
+
+A *cell* is one galaxy family x PSF family x noise level of :mod:`shearbridge.steps.population`.
+Every estimator predicts ``(g1, g2, log s)`` on the same noisy stamps; ``s`` is its own per-galaxy
+uncertainty (PSFNet's; the moments-only estimator's is a data-initialised guess, reported the same
+way). Errors are bootstraps over galaxies (pairs kept), plus, for the network, the scatter of the
+statistic over training seeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from shearbridge.stats.crlb import matched_filter_snr
+from shearbridge.stats.resample import paired_rmse_ratio, ratio_with_error, robust_ratio_with_error
+
+__all__ = ["pull_width", "cell_metrics", "SEED_PREFIX", "REFERENCE"]
+
+#: Names of the network's seeds in the predictions; :data:`REFERENCE` is the moments-only estimator.
+SEED_PREFIX, REFERENCE = "seed", "moments"
+
+
+def pull_width(err: np.ndarray, log_s: np.ndarray, rng: np.random.Generator, n_boot: int) -> dict[str, float]:
+    """The width of the pulls ``err / s`` over galaxies and components: the standard deviation and a
+    robust one (1.4826 x median absolute pull), each with a bootstrap error. Calibrated
+    uncertainties give 1."""
+    z = np.asarray(err, np.float64) / np.exp(np.asarray(log_s, np.float64))[:, None]
+    n = len(z)
+
+    def stat(idx: np.ndarray) -> tuple[float, float]:
+        return float(np.sqrt(np.mean(z[idx] ** 2))), float(1.4826 * np.median(np.abs(z[idx])))
+
+    boots = np.array([stat(rng.integers(0, n, n)) for _ in range(n_boot)])
+    point = stat(np.arange(n))
+    return {"pull": point[0], "pull_err": float(boots[:, 0].std(ddof=1)),
+            "pull_robust": point[1], "pull_robust_err": float(boots[:, 1].std(ddof=1))}
+
+
+def _one(pred: np.ndarray, truth: np.ndarray, bounds: np.ndarray, rng: np.random.Generator,
+         n_boot: int) -> dict[str, float]:
+    err = pred[:, :2] - truth
+    return {**ratio_with_error(err, bounds, rng, n_boot), **robust_ratio_with_error(err, bounds, rng, n_boot),
+            **pull_width(err, pred[:, 2], rng, n_boot)}
+
+
+def cell_metrics(preds: Mapping[str, np.ndarray], truth: np.ndarray, bounds: np.ndarray, clean: np.ndarray,
+                 noise_sigma: float, rng: np.random.Generator, n_boot: int) -> dict[str, Any]:
+    """The cell's numbers: per estimator (``preds[name]`` is ``(N, 3)``) :func:`ratio_with_error`,
+    :func:`robust_ratio_with_error` and :func:`pull_width`; for the network (the ``seed*`` entries)
+    their mean over seeds with ``*_seed_sd`` their scatter; the gain RMSE(moments)/RMSE(network) per
+    seed (paired bootstrap) and its mean; the median matched-filter S/N. ``bounds`` are the bounds at
+    this noise, ``(N, 2)``."""
+    truth, bounds = np.asarray(truth, np.float64), np.asarray(bounds, np.float64)
+    if REFERENCE not in preds or not any(k.startswith(SEED_PREFIX) for k in preds):
+        raise ValueError(f"predictions need {REFERENCE!r} and at least one {SEED_PREFIX}* entry, got {sorted(preds)}")
+    for name, p in preds.items():
+        if p.shape != (len(truth), 3) or not np.all(np.isfinite(p)):
+            raise ValueError(f"predictions of {name} must be finite (N, 3) with N = {len(truth)}, got {p.shape}")
+    per = {name: _one(np.asarray(p, np.float64), truth, bounds, rng, n_boot) for name, p in preds.items()}
+    seeds = sorted(k for k in preds if k.startswith(SEED_PREFIX))
+    net: dict[str, float] = {}
+    for key in ("ratio", "robust_ratio", "pull", "pull_robust", "rmse_g"):
+        vals = np.array([per[s][key] for s in seeds])
+        net[key] = float(vals.mean())
+        net[f"{key}_err"] = float(np.sqrt(np.mean([per[s][f"{key}_err"] ** 2 for s in seeds]) / len(seeds)
+                                          + (vals.var(ddof=1) / len(seeds) if len(seeds) > 1 else 0.0)))
+        net[f"{key}_seed_sd"] = float(vals.std(ddof=1)) if len(seeds) > 1 else 0.0
+    ref_err = preds[REFERENCE][:, :2] - truth
+    gains = [paired_rmse_ratio(ref_err, preds[s][:, :2] - truth, rng, n_boot) for s in seeds]
+    g = np.array([x["ratio"] for x in gains])
+    gain = {"ratio": float(g.mean()),
+            "ratio_err": float(np.sqrt(np.mean([x["ratio_err"] ** 2 for x in gains]) / len(seeds)
+                                       + (g.var(ddof=1) / len(seeds) if len(seeds) > 1 else 0.0)))}
+    return {"methods": {"psfnet": net, REFERENCE: per[REFERENCE], **{s: per[s] for s in seeds}},
+            "gain_over_moments": gain, "snr_median": float(np.median(matched_filter_snr(clean, noise_sigma))),
+            "n": int(len(truth))}

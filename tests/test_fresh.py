@@ -1,0 +1,122 @@
+"""Training on fresh noise: the loss, determinism, the held-out families, the cell statistics."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from shearbridge.config import ConfigError
+from shearbridge.models.psfnet import PSFNet
+from shearbridge.sim.population import (
+    GALAXY_FAMILIES,
+    PSF_FAMILIES,
+    PopulationConfig,
+    draw_population,
+    render_population,
+)
+from shearbridge.stats.cells import cell_metrics, pull_width
+from shearbridge.train.fresh import CleanSet, FreshConfig, bound_weighted_loss, noisy_copy, train_fresh
+
+TINY = PSFNet(channels=(2,), dilations=(1,), hidden=8, head_layers=1)
+
+
+def _clean(n, seed):
+    cfg = PopulationConfig()
+    lab = draw_population(cfg, n, np.random.default_rng(seed), galaxies=["gauss"], psfs=["gauss", "moffat"])
+    stamps, psfs = render_population(cfg, lab)
+    c = (2.0 / np.sqrt((stamps.astype(np.float64) ** 2).sum((1, 2)))).astype(np.float32)
+    return CleanSet(stamps, psfs, np.c_[lab["g1"], lab["g2"]].astype(np.float32), c)
+
+
+def test_the_loss_weighs_each_stamp_by_its_own_bound():
+    pred = jnp.asarray([[0.1, 0.0, 0.0], [0.0, 0.2, np.log(2.0)]])
+    g = jnp.zeros((2, 2))
+    bound = jnp.asarray([0.1, 0.01])
+    loss, point = bound_weighted_loss(pred, g, bound, 0.0)
+    assert_allclose(float(point), (1.0 + 400.0) / 2, rtol=1e-6)
+    _, plain = bound_weighted_loss(pred, g, bound, 0.0, bound_weighted=False)
+    assert_allclose(float(plain), (0.01 + 0.04) / 2, rtol=1e-6)
+    total, _ = bound_weighted_loss(pred, g, bound, 1.0)
+    nll = (0.01 * 0.5 + 0.0) + (0.04 * 0.5 / 4.0 + 2 * np.log(2.0))
+    assert_allclose(float(total - loss), nll / 2, rtol=1e-5)
+
+
+def test_the_same_seed_gives_the_same_network_and_another_seed_another():
+    train, val = _clean(64, 0), _clean(32, 1)
+    cfg = FreshConfig(steps=6, batch_size=16, eval_every=3)
+    x, sigma = noisy_copy(train, jax.random.PRNGKey(5), cfg.noise_min, cfg.noise_max)
+    init = TINY.data_init(TINY.init(jax.random.PRNGKey(0), x[:2], train.psfs[:2], sigma[:2]), x, train.psfs, sigma,
+                          train.g)
+    a, hist = train_fresh(TINY, init, train, val, cfg)
+    b, _ = train_fresh(TINY, init, train, val, cfg)
+    c, _ = train_fresh(TINY, init, train, val, dataclasses.replace(cfg, seed=1))
+    leaves = zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), jax.tree_util.tree_leaves(c))
+    same, differ = True, False
+    for la, lb, lc in leaves:
+        same &= bool(np.array_equal(np.asarray(la), np.asarray(lb)))
+        differ |= not np.array_equal(np.asarray(la), np.asarray(lc))
+    assert same and differ
+    assert hist["step"] == [3, 6] and all(np.isfinite(hist["val_loss"]))
+
+
+def test_noisy_copy_draws_sigma_in_range_and_is_reproducible():
+    clean = _clean(40, 2)
+    x1, s1 = noisy_copy(clean, jax.random.PRNGKey(1), 1e-4, 1e-2)
+    x2, s2 = noisy_copy(clean, jax.random.PRNGKey(1), 1e-4, 1e-2)
+    assert np.array_equal(x1, x2) and np.array_equal(s1, s2)
+    assert s1.min() >= 1e-4 * (1 - 1e-6) and s1.max() <= 1e-2 * (1 + 1e-6) and s1.std() > 0
+    resid = (x1 - clean.stamps) / s1[:, None, None]
+    assert abs(resid.std() - 1.0) < 0.02
+
+
+def test_a_bad_clean_set_or_config_is_named():
+    clean = _clean(4, 3)
+    with pytest.raises(ValueError, match="NaN"):
+        CleanSet(clean.stamps * np.nan, clean.psfs, clean.g, clean.c)
+    with pytest.raises(ValueError, match="shape"):
+        CleanSet(clean.stamps, clean.psfs[:, :5], clean.g, clean.c)
+    with pytest.raises(ConfigError, match="noise_min"):
+        FreshConfig(noise_min=1e-2, noise_max=1e-3).validate()
+
+
+def test_the_study_trains_on_training_families_only(tmp_path, monkeypatch):
+    """The cached training and validation sets of the population step hold no held-out family."""
+    from shearbridge.config import get_profile
+    from shearbridge.config import population as plans
+    from shearbridge.steps import population as step
+
+    monkeypatch.setenv("SHEARBRIDGE_DATA", str(tmp_path))
+    small = dataclasses.replace(plans.PLANS["quick"], n_train=24, n_val=8)
+    monkeypatch.setitem(plans.PLANS, "quick", small)
+    profile = get_profile("quick")
+    cfg = small.population
+    for split in ("train", "val"):
+        labels, clean = step.clean_set(profile, small, split)
+        assert GALAXY_FAMILIES.index(cfg.held_out_galaxy) not in labels["galaxy_id"]
+        assert PSF_FAMILIES.index(cfg.held_out_psf) not in labels["psf_id"]
+        assert len(clean) == (24 if split == "train" else 8) and np.all(clean.c > 0)
+    train_labels, _ = step.clean_set(profile, small, "train")
+    val_labels, _ = step.clean_set(profile, small, "val")
+    assert not set(train_labels["g1"].tolist()) & set(val_labels["g1"].tolist())  # different galaxies
+
+
+def test_cell_metrics_pulls_and_gain():
+    rng = np.random.default_rng(0)
+    n = 4000
+    truth = rng.normal(0, 0.2, (n, 2))
+    s = np.full(n, 0.01)
+    good = np.c_[truth + rng.normal(0, 0.01, (n, 2)), np.log(s)]
+    worse = np.c_[truth + rng.normal(0, 0.02, (n, 2)), np.log(s)]
+    out = cell_metrics({"moments": worse, "seed0": good, "seed1": good}, truth, np.full((n, 2), 0.01),
+                       np.ones((n, 5, 5)), 1.0, rng, 50)
+    net = out["methods"]["psfnet"]
+    assert abs(net["ratio"] - 1.0) < 0.05 and abs(net["pull"] - 1.0) < 0.05 and net["ratio_seed_sd"] == 0.0
+    assert abs(out["gain_over_moments"]["ratio"] - 2.0) < 0.1
+    assert abs(pull_width(good[:, :2] - truth, good[:, 2] + np.log(2), rng, 20)["pull"] - 0.5) < 0.03
+    with pytest.raises(ValueError, match="moments"):
+        cell_metrics({"seed0": good}, truth, np.full((n, 2), 0.01), np.ones((n, 5, 5)), 1.0, rng, 5)
