@@ -120,3 +120,32 @@ def test_cell_metrics_pulls_and_gain():
     assert abs(pull_width(good[:, :2] - truth, good[:, 2] + np.log(2), rng, 20)["pull"] - 0.5) < 0.03
     with pytest.raises(ValueError, match="moments"):
         cell_metrics({"seed0": good}, truth, np.full((n, 2), 0.01), np.ones((n, 5, 5)), 1.0, rng, 5)
+
+
+def test_fixed_noise_ablation_reuses_one_field_per_galaxy():
+    """With fresh_noise=False a galaxy's noisy stamp is the same whenever it is drawn (by fresh_noise of its
+    index); with fresh noise, the fields of two steps differ."""
+    from shearbridge.train.augment import fresh_noise
+
+    key = jax.random.PRNGKey(7)
+    a = fresh_noise(key, 3, (1, 5, 5), jnp.ones(1))
+    b = fresh_noise(key, 3, (1, 5, 5), jnp.ones(1))
+    c = fresh_noise(key, 4, (1, 5, 5), jnp.ones(1))
+    assert np.array_equal(np.asarray(a), np.asarray(b)) and not np.allclose(np.asarray(a), np.asarray(c))
+    train, val = _clean(32, 4), _clean(16, 5)
+    cfg = FreshConfig(steps=2, batch_size=8, eval_every=2, fresh_noise=False)
+    x, sigma = noisy_copy(train, jax.random.PRNGKey(5), cfg.noise_min, cfg.noise_max)
+    init = TINY.data_init(TINY.init(jax.random.PRNGKey(0), x[:2], train.psfs[:2], sigma[:2]), x, train.psfs, sigma,
+                          train.g)
+    _, hist = train_fresh(TINY, init, train, val, cfg)
+    assert np.isfinite(hist["val_loss"][-1]) and hist["config"]["fresh_noise"] is False
+
+
+def test_shape_response_recovers_a_known_line():
+    from shearbridge.stats.cells import shape_response
+
+    rng = np.random.default_rng(1)
+    g = rng.normal(0, 0.2, (3000, 2))
+    pred = np.c_[0.95 * g[:, 0] + 0.01, 0.97 * g[:, 1] - 0.01] + rng.normal(0, 1e-3, (3000, 2))
+    out = shape_response(pred, g, rng, 30)
+    assert abs(out["m_shape"] + 0.04) < 1e-3 and abs(out["c_shape"] - 0.01) < 1e-3 and out["m_shape_err"] > 0

@@ -259,7 +259,10 @@ def _population(args: argparse.Namespace) -> None:
     from shearbridge.steps import population as pop
 
     out = (pop.train_population if args.action == "train" else pop.evaluate_population)(_profile(args))
-    print(json.dumps({k: v for k, v in out.items() if k not in ("cells", "seeds")}, default=str)[:2000])
+    brief = {k: v for k, v in out.items() if not isinstance(v, (dict, list))}
+    brief.update({f"{k}_train_seconds": {n: round(h["train_seconds"], 1) for n, h in out[k].items()}
+                  for k in ("seeds", "ablations") if isinstance(out.get(k), dict)})
+    print(json.dumps(brief, default=str))
 
 
 def _robustness(args: argparse.Namespace) -> None:

@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 from shearbridge.config.settings import ConfigError, Profile
 from shearbridge.sim.population import PopulationConfig
 from shearbridge.train.fresh import FreshConfig
 
-__all__ = ["PopulationPlan", "population_plan", "PLANS"]
+__all__ = ["PopulationPlan", "population_plan", "PLANS", "ABLATIONS"]
+
+
+#: The training ingredients removed one at a time (each trained with the first seed): name, then the
+#: :class:`~shearbridge.train.fresh.FreshConfig` fields it changes.
+ABLATIONS: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = (
+    ("fixed_noise", (("fresh_noise", False),)),  # one noise field per galaxy, reused every epoch
+    ("plain_mse", (("bound_weighted", False),)),  # the squared error, not over each stamp's bound
+)
 
 
 @dataclass(frozen=True)
@@ -25,7 +34,8 @@ class PopulationPlan:
     ``n_train``/``n_val``: noise-free training/validation galaxies (training families only);
     ``n_cell``: test galaxies of each galaxy family x PSF family cell (shared by its noise levels,
     each with its own noise); ``cell_noise``: the cells' pixel-noise sigmas; ``seeds``: the
-    network's training seeds (the headline is their mean, their scatter its error).
+    network's training seeds (the headline is their mean, their scatter its error); ``ablations``:
+    the ingredients removed one at a time (:data:`ABLATIONS`).
     """
 
     population: PopulationConfig = field(default_factory=PopulationConfig)
@@ -35,6 +45,7 @@ class PopulationPlan:
     cell_noise: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
     seeds: tuple[int, ...] = (0, 1, 2)
     fresh: FreshConfig = field(default_factory=FreshConfig)
+    ablations: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ABLATIONS
 
     def validate(self) -> None:
         self.population.validate()
@@ -46,6 +57,10 @@ class PopulationPlan:
             raise ConfigError(f"cell_noise must be positive sigmas, got {self.cell_noise!r}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds must be distinct integers, got {self.seeds!r}")
+        fields = {f.name for f in dataclasses.fields(FreshConfig)}
+        for name, changes in self.ablations:
+            if not name.isidentifier() or any(k not in fields for k, _ in changes):
+                raise ConfigError(f"ablation {name!r} must name FreshConfig fields, got {changes!r}")
         lo, hi = min(self.cell_noise), max(self.cell_noise)
         if lo < self.fresh.noise_min or hi > self.fresh.noise_max:
             raise ConfigError(f"cell noise {lo}..{hi} lies outside the training range "

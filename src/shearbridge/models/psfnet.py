@@ -17,8 +17,8 @@ construction rather than by augmentation:
   ``log(sigma_n / F_ap)``, the squared norm of every spin-2 feature and its projection on the
   analytic shear;
 * **read-out**: ``g = sum_k a_k(I) Z_k`` with real coefficients ``a`` from an MLP of the
-  (standardised) invariants, plus a per-stamp uncertainty ``log s(I)`` (one sigma for both
-  components: an invariant cannot tell them apart). A real combination of spin-2 pairs with
+  (standardised) invariants, plus a per-stamp uncertainty ``log s = log(sigma_n / F_ap) + s_0 +
+  MLP(I)`` (one sigma for both components: an invariant cannot tell them apart). A real combination of spin-2 pairs with
   invariant weights is spin-2 under rotations and mirrors, so the network needs no augmentation
   to respect the symmetry (the tests check it to float32 round-off).
 
@@ -98,11 +98,13 @@ def psfnet_features(x: jax.Array, psf: jax.Array, noise_sigma: jax.Array, scales
         inv += [am["log_t_gal"], am["log_t_obs"], am["log_flux_w"]]
     g_an = jnp.stack(g_an, axis=1)
     flux = jnp.sqrt(aperture_flux(x, aperture_px) ** 2 + flux_floor**2)
-    inv += [jnp.log(flux), jnp.log(jnp.asarray(noise_sigma, x.dtype) / flux)]
+    log_nsr = jnp.log(jnp.asarray(noise_sigma, x.dtype) / flux)
+    inv += [jnp.log(flux), log_nsr]
     psf_inv, psf_z = _pool(psf[..., None], scales)
     norm = x / flux[:, None, None] * (2 * np.pi * 3.0**2)
     return {"inv": jnp.concatenate([jnp.stack(inv, axis=-1), psf_inv], axis=-1),
-            "z": jnp.concatenate([g_an, e_psf[:, None], psf_z], axis=1), "g_an": g_an, "norm": norm}
+            "z": jnp.concatenate([g_an, e_psf[:, None], psf_z], axis=1), "g_an": g_an, "norm": norm,
+            "log_nsr": log_nsr}
 
 
 class PSFNet(nn.Module):
@@ -161,9 +163,12 @@ class PSFNet(nn.Module):
         log_s0 = self.param("log_s0", nn.initializers.constant(np.log(0.1)), ())
         coef = out[:, :-1].at[:, :n_an].add(base)
         g = jnp.einsum("bk,bkc->bc", coef, z)
-        pred = jnp.concatenate([g, (out[:, -1] + log_s0)[:, None]], axis=-1)
+        # the uncertainty scales as noise / flux to first order (built in: an MLP output spanning
+        # the grid's three decades would take most of training to grow); the MLP learns the rest
+        log_s = f["log_nsr"] + log_s0 + out[:, -1]
+        pred = jnp.concatenate([g, log_s[:, None]], axis=-1)
         if return_features:
-            return {"inv": inv, "z": z, "coef": coef, "g_an": f["g_an"], "out": pred}
+            return {"inv": inv, "z": z, "coef": coef, "g_an": f["g_an"], "log_nsr": f["log_nsr"], "out": pred}
         return pred
 
     def data_init(self, params: dict, stamps: np.ndarray, psfs: np.ndarray, noise_sigma: np.ndarray,
@@ -172,13 +177,14 @@ class PSFNet(nn.Module):
         value (one per moment weight, shared by both components) and the uncertainty to the rms
         residual. Deterministic; the stamps should be noisy training stamps."""
         fn = jax.jit(lambda p, a, b, c: self.apply(p, a, b, c, return_features=True))
-        invs, gans = [], []
+        invs, gans, nsr = [], [], []
         for i in range(0, len(stamps), batch_size):
             sl = slice(i, i + batch_size)
             out = fn(params, jnp.asarray(stamps[sl]), jnp.asarray(psfs[sl]), jnp.asarray(noise_sigma[sl]))
             invs.append(np.asarray(out["inv"], np.float64))
             gans.append(np.asarray(out["g_an"], np.float64))
-        inv, g_an = np.concatenate(invs), np.concatenate(gans)
+            nsr.append(np.asarray(out["log_nsr"]))
+        inv, g_an, log_nsr = np.concatenate(invs), np.concatenate(gans), np.concatenate(nsr).astype(np.float64)
         p = dict(params["params"])
         p["inv_mean"] = jnp.asarray(inv.mean(0), jnp.float32)
         # a floor relative to the mean: a feature constant by construction (the normalised stamp's
@@ -188,6 +194,8 @@ class PSFNet(nn.Module):
         target = np.concatenate([g[:, 0], g[:, 1]]).astype(np.float64)
         scale, *_ = np.linalg.lstsq(design, target, rcond=None)
         p["g_scale"] = jnp.asarray(scale, jnp.float32)
-        resid = target - design @ scale
-        p["log_s0"] = jnp.asarray(np.log(np.sqrt(np.mean(resid**2)) + 1e-12), jnp.float32)
+        resid = (target - design @ scale).reshape(2, -1)
+        # the median over stamps of log(|r| / (noise / flux)), per stamp the rms of both components
+        ratio = 0.5 * np.log(np.mean(resid**2, axis=0) + 1e-30) - log_nsr
+        p["log_s0"] = jnp.asarray(np.median(ratio), jnp.float32)
         return {"params": p}

@@ -1,4 +1,4 @@
-"""Statistics of one cell of the population study (pure): RMSE/CRLB, robust ratio, pulls, gain.
+"""Statistics of one cell of the population study (pure): RMSE/CRLB, robust ratio, pulls, shape response, gain.
 
 A *cell* is one galaxy family x PSF family x noise level of :mod:`shearbridge.steps.population`.
 Every estimator predicts ``(g1, g2, log s)`` on the same noisy stamps; ``s`` is its own per-galaxy
@@ -17,7 +17,7 @@ import numpy as np
 from shearbridge.stats.crlb import matched_filter_snr
 from shearbridge.stats.resample import paired_rmse_ratio, ratio_with_error, robust_ratio_with_error
 
-__all__ = ["pull_width", "cell_metrics", "SEED_PREFIX", "REFERENCE"]
+__all__ = ["pull_width", "shape_response", "cell_metrics", "SEED_PREFIX", "REFERENCE"]
 
 #: Names of the network's seeds in the predictions; :data:`REFERENCE` is the moments-only estimator.
 SEED_PREFIX, REFERENCE = "seed", "moments"
@@ -39,17 +39,38 @@ def pull_width(err: np.ndarray, log_s: np.ndarray, rng: np.random.Generator, n_b
             "pull_robust": point[1], "pull_robust_err": float(boots[:, 1].std(ddof=1))}
 
 
+def shape_response(pred: np.ndarray, truth: np.ndarray, rng: np.random.Generator, n_boot: int) -> dict[str, float]:
+    """The least-squares line ``g_hat_i = (1 + m_i) g_i + c_i`` of each component over the cell's galaxies:
+    ``m_shape`` (the mean of ``m_1, m_2``) and ``c_shape`` (the rms of ``c_1, c_2``), with bootstrap errors.
+    It is the response of the estimate to the galaxy's whole shape, not the shear test's m (which
+    cancels the intrinsic shapes): a shrinking estimator shows ``m_shape < 0``."""
+    def stat(idx: np.ndarray) -> tuple[float, float]:
+        ms, cs = [], []
+        for k in range(2):
+            slope, icpt = np.polyfit(truth[idx, k], pred[idx, k], 1)
+            ms.append(slope - 1.0)
+            cs.append(icpt)
+        return float(np.mean(ms)), float(np.sqrt(np.mean(np.square(cs))))
+
+    n = len(truth)
+    boots = np.array([stat(rng.integers(0, n, n)) for _ in range(n_boot)])
+    point = stat(np.arange(n))
+    return {"m_shape": point[0], "m_shape_err": float(boots[:, 0].std(ddof=1)),
+            "c_shape": point[1], "c_shape_err": float(boots[:, 1].std(ddof=1))}
+
+
 def _one(pred: np.ndarray, truth: np.ndarray, bounds: np.ndarray, rng: np.random.Generator,
          n_boot: int) -> dict[str, float]:
     err = pred[:, :2] - truth
     return {**ratio_with_error(err, bounds, rng, n_boot), **robust_ratio_with_error(err, bounds, rng, n_boot),
-            **pull_width(err, pred[:, 2], rng, n_boot)}
+            **pull_width(err, pred[:, 2], rng, n_boot), **shape_response(pred, truth, rng, n_boot)}
 
 
 def cell_metrics(preds: Mapping[str, np.ndarray], truth: np.ndarray, bounds: np.ndarray, clean: np.ndarray,
                  noise_sigma: float, rng: np.random.Generator, n_boot: int) -> dict[str, Any]:
     """The cell's numbers: per estimator (``preds[name]`` is ``(N, 3)``) :func:`ratio_with_error`,
-    :func:`robust_ratio_with_error` and :func:`pull_width`; for the network (the ``seed*`` entries)
+    :func:`robust_ratio_with_error`, :func:`pull_width` and :func:`shape_response`, each under its own name;
+    as ``psfnet``, for the network (the ``seed*`` entries)
     their mean over seeds with ``*_seed_sd`` their scatter; the gain RMSE(moments)/RMSE(network) per
     seed (paired bootstrap) and its mean; the median matched-filter S/N. ``bounds`` are the bounds at
     this noise, ``(N, 2)``."""
@@ -62,7 +83,7 @@ def cell_metrics(preds: Mapping[str, np.ndarray], truth: np.ndarray, bounds: np.
     per = {name: _one(np.asarray(p, np.float64), truth, bounds, rng, n_boot) for name, p in preds.items()}
     seeds = sorted(k for k in preds if k.startswith(SEED_PREFIX))
     net: dict[str, float] = {}
-    for key in ("ratio", "robust_ratio", "pull", "pull_robust", "rmse_g"):
+    for key in ("ratio", "robust_ratio", "pull", "pull_robust", "rmse_g", "m_shape", "c_shape"):
         vals = np.array([per[s][key] for s in seeds])
         net[key] = float(vals.mean())
         net[f"{key}_err"] = float(np.sqrt(np.mean([per[s][f"{key}_err"] ** 2 for s in seeds]) / len(seeds)
@@ -74,6 +95,6 @@ def cell_metrics(preds: Mapping[str, np.ndarray], truth: np.ndarray, bounds: np.
     gain = {"ratio": float(g.mean()),
             "ratio_err": float(np.sqrt(np.mean([x["ratio_err"] ** 2 for x in gains]) / len(seeds)
                                        + (g.var(ddof=1) / len(seeds) if len(seeds) > 1 else 0.0)))}
-    return {"methods": {"psfnet": net, REFERENCE: per[REFERENCE], **{s: per[s] for s in seeds}},
+    return {"methods": {"psfnet": net, **per},
             "gain_over_moments": gain, "snr_median": float(np.median(matched_filter_snr(clean, noise_sigma))),
             "n": int(len(truth))}

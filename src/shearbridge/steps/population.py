@@ -208,6 +208,17 @@ def train_population(profile: Profile) -> dict[str, Any]:
         with atomic_path(_network_path(profile, seed)) as tmp:
             tmp.write_bytes(serialization.to_bytes(params))
         record["seeds"][str(seed)] = hist
+    record["ablations"] = {}
+    for name, changes in plan.ablations:  # each from the first seed's data-initialised parameters
+        _, init = load_network(profile, "moments")
+        cfg = dataclasses.replace(_with_seed(plan, plan.seeds[0]), **dict(changes))
+        t1 = time.perf_counter()
+        with progress_bar(cfg.steps, f"PSFNet ablation {name}", unit="step") as bar:
+            params, hist = train_fresh(model, init, train, val, cfg, progress=bar.update)
+        hist["train_seconds"] = time.perf_counter() - t1
+        with atomic_path(_network_path(profile, f"abl_{name}")) as tmp:
+            tmp.write_bytes(serialization.to_bytes(params))
+        record["ablations"][name] = hist
     write_json(population_dir(profile) / "training.json", record)
     return record
 
@@ -224,6 +235,7 @@ def evaluate_population(profile: Profile) -> dict[str, Any]:
     cfg = plan.population
     nets = {"moments": load_network(profile, "moments")}
     nets.update({f"seed{s}": load_network(profile, s) for s in plan.seeds})
+    nets.update({f"abl_{name}": load_network(profile, f"abl_{name}") for name, _ in plan.ablations})
     cells = []
     for gi, galaxy in enumerate(cfg.galaxy_families):
         for pi, psf in enumerate(cfg.psf_families):

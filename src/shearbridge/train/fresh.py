@@ -12,7 +12,12 @@ noise-free, with its PSF image, and at every step
 * weighs each stamp's squared error by its own bound, ``|g_hat - g|^2 / (sigma_n c)^2`` with ``c``
   the galaxy's Cramér–Rao bound at unit noise, so low-noise stamps, whose errors are thousands of
   times smaller, are not drowned by the noisy ones; and fits the predicted uncertainty ``s`` by the
-  Gaussian likelihood of the (gradient-stopped) residual, ``|r|^2 / 2 s^2 + 2 log s``.
+  Gaussian likelihood of the (gradient-stopped) residual, ``|r|^2 / 2 s^2 + 2 log s``;
+* clips the gradient's global norm at ``clip_norm`` (0: no clipping): a batch holding one
+  low-noise stamp far from its bound has a gradient thousands of times the typical one.
+
+``fresh_noise=False`` is the ablation: each galaxy keeps one noise sigma and one noise field for the
+whole run (a fixed noisy training set, as the per-level networks have), drawn from the galaxy's index.
 
 No rotation or flip augmentation: :class:`~shearbridge.models.psfnet.PSFNet` is D4-equivariant by
 construction, so a transformed copy would give the same gradient up to round-off.
@@ -55,7 +60,9 @@ class FreshConfig:
     noise_max: float = 2e-2
     uncertainty_weight: float = 1.0
     bound_weighted: bool = True
+    fresh_noise: bool = True
     eval_every: int = 250
+    clip_norm: float = 1.0
     seed: int = 0
 
     def validate(self) -> None:
@@ -64,7 +71,7 @@ class FreshConfig:
                               f"{self.eval_every}")
         if not 0 < self.noise_min <= self.noise_max:
             raise ConfigError(f"need 0 < noise_min <= noise_max, got {self.noise_min}, {self.noise_max}")
-        for name in ("learning_rate", "weight_decay", "uncertainty_weight"):
+        for name in ("learning_rate", "weight_decay", "uncertainty_weight", "clip_norm"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0) or (name == "learning_rate" and value == 0):
                 raise ConfigError(f"{name} must be a finite number >= 0 (learning_rate > 0), got {value}")
@@ -142,17 +149,24 @@ def train_fresh(model: Any, params: dict, train: CleanSet, val: CleanSet, cfg: F
     key = jax.random.PRNGKey(cfg.seed)
     k_batch, k_sigma, k_noise, k_val = jax.random.split(key, 4)
     schedule = optax.cosine_decay_schedule(cfg.learning_rate, cfg.steps)
-    opt = optax.adamw(schedule, weight_decay=cfg.weight_decay, mask=_mask)
+    opt = optax.chain(optax.clip_by_global_norm(cfg.clip_norm) if cfg.clip_norm > 0 else optax.identity(),
+                      optax.adamw(schedule, weight_decay=cfg.weight_decay, mask=_mask))
     opt_state = opt.init(params)
     stamps, psfs = jnp.asarray(train.stamps), jnp.asarray(train.psfs)
     g_all, c_all = jnp.asarray(train.g, jnp.float32), jnp.asarray(train.c, jnp.float32)
     bs = cfg.batch_size
+    fixed_sigma = _log_uniform(k_sigma, len(train), cfg.noise_min, cfg.noise_max)
 
     @jax.jit
     def step(params, opt_state, i):
         idx = jax.random.randint(jax.random.fold_in(k_batch, i), (bs,), 0, stamps.shape[0])
-        sigma = _log_uniform(jax.random.fold_in(k_sigma, i), bs, cfg.noise_min, cfg.noise_max)
-        x = stamps[idx] + fresh_noise(k_noise, i, (bs,) + stamps.shape[1:], sigma)
+        if cfg.fresh_noise:
+            sigma = _log_uniform(jax.random.fold_in(k_sigma, i), bs, cfg.noise_min, cfg.noise_max)
+            x = stamps[idx] + fresh_noise(k_noise, i, (bs,) + stamps.shape[1:], sigma)
+        else:  # the ablation: one sigma and one field per galaxy, reused whenever it is drawn
+            sigma = fixed_sigma[idx]
+            x = stamps[idx] + jax.vmap(lambda j, s: fresh_noise(k_noise, j, (1,) + stamps.shape[1:], s[None])[0])(
+                idx, sigma)
 
         def loss_fn(p):
             pred = model.apply(p, x, psfs[idx], sigma)
