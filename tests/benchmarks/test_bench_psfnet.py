@@ -2,7 +2,8 @@
 
 One group per batch size holds PSFNet's forward pass (stamp, PSF image and noise sigma in) and the
 baseline EnhancedGalaxyNN's, so pytest-benchmark prints their ratio side by side (PSFNet's training
-rate is in the study's ``training.json``). Each asserts its output is right (finite, and the jitted forward pass equal to the un-jitted one).
+rate is in the study's ``training.json``). Each asserts its output is right (finite, and the jitted
+forward pass equal to the un-jitted one).
 """
 
 from __future__ import annotations
