@@ -149,3 +149,22 @@ def test_shape_response_recovers_a_known_line():
     pred = np.c_[0.95 * g[:, 0] + 0.01, 0.97 * g[:, 1] - 0.01] + rng.normal(0, 1e-3, (3000, 2))
     out = shape_response(pred, g, rng, 30)
     assert abs(out["m_shape"] + 0.04) < 1e-3 and abs(out["c_shape"] - 0.01) < 1e-3 and out["m_shape_err"] > 0
+
+
+def test_a_cells_shear_test_has_the_paired_layout_and_no_design_bias(tmp_path, monkeypatch):
+    """Sixteen stamps per galaxy, the -n stamp the +n one's image, the PSF unrotated; the exact lensed
+    shapes through the paired statistic give m ~ 0 (the design's own floor)."""
+    from shearbridge.config import get_profile
+    from shearbridge.config import population as plans
+    from shearbridge.stats.bias import paired_shear_bias
+    from shearbridge.steps import population as step
+
+    monkeypatch.setenv("SHEARBRIDGE_DATA", str(tmp_path))
+    small = dataclasses.replace(plans.PLANS["quick"], n_shear=4)
+    cell = step.shear_cell_set(get_profile("quick"), small, "exp", "moffat")
+    assert cell["stamps"].shape == (64, 53, 53)
+    assert np.array_equal(cell["stamps"][::2], cell["stamps"][1::2])
+    assert np.array_equal(cell["psfs"][0], cell["psfs"][5])  # one PSF per galaxy, not turned with it
+    assert not np.allclose(cell["stamps"][0], cell["stamps"][2])  # +g and -g differ
+    ideal = paired_shear_bias(np.c_[cell["g1"], cell["g2"]], cell)
+    assert abs(ideal["m1"]) < 1e-4 and abs(ideal["m2"]) < 1e-4

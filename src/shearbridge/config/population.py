@@ -34,7 +34,8 @@ class PopulationPlan:
     ``n_train``/``n_val``: noise-free training/validation galaxies (training families only);
     ``n_cell``: test galaxies of each galaxy family x PSF family cell (shared by its noise levels,
     each with its own noise); ``cell_noise``: the cells' pixel-noise sigmas; ``seeds``: the
-    network's training seeds (the headline is their mean, their scatter its error); ``ablations``:
+    network's training seeds (the headline is their mean, their scatter its error); ``n_shear``:
+    galaxies of each cell's shear test (16 stamps each) at the levels ``shear_noise``; ``ablations``:
     the ingredients removed one at a time (:data:`ABLATIONS`).
     """
 
@@ -44,17 +45,21 @@ class PopulationPlan:
     n_cell: int = 512
     cell_noise: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
     seeds: tuple[int, ...] = (0, 1, 2)
+    n_shear: int = 256
+    shear_noise: tuple[float, ...] = (1e-3, 1e-2)
     fresh: FreshConfig = field(default_factory=FreshConfig)
     ablations: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ABLATIONS
 
     def validate(self) -> None:
         self.population.validate()
         self.fresh.validate()
-        for name in ("n_train", "n_val", "n_cell"):
+        for name in ("n_train", "n_val", "n_cell", "n_shear"):
             if getattr(self, name) < 2:
                 raise ConfigError(f"{name} must be >= 2, got {getattr(self, name)}")
-        if not self.cell_noise or any(not s > 0 for s in self.cell_noise):
-            raise ConfigError(f"cell_noise must be positive sigmas, got {self.cell_noise!r}")
+        for name in ("cell_noise", "shear_noise"):
+            levels = getattr(self, name)
+            if not levels or any(not s > 0 for s in levels):
+                raise ConfigError(f"{name} must be positive sigmas, got {levels!r}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds must be distinct integers, got {self.seeds!r}")
         fields = {f.name for f in dataclasses.fields(FreshConfig)}
@@ -69,7 +74,8 @@ class PopulationPlan:
 
 PLANS: dict[str, PopulationPlan] = {
     "paper": PopulationPlan(),
-    "quick": PopulationPlan(n_train=1024, n_val=256, n_cell=48, cell_noise=(1e-3, 1e-2), seeds=(0,),
+    "quick": PopulationPlan(n_train=1024, n_val=256, n_cell=48, cell_noise=(1e-3, 1e-2), seeds=(0,), n_shear=8,
+                            shear_noise=(1e-2,),
                             fresh=FreshConfig(steps=120, batch_size=64, eval_every=40)),
 }
 

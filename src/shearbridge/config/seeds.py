@@ -29,6 +29,8 @@ SEED_STREAMS: dict[str, int] = {
     "population_cells": 0x90C3,  # its test galaxies (keys: galaxy family, PSF family)
     "population_noise": 0x90D5,  # the noise of its cells (keys: galaxy family, PSF family, noise level)
     "population_bootstrap": 0x90E7,  # bootstrap errors of its cell table (same keys)
+    "population_shear": 0x90F9,  # the galaxies of its cells' shear tests (keys: galaxy family, PSF family)
+    "population_shear_noise": 0x910B,  # their noise fields (keys: galaxy family, PSF family, noise level)
 }
 
 

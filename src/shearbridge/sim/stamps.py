@@ -77,6 +77,7 @@ __all__ = [
     "SHEAR_TEST_ORIENTATIONS",
     "check_sim",
     "draw_population",
+    "expand_shear_test",
     "galaxy_profile",
     "lensed_shear",
     "psf_profile",
@@ -179,15 +180,17 @@ def draw_population(sim: SimConfig, n: int, rng: np.random.Generator) -> dict[st
         "model_id": model_id.astype(np.int64),
     }
     if sim.shear_test:
-        labels = _expand_shear_test(sim, labels)
+        labels = expand_shear_test(sim, labels)
     return {
         k: np.asarray(v, np.int64 if k in _INT_LABELS else np.float64)
         for k, v in labels.items()
     }
 
 
-def _expand_shear_test(sim: SimConfig, base: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Sixteen stamps per galaxy: orientation x (+g, -g) x (+n, -n) (module docstring)."""
+def expand_shear_test(sim: SimConfig, base: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Sixteen stamps per galaxy: orientation x (+g, -g) x (+n, -n) (module docstring), shear
+    ``sim.applied_shear``. Every label of ``base`` (``g1, g2``: the intrinsic shape) is repeated; ``g1, g2``
+    become the lensed shape, and :data:`SHEAR_LABELS` are added."""
     n, per = base["g1"].shape[0], SHEAR_TEST_STAMPS
     slot = np.tile(np.arange(per), n)
     pair_id = np.repeat(np.arange(n), per)

@@ -16,7 +16,8 @@ Two pipeline steps (the only code here that reads or writes files, under
   autodiff where the JAX renderer has the profile, GalSim finite differences otherwise), each noise
   level with its own noise; RMSE/CRLB, the robust ratio, the pull width of the predicted
   uncertainty, and the network's gain over the moments-only estimator, each with a bootstrap error
-  (and the scatter over seeds).
+  (and the scatter over seeds); and each cell's shear test (:func:`shear_cell_set`): m and c of every
+  network and of the moments-only estimator, with jackknife errors.
 
 Training bounds: a Sersic training galaxy's weight uses the bound of an exponential of the same
 size, shape and flux (autodiff, 1,000 times cheaper than finite differences of GalSim); the weight
@@ -52,7 +53,7 @@ from shearbridge.sim.population import (
 )
 from shearbridge.steps.measure import progress_bar
 
-__all__ = ["population_dir", "clean_set", "cell_set", "train_population", "evaluate_population",
+__all__ = ["population_dir", "clean_set", "cell_set", "shear_cell_set", "train_population", "evaluate_population",
            "load_network", "SPLITS"]
 
 SPLITS = {"train": 0, "val": 1}
@@ -159,6 +160,49 @@ def cell_set(profile: Profile, plan: PopulationPlan, galaxy: str, psf: str) -> d
     return dict(np.load(path))
 
 
+def shear_cell_set(profile: Profile, plan: PopulationPlan, galaxy: str, psf: str) -> dict[str, np.ndarray]:
+    """One cell's shear test, cached: ``n_shear`` new galaxies, each as 16 stamps (four orientations
+    45 degrees apart x shear +-0.02 along component ``pair_id % 2`` x noise +-n, the layout of
+    :func:`shearbridge.sim.stamps.expand_shear_test`; each stamp is the lensed shape, the PSF stays put);
+    labels, ``stamps`` (noise-free) and ``psfs``."""
+    from shearbridge.config import SimConfig
+    from shearbridge.sim.stamps import expand_shear_test
+
+    path = population_dir(profile) / f"shear_{galaxy}_{psf}.npz"
+    if not path.exists():
+        cfg = plan.population
+        key = (GALAXY_FAMILIES.index(galaxy), PSF_FAMILIES.index(psf))
+        base = draw_population(cfg, plan.n_shear, seeded_rng(profile.seed, "population_shear", *key),
+                               galaxies=[galaxy], psfs=[psf])
+        labels = expand_shear_test(SimConfig(applied_shear=0.02), base)
+        plus = np.flatnonzero(labels["noise_sign"] > 0)  # a -n stamp is its +n neighbour's image
+        stamps, psfs = _render(cfg, {k: v[plus] for k, v in labels.items()}, f"shear test {galaxy} x {psf}")
+        save_npz(path, stamps=np.repeat(stamps, 2, axis=0), psfs=np.repeat(psfs, 2, axis=0), **labels)
+    return dict(np.load(path))
+
+
+def _shear_bias(profile: Profile, plan: PopulationPlan, nets: dict[str, Any]) -> list[dict[str, Any]]:
+    """m and c of every network entry in every cell's shear test, at each of ``shear_noise``: one
+    noise field per galaxy and orientation, added with both signs (antithetic)."""
+    from shearbridge.stats.bias import paired_shear_bias
+
+    cfg, out = plan.population, []
+    for gi, galaxy in enumerate(cfg.galaxy_families):
+        for pi, psf in enumerate(cfg.psf_families):
+            cell = shear_cell_set(profile, plan, galaxy, psf)
+            labels = {k: cell[k] for k in ("applied_g1", "applied_g2", "pair_id", "orient", "sign", "noise_sign")}
+            field_id = cell["pair_id"] * 4 + cell["orient"]
+            for li, sigma in enumerate(plan.shear_noise):
+                fields = seeded_rng(profile.seed, "population_shear_noise", gi, pi, li).standard_normal(
+                    (plan.n_shear * 4,) + cell["stamps"].shape[1:], dtype=np.float32)
+                x = cell["stamps"] + fields[field_id] * (cell["noise_sign"][:, None, None] * np.float32(sigma))
+                bias = {name: paired_shear_bias(_predict(m, p, x, cell["psfs"], sigma)[:, :2], labels)
+                        for name, (m, p) in nets.items()}
+                out.append({"galaxy": galaxy, "psf": psf, "noise_sigma": sigma, "bias": bias,
+                            "held_out": galaxy == cfg.held_out_galaxy or psf == cfg.held_out_psf})
+    return out
+
+
 def _network_path(profile: Profile, seed: int | str) -> Path:
     return population_dir(profile) / f"psfnet_{seed}.msgpack"
 
@@ -253,7 +297,7 @@ def evaluate_population(profile: Profile) -> dict[str, Any]:
                                    seeded_rng(profile.seed, "population_bootstrap", gi, pi, li), profile.bootstrap),
                 })
     training = read_json(population_dir(profile) / "training.json")
-    out = {"cells": cells, "seeds": list(plan.seeds), "n_cell": plan.n_cell, "cell_noise": list(plan.cell_noise),
+    out = {"cells": cells, "shear_cells": _shear_bias(profile, plan, nets), "seeds": list(plan.seeds), "n_cell": plan.n_cell, "cell_noise": list(plan.cell_noise),
            "held_out": {"galaxy": cfg.held_out_galaxy, "psf": cfg.held_out_psf},
            "training_seconds": {s: h["train_seconds"] for s, h in training["seeds"].items()},
            "steps": plan.fresh.steps, "batch_size": plan.fresh.batch_size, "n_train": plan.n_train}
