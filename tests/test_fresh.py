@@ -168,3 +168,32 @@ def test_a_cells_shear_test_has_the_paired_layout_and_no_design_bias(tmp_path, m
     assert not np.allclose(cell["stamps"][0], cell["stamps"][2])  # +g and -g differ
     ideal = paired_shear_bias(np.c_[cell["g1"], cell["g2"]], cell)
     assert abs(ideal["m1"]) < 1e-4 and abs(ideal["m2"]) < 1e-4
+
+
+def test_train_and_evaluate_end_to_end_and_resume(tmp_path, monkeypatch):
+    """The step on a small plan (two galaxy and two PSF families, one held out each): the cell table
+    has every cell with its held-out mark, and a second `train` keeps the finished networks."""
+    from shearbridge.config import get_profile
+    from shearbridge.config import population as plans
+    from shearbridge.steps import population as step
+
+    monkeypatch.setenv("SHEARBRIDGE_DATA", str(tmp_path))
+    pop = PopulationConfig(galaxy_families=("gauss", "exp"), psf_families=("gauss", "moffat"),
+                           held_out_galaxy="exp", held_out_psf="moffat")
+    small = plans.PopulationPlan(population=pop, n_train=32, n_val=16, n_cell=8, cell_noise=(1e-3,), n_shear=4,
+                                 shear_noise=(1e-2,), seeds=(0,), ablations=(("plain_mse", (("bound_weighted", False),)),),
+                                 fresh=FreshConfig(steps=2, batch_size=8, eval_every=2))
+    monkeypatch.setitem(plans.PLANS, "quick", small)
+    profile = get_profile("quick")
+    step.train_population(profile)
+    paths = sorted(step.population_dir(profile).glob("psfnet_*.msgpack"))
+    assert [p.name for p in paths] == ["psfnet_0.msgpack", "psfnet_abl_plain_mse.msgpack", "psfnet_moments.msgpack"]
+    stamp = {p.name: p.stat().st_mtime_ns for p in paths}
+    step.train_population(profile)
+    assert {p.name: p.stat().st_mtime_ns for p in paths} == stamp  # nothing retrained
+    out = step.evaluate_population(profile)
+    cells = {(c["galaxy"], c["psf"]): c for c in out["cells"]}
+    assert set(cells) == {(g, p) for g in ("gauss", "exp") for p in ("gauss", "moffat")}
+    assert [k for k, c in cells.items() if c["held_out"]] == [("gauss", "moffat"), ("exp", "gauss"), ("exp", "moffat")]
+    assert set(cells[("gauss", "gauss")]["methods"]) >= {"psfnet", "moments", "seed0", "abl_plain_mse"}
+    assert len(out["shear_cells"]) == 4 and "m1" in out["shear_cells"][0]["bias"]["seed0"]

@@ -19,12 +19,15 @@ from shearbridge.train.fresh import FreshConfig
 __all__ = ["PopulationPlan", "population_plan", "PLANS", "ABLATIONS"]
 
 
-#: The training ingredients removed one at a time (each trained with the first seed): name, then the
-#: :class:`~shearbridge.train.fresh.FreshConfig` fields it changes.
+#: The ingredients removed one at a time (each trained with the first seed): name, then the
+#: :class:`~shearbridge.train.fresh.FreshConfig` fields (or ``model_`` + PSFNet fields) it changes.
 ABLATIONS: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = (
     ("fixed_noise", (("fresh_noise", False),)),  # one noise field per galaxy, reused every epoch
     ("plain_mse", (("bound_weighted", False),)),  # the squared error, not over each stamp's bound
+    ("no_trunk", (("model_channels", ()), ("model_dilations", ()))),  # no convolution: fixed features only
 )
+#: :class:`~shearbridge.models.psfnet.PSFNet` fields an ablation may change (as ``model_<field>``).
+MODEL_FIELDS = ("channels", "dilations", "scales_px", "hidden", "head_layers")
 
 
 @dataclass(frozen=True)
@@ -62,10 +65,11 @@ class PopulationPlan:
                 raise ConfigError(f"{name} must be positive sigmas, got {levels!r}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds must be distinct integers, got {self.seeds!r}")
-        fields = {f.name for f in dataclasses.fields(FreshConfig)}
+        fields = {f.name for f in dataclasses.fields(FreshConfig)} | {f"model_{m}" for m in MODEL_FIELDS}
         for name, changes in self.ablations:
             if not name.isidentifier() or any(k not in fields for k, _ in changes):
-                raise ConfigError(f"ablation {name!r} must name FreshConfig fields, got {changes!r}")
+                raise ConfigError(f"ablation {name!r} must change FreshConfig fields or model_ + one of "
+                                  f"{MODEL_FIELDS}, got {changes!r}")
         lo, hi = min(self.cell_noise), max(self.cell_noise)
         if lo < self.fresh.noise_min or hi > self.fresh.noise_max:
             raise ConfigError(f"cell noise {lo}..{hi} lies outside the training range "

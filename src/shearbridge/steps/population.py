@@ -27,6 +27,7 @@ only has to set each stamp's scale. The evaluation's bounds are exact for every 
 from __future__ import annotations
 
 import dataclasses
+import json
 import multiprocessing
 import os
 import time
@@ -207,23 +208,36 @@ def _network_path(profile: Profile, seed: int | str) -> Path:
     return population_dir(profile) / f"psfnet_{seed}.msgpack"
 
 
-def load_network(profile: Profile, seed: int | str):
-    """``(model, params)`` of a trained seed, or of ``"moments"`` (the data-initialised parameters)."""
+def _entries(plan: PopulationPlan) -> list[tuple[str, Any, dict[str, Any]]]:
+    """Every network the plan trains: ``(name, FreshConfig, PSFNet kwargs)``: one per seed, then each
+    ablation (the first seed with one ingredient changed)."""
+    out = [(str(seed), _with_seed(plan, seed), {}) for seed in plan.seeds]
+    for name, changes in plan.ablations:
+        fresh = {k: v for k, v in changes if not k.startswith("model_")}
+        model = {k[len("model_"):]: v for k, v in changes if k.startswith("model_")}
+        out.append((f"abl_{name}", dataclasses.replace(_with_seed(plan, plan.seeds[0]), **fresh), model))
+    return out
+
+
+def load_network(profile: Profile, name: int | str):
+    """``(model, params)`` of a trained entry (a seed, ``abl_<name>``) or of ``"moments"`` (the first
+    seed's data-initialised parameters: the moments-only estimator)."""
     from flax import serialization
 
     from shearbridge.errors import MissingFileError
     from shearbridge.models.psfnet import PSFNet
 
-    path = _network_path(profile, seed)
+    path = _network_path(profile, name)
     if not path.exists():
-        raise MissingFileError(f"{path} is missing: run `python -m shearbridge population-train` first")
-    model = PSFNet()
-    return model, serialization.msgpack_restore(path.read_bytes())
+        raise MissingFileError(f"{path} is missing: run `python -m shearbridge population train` first")
+    kwargs = {n: k for n, _, k in _entries(population_plan(profile))}.get(str(name), {})
+    return PSFNet(**kwargs), serialization.msgpack_restore(path.read_bytes())
 
 
 def train_population(profile: Profile) -> dict[str, Any]:
-    """Train PSFNet once per seed of the plan (module docstring); writes the parameters and
-    ``training.json`` (histories, seconds). Returns the training record."""
+    """Train every network of the plan (:func:`_entries`; module docstring); writes the parameters and
+    ``training.json`` (histories, seconds) and returns that record. An entry whose parameters exist
+    and whose recorded configuration is the plan's is kept (an interrupted run continues)."""
     import jax
     from flax import serialization
 
@@ -235,36 +249,41 @@ def train_population(profile: Profile) -> dict[str, Any]:
     t0 = time.perf_counter()
     _, train = clean_set(profile, plan, "train")
     _, val = clean_set(profile, plan, "val")
-    prep = time.perf_counter() - t0
-    model, record = PSFNet(), {"seeds": {}, "prepare_seconds": prep, "n_train": len(train), "n_val": len(val)}
-    for seed in plan.seeds:
-        key = jax.random.PRNGKey(10_000 + seed)
+    record_path = population_dir(profile) / "training.json"
+    old = read_json(record_path) if record_path.exists() else {}
+    record = {"prepare_seconds": time.perf_counter() - t0, "n_train": len(train), "n_val": len(val),
+              "seeds": {}, "ablations": {}}
+    for name, cfg, kwargs in _entries(plan):
+        group = "ablations" if name.startswith("abl_") else "seeds"
+        key_name = name[len("abl_"):] if group == "ablations" else name
+        done = old.get(group, {}).get(key_name, {})
+        if (_network_path(profile, name).exists() and done.get("config") == json_ready(dataclasses.asdict(cfg))
+                and done.get("model", {}) == json_ready(kwargs)):
+            record[group][key_name] = done
+            continue
+        model = PSFNet(**kwargs)
+        key = jax.random.PRNGKey(10_000 + cfg.seed)
         x, sigma = noisy_copy(train, key, plan.fresh.noise_min, plan.fresh.noise_max)
-        params = model.init(key, x[:2], train.psfs[:2], sigma[:2])
-        params = model.data_init(params, x, train.psfs, sigma, train.g)
-        if seed == plan.seeds[0]:
+        params = model.data_init(model.init(key, x[:2], train.psfs[:2], sigma[:2]), x, train.psfs, sigma, train.g)
+        if name == str(plan.seeds[0]):
             with atomic_path(_network_path(profile, "moments")) as tmp:
                 tmp.write_bytes(serialization.to_bytes(params))
         t1 = time.perf_counter()
-        with progress_bar(plan.fresh.steps, f"PSFNet seed {seed}", unit="step") as bar:
-            params, hist = train_fresh(model, params, train, val, _with_seed(plan, seed), progress=bar.update)
+        with progress_bar(cfg.steps, f"PSFNet {name}", unit="step") as bar:
+            params, hist = train_fresh(model, params, train, val, cfg, progress=bar.update)
         hist["train_seconds"] = time.perf_counter() - t1
-        with atomic_path(_network_path(profile, seed)) as tmp:
+        hist["model"] = json_ready(kwargs)
+        with atomic_path(_network_path(profile, name)) as tmp:
             tmp.write_bytes(serialization.to_bytes(params))
-        record["seeds"][str(seed)] = hist
-    record["ablations"] = {}
-    for name, changes in plan.ablations:  # each from the first seed's data-initialised parameters
-        _, init = load_network(profile, "moments")
-        cfg = dataclasses.replace(_with_seed(plan, plan.seeds[0]), **dict(changes))
-        t1 = time.perf_counter()
-        with progress_bar(cfg.steps, f"PSFNet ablation {name}", unit="step") as bar:
-            params, hist = train_fresh(model, init, train, val, cfg, progress=bar.update)
-        hist["train_seconds"] = time.perf_counter() - t1
-        with atomic_path(_network_path(profile, f"abl_{name}")) as tmp:
-            tmp.write_bytes(serialization.to_bytes(params))
-        record["ablations"][name] = hist
-    write_json(population_dir(profile) / "training.json", record)
+        record[group][key_name] = json_ready(hist)
+        write_json(record_path, record)  # after every entry: a stopped run keeps what it finished
+    write_json(record_path, record)
     return record
+
+
+def json_ready(obj: Any) -> Any:
+    """``obj`` as JSON reads it back (tuples as lists), so a stored configuration compares equal."""
+    return json.loads(json.dumps(obj, default=str))
 
 
 def _with_seed(plan: PopulationPlan, seed: int):
@@ -278,8 +297,8 @@ def evaluate_population(profile: Profile) -> dict[str, Any]:
     plan = population_plan(profile)
     cfg = plan.population
     nets = {"moments": load_network(profile, "moments")}
-    nets.update({f"seed{s}": load_network(profile, s) for s in plan.seeds})
-    nets.update({f"abl_{name}": load_network(profile, f"abl_{name}") for name, _ in plan.ablations})
+    for name, _, _ in _entries(plan):
+        nets[f"seed{name}" if name[0].isdigit() else name] = load_network(profile, name)
     cells = []
     for gi, galaxy in enumerate(cfg.galaxy_families):
         for pi, psf in enumerate(cfg.psf_families):
@@ -297,9 +316,11 @@ def evaluate_population(profile: Profile) -> dict[str, Any]:
                                    seeded_rng(profile.seed, "population_bootstrap", gi, pi, li), profile.bootstrap),
                 })
     training = read_json(population_dir(profile) / "training.json")
-    out = {"cells": cells, "shear_cells": _shear_bias(profile, plan, nets), "seeds": list(plan.seeds), "n_cell": plan.n_cell, "cell_noise": list(plan.cell_noise),
-           "held_out": {"galaxy": cfg.held_out_galaxy, "psf": cfg.held_out_psf},
+    out = {"cells": cells, "shear_cells": _shear_bias(profile, plan, nets), "seeds": list(plan.seeds),
+           "n_cell": plan.n_cell, "cell_noise": list(plan.cell_noise), "n_shear": plan.n_shear,
+           "shear_noise": list(plan.shear_noise), "held_out": {"galaxy": cfg.held_out_galaxy, "psf": cfg.held_out_psf},
            "training_seconds": {s: h["train_seconds"] for s, h in training["seeds"].items()},
+           "ablation_seconds": {s: h["train_seconds"] for s, h in training.get("ablations", {}).items()},
            "steps": plan.fresh.steps, "batch_size": plan.fresh.batch_size, "n_train": plan.n_train}
     write_json(paths.results_dir(profile) / "population.json", out)
     return out
