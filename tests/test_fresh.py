@@ -181,7 +181,8 @@ def test_train_and_evaluate_end_to_end_and_resume(tmp_path, monkeypatch):
     pop = PopulationConfig(galaxy_families=("gauss", "exp"), psf_families=("gauss", "moffat"),
                            held_out_galaxy="exp", held_out_psf="moffat")
     small = plans.PopulationPlan(population=pop, n_train=32, n_val=16, n_cell=8, cell_noise=(1e-3,), n_shear=4,
-                                 shear_noise=(1e-2,), seeds=(0,), ablations=(("plain_mse", (("bound_weighted", False),)),),
+                                 shear_noise=(1e-2,), seeds=(0,),
+                                 ablations=(("plain_mse", (("bound_weighted", False),)),),
                                  fresh=FreshConfig(steps=2, batch_size=8, eval_every=2))
     monkeypatch.setitem(plans.PLANS, "quick", small)
     profile = get_profile("quick")
