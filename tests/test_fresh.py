@@ -172,7 +172,8 @@ def test_a_cells_shear_test_has_the_paired_layout_and_no_design_bias(tmp_path, m
 
 def test_train_and_evaluate_end_to_end_and_resume(tmp_path, monkeypatch):
     """The step on a small plan (two galaxy and two PSF families, one held out each): the cell table
-    has every cell with its held-out mark, and a second `train` keeps the finished networks."""
+    has every cell with its held-out mark, a second `train` keeps the finished networks, and a changed
+    plan redraws its galaxies and retrains."""
     from shearbridge.config import get_profile
     from shearbridge.config import population as plans
     from shearbridge.steps import population as step
@@ -198,3 +199,8 @@ def test_train_and_evaluate_end_to_end_and_resume(tmp_path, monkeypatch):
     assert [k for k, c in cells.items() if c["held_out"]] == [("gauss", "moffat"), ("exp", "gauss"), ("exp", "moffat")]
     assert set(cells[("gauss", "gauss")]["methods"]) >= {"psfnet", "moments", "seed0", "abl_plain_mse"}
     assert len(out["shear_cells"]) == 4 and "m1" in out["shear_cells"][0]["bias"]["seed0"]
+    # another training set size: the cached galaxies are drawn again and the networks retrained
+    monkeypatch.setitem(plans.PLANS, "quick", dataclasses.replace(small, n_train=40))
+    step.train_population(profile)
+    assert len(step.clean_set(profile, plans.PLANS["quick"], "train")[1]) == 40
+    assert paths[0].stat().st_mtime_ns != stamp[paths[0].name]

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from shearbridge import paths
-from shearbridge.config import Profile
+from shearbridge.config import Profile, config_hash
 from shearbridge.config.population import PopulationPlan, population_plan
 from shearbridge.config.seeds import rng as seeded_rng
 from shearbridge.io import read_json, save_npz, write_json
@@ -124,6 +124,20 @@ def _bounds(cfg: PopulationConfig, labels: dict[str, np.ndarray], *, exact: bool
     return out
 
 
+def _spec(profile: Profile, plan: PopulationPlan, *what: Any) -> str:
+    """The hash a cached set is stored with: the population, the profile's root seed and ``what``
+    (its kind and size); a set stored under another hash is drawn again."""
+    return config_hash(plan.population, profile.seed, *what)
+
+
+def _fresh_cache(path: Path, spec: str) -> bool:
+    """Whether ``path`` holds a set made from ``spec``."""
+    if not path.exists():
+        return False
+    with np.load(path) as data:
+        return "spec" in data.files and str(data["spec"]) == spec
+
+
 def clean_set(profile: Profile, plan: PopulationPlan, split: str) -> tuple[dict[str, np.ndarray], Any]:
     """The noise-free training or validation galaxies (training families only), cached:
     ``(labels, CleanSet)``."""
@@ -132,15 +146,16 @@ def clean_set(profile: Profile, plan: PopulationPlan, split: str) -> tuple[dict[
     if split not in SPLITS:
         raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
     path = population_dir(profile) / f"clean_{split}.npz"
-    if not path.exists():
+    n = plan.n_train if split == "train" else plan.n_val
+    spec = _spec(profile, plan, split, n)
+    if not _fresh_cache(path, spec):
         cfg = plan.population
         galaxies, psfs = training_families(cfg)
-        n = plan.n_train if split == "train" else plan.n_val
         labels = draw_population(cfg, n, seeded_rng(profile.seed, "population_galaxies", SPLITS[split]),
                                  galaxies=galaxies, psfs=psfs)
         stamps, psf_images = _render(cfg, labels, f"{split} galaxies")
         c = _bounds(cfg, labels, exact=False).mean(axis=1)
-        save_npz(path, stamps=stamps, psfs=psf_images, c=c, **labels)
+        save_npz(path, stamps=stamps, psfs=psf_images, c=c, spec=np.array(spec), **labels)
     data = np.load(path)
     labels = {k: data[k] for k in POPULATION_LABELS}
     g = np.stack([labels["g1"], labels["g2"]], axis=1).astype(np.float32)
@@ -151,13 +166,15 @@ def cell_set(profile: Profile, plan: PopulationPlan, galaxy: str, psf: str) -> d
     """The test galaxies of one cell, cached: labels, ``stamps``, ``psfs`` and exact unit-noise
     ``bounds (N, 2)``."""
     path = population_dir(profile) / f"cell_{galaxy}_{psf}.npz"
-    if not path.exists():
+    spec = _spec(profile, plan, "cell", galaxy, psf, plan.n_cell)
+    if not _fresh_cache(path, spec):
         cfg = plan.population
         key = (GALAXY_FAMILIES.index(galaxy), PSF_FAMILIES.index(psf))
         labels = draw_population(cfg, plan.n_cell, seeded_rng(profile.seed, "population_cells", *key),
                                  galaxies=[galaxy], psfs=[psf])
         stamps, psfs = _render(cfg, labels, f"cell {galaxy} x {psf}")
-        save_npz(path, stamps=stamps, psfs=psfs, bounds=_bounds(cfg, labels, exact=True), **labels)
+        save_npz(path, stamps=stamps, psfs=psfs, bounds=_bounds(cfg, labels, exact=True), spec=np.array(spec),
+                 **labels)
     return dict(np.load(path))
 
 
@@ -170,7 +187,8 @@ def shear_cell_set(profile: Profile, plan: PopulationPlan, galaxy: str, psf: str
     from shearbridge.sim.stamps import expand_shear_test
 
     path = population_dir(profile) / f"shear_{galaxy}_{psf}.npz"
-    if not path.exists():
+    spec = _spec(profile, plan, "shear", galaxy, psf, plan.n_shear)
+    if not _fresh_cache(path, spec):
         cfg = plan.population
         key = (GALAXY_FAMILIES.index(galaxy), PSF_FAMILIES.index(psf))
         base = draw_population(cfg, plan.n_shear, seeded_rng(profile.seed, "population_shear", *key),
@@ -178,7 +196,8 @@ def shear_cell_set(profile: Profile, plan: PopulationPlan, galaxy: str, psf: str
         labels = expand_shear_test(SimConfig(applied_shear=0.02), base)
         plus = np.flatnonzero(labels["noise_sign"] > 0)  # a -n stamp is its +n neighbour's image
         stamps, psfs = _render(cfg, {k: v[plus] for k, v in labels.items()}, f"shear test {galaxy} x {psf}")
-        save_npz(path, stamps=np.repeat(stamps, 2, axis=0), psfs=np.repeat(psfs, 2, axis=0), **labels)
+        save_npz(path, stamps=np.repeat(stamps, 2, axis=0), psfs=np.repeat(psfs, 2, axis=0), spec=np.array(spec),
+                 **labels)
     return dict(np.load(path))
 
 
@@ -237,7 +256,8 @@ def load_network(profile: Profile, name: int | str):
 def train_population(profile: Profile) -> dict[str, Any]:
     """Train every network of the plan (:func:`_entries`; module docstring); writes the parameters and
     ``training.json`` (histories, seconds) and returns that record. An entry whose parameters exist
-    and whose recorded configuration is the plan's is kept (an interrupted run continues)."""
+    and whose recorded configuration and training galaxies are the plan's is kept (an interrupted run
+    continues)."""
     import jax
     from flax import serialization
 
@@ -251,8 +271,11 @@ def train_population(profile: Profile) -> dict[str, Any]:
     _, val = clean_set(profile, plan, "val")
     record_path = population_dir(profile) / "training.json"
     old = read_json(record_path) if record_path.exists() else {}
+    data = _spec(profile, plan, "train", plan.n_train) + _spec(profile, plan, "val", plan.n_val)
+    if old.get("data") != data:  # networks trained on other galaxies are not kept
+        old = {}
     record = {"prepare_seconds": time.perf_counter() - t0, "n_train": len(train), "n_val": len(val),
-              "seeds": {}, "ablations": {}}
+              "data": data, "seeds": {}, "ablations": {}}
     for name, cfg, kwargs in _entries(plan):
         group = "ablations" if name.startswith("abl_") else "seeds"
         key_name = name[len("abl_"):] if group == "ablations" else name
