@@ -175,6 +175,13 @@ def test_map_batches_pads_trims_and_compiles_once():
     out = map_batches(fn, images, 3)  # batches of 3, 3 and 1 (+2 zero rows)
     np.testing.assert_array_equal(out, images.sum(axis=(1, 2)))
     assert traces == [(3, 3, 3)]
+    # further per-row arrays are batched alongside, and a pytree output is concatenated leaf by leaf
+    both = map_batches(jax.jit(lambda x, w: {"s": jnp.sum(x, axis=(1, 2)) * w, "w": w}), images, 3,
+                       np.arange(7, dtype=np.float32))
+    np.testing.assert_array_equal(both["s"], images.sum(axis=(1, 2)) * np.arange(7))
+    np.testing.assert_array_equal(both["w"], np.arange(7))
+    with pytest.raises(ValueError, match="7 rows"):
+        map_batches(fn, images, 3, np.zeros(6))
     with pytest.raises(ValueError, match="at least one image"):
         map_batches(fn, images[:0], 3)
     with pytest.raises(ValueError, match="batch_size"):

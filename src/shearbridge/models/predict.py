@@ -63,20 +63,28 @@ def predict(
     return pred
 
 
-def map_batches(fn: Any, images: np.ndarray, batch_size: int) -> np.ndarray:
+def map_batches(fn: Any, images: np.ndarray, batch_size: int, *more: np.ndarray) -> Any:
     """``fn`` (a jitted function of a batch) over ``images`` in fixed-size batches, concatenated.
 
-    The last batch is zero-padded and its padding trimmed, so ``fn`` compiles once.
+    ``more``: further per-row arrays (a PSF image and a noise sigma per stamp, say), batched alongside
+    and passed as ``fn(batch, *more_batches)``. ``fn`` may return an array or a pytree of arrays
+    (concatenated leaf by leaf). The last batch is zero-padded and its padding trimmed, so ``fn``
+    compiles once.
     """
     n = len(images)
     if n == 0:
         raise ValueError("map_batches needs at least one image")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if any(len(m) != n for m in more):
+        raise ValueError(f"every batched array needs {n} rows, got {[len(m) for m in more]}")
     batch_size = min(batch_size, n)
     pad = (-n) % batch_size
-    padded = (
-        np.concatenate([images, np.zeros((pad, *images.shape[1:]), images.dtype)]) if pad else images
-    )
-    out = [np.asarray(fn(padded[i : i + batch_size])) for i in range(0, len(padded), batch_size)]
-    return np.concatenate(out)[:n]
+
+    def padded(a: np.ndarray) -> np.ndarray:
+        return np.concatenate([a, np.zeros((pad, *a.shape[1:]), a.dtype)]) if pad else a
+
+    arrays = [padded(np.asarray(a)) for a in (images, *more)]
+    out = [jax.tree_util.tree_map(np.asarray, fn(*(a[i : i + batch_size] for a in arrays)))
+           for i in range(0, n + pad, batch_size)]
+    return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs)[:n], *out)

@@ -32,9 +32,9 @@ drawn uniformly in the disk ``|g| < psf_g_max``:
 * ``kolmogorov``: GalSim's Kolmogorov profile, the long-exposure PSF of atmospheric turbulence
   (held out by default: the network never sees it in training).
 
-Rendering: :func:`render_pair` draws the galaxy convolved with its PSF and offset by
-``(dx, dy)``, and the unit-flux PSF alone, centred, both with GalSim's pixel response, float64,
-with the accuracy settings :data:`shearbridge.sim.stamps.GSPARAMS`.
+Rendering: :func:`render_pair` (:func:`render_stamp` and :func:`render_psf_image`) draws the galaxy
+convolved with its PSF and offset by ``(dx, dy)``, and the unit-flux PSF alone, centred, both with
+GalSim's pixel response, float64, with the accuracy settings :data:`shearbridge.sim.stamps.GSPARAMS`.
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ __all__ = [
     "psf_object",
     "render_pair",
     "render_population",
+    "render_psf_image",
+    "render_stamp",
 ]
 
 GALAXY_FAMILIES: tuple[str, ...] = ("gauss", "exp", "sersic", "bulge_disk")
@@ -216,20 +218,26 @@ def psf_object(cfg: PopulationConfig, row: Mapping[str, float]) -> galsim.GSObje
                 float(row["psf_g2"]), float(cfg.moffat_beta))
 
 
-def render_pair(cfg: PopulationConfig, row: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
-    """The noise-free stamp of one row and its unit-flux PSF image, each ``(S, S)`` float64.
-
-    The stamp is the galaxy convolved with its PSF, offset by ``(dx_arcsec, dy_arcsec)`` from the
-    stamp centre; the PSF image is centred. Both include GalSim's pixel response.
-    """
+def render_stamp(cfg: PopulationConfig, row: Mapping[str, float]) -> np.ndarray:
+    """The noise-free stamp of one row, ``(S, S)`` float64: the galaxy convolved with its PSF, offset
+    by ``(dx_arcsec, dy_arcsec)`` from the stamp centre, with GalSim's pixel response."""
     sim = cfg.sim
     scale, size = sim.pixel_scale_arcsec, sim.stamp_size_px
-    psf = psf_object(cfg, row)
-    obj = galsim.Convolve(galaxy_object(row), psf, gsparams=GSPARAMS)
-    stamp = obj.drawImage(nx=size, ny=size, scale=scale, dtype=np.float64,
-                          offset=(float(row["dx_arcsec"]) / scale, float(row["dy_arcsec"]) / scale)).array
-    psf_image = psf.drawImage(nx=size, ny=size, scale=scale, dtype=np.float64).array
-    return stamp, psf_image
+    obj = galsim.Convolve(galaxy_object(row), psf_object(cfg, row), gsparams=GSPARAMS)
+    return obj.drawImage(nx=size, ny=size, scale=scale, dtype=np.float64,
+                         offset=(float(row["dx_arcsec"]) / scale, float(row["dy_arcsec"]) / scale)).array
+
+
+def render_psf_image(cfg: PopulationConfig, row: Mapping[str, float]) -> np.ndarray:
+    """The unit-flux PSF of one row, centred, with GalSim's pixel response, ``(S, S)`` float64."""
+    size = cfg.sim.stamp_size_px
+    return psf_object(cfg, row).drawImage(nx=size, ny=size, scale=cfg.sim.pixel_scale_arcsec,
+                                          dtype=np.float64).array
+
+
+def render_pair(cfg: PopulationConfig, row: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`render_stamp` and :func:`render_psf_image` of one row."""
+    return render_stamp(cfg, row), render_psf_image(cfg, row)
 
 
 def render_population(cfg: PopulationConfig, labels: Mapping[str, np.ndarray],

@@ -66,6 +66,15 @@ def _one(pred: np.ndarray, truth: np.ndarray, bounds: np.ndarray, rng: np.random
             **pull_width(err, pred[:, 2], rng, n_boot), **shape_response(pred, truth, rng, n_boot)}
 
 
+def _over_seeds(values: list[float], errors: list[float]) -> tuple[float, float, float]:
+    """The mean of one statistic over seeds, its error (the seeds' mean squared bootstrap error over
+    their number, plus the seed variance over their number) and the seed scatter (0 for one seed)."""
+    vals, n = np.array(values), len(values)
+    spread = vals.var(ddof=1) / n if n > 1 else 0.0
+    err = float(np.sqrt(np.mean(np.square(errors)) / n + spread))
+    return float(vals.mean()), err, float(vals.std(ddof=1)) if n > 1 else 0.0
+
+
 def cell_metrics(preds: Mapping[str, np.ndarray], truth: np.ndarray, bounds: np.ndarray, clean: np.ndarray,
                  noise_sigma: float, rng: np.random.Generator, n_boot: int) -> dict[str, Any]:
     """The cell's numbers: per estimator (``preds[name]`` is ``(N, 3)``) :func:`ratio_with_error`,
@@ -84,17 +93,12 @@ def cell_metrics(preds: Mapping[str, np.ndarray], truth: np.ndarray, bounds: np.
     seeds = sorted(k for k in preds if k.startswith(SEED_PREFIX))
     net: dict[str, float] = {}
     for key in ("ratio", "robust_ratio", "pull", "pull_robust", "rmse_g", "m_shape", "c_shape"):
-        vals = np.array([per[s][key] for s in seeds])
-        net[key] = float(vals.mean())
-        net[f"{key}_err"] = float(np.sqrt(np.mean([per[s][f"{key}_err"] ** 2 for s in seeds]) / len(seeds)
-                                          + (vals.var(ddof=1) / len(seeds) if len(seeds) > 1 else 0.0)))
-        net[f"{key}_seed_sd"] = float(vals.std(ddof=1)) if len(seeds) > 1 else 0.0
+        net[key], net[f"{key}_err"], net[f"{key}_seed_sd"] = _over_seeds([per[s][key] for s in seeds],
+                                                                          [per[s][f"{key}_err"] for s in seeds])
     ref_err = preds[REFERENCE][:, :2] - truth
     gains = [paired_rmse_ratio(ref_err, preds[s][:, :2] - truth, rng, n_boot) for s in seeds]
-    g = np.array([x["ratio"] for x in gains])
-    gain = {"ratio": float(g.mean()),
-            "ratio_err": float(np.sqrt(np.mean([x["ratio_err"] ** 2 for x in gains]) / len(seeds)
-                                       + (g.var(ddof=1) / len(seeds) if len(seeds) > 1 else 0.0)))}
+    mean, err, _ = _over_seeds([x["ratio"] for x in gains], [x["ratio_err"] for x in gains])
+    gain = {"ratio": mean, "ratio_err": err}
     return {"methods": {"psfnet": net, **per},
             "gain_over_moments": gain, "snr_median": float(np.median(matched_filter_snr(clean, noise_sigma))),
             "n": int(len(truth))}

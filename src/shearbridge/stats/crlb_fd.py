@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["FD_LABEL_KEYS", "fisher_fd", "crlb_fd"]
+__all__ = ["FD_LABEL_KEYS", "fisher_fd", "fisher_fd_render", "crlb_fd"]
 
 #: Labels perturbed by the finite differences (theta order); dx, dy, size in arcsec.
 FD_LABEL_KEYS = ("flux", "dx_arcsec", "dy_arcsec", "size_arcsec", "g1", "g2")
@@ -48,19 +48,40 @@ def fisher_fd(sim: Any, row: Mapping[str, float], noise_sigma: float = 1.0,
 
     if not (np.isfinite(noise_sigma) and noise_sigma > 0):
         raise ValueError(f"noise_sigma must be a positive number, got {noise_sigma!r}")
+    return fisher_fd_render(lambda r: render_clean(sim, r), row, rel_step) / noise_sigma**2
+
+
+def fisher_fd_render(render: Callable[[Mapping[str, float]], np.ndarray], row: Mapping[str, float],
+                     rel_step: float = 1e-3) -> np.ndarray:
+    """Fisher matrix (6, 6) at unit pixel noise from central differences of any renderer.
+
+    Parameters
+    ----------
+    render : callable
+        ``render(row) -> ndarray``: the noise-free stamp of a row (e.g. a GalSim renderer).
+    row : mapping
+        The labels; the keys of :data:`FD_LABEL_KEYS` are perturbed, the others passed unchanged.
+    rel_step : float
+        Steps: ``rel_step * flux``, ``rel_step`` arcsec in dx, dy, ``rel_step * size``,
+        ``rel_step`` in g1, g2 (truncation error O(step^2)).
+
+    Returns
+    -------
+    ndarray (6, 6)
+        Over ``theta = (flux, dx_arcsec, dy_arcsec, size_arcsec, g1, g2)``.
+    """
     if not 0 < rel_step < 0.05:
         raise ValueError(f"rel_step must lie in (0, 0.05), got {rel_step!r}")
-    base = {k: row[k] for k in row}
-    theta = np.array([float(base[k]) for k in FD_LABEL_KEYS])
+    theta = np.array([float(row[k]) for k in FD_LABEL_KEYS])
     steps = rel_step * np.array([theta[0], 1.0, 1.0, theta[3], 1.0, 1.0])
     jac = []
     for i, key in enumerate(FD_LABEL_KEYS):
-        plus, minus = dict(base), dict(base)
+        plus, minus = dict(row), dict(row)
         plus[key], minus[key] = theta[i] + steps[i], theta[i] - steps[i]
-        diff = render_clean(sim, plus) - render_clean(sim, minus)
+        diff = np.asarray(render(plus), np.float64) - np.asarray(render(minus), np.float64)
         jac.append(diff.reshape(-1) / (2.0 * steps[i]))
     jac = np.asarray(jac)
-    return jac @ jac.T / noise_sigma**2
+    return jac @ jac.T
 
 
 def crlb_fd(sim: Any, labels: Mapping[str, np.ndarray], rows: Sequence[int] | range,

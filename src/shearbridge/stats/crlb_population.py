@@ -21,7 +21,7 @@ Two paths:
   ``1 / sum`` and lower the bounds by ``1 - sum`` (measured: -0.05% Moffat, -0.6% Kolmogorov
   against GalSim finite differences; without it they agree to ~1e-5).
 * ``sersic`` and ``bulge_disk`` galaxies: central differences of GalSim stamps
-  (:func:`fisher_fd_render` of :func:`shearbridge.sim.population.render_pair`).
+  (:func:`~shearbridge.stats.crlb_fd.fisher_fd_render` of :func:`shearbridge.sim.population.render_stamp`).
 """
 
 from __future__ import annotations
@@ -40,49 +40,16 @@ from shearbridge.sim.population import (
     POPULATION_LABELS,
     PSF_FAMILIES,
     PopulationConfig,
-    psf_object,
-    render_pair,
+    render_psf_image,
+    render_stamp,
 )
 from shearbridge.stats.crlb import LABEL_KEYS, crlb_sigma
+from shearbridge.stats.crlb_fd import fisher_fd_render
 
-__all__ = ["AUTODIFF_FAMILIES", "fisher_fd_render", "fisher_population_autodiff", "population_crlb"]
+__all__ = ["AUTODIFF_FAMILIES", "fisher_population_autodiff", "population_crlb"]
 
 #: Galaxy families whose Fisher matrix comes from the JAX renderer; the others use finite differences.
 AUTODIFF_FAMILIES = ("gauss", "exp")
-
-
-def fisher_fd_render(render: Callable[[Mapping[str, float]], np.ndarray], row: Mapping[str, float],
-                     rel_step: float = 1e-3) -> np.ndarray:
-    """Fisher matrix (6, 6) at unit pixel noise from central differences of any renderer.
-
-    Parameters
-    ----------
-    render : callable
-        ``render(row) -> ndarray`` the noise-free stamp of a row (e.g. a GalSim renderer).
-    row : mapping
-        The labels; the keys of :data:`~shearbridge.stats.crlb.LABEL_KEYS` are perturbed, the
-        others passed unchanged.
-    rel_step : float
-        Steps, as :func:`shearbridge.stats.crlb_fd.fisher_fd`: ``rel_step * flux``, ``rel_step``
-        arcsec in dx, dy, ``rel_step * size``, ``rel_step`` in g1, g2 (truncation error O(step^2)).
-
-    Returns
-    -------
-    ndarray (6, 6)
-        Over ``theta = (flux, dx_arcsec, dy_arcsec, size_arcsec, g1, g2)``.
-    """
-    if not 0 < rel_step < 0.05:
-        raise ValueError(f"rel_step must lie in (0, 0.05), got {rel_step!r}")
-    theta = np.array([float(row[k]) for k in LABEL_KEYS])
-    steps = rel_step * np.array([theta[0], 1.0, 1.0, theta[3], 1.0, 1.0])
-    jac = []
-    for i, key in enumerate(LABEL_KEYS):
-        plus, minus = dict(row), dict(row)
-        plus[key], minus[key] = theta[i] + steps[i], theta[i] - steps[i]
-        diff = np.asarray(render(plus), np.float64) - np.asarray(render(minus), np.float64)
-        jac.append(diff.reshape(-1) / (2.0 * steps[i]))
-    jac = np.asarray(jac)
-    return jac @ jac.T
 
 
 @partial(jax.jit, static_argnames=("model", "stamp_size"))
@@ -100,10 +67,8 @@ def _fisher_rows(theta, psf_re, psf_im, kx, ky, model, stamp_size):
 def _psf_k(cfg: PopulationConfig, row: Mapping[str, float], n_pad: int) -> np.ndarray:
     """rfft2 of the row's PSF image (pixel included, not renormalised) zero-padded to ``n_pad``."""
     size = cfg.sim.stamp_size_px
-    img = psf_object(cfg, row).drawImage(nx=size, ny=size, scale=cfg.sim.pixel_scale_arcsec,
-                                         dtype=np.float64).array
     padded = np.zeros((n_pad, n_pad))
-    padded[:size, :size] = img
+    padded[:size, :size] = render_psf_image(cfg, row)
     return np.fft.rfft2(padded)
 
 
@@ -206,7 +171,7 @@ def population_crlb(cfg: PopulationConfig, labels: Mapping[str, np.ndarray],
             fisher[sel] = fisher_population_autodiff(cfg, [table[j] for j in sel], model,
                                                      batch_size=batch_size, progress=progress)
     for j in np.flatnonzero(~np.isin(family, AUTODIFF_FAMILIES)):
-        fisher[j] = fisher_fd_render(lambda r: render_pair(cfg, r)[0], table[j])
+        fisher[j] = fisher_fd_render(lambda r: render_stamp(cfg, r), table[j])
         if progress is not None:
             progress(1)
     return crlb_sigma(fisher) if len(idx) else np.empty((0, 6))

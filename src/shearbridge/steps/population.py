@@ -32,6 +32,7 @@ import multiprocessing
 import os
 import time
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,25 @@ def _fresh_cache(path: Path, spec: str) -> bool:
         return "spec" in data.files and str(data["spec"]) == spec
 
 
+def _cached(profile: Profile, plan: PopulationPlan, name: str, what: tuple[Any, ...],
+            make: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The arrays of ``population/<name>.npz``, made by ``make()`` and stored with the :func:`_spec` of
+    ``what`` unless the file already holds them for that spec."""
+    path = population_dir(profile) / f"{name}.npz"
+    spec = _spec(profile, plan, *what)
+    if not _fresh_cache(path, spec):
+        save_npz(path, spec=np.array(spec), **make())
+    return dict(np.load(path))
+
+
+def _cell_labels(profile: Profile, plan: PopulationPlan, stream: str, galaxy: str, psf: str,
+                 n: int) -> dict[str, np.ndarray]:
+    """``n`` galaxies of one family seen through one PSF family, from ``stream`` keyed by the cell."""
+    key = (GALAXY_FAMILIES.index(galaxy), PSF_FAMILIES.index(psf))
+    return draw_population(plan.population, n, seeded_rng(profile.seed, stream, *key), galaxies=[galaxy],
+                           psfs=[psf])
+
+
 def clean_set(profile: Profile, plan: PopulationPlan, split: str) -> tuple[dict[str, np.ndarray], Any]:
     """The noise-free training or validation galaxies (training families only), cached:
     ``(labels, CleanSet)``."""
@@ -145,18 +165,17 @@ def clean_set(profile: Profile, plan: PopulationPlan, split: str) -> tuple[dict[
 
     if split not in SPLITS:
         raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
-    path = population_dir(profile) / f"clean_{split}.npz"
     n = plan.n_train if split == "train" else plan.n_val
-    spec = _spec(profile, plan, split, n)
-    if not _fresh_cache(path, spec):
+
+    def make() -> dict[str, np.ndarray]:
         cfg = plan.population
         galaxies, psfs = training_families(cfg)
         labels = draw_population(cfg, n, seeded_rng(profile.seed, "population_galaxies", SPLITS[split]),
                                  galaxies=galaxies, psfs=psfs)
         stamps, psf_images = _render(cfg, labels, f"{split} galaxies")
-        c = _bounds(cfg, labels, exact=False).mean(axis=1)
-        save_npz(path, stamps=stamps, psfs=psf_images, c=c, spec=np.array(spec), **labels)
-    data = np.load(path)
+        return {"stamps": stamps, "psfs": psf_images, "c": _bounds(cfg, labels, exact=False).mean(axis=1), **labels}
+
+    data = _cached(profile, plan, f"clean_{split}", (split, n), make)
     labels = {k: data[k] for k in POPULATION_LABELS}
     g = np.stack([labels["g1"], labels["g2"]], axis=1).astype(np.float32)
     return labels, CleanSet(data["stamps"], data["psfs"], g, data["c"].astype(np.float32))
@@ -165,17 +184,12 @@ def clean_set(profile: Profile, plan: PopulationPlan, split: str) -> tuple[dict[
 def cell_set(profile: Profile, plan: PopulationPlan, galaxy: str, psf: str) -> dict[str, np.ndarray]:
     """The test galaxies of one cell, cached: labels, ``stamps``, ``psfs`` and exact unit-noise
     ``bounds (N, 2)``."""
-    path = population_dir(profile) / f"cell_{galaxy}_{psf}.npz"
-    spec = _spec(profile, plan, "cell", galaxy, psf, plan.n_cell)
-    if not _fresh_cache(path, spec):
-        cfg = plan.population
-        key = (GALAXY_FAMILIES.index(galaxy), PSF_FAMILIES.index(psf))
-        labels = draw_population(cfg, plan.n_cell, seeded_rng(profile.seed, "population_cells", *key),
-                                 galaxies=[galaxy], psfs=[psf])
-        stamps, psfs = _render(cfg, labels, f"cell {galaxy} x {psf}")
-        save_npz(path, stamps=stamps, psfs=psfs, bounds=_bounds(cfg, labels, exact=True), spec=np.array(spec),
-                 **labels)
-    return dict(np.load(path))
+    def make() -> dict[str, np.ndarray]:
+        labels = _cell_labels(profile, plan, "population_cells", galaxy, psf, plan.n_cell)
+        stamps, psfs = _render(plan.population, labels, f"cell {galaxy} x {psf}")
+        return {"stamps": stamps, "psfs": psfs, "bounds": _bounds(plan.population, labels, exact=True), **labels}
+
+    return _cached(profile, plan, f"cell_{galaxy}_{psf}", ("cell", galaxy, psf, plan.n_cell), make)
 
 
 def shear_cell_set(profile: Profile, plan: PopulationPlan, galaxy: str, psf: str) -> dict[str, np.ndarray]:
@@ -186,19 +200,15 @@ def shear_cell_set(profile: Profile, plan: PopulationPlan, galaxy: str, psf: str
     from shearbridge.config import SimConfig
     from shearbridge.sim.stamps import expand_shear_test
 
-    path = population_dir(profile) / f"shear_{galaxy}_{psf}.npz"
-    spec = _spec(profile, plan, "shear", galaxy, psf, plan.n_shear)
-    if not _fresh_cache(path, spec):
-        cfg = plan.population
-        key = (GALAXY_FAMILIES.index(galaxy), PSF_FAMILIES.index(psf))
-        base = draw_population(cfg, plan.n_shear, seeded_rng(profile.seed, "population_shear", *key),
-                               galaxies=[galaxy], psfs=[psf])
+    def make() -> dict[str, np.ndarray]:
+        base = _cell_labels(profile, plan, "population_shear", galaxy, psf, plan.n_shear)
         labels = expand_shear_test(SimConfig(applied_shear=0.02), base)
         plus = np.flatnonzero(labels["noise_sign"] > 0)  # a -n stamp is its +n neighbour's image
-        stamps, psfs = _render(cfg, {k: v[plus] for k, v in labels.items()}, f"shear test {galaxy} x {psf}")
-        save_npz(path, stamps=np.repeat(stamps, 2, axis=0), psfs=np.repeat(psfs, 2, axis=0), spec=np.array(spec),
-                 **labels)
-    return dict(np.load(path))
+        stamps, psfs = _render(plan.population, {k: v[plus] for k, v in labels.items()},
+                               f"shear test {galaxy} x {psf}")
+        return {"stamps": np.repeat(stamps, 2, axis=0), "psfs": np.repeat(psfs, 2, axis=0), **labels}
+
+    return _cached(profile, plan, f"shear_{galaxy}_{psf}", ("shear", galaxy, psf, plan.n_shear), make)
 
 
 def _shear_bias(profile: Profile, plan: PopulationPlan, nets: dict[str, Any]) -> list[dict[str, Any]]:
@@ -353,16 +363,11 @@ _APPLY: dict[Any, Any] = {}  # one compiled forward pass per model configuration
 
 
 def _predict(model, params, stamps: np.ndarray, psfs: np.ndarray, sigma: float, batch: int = 256) -> np.ndarray:
-    """``(N, 3)`` predictions in fixed-size batches (the last one padded: one compilation)."""
+    """``(N, 3)`` predictions in fixed-size batches (:func:`shearbridge.models.predict.map_batches`)."""
     import jax
 
+    from shearbridge.models.predict import map_batches
+
     fn = _APPLY.setdefault(model, jax.jit(model.apply))
-    out, n = [], len(stamps)
-    for i in range(0, n, batch):
-        xs, ps = stamps[i:i + batch], psfs[i:i + batch]
-        m = len(xs)
-        if m < batch:
-            xs = np.concatenate([xs, np.repeat(xs[-1:], batch - m, axis=0)])
-            ps = np.concatenate([ps, np.repeat(ps[-1:], batch - m, axis=0)])
-        out.append(np.asarray(fn(params, xs, ps, np.full(batch, sigma, np.float32)))[:m])
-    return np.concatenate(out)
+    return map_batches(lambda x, p, s: fn(params, x, p, s), stamps, batch, psfs,
+                       np.full(len(stamps), sigma, np.float32))

@@ -43,6 +43,7 @@ import numpy as np
 import optax
 
 from shearbridge.config import ConfigError
+from shearbridge.models.predict import map_batches
 from shearbridge.train.augment import fresh_noise
 
 __all__ = ["FreshConfig", "CleanSet", "train_fresh", "noisy_copy", "bound_weighted_loss"]
@@ -181,15 +182,10 @@ def train_fresh(model: Any, params: dict, train: CleanSet, val: CleanSet, cfg: F
     predict = jax.jit(model.apply)
 
     def evaluate(p) -> tuple[float, float]:
-        tot = pt = 0.0
-        for i in range(0, len(val), 512):
-            sl = slice(i, i + 512)
-            pred = predict(p, jnp.asarray(val_x[sl]), jnp.asarray(val.psfs[sl]), jnp.asarray(val_sigma[sl]))
-            loss, point = bound_weighted_loss(pred, jnp.asarray(val.g[sl]), jnp.asarray(val_sigma[sl] * val.c[sl]),
-                                              cfg.uncertainty_weight)
-            n = len(val_x[sl])
-            tot, pt = tot + float(loss) * n, pt + float(point) * n
-        return tot / len(val), pt / len(val)
+        pred = map_batches(lambda x, ps, s: predict(p, x, ps, s), val_x, 512, val.psfs, val_sigma)
+        loss, point = bound_weighted_loss(jnp.asarray(pred), jnp.asarray(val.g), jnp.asarray(val_sigma * val.c),
+                                          cfg.uncertainty_weight)
+        return float(loss), float(point)
 
     history: dict[str, Any] = {"step": [], "val_loss": [], "val_point": [], "train_loss": [], "seconds": []}
     t0, since = time.perf_counter(), []
