@@ -197,9 +197,48 @@ DIAGNOSED = study.diagnosed()  # the first gets every diagnosis, the others the 
 
 
 def network_inputs(w):
-    """A network's comparison, bias or robustness job needs its trained run at that noise level."""
+    """A network's comparison, bias or robustness job needs its trained run at that noise level (a network
+    trained once for every level, the population study's: that training)."""
+    if study.trained_once(w.method):
+        return [f"{D}/population/training.json"]
     run = study.run_of(w.method)
     return [f"{D}/runs/{run}/noise{w.tag}/metrics.json"] if run else []
+
+
+rule population_train:
+    """The population study's networks (PSFNet per seed, its ablations), trained once on fresh noise over
+    every level; resumes the entries an interrupted run finished. Built when a method trained once is
+    in a study, or asked for: `snakemake src/data/<profile>/results/population.json`."""
+    output:
+        f"{D}/population/training.json",
+    benchmark:
+        f"{D}/benchmarks/population-train.tsv"
+    params:
+        profile=PROFILE,
+    threads: NODE_THREADS
+    resources:
+        mem_mb=mem_mb(4),
+        runtime=TRAIN_MINUTES,
+    shell:
+        "{PY} -m shearbridge population train --profile {params.profile}"
+
+
+rule population_evaluate:
+    """The population study's cell table: every galaxy x PSF family x noise level, the shear tests, metacal."""
+    input:
+        f"{D}/population/training.json",
+    output:
+        f"{D}/results/population.json",
+    benchmark:
+        f"{D}/benchmarks/population-evaluate.tsv"
+    params:
+        profile=PROFILE,
+    threads: NODE_THREADS
+    resources:
+        mem_mb=mem_mb(4),
+        runtime=60,
+    shell:
+        "{PY} -m shearbridge population evaluate --profile {params.profile}"
 
 
 rule diagnose:

@@ -117,6 +117,8 @@ def test_the_snakefile_plans_a_method_registered_from_outside(tmp_path):
         from shearbridge import study
         study.register(study.Method("toy", "classical", "Toy", frozenset({"compare", "bias", "timing"}),
                                     build=lambda ctx: None))
+        study.register(study.Method("toy_once", "network", "Toy once", frozenset({"compare"}),
+                                    build=lambda ctx: None, once=True))
     """))
     env = {**os.environ, "SHEARBRIDGE_PROFILE": "quick", "SHEARBRIDGE_METHODS": "toy_plugin",
            "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT / "src")]),
@@ -134,6 +136,21 @@ def test_the_snakefile_plans_a_method_registered_from_outside(tmp_path):
     for tag in study.study_tags(quick, "bias"):
         assert f"results/bias/toy/noise{tag}" in out
     assert "--networks baseline,shapenet" in out
+    # a network trained once for every level: its comparison waits for the population training, no per-level run
+    assert "population train --profile quick" in out and "compare --method toy_once" in out
+    assert "runs/toy_once" not in out and "--config toy_once" not in out
+
+
+def test_a_network_trained_once_has_no_per_level_training():
+    once = study.Method("toy_once", "network", "Toy once", frozenset({"compare"}), build=lambda ctx: None, once=True)
+    with study.registered(once):
+        assert study.trained_once("toy_once") and not study.trained_once("baseline")
+        assert not any(e == "toy_once" or e is None for e, _ in study.trainings(get_profile("quick")))
+    with pytest.raises(ConfigError, match="experiment"):
+        study.Method("x", "network", "X", frozenset(), build=lambda ctx: None).validate()
+    with pytest.raises(ConfigError, match="once=True"):
+        study.Method("x", "network", "X", frozenset(), build=lambda ctx: None, experiment="baseline",
+                     once=True).validate()
 
 
 # ------------------------------------------------------------------ architecture rules

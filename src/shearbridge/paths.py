@@ -43,5 +43,10 @@ def run_dir(config_name: str, noise_sigma: float, profile: Profile | None = None
     return profile_dir(profile) / "runs" / config_name / f"noise{noise_tag(noise_sigma)}"
 
 
+def population_dir(profile: Profile | None = None) -> Path:
+    """The population study's galaxies and networks (``src/data/<profile>/population/``)."""
+    return profile_dir(profile) / "population"
+
+
 def results_dir(profile: Profile | None = None) -> Path:
     return profile_dir(profile) / "results"

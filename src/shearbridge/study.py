@@ -28,9 +28,11 @@ level when 1e-3 is not on the grid). The seed streams are the table
 :data:`shearbridge.config.seeds.SEED_STREAMS`.
 
 Adding a classical estimator: write it (``estimators/<name>.py``, the
-:class:`~shearbridge.estimators.base.ShapeEstimator` interface) and :func:`register` it in
-``_register_defaults`` below. Adding a network: the model (``models/<name>.py``), its
-experiment (:mod:`shearbridge.config.experiments`) and its entry here. A module named in
+:class:`~shearbridge.estimators.base.ShapeEstimator` interface), its builder
+(:mod:`shearbridge.estimators.factories`) and :func:`register` it in ``_register_defaults`` below.
+Adding a network: the model (``models/<name>.py``), its experiment
+(:mod:`shearbridge.config.experiments`) and its entry here; a network trained once for every
+noise level (the population study's ``psfnet``) has ``once=True`` and no experiment. A module named in
 ``$SHEARBRIDGE_METHODS`` that calls :func:`register` is imported with the registry (a method
 outside the package: the Snakefile, the summaries and the CLI see it).
 """
@@ -46,12 +48,22 @@ from typing import Any
 
 from shearbridge.config import ConfigError, Profile, noise_tag
 from shearbridge.config.seeds import SEED_STREAMS
+from shearbridge.estimators.factories import (
+    anacal,
+    anacal_installed,
+    hsm,
+    mlfit,
+    network,
+    ngmix,
+    ngmix_installed,
+    psfnet,
+)
 
 __all__ = [
     "KINDS", "STUDIES", "SPEEDUP_REFERENCES", "TRAINING_GAIN", "SLOW_SHEAR_FRACTION", "MIN_SHEAR_GALAXIES",
     "SEED_STREAMS",
     "Method", "MethodContext", "register", "registered", "get_method", "methods", "names", "study_noise",
-    "study_tags", "run_of", "trainings", "diagnosed", "diagnosis_noise", "PLUGINS_ENV",
+    "study_tags", "run_of", "trainings", "trained_once", "diagnosed", "diagnosis_noise", "PLUGINS_ENV",
 ]
 
 KINDS = ("network", "classical", "bound")
@@ -80,12 +92,14 @@ _GRID_STUDIES = ("compare", "bias_grid", "evaluate")
 @dataclass(frozen=True)
 class MethodContext:
     """What a method's factory may use: the profile's root seed, the noise level it measures at,
-    and a loader of trained networks (``load_network(experiment, noise_sigma) -> Trained``) that the
-    calling pipeline step provides (the registry knows no paths)."""
+    and loaders of trained networks that the calling pipeline step provides (the registry knows no
+    paths): ``load_network(experiment, noise_sigma) -> Trained`` (a run trained at one noise level) and
+    ``load_population(entry) -> (model, params)`` (a network of the population study, trained once)."""
 
     seed: int
     noise_sigma: float
     load_network: Callable[[str, float], Any] | None = None
+    load_population: Callable[[str], Any] | None = None
 
 
 def _always() -> bool:
@@ -116,6 +130,9 @@ class Method:
         False where an optional dependency is missing (ngmix): the method is then left out.
     shear_fraction : float
         Fraction of the shear-test galaxies it measures (the first ones): see :data:`SLOW_SHEAR_FRACTION`.
+    once : bool
+        A network trained once for every noise level (the population study's, ``python -m shearbridge
+        population train``) rather than one run per level: it has no experiment and no :func:`trainings`.
     """
 
     name: str
@@ -128,6 +145,7 @@ class Method:
     available: Callable[[], bool] = _always
     description: str = ""
     shear_fraction: float = 1.0
+    once: bool = False
 
     def validate(self) -> None:
         if not self.name or not self.name.replace("_", "").isalnum():
@@ -137,8 +155,10 @@ class Method:
         unknown = sorted(set(self.studies) - set(STUDIES))
         if unknown:
             raise ConfigError(f"method {self.name}: unknown studies {unknown}; known: {list(STUDIES)}")
-        if self.kind == "network" and not self.experiment:
-            raise ConfigError(f"network method {self.name} needs an experiment")
+        if self.kind == "network" and not (self.experiment or self.once):
+            raise ConfigError(f"network method {self.name} needs an experiment (or once=True)")
+        if self.once and (self.kind != "network" or self.experiment):
+            raise ConfigError(f"method {self.name}: once=True is for a network with no per-level experiment")
         if not 0.0 < self.shear_fraction <= 1.0:
             raise ConfigError(f"method {self.name}: shear_fraction must lie in (0, 1], got {self.shear_fraction}")
         if self.kind != "bound" and self.build is None:
@@ -249,6 +269,12 @@ def run_of(name: str) -> str | None:
     return m.experiment
 
 
+def trained_once(name: str) -> bool:
+    """Whether method ``name`` is a network trained once for every noise level (:attr:`Method.once`)."""
+    m = _REGISTRY.get(name)
+    return bool(m is not None and m.once)
+
+
 def diagnosed() -> list[str]:
     """Experiments of the diagnosis, the first one diagnosed in full."""
     return [m.experiment for m in methods("diagnosis") if m.experiment]
@@ -281,99 +307,53 @@ def trainings(profile: Profile) -> list[tuple[str, float]]:
 # ------------------------------------------------------------------------ the methods
 
 
-def _network(experiment: str) -> Callable[[MethodContext], Any]:
-    def build(ctx: MethodContext) -> Any:
-        from shearbridge.estimators.network import NetworkEstimator
-
-        if ctx.load_network is None:
-            raise ConfigError(f"network {experiment!r} needs a context with load_network")
-        return NetworkEstimator(ctx.load_network(experiment, ctx.noise_sigma), experiment)
-
-    return build
-
-
-def _mlfit(ctx: MethodContext) -> Any:
-    from shearbridge.estimators.mlfit import MLFitEstimator
-    return MLFitEstimator(model="gauss", seed=ctx.seed)
-
-
-def _hsm(method: str) -> Callable[[MethodContext], Any]:
-    def build(ctx: MethodContext) -> Any:
-        from shearbridge.estimators.hsm import HSMEstimator
-        return HSMEstimator(method=method)
-    return build
-
-
-def _ngmix(ctx: MethodContext) -> Any:
-    from shearbridge.estimators.ngmix_adapter import NgmixMLEstimator
-    return NgmixMLEstimator(model="gauss", seed=ctx.seed)
-
-
-def _anacal(ctx: MethodContext) -> Any:
-    from shearbridge.estimators.anacal import AnaCalEstimator
-    # the shear test's four stamps of one galaxy and orientation share one renoising image, antithetic in +-n
-    return AnaCalEstimator(seed=ctx.seed, noise_share=4, antithetic=True)
-
-
-def _anacal_installed() -> bool:
-    from shearbridge.estimators.anacal import anacal_available
-    return anacal_available()
-
-
-def _ngmix_installed() -> bool:
-    from shearbridge.estimators.ngmix_adapter import NgmixUnavailable, import_ngmix
-
-    try:
-        import_ngmix()
-    except NgmixUnavailable:
-        return False
-    return True
-
-
 def _register_defaults() -> None:
     from shearbridge.config.ablation import ABLATION_LADDER, ABLATION_REMOVALS
     from shearbridge.config.experiments import SEED_VARIANTS
 
     headline = frozenset({"compare", "bias", "bias_grid", "timing", "robustness", "learning", "evaluate",
                           "diagnosis"})
-    register(Method("baseline", "network", "EnhancedGalaxyNN", headline, _network("baseline"),
+    register(Method("baseline", "network", "EnhancedGalaxyNN", headline, network("baseline"),
                     experiment="baseline", style=0,
                     description="ShearNet's EnhancedGalaxyNN, layer for layer, ShearNet's recipe"))
-    register(Method("shapenet", "network", "ShapeNet", headline, _network("shapenet"),
+    register(Method("shapenet", "network", "ShapeNet", headline, network("shapenet"),
                     experiment="shapenet", style=4,
                     description="the precision-preserving network (moment head, adaptive-moment residual)"))
     register(Method("shapenet_mix", "network", "ShapeNet (mixture)", frozenset({"robustness"}),
-                    _network("shapenet_mix"), experiment="shapenet_mix", style=5,
+                    network("shapenet_mix"), experiment="shapenet_mix", style=5,
                     description="ShapeNet trained on the galaxy-model mixture"))
+    register(Method("psfnet", "network", "PSFNet", frozenset(), psfnet, style=9, once=True,
+                    description="the population study's PSF- and noise-aware network (its first seed), trained "
+                                "once on fresh noise over every level; told each stamp's PSF image and noise sigma"))
     register(Method("moments_affine", "classical", "Moments + affine fit",
                     (headline - {"diagnosis", "learning", "evaluate"}) | {"metacal"},
-                    _network("moments_affine"), experiment="moments_affine", style=7,
+                    network("moments_affine"), experiment="moments_affine", style=7,
                     description="ShapeNet's analytic part alone: PSF-deconvolved adaptive moments and a "
                                 "least-squares affine read-out fitted on the training split, no network"))
     register(Method("mlfit", "classical", "ML fit (JAX)",
-                    frozenset({"compare", "bias", "bias_grid", "metacal", "timing", "robustness"}), _mlfit, style=3,
+                    frozenset({"compare", "bias", "bias_grid", "metacal", "timing", "robustness"}), mlfit, style=3,
                     shear_fraction=SLOW_SHEAR_FRACTION,
                     description="JAX maximum-likelihood fit of an elliptical Gaussian"))
     register(Method("hsm_regauss", "classical", "HSM REGAUSS",
-                    frozenset({"compare", "bias", "bias_grid", "timing", "robustness"}), _hsm("REGAUSS"), style=2,
+                    frozenset({"compare", "bias", "bias_grid", "timing", "robustness"}), hsm("REGAUSS"), style=2,
                     shear_fraction=SLOW_SHEAR_FRACTION,
                     description="GalSim HSM re-Gaussianization"))
     register(Method("hsm_ksb", "classical", "HSM KSB", frozenset({"compare", "bias", "bias_grid", "timing"}),
-                    _hsm("KSB"), style=1, shear_fraction=SLOW_SHEAR_FRACTION, description="GalSim HSM KSB"))
-    register(Method("anacal", "classical", "AnaCal (FPFS)", frozenset({"bias", "bias_grid", "timing"}), _anacal,
-                    available=_anacal_installed, style=8,
+                    hsm("KSB"), style=1, shear_fraction=SLOW_SHEAR_FRACTION, description="GalSim HSM KSB"))
+    register(Method("anacal", "classical", "AnaCal (FPFS)", frozenset({"bias", "bias_grid", "timing"}), anacal,
+                    available=anacal_installed, style=8,
                     description="AnaCal FPFS ellipticity with its analytic shear response; the shear of an "
                                 "ensemble is sum e / sum R (not a per-galaxy shear, so not in the RMSE studies)"))
-    register(Method("ngmix", "classical", "ngmix ML fit", frozenset({"compare", "bias", "timing"}), _ngmix,
-                    style=6, shear_fraction=SLOW_SHEAR_FRACTION, available=_ngmix_installed,
+    register(Method("ngmix", "classical", "ngmix ML fit", frozenset({"compare", "bias", "timing"}), ngmix,
+                    style=6, shear_fraction=SLOW_SHEAR_FRACTION, available=ngmix_installed,
                     description="ngmix maximum-likelihood fit (where ngmix is installed)"))
     for net, extra in SEED_VARIANTS.items():
         for k in extra:
             register(Method(f"{net}_seed{k}", "network", f"{_REGISTRY[net].label} (seed {k})",
-                            frozenset({"seeds"}), _network(f"{net}_seed{k}"), experiment=f"{net}_seed{k}",
+                            frozenset({"seeds"}), network(f"{net}_seed{k}"), experiment=f"{net}_seed{k}",
                             style=-1, description=f"{_REGISTRY[net].label} trained with seed {k}"))
     for step, label, _ in ABLATION_LADDER + ABLATION_REMOVALS:
-        register(Method(step, "network", label, frozenset({"ablation"}), _network(step), experiment=step,
+        register(Method(step, "network", label, frozenset({"ablation"}), network(step), experiment=step,
                         style=-1, description=f"ablation: {label}"))
     register(Method("crlb", "bound", "Cramér–Rao bound", frozenset(), style=-2,
                     description="per-galaxy Cramér–Rao bound on (g1, g2), six free parameters"))

@@ -38,7 +38,8 @@ class PopulationPlan:
     ``n_cell``: test galaxies of each galaxy family x PSF family cell (shared by its noise levels,
     each with its own noise); ``cell_noise``: the cells' pixel-noise sigmas; ``seeds``: the
     network's training seeds (the headline is their mean, their scatter its error); ``n_shear``:
-    galaxies of each cell's shear test (16 stamps each) at the levels ``shear_noise``; ``ablations``:
+    galaxies of each cell's shear test (16 stamps each) at the levels ``shear_noise``, calibrated by
+    metacalibration at ``metacal_noise`` (a subset of them: the survey level); ``ablations``:
     the ingredients removed one at a time (:data:`ABLATIONS`).
     """
 
@@ -50,8 +51,19 @@ class PopulationPlan:
     seeds: tuple[int, ...] = (0, 1, 2)
     n_shear: int = 256
     shear_noise: tuple[float, ...] = (1e-3, 1e-2)
+    metacal_noise: tuple[float, ...] = (1e-2,)
     fresh: FreshConfig = field(default_factory=FreshConfig)
     ablations: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ABLATIONS
+
+    def entries(self) -> list[tuple[str, FreshConfig, dict[str, Any]]]:
+        """Every network the plan trains: ``(name, FreshConfig, PSFNet kwargs)``: one per seed (named by
+        it), then each ablation (``abl_<name>``: the first seed with one ingredient changed)."""
+        out = [(str(seed), dataclasses.replace(self.fresh, seed=seed), {}) for seed in self.seeds]
+        for name, changes in self.ablations:
+            fresh = {k: v for k, v in changes if not k.startswith("model_")}
+            model = {k[len("model_"):]: v for k, v in changes if k.startswith("model_")}
+            out.append((f"abl_{name}", dataclasses.replace(self.fresh, seed=self.seeds[0], **fresh), model))
+        return out
 
     def validate(self) -> None:
         self.population.validate()
@@ -70,6 +82,9 @@ class PopulationPlan:
             if not name.isidentifier() or any(k not in fields for k, _ in changes):
                 raise ConfigError(f"ablation {name!r} must change FreshConfig fields or model_ + one of "
                                   f"{MODEL_FIELDS}, got {changes!r}")
+        if any(not any(abs(m - s) <= 1e-12 * s for s in self.shear_noise) for m in self.metacal_noise):
+            raise ConfigError(f"metacal_noise {self.metacal_noise!r} must be levels of shear_noise "
+                              f"{self.shear_noise!r}")
         lo, hi = min(self.cell_noise), max(self.cell_noise)
         if lo < self.fresh.noise_min or hi > self.fresh.noise_max:
             raise ConfigError(f"cell noise {lo}..{hi} lies outside the training range "

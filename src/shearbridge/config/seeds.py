@@ -31,6 +31,7 @@ SEED_STREAMS: dict[str, int] = {
     "population_bootstrap": 0x90E7,  # bootstrap errors of its cell table (same keys)
     "population_shear": 0x90F9,  # the galaxies of its cells' shear tests (keys: galaxy family, PSF family)
     "population_shear_noise": 0x910B,  # their noise fields (keys: galaxy family, PSF family, noise level)
+    "population_metacal_noise": 0x911D,  # the correlated-noise fix of their metacal images (same keys)
 }
 
 

@@ -3,8 +3,9 @@
 :class:`NetworkEstimator` wraps a :class:`shearbridge.models.Trained` (loaded by the
 pipeline step that owns the run folder) so that every study measures a network the
 way it measures a classical estimator: ``measure(stamps, psf_image, pixel_scale_arcsec,
-noise_sigma) -> EstimatorResult``. The network sees only the stamps; the PSF it was
-trained for is part of the trained model, and networks never flag an object.
+noise_sigma) -> EstimatorResult``. A per-level network sees only the stamps; the PSF it was
+trained for is part of the trained model. :class:`PSFNetEstimator` (the population study's
+network, trained once) is told the PSF image and noise sigma. Networks never flag an object.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 
 from shearbridge.estimators.base import EstimatorInputError, EstimatorResult
 
-__all__ = ["NetworkEstimator", "NETWORK_BATCH", "PSF_TOLERANCE", "psf_sigma_px"]
+__all__ = ["NetworkEstimator", "PSFNetEstimator", "NETWORK_BATCH", "PSF_TOLERANCE", "psf_sigma_px"]
 
 #: Stamps per compiled network call (the last batch is zero-padded: one compilation).
 NETWORK_BATCH = 256
@@ -86,6 +87,60 @@ class NetworkEstimator:
             if abs(got / want - 1) > PSF_TOLERANCE:
                 raise EstimatorInputError(f"{self.name}: trained for a PSF of moment sigma {want:.3g} px, this PSF "
                                           f"image has {got:.3g} px (unweighted second moments, pixel removed)")
+
+
+class PSFNetEstimator:
+    """``measure`` = PSFNet's (g1, g2) (:mod:`shearbridge.models.psfnet`), told the PSF image and the
+    noise sigma of the stamps; its per-galaxy uncertainty ``s`` is ``extra["sigma_g"]``.
+
+    Parameters
+    ----------
+    model, params
+        The network and its trained parameters (the population study's, as the pipeline step loads them).
+    name : str
+        The method's registry name (for messages).
+    stamp_size_px : int
+        The stamp size it was trained on (the population's): other sizes are refused.
+    """
+
+    def __init__(self, model: Any, params: Any, name: str, batch_size: int = NETWORK_BATCH,
+                 stamp_size_px: int = 53) -> None:
+        import jax
+
+        self.model, self.params, self.name = model, params, name
+        self.batch_size, self.stamp_size_px = int(batch_size), int(stamp_size_px)
+        self.warmup_stamps = self.batch_size
+        self._apply = jax.jit(model.apply)
+
+    def measure(self, stamps: np.ndarray, psf_image: np.ndarray | None = None,
+                pixel_scale_arcsec: float | None = None, noise_sigma: float | None = None) -> EstimatorResult:
+        """(g1, g2) of each stamp, flags all zero. ``psf_image`` is one (S, S) image for every stamp or
+        one per stamp (N, S, S), scaled to unit sum; ``noise_sigma`` (image units) is required."""
+        from shearbridge.models.predict import map_batches
+
+        stamps = np.asarray(stamps, np.float32)
+        if stamps.ndim == 2:
+            stamps = stamps[None]
+        s = self.stamp_size_px
+        if stamps.ndim != 3 or stamps.shape[1:] != (s, s) or len(stamps) == 0:
+            raise EstimatorInputError(f"{self.name}: stamps must have shape (N, {s}, {s}) with N > 0, "
+                                      f"got {stamps.shape}")
+        if psf_image is None or noise_sigma is None or not np.isfinite(noise_sigma) or not noise_sigma > 0:
+            raise EstimatorInputError(f"{self.name}: needs the PSF image and a positive noise sigma "
+                                      f"(got {noise_sigma!r})")
+        psf = np.asarray(psf_image, np.float64)
+        psf = np.broadcast_to(psf, stamps.shape) if psf.shape == (s, s) else psf
+        total = psf.sum(axis=(1, 2), keepdims=True) if psf.shape == stamps.shape else None
+        if total is None or not np.all(np.isfinite(psf)) or not np.all(total > 0):
+            raise EstimatorInputError(f"{self.name}: psf_image must be finite, of positive sum, and ({s}, {s}) or "
+                                      f"(N, {s}, {s}); got {np.shape(psf_image)}")
+        if not np.all(np.isfinite(stamps)):
+            raise EstimatorInputError(f"{self.name}: stamps contain NaN or inf")
+        sigma = np.full(len(stamps), noise_sigma, np.float32)
+        out = map_batches(lambda x, p, n: self._apply(self.params, x, p, n), stamps, self.batch_size,
+                          (psf / total).astype(np.float32), sigma)
+        out = np.asarray(out, np.float64)
+        return EstimatorResult(g1=out[:, 0], g2=out[:, 1], extra={"sigma_g": np.exp(out[:, 2])})
 
 
 #: Largest relative difference of PSF sigma between a user's PSF image and the training data's.

@@ -41,7 +41,7 @@ import scipy.fft
 
 from shearbridge.estimators.base import EstimatorInputError
 
-__all__ = ["MetacalImages", "metacal_images", "reconvolution_sigma_px", "METACAL_STEP", "CHUNK"]
+__all__ = ["MetacalImages", "metacal_images", "metacal_by_psf", "reconvolution_sigma_px", "METACAL_STEP", "CHUNK"]
 
 #: Reduced-shear step of the finite-difference response (metacal's value).
 METACAL_STEP = 0.01
@@ -162,3 +162,26 @@ def metacal_images(stamps: np.ndarray, psf_image: np.ndarray, *, step: float = M
     psf_r = _centred_idft(gamma.astype(np.complex128), n)[1:, 1:]
     return MetacalImages(noshear=sets[0], d1=sets[1], d2=sets[2], psf_image=psf_r / psf_r.sum(),
                          sigma_px=sigma_r, step=float(step))
+
+
+def metacal_by_psf(stamps: np.ndarray, psfs: np.ndarray, groups: np.ndarray, components: np.ndarray, *,
+                   step: float = METACAL_STEP, fix_noise: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Metacal sets of stamps with one PSF image each (``psfs`` (N, S, S)), the stamps of one
+    ``groups`` value sharing it (a galaxy of a shear test): ``(noshear, plus, minus, psf)``, each
+    (N, S, S); ``plus``/``minus`` are sheared by ``+-step`` along each stamp's ``components`` (1 or 2),
+    ``psf`` is each stamp's reconvolution PSF. ``fix_noise`` as :func:`metacal_images`."""
+    x, psfs, groups = np.asarray(stamps), np.asarray(psfs), np.asarray(groups)
+    if psfs.shape != x.shape or groups.shape != x.shape[:1]:
+        raise EstimatorInputError(f"metacal: need stamps and PSF images of one shape and a group per stamp, got "
+                                  f"{x.shape}, {psfs.shape}, {groups.shape}")
+    out = [np.empty(x.shape) for _ in range(4)]
+    for g in np.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        if not np.array_equal(psfs[idx], np.broadcast_to(psfs[idx[0]], psfs[idx].shape)):
+            raise EstimatorInputError(f"metacal: the stamps of group {g} do not share one PSF image")
+        mc = metacal_images(x[idx], psfs[idx[0]], step=step, fix_noise=None if fix_noise is None else fix_noise[idx])
+        comp = np.asarray(components)[idx]
+        for dst, src in zip(out, (mc.noshear, mc.along(comp, +1), mc.along(comp, -1), mc.psf_image)):
+            dst[idx] = src
+    return out[0], out[1], out[2], out[3]

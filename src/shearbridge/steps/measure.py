@@ -19,9 +19,9 @@ from shearbridge.config import ConfigError, Profile, active_profile, noise_tag
 from shearbridge.errors import InputError, MissingFileError
 from shearbridge.io import save_npz, write_text
 
-__all__ = ["network_loader", "require_trained", "method_estimator", "user_estimator", "timed_measure", "timed_result",
-           "result_path", "load_measured",
-           "load_stamps", "write_catalogue", "progress_bar", "WARMUP_STAMPS"]
+__all__ = ["network_loader", "require_trained", "population_network", "population_network_path", "method_estimator",
+           "user_estimator", "timed_measure", "timed_result", "result_path", "load_measured", "load_stamps",
+           "write_catalogue", "progress_bar", "WARMUP_STAMPS"]
 
 #: Stamps of the untimed warm-up call of a classical estimator (networks: one full batch).
 WARMUP_STAMPS = 8
@@ -33,6 +33,27 @@ def network_loader(profile: Profile):
         return require_trained(paths.run_dir(experiment, sigma, profile), experiment, sigma, profile.name)
 
     return load
+
+
+def population_network_path(profile: Profile, name: int | str) -> Path:
+    """Where the population study keeps network entry ``name`` (a seed, ``abl_<name>``, ``moments``)."""
+    return paths.population_dir(profile) / f"psfnet_{name}.msgpack"
+
+
+def population_network(profile: Profile, name: int | str) -> tuple[Any, Any]:
+    """``(model, params)`` of a trained population-study entry (a seed, ``abl_<name>``) or of
+    ``"moments"`` (the first seed's data-initialised parameters: the moments-only estimator)."""
+    from flax import serialization
+
+    from shearbridge.config.population import population_plan
+    from shearbridge.models.psfnet import PSFNet
+
+    path = population_network_path(profile, name)
+    if not path.exists():
+        raise MissingFileError(f"{path} is missing: run `python -m shearbridge population train --profile "
+                               f"{profile.name}` first")
+    kwargs = {n: k for n, _, k in population_plan(profile).entries()}.get(str(name), {})
+    return PSFNet(**kwargs), serialization.msgpack_restore(path.read_bytes())
 
 
 def require_trained(run: Path, experiment: str, sigma: float, profile_name: str) -> Any:
@@ -51,7 +72,8 @@ def require_trained(run: Path, experiment: str, sigma: float, profile_name: str)
 
 def method_estimator(method: str, profile: Profile, sigma: float) -> Any:
     """The estimator of registered ``method`` at pixel noise ``sigma`` (image units)."""
-    context = study.MethodContext(seed=profile.seed, noise_sigma=sigma, load_network=network_loader(profile))
+    context = study.MethodContext(seed=profile.seed, noise_sigma=sigma, load_network=network_loader(profile),
+                                  load_population=lambda name: population_network(profile, name))
     return study.get_method(method).estimator(context)
 
 

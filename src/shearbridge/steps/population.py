@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import multiprocessing
 import os
 import time
@@ -53,17 +54,13 @@ from shearbridge.sim.population import (
     render_population,
     training_families,
 )
-from shearbridge.steps.measure import progress_bar
+from shearbridge.stats.cells import REFERENCE, SEED_PREFIX
+from shearbridge.steps.measure import population_network, population_network_path, progress_bar
 
-__all__ = ["population_dir", "clean_set", "cell_set", "shear_cell_set", "train_population", "evaluate_population",
-           "load_network", "SPLITS"]
+__all__ = ["clean_set", "cell_set", "shear_cell_set", "train_population", "evaluate_population", "SPLITS"]
 
 SPLITS = {"train": 0, "val": 1}
 _FD_FAMILIES = ("sersic", "bulge_disk")
-
-
-def population_dir(profile: Profile) -> Path:
-    return paths.profile_dir(profile) / "population"
 
 
 def _chunks(n: int, parts: int) -> list[slice]:
@@ -143,7 +140,7 @@ def _cached(profile: Profile, plan: PopulationPlan, name: str, what: tuple[Any, 
             make: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """The arrays of ``population/<name>.npz``, made by ``make()`` and stored with the :func:`_spec` of
     ``what`` unless the file already holds them for that spec."""
-    path = population_dir(profile) / f"{name}.npz"
+    path = paths.population_dir(profile) / f"{name}.npz"
     spec = _spec(profile, plan, *what)
     if not _fresh_cache(path, spec):
         save_npz(path, spec=np.array(spec), **make())
@@ -228,46 +225,43 @@ def _shear_bias(profile: Profile, plan: PopulationPlan, nets: dict[str, Any]) ->
                 x = cell["stamps"] + fields[field_id] * (cell["noise_sign"][:, None, None] * np.float32(sigma))
                 bias = {name: paired_shear_bias(_predict(m, p, x, cell["psfs"], sigma)[:, :2], labels)
                         for name, (m, p) in nets.items()}
-                out.append({"galaxy": galaxy, "psf": psf, "noise_sigma": sigma, "bias": bias,
-                            "held_out": galaxy == cfg.held_out_galaxy or psf == cfg.held_out_psf})
+                row = {"galaxy": galaxy, "psf": psf, "noise_sigma": sigma, "bias": bias,
+                       "held_out": galaxy == cfg.held_out_galaxy or psf == cfg.held_out_psf}
+                if any(math.isclose(sigma, s) for s in plan.metacal_noise):
+                    fix = seeded_rng(profile.seed, "population_metacal_noise", gi, pi, li).standard_normal(
+                        fields.shape, dtype=np.float32)[field_id] * (cell["noise_sign"][:, None, None] * sigma)
+                    calibrated = {k: v for k, v in nets.items() if k == REFERENCE or k.startswith(SEED_PREFIX)}
+                    row["metacal"] = _metacal_bias(x, cell, labels, fix, sigma, calibrated)
+                out.append(row)
     return out
 
 
-def _network_path(profile: Profile, seed: int | str) -> Path:
-    return population_dir(profile) / f"psfnet_{seed}.msgpack"
+def _metacal_bias(x: np.ndarray, cell: dict[str, np.ndarray], labels: dict[str, np.ndarray], fix: np.ndarray,
+                  sigma: float, nets: dict[str, Any]) -> dict[str, Any]:
+    """m and c of each network calibrated by metacalibration on one cell's shear test: each galaxy's
+    stamps deconvolved by its own PSF, sheared by +-step along its shear component, reconvolved by a
+    round Gaussian the network is told (:func:`shearbridge.stats.metacal_fourier.metacal_by_psf`, with
+    the correlated-noise fix ``fix``, so the noise sigma told is ``sqrt(2) sigma``)."""
+    from shearbridge.stats.bias import paired_metacal_bias
+    from shearbridge.stats.metacal_fourier import METACAL_STEP, metacal_by_psf
 
-
-def _entries(plan: PopulationPlan) -> list[tuple[str, Any, dict[str, Any]]]:
-    """Every network the plan trains: ``(name, FreshConfig, PSFNet kwargs)``: one per seed, then each
-    ablation (the first seed with one ingredient changed)."""
-    out = [(str(seed), _with_seed(plan, seed), {}) for seed in plan.seeds]
-    for name, changes in plan.ablations:
-        fresh = {k: v for k, v in changes if not k.startswith("model_")}
-        model = {k[len("model_"):]: v for k, v in changes if k.startswith("model_")}
-        out.append((f"abl_{name}", dataclasses.replace(_with_seed(plan, plan.seeds[0]), **fresh), model))
+    comp = labels["pair_id"].astype(np.int64) % 2 + 1
+    sets = metacal_by_psf(x, cell["psfs"], labels["pair_id"], comp, step=METACAL_STEP, fix_noise=fix)
+    noshear, plus, minus, psf_r = (a.astype(np.float32) for a in sets)
+    told, idx = sigma * math.sqrt(2.0), np.arange(len(x))
+    out = {}
+    for name, (m, p) in nets.items():
+        g0, gp, gm = (_predict(m, p, a, psf_r, told)[:, :2] for a in (noshear, plus, minus))
+        response = (gp[idx, comp - 1] - gm[idx, comp - 1]) / (2.0 * METACAL_STEP)
+        out[name] = {**paired_metacal_bias(g0, response, labels), "mean_response": float(np.mean(response))}
     return out
-
-
-def load_network(profile: Profile, name: int | str):
-    """``(model, params)`` of a trained entry (a seed, ``abl_<name>``) or of ``"moments"`` (the first
-    seed's data-initialised parameters: the moments-only estimator)."""
-    from flax import serialization
-
-    from shearbridge.errors import MissingFileError
-    from shearbridge.models.psfnet import PSFNet
-
-    path = _network_path(profile, name)
-    if not path.exists():
-        raise MissingFileError(f"{path} is missing: run `python -m shearbridge population train` first")
-    kwargs = {n: k for n, _, k in _entries(population_plan(profile))}.get(str(name), {})
-    return PSFNet(**kwargs), serialization.msgpack_restore(path.read_bytes())
 
 
 def train_population(profile: Profile) -> dict[str, Any]:
-    """Train every network of the plan (:func:`_entries`; module docstring); writes the parameters and
-    ``training.json`` (histories, seconds) and returns that record. An entry whose parameters exist
-    and whose recorded configuration and training galaxies are the plan's is kept (an interrupted run
-    continues)."""
+    """Train every network of the plan (:meth:`~shearbridge.config.population.PopulationPlan.entries`;
+    module docstring); writes the parameters and ``training.json`` (histories, seconds) and returns
+    that record. An entry whose parameters exist and whose recorded configuration and training
+    galaxies are the plan's is kept (an interrupted run continues)."""
     import jax
     from flax import serialization
 
@@ -279,18 +273,19 @@ def train_population(profile: Profile) -> dict[str, Any]:
     t0 = time.perf_counter()
     _, train = clean_set(profile, plan, "train")
     _, val = clean_set(profile, plan, "val")
-    record_path = population_dir(profile) / "training.json"
+    record_path = paths.population_dir(profile) / "training.json"
     old = read_json(record_path) if record_path.exists() else {}
     data = _spec(profile, plan, "train", plan.n_train) + _spec(profile, plan, "val", plan.n_val)
     if old.get("data") != data:  # networks trained on other galaxies are not kept
         old = {}
     record = {"prepare_seconds": time.perf_counter() - t0, "n_train": len(train), "n_val": len(val),
               "data": data, "seeds": {}, "ablations": {}}
-    for name, cfg, kwargs in _entries(plan):
+    for name, cfg, kwargs in plan.entries():
         group = "ablations" if name.startswith("abl_") else "seeds"
         key_name = name[len("abl_"):] if group == "ablations" else name
         done = old.get(group, {}).get(key_name, {})
-        if (_network_path(profile, name).exists() and done.get("config") == json_ready(dataclasses.asdict(cfg))
+        path = population_network_path(profile, name)
+        if (path.exists() and done.get("config") == json_ready(dataclasses.asdict(cfg))
                 and done.get("model", {}) == json_ready(kwargs)):
             record[group][key_name] = done
             continue
@@ -299,14 +294,14 @@ def train_population(profile: Profile) -> dict[str, Any]:
         x, sigma = noisy_copy(train, key, plan.fresh.noise_min, plan.fresh.noise_max)
         params = model.data_init(model.init(key, x[:2], train.psfs[:2], sigma[:2]), x, train.psfs, sigma, train.g)
         if name == str(plan.seeds[0]):
-            with atomic_path(_network_path(profile, "moments")) as tmp:
+            with atomic_path(population_network_path(profile, "moments")) as tmp:
                 tmp.write_bytes(serialization.to_bytes(params))
         t1 = time.perf_counter()
         with progress_bar(cfg.steps, f"PSFNet {name}", unit="step") as bar:
             params, hist = train_fresh(model, params, train, val, cfg, progress=bar.update)
         hist["train_seconds"] = time.perf_counter() - t1
         hist["model"] = json_ready(kwargs)
-        with atomic_path(_network_path(profile, name)) as tmp:
+        with atomic_path(population_network_path(profile, name)) as tmp:
             tmp.write_bytes(serialization.to_bytes(params))
         record[group][key_name] = json_ready(hist)
         write_json(record_path, record)  # after every entry: a stopped run keeps what it finished
@@ -319,19 +314,15 @@ def json_ready(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=str))
 
 
-def _with_seed(plan: PopulationPlan, seed: int):
-    return dataclasses.replace(plan.fresh, seed=seed)
-
-
 def evaluate_population(profile: Profile) -> dict[str, Any]:
     """The cell table (module docstring), written to ``results/population.json`` and returned."""
     from shearbridge.stats.cells import cell_metrics
 
     plan = population_plan(profile)
     cfg = plan.population
-    nets = {"moments": load_network(profile, "moments")}
-    for name, _, _ in _entries(plan):
-        nets[f"seed{name}" if name[0].isdigit() else name] = load_network(profile, name)
+    nets = {REFERENCE: population_network(profile, REFERENCE)}
+    for name, _, _ in plan.entries():
+        nets[f"{SEED_PREFIX}{name}" if name[0].isdigit() else name] = population_network(profile, name)
     cells = []
     for gi, galaxy in enumerate(cfg.galaxy_families):
         for pi, psf in enumerate(cfg.psf_families):
@@ -348,10 +339,11 @@ def evaluate_population(profile: Profile) -> dict[str, Any]:
                     **cell_metrics(preds, truth, cell["bounds"] * sigma, cell["stamps"], sigma,
                                    seeded_rng(profile.seed, "population_bootstrap", gi, pi, li), profile.bootstrap),
                 })
-    training = read_json(population_dir(profile) / "training.json")
+    training = read_json(paths.population_dir(profile) / "training.json")
     out = {"cells": cells, "shear_cells": _shear_bias(profile, plan, nets), "seeds": list(plan.seeds),
            "n_cell": plan.n_cell, "cell_noise": list(plan.cell_noise), "n_shear": plan.n_shear,
-           "shear_noise": list(plan.shear_noise), "held_out": {"galaxy": cfg.held_out_galaxy, "psf": cfg.held_out_psf},
+           "shear_noise": list(plan.shear_noise), "metacal_noise": list(plan.metacal_noise),
+           "held_out": {"galaxy": cfg.held_out_galaxy, "psf": cfg.held_out_psf},
            "training_seconds": {s: h["train_seconds"] for s, h in training["seeds"].items()},
            "ablation_seconds": {s: h["train_seconds"] for s, h in training.get("ablations", {}).items()},
            "steps": plan.fresh.steps, "batch_size": plan.fresh.batch_size, "n_train": plan.n_train}

@@ -14,7 +14,8 @@ noise-free, with its PSF image, and at every step
   times smaller, are not drowned by the noisy ones; and fits the predicted uncertainty ``s`` by the
   Gaussian likelihood of the (gradient-stopped) residual, ``|r|^2 / 2 s^2 + 2 log s``;
 * clips the gradient's global norm at ``clip_norm`` (0: no clipping): a batch holding one
-  low-noise stamp far from its bound has a gradient thousands of times the typical one.
+  low-noise stamp far from its bound has a gradient thousands of times the typical one. The
+  uncertainty head's parameters are clipped as a group of their own (:func:`param_groups`).
 
 ``fresh_noise=False`` is the ablation: each galaxy keeps one noise sigma and one noise field for the
 whole run (a fixed noisy training set, as the per-level networks have), drawn from the galaxy's index.
@@ -44,16 +45,17 @@ import optax
 
 from shearbridge.config import ConfigError
 from shearbridge.models.predict import map_batches
+from shearbridge.models.psfnet import UNCERTAINTY_PREFIX
 from shearbridge.train.augment import fresh_noise
 
-__all__ = ["FreshConfig", "CleanSet", "train_fresh", "noisy_copy", "bound_weighted_loss"]
+__all__ = ["FreshConfig", "CleanSet", "train_fresh", "noisy_copy", "bound_weighted_loss", "param_groups"]
 
 
 @dataclass(frozen=True)
 class FreshConfig:
     """How :func:`train_fresh` trains (module docstring)."""
 
-    steps: int = 3000
+    steps: int = 1500
     batch_size: int = 128
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
@@ -130,6 +132,17 @@ def bound_weighted_loss(pred: jax.Array, g: jax.Array, bound: jax.Array, unc_wei
     return point + unc_weight * nll, point
 
 
+def param_groups(params: Any) -> Any:
+    """``"uncertainty"`` for the uncertainty head's parameters (a name on the path starts with
+    :data:`~shearbridge.models.psfnet.UNCERTAINTY_PREFIX`), ``"point"`` for the rest: each group is
+    clipped on its own, so the shear loss's large gradients never scale the likelihood's down."""
+    def label(path: tuple[Any, ...], _: Any) -> str:
+        names = [str(getattr(k, "key", "")) for k in path]
+        return "uncertainty" if any(n.startswith(UNCERTAINTY_PREFIX) for n in names) else "point"
+
+    return jax.tree_util.tree_map_with_path(label, params)
+
+
 def _mask(params: Any) -> Any:
     """Weight decay on kernels only (not on biases, scales or the standardisation constants)."""
     return jax.tree_util.tree_map_with_path(lambda path, _: getattr(path[-1], "key", "") == "kernel", params)
@@ -150,8 +163,10 @@ def train_fresh(model: Any, params: dict, train: CleanSet, val: CleanSet, cfg: F
     key = jax.random.PRNGKey(cfg.seed)
     k_batch, k_sigma, k_noise, k_val = jax.random.split(key, 4)
     schedule = optax.cosine_decay_schedule(cfg.learning_rate, cfg.steps)
-    opt = optax.chain(optax.clip_by_global_norm(cfg.clip_norm) if cfg.clip_norm > 0 else optax.identity(),
-                      optax.adamw(schedule, weight_decay=cfg.weight_decay, mask=_mask))
+    opt = optax.multi_transform(
+        {group: optax.chain(optax.clip_by_global_norm(cfg.clip_norm) if cfg.clip_norm > 0 else optax.identity(),
+                            optax.adamw(schedule, weight_decay=cfg.weight_decay, mask=_mask))
+         for group in ("point", "uncertainty")}, param_groups(params))
     opt_state = opt.init(params)
     stamps, psfs = jnp.asarray(train.stamps), jnp.asarray(train.psfs)
     g_all, c_all = jnp.asarray(train.g, jnp.float32), jnp.asarray(train.c, jnp.float32)
