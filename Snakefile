@@ -223,10 +223,24 @@ rule population_train:
         "{PY} -m shearbridge population train --profile {params.profile}"
 
 
+def population_runs():
+    """The per-level runs the population study's networks are measured with: those the registry trains
+    anyway at the population plan's levels (shearbridge.steps.population_methods)."""
+    from shearbridge.config.population import population_plan
+
+    plan = population_plan(P)
+    levels = set(plan.cell_noise) | set(plan.shear_noise)
+    nets = {m.experiment for m in study.methods("population") if m.experiment}
+    return [f"{D}/runs/{e}/noise{noise_tag(s)}/metrics.json" for e, s in study.trainings(P)
+            if e in nets and any(math.isclose(s, x) for x in levels)]
+
+
 rule population_evaluate:
-    """The population study's cell table: every galaxy x PSF family x noise level, the shear tests, metacal."""
+    """The population study's cell table: every galaxy x PSF family x noise level, PSFNet and the registry's
+    population methods, the shear tests, metacal."""
     input:
         f"{D}/population/training.json",
+        population_runs(),
     output:
         f"{D}/results/population.json",
     benchmark:

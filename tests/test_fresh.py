@@ -186,6 +186,8 @@ def test_train_and_evaluate_end_to_end_and_resume(tmp_path, monkeypatch):
                                  ablations=(("plain_mse", (("bound_weighted", False),)),),
                                  fresh=FreshConfig(steps=2, batch_size=8, eval_every=2))
     monkeypatch.setitem(plans.PLANS, "quick", small)
+    # the registry's population methods: REGAUSS here (the per-level networks would need their runs)
+    monkeypatch.setattr("shearbridge.steps.population_methods.population_methods", lambda p, s: ["hsm_regauss"])
     profile = get_profile("quick")
     step.train_population(profile)
     from shearbridge.paths import population_dir
@@ -199,7 +201,10 @@ def test_train_and_evaluate_end_to_end_and_resume(tmp_path, monkeypatch):
     cells = {(c["galaxy"], c["psf"]): c for c in out["cells"]}
     assert set(cells) == {(g, p) for g in ("gauss", "exp") for p in ("gauss", "moffat")}
     assert [k for k, c in cells.items() if c["held_out"]] == [("gauss", "moffat"), ("exp", "gauss"), ("exp", "moffat")]
-    assert set(cells[("gauss", "gauss")]["methods"]) >= {"psfnet", "moments", "seed0", "abl_plain_mse"}
+    assert set(cells[("gauss", "gauss")]["methods"]) >= {"psfnet", "moments", "seed0", "abl_plain_mse", "hsm_regauss"}
+    assert cells[("gauss", "gauss")]["methods"]["hsm_regauss"]["n"] + \
+        cells[("gauss", "gauss")]["methods"]["hsm_regauss"]["n_flagged"] == 8
+    assert "hsm_regauss" in out["shear_cells"][0]["bias"]
     assert len(out["shear_cells"]) == 4 and "m1" in out["shear_cells"][0]["bias"]["seed0"]
     assert set(out["shear_cells"][0]["metacal"]) == {"moments", "seed0"}  # the seeds and the reference
     assert "m1" in out["shear_cells"][0]["metacal"]["seed0"]
@@ -325,3 +330,38 @@ def test_metacal_by_psf_matches_metacal_per_galaxy_and_calibrates_the_moments(tm
     m_raw, m_cal = 0.5 * (raw["m1"] + raw["m2"]), 0.5 * (cal["m1"] + cal["m2"])
     assert abs(m_raw) > 0.01, m_raw  # the analytic moments shrink exponential galaxies' shapes ...
     assert abs(m_cal) < 0.2 * abs(m_raw), (m_raw, m_cal)  # ... which metacalibration corrects
+
+
+def test_the_registrys_population_methods_measure_where_they_exist_with_each_stamps_psf():
+    """Classical methods at every level, a per-level network only where the registry trains it; a
+    classical estimator is told each group's PSF, a per-level network is called once."""
+    from shearbridge import study
+    from shearbridge.config import get_profile
+    from shearbridge.estimators.base import EstimatorResult
+    from shearbridge.steps.population_methods import measure_grouped, population_methods
+
+    quick = get_profile("quick")
+    toy = study.Method("toy_pair", "network", "Toy", frozenset({"population"}), build=lambda ctx: None,
+                       experiment="shapenet_mix")  # trained at the pair levels only (robustness)
+    with study.registered(toy):
+        assert "toy_pair" in population_methods(quick, 1e-3) and "toy_pair" not in population_methods(quick, 1e-2)
+        assert {"mlfit", "hsm_regauss"} <= set(population_methods(quick, 1e-2))
+
+    class Told:  # records the PSF each call was told
+        def __init__(self):
+            self.calls = []
+
+        def measure(self, stamps, psf, scale, sigma):
+            self.calls.append((len(stamps), float(psf[0, 0])))
+            return EstimatorResult(g1=np.full(len(stamps), psf[0, 0]), g2=np.zeros(len(stamps)))
+
+    stamps = np.zeros((6, 5, 5))
+    psfs = np.repeat(np.arange(3.0), 2)[:, None, None] * np.ones((6, 5, 5))
+    est = Told()
+    g, flags, response = measure_grouped(est, stamps, psfs, np.repeat(np.arange(3), 2), 0.2, 1e-3)
+    assert est.calls == [(2, 0.0), (2, 1.0), (2, 2.0)] and response is None
+    assert_allclose(g[:, 0], [0, 0, 1, 1, 2, 2]) and not flags.any()
+    net = Told()
+    net.trained = object()  # a per-level network: one call, its PSF is part of the model
+    measure_grouped(net, stamps, psfs, np.arange(6), 0.2, 1e-3)
+    assert len(net.calls) == 1

@@ -112,3 +112,19 @@ def test_bad_shapes_are_refused():
     x = np.zeros((2, 52, 52), np.float32)
     with pytest.raises(ValueError, match="S odd"):
         model.init(jax.random.PRNGKey(0), x, x, np.ones(2, np.float32))
+
+
+def test_estimates_stay_on_the_unit_disk():
+    """A reduced shear has |g| < 1: the analytic features and the output are pulled radially onto the
+    disk (a spin-2-safe map), unchanged inside it; even a wild read-out cannot leave it."""
+    from shearbridge.models.psfnet import unit_disk
+
+    assert_allclose(np.asarray(unit_disk(jnp.asarray([[0.3, -0.4], [3.0, 4.0]]))), [[0.3, -0.4], [0.6, 0.8]],
+                    rtol=1e-6)
+    stamps, psfs, sigma, _ = _noisy_set(16)
+    model = PSFNet(channels=(2,), dilations=(1,), hidden=8, head_layers=1)
+    params = model.init(jax.random.PRNGKey(0), stamps[:2], psfs[:2], sigma[:2])
+    wild = _random_readout(params)
+    wild["params"]["out"]["kernel"] = wild["params"]["out"]["kernel"] * 1e4
+    g = np.asarray(model.apply(wild, stamps, psfs, sigma))[:, :2]
+    assert np.all(np.hypot(g[:, 0], g[:, 1]) <= 1.0 + 1e-6) and np.any(np.hypot(g[:, 0], g[:, 1]) > 0.99)

@@ -17,7 +17,10 @@ Two pipeline steps (the only code here that reads or writes files, under
   level with its own noise; RMSE/CRLB, the robust ratio, the pull width of the predicted
   uncertainty, and the network's gain over the moments-only estimator, each with a bootstrap error
   (and the scatter over seeds); and each cell's shear test (:func:`shear_cell_set`): m and c of every
-  network and of the moments-only estimator, with jackknife errors.
+  network and of the moments-only estimator, with jackknife errors, raw and (at the plan's
+  ``metacal_noise``) calibrated by metacalibration. The registry's methods of the ``population``
+  study (the baseline, ShapeNet, the ML fit, REGAUSS, AnaCal) measure the same stamps
+  (:mod:`shearbridge.steps.population_methods`).
 
 Training bounds: a Sersic training galaxy's weight uses the bound of an exponential of the same
 size, shape and flux (autodiff, 1,000 times cheaper than finite differences of GalSim); the weight
@@ -56,6 +59,7 @@ from shearbridge.sim.population import (
 )
 from shearbridge.stats.cells import REFERENCE, SEED_PREFIX
 from shearbridge.steps.measure import population_network, population_network_path, progress_bar
+from shearbridge.steps.population_methods import cell_results, shear_results
 
 __all__ = ["clean_set", "cell_set", "shear_cell_set", "train_population", "evaluate_population", "SPLITS"]
 
@@ -225,6 +229,7 @@ def _shear_bias(profile: Profile, plan: PopulationPlan, nets: dict[str, Any]) ->
                 x = cell["stamps"] + fields[field_id] * (cell["noise_sign"][:, None, None] * np.float32(sigma))
                 bias = {name: paired_shear_bias(_predict(m, p, x, cell["psfs"], sigma)[:, :2], labels)
                         for name, (m, p) in nets.items()}
+                bias.update(shear_results(profile, cell, labels, x, sigma, cfg.sim.pixel_scale_arcsec))
                 row = {"galaxy": galaxy, "psf": psf, "noise_sigma": sigma, "bias": bias,
                        "held_out": galaxy == cfg.held_out_galaxy or psf == cfg.held_out_psf}
                 if any(math.isclose(sigma, s) for s in plan.metacal_noise):
@@ -333,12 +338,11 @@ def evaluate_population(profile: Profile) -> dict[str, Any]:
                 x = cell["stamps"] + noise * np.float32(sigma)
                 preds = {name: _predict(m, p, x, cell["psfs"], sigma) for name, (m, p) in nets.items()}
                 truth = np.stack([cell["g1"], cell["g2"]], axis=1)
-                cells.append({
-                    "galaxy": galaxy, "psf": psf, "noise_sigma": sigma,
-                    "held_out": galaxy == cfg.held_out_galaxy or psf == cfg.held_out_psf,
-                    **cell_metrics(preds, truth, cell["bounds"] * sigma, cell["stamps"], sigma,
-                                   seeded_rng(profile.seed, "population_bootstrap", gi, pi, li), profile.bootstrap),
-                })
+                rng = seeded_rng(profile.seed, "population_bootstrap", gi, pi, li)
+                row = cell_metrics(preds, truth, cell["bounds"] * sigma, cell["stamps"], sigma, rng, profile.bootstrap)
+                row["methods"].update(cell_results(profile, cell, x, sigma, cfg.sim.pixel_scale_arcsec, rng))
+                cells.append({"galaxy": galaxy, "psf": psf, "noise_sigma": sigma,
+                              "held_out": galaxy == cfg.held_out_galaxy or psf == cfg.held_out_psf, **row})
     training = read_json(paths.population_dir(profile) / "training.json")
     out = {"cells": cells, "shear_cells": _shear_bias(profile, plan, nets), "seeds": list(plan.seeds),
            "n_cell": plan.n_cell, "cell_noise": list(plan.cell_noise), "n_shear": plan.n_shear,
