@@ -82,6 +82,10 @@ def test_a_bad_clean_set_or_config_is_named():
         CleanSet(clean.stamps, clean.psfs[:, :5], clean.g, clean.c)
     with pytest.raises(ConfigError, match="noise_min"):
         FreshConfig(noise_min=1e-2, noise_max=1e-3).validate()
+    from shearbridge.config.population import PopulationPlan
+
+    with pytest.raises(ConfigError, match="metacal_noise"):
+        PopulationPlan(metacal_noise=(5e-3,)).validate()  # metacal runs on a shear-test level only
 
 
 def test_the_study_trains_on_training_families_only(tmp_path, monkeypatch):

@@ -249,6 +249,7 @@ def _metacal_bias(x: np.ndarray, cell: dict[str, np.ndarray], labels: dict[str, 
     the correlated-noise fix ``fix``, so the noise sigma told is ``sqrt(2) sigma``)."""
     from shearbridge.stats.bias import paired_metacal_bias
     from shearbridge.stats.metacal_fourier import METACAL_STEP, metacal_by_psf
+    from shearbridge.steps.metacal import WILD_RESPONSE
 
     comp = labels["pair_id"].astype(np.int64) % 2 + 1
     sets = metacal_by_psf(x, cell["psfs"], labels["pair_id"], comp, step=METACAL_STEP, fix_noise=fix)
@@ -258,7 +259,9 @@ def _metacal_bias(x: np.ndarray, cell: dict[str, np.ndarray], labels: dict[str, 
     for name, (m, p) in nets.items():
         g0, gp, gm = (_predict(m, p, a, psf_r, told)[:, :2] for a in (noshear, plus, minus))
         response = (gp[idx, comp - 1] - gm[idx, comp - 1]) / (2.0 * METACAL_STEP)
-        out[name] = {**paired_metacal_bias(g0, response, labels), "mean_response": float(np.mean(response))}
+        out[name] = {**paired_metacal_bias(g0, response, labels), "mean_response": float(np.mean(response)),
+                     "median_response": float(np.median(response)),
+                     "wild_response_fraction": float(np.mean(np.abs(response) > WILD_RESPONSE))}
     return out
 
 
