@@ -205,6 +205,25 @@ def network_inputs(w):
     return [f"{D}/runs/{run}/noise{w.tag}/metrics.json"] if run else []
 
 
+rule population_sets:
+    """The population study's test sets: every cell's galaxies with their exact bounds (finite differences of
+    GalSim for the Sersic and bulge+disk families) and every cell's shear test, rendered while the networks
+    train (they need no network)."""
+    output:
+        f"{D}/population/sets.json",
+    benchmark:
+        f"{D}/benchmarks/population-sets.tsv"
+    params:
+        profile=PROFILE,
+    threads: 1
+    priority: 20
+    resources:
+        mem_mb=mem_mb(4),
+        runtime=60,
+    shell:
+        "{PY} -m shearbridge population sets --profile {params.profile} --threads {threads}"
+
+
 rule population_train:
     """The population study's networks (PSFNet per seed, its ablations), trained once on fresh noise over
     every level; resumes the entries an interrupted run finished. Built when a method trained once is
@@ -215,12 +234,14 @@ rule population_train:
         f"{D}/benchmarks/population-train.tsv"
     params:
         profile=PROFILE,
-    threads: NODE_THREADS
+    threads: TRAIN_THREADS
+    priority: 20
     resources:
         mem_mb=mem_mb(4),
         runtime=TRAIN_MINUTES,
+        gpus=GPUS,
     shell:
-        "{PY} -m shearbridge population train --profile {params.profile}"
+        "{PY} -m shearbridge population train --profile {params.profile} --threads {threads}"
 
 
 def population_runs():
@@ -230,7 +251,7 @@ def population_runs():
 
     plan = population_plan(P)
     levels = set(plan.cell_noise) | set(plan.shear_noise)
-    nets = {m.experiment for m in study.methods("population") if m.experiment}
+    nets = {m.experiment for st in ("population", "population_shear") for m in study.methods(st) if m.experiment}
     return [f"{D}/runs/{e}/noise{noise_tag(s)}/metrics.json" for e, s in study.trainings(P)
             if e in nets and any(math.isclose(s, x) for x in levels)]
 
@@ -240,6 +261,7 @@ rule population_evaluate:
     population methods, the shear tests, metacal."""
     input:
         f"{D}/population/training.json",
+        f"{D}/population/sets.json",
         population_runs(),
     output:
         f"{D}/results/population.json",
@@ -247,7 +269,7 @@ rule population_evaluate:
         f"{D}/benchmarks/population-evaluate.tsv"
     params:
         profile=PROFILE,
-    threads: NODE_THREADS
+    threads: 1
     resources:
         mem_mb=mem_mb(4),
         runtime=60,
@@ -579,6 +601,7 @@ rule timing:
         f"{D}/datasets/test/manifest.json",
         expand(f"{D}/runs/{{run}}/noise{{tag}}/metrics.json", tag=TIMING_TAGS,
                run=[r for r in dict.fromkeys(map(study.run_of, TIMED_METHODS)) if r]),
+        [f"{D}/population/training.json"] if any(map(study.trained_once, TIMED_METHODS)) else [],
     output:
         f"{D}/timing.json",
     benchmark:
@@ -618,8 +641,8 @@ rule speed_numbers:
         [f"{OUT}/tspeed_{m}_{t}.txt" for m in TIMED_METHODS for t in TIMING_TAGS],
         [f"{OUT}/tspeedup_{n}_{ref}_{t}.txt" for n in TIMED_NETWORKS for ref in study.SPEEDUP_REFERENCES
          for t in TIMING_TAGS],
-        [f"{OUT}/train_step_rate_{n}.txt" for n in TIMED_NETWORKS],
-        [f"{OUT}/train_step_pct_{n}.txt" for n in TIMED_NETWORKS],
+        [f"{OUT}/train_step_{k}_{n}.txt" for n in TIMED_NETWORKS for k in ("rate", "pct")
+         if not study.trained_once(n)],  # a network trained once has no per-level training step
         f"{OUT}/matmul_gflops.txt",
         f"{OUT}/timing_repeats.txt",
         f"{OUT}/speed_hardware.txt",
@@ -792,17 +815,44 @@ rule summary_bias:
         "{PY} -m shearbridge summarize bias --profile {params.profile}"
 
 
-rule robustness_numbers:
+rule summary_population:
     input:
-        f"{S}/robustness.json",
-        f"{S}/compare.json",
-        script="src/scripts/num_robustness.py",
+        f"{D}/results/population.json",
     output:
-        [f"{OUT}/robabs_{m}_{d}_{t}.txt" for m in ROBUST_METHODS for d in ROBUST_DATASETS for t in ROBUST_TAGS],
-        [f"{OUT}/robm_{m}_{d}_{t}.txt" for m in ROBUST_METHODS for d in ROBUST_DATASETS for t in ROBUST_TAGS],
-        f"{OUT}/robust_table.txt",
-        f"{OUT}/robust_noise_levels.txt",
-        f"{OUT}/robust_n.txt",
+        f"{S}/population.json",
+    params:
+        profile=PROFILE,
+    shell:
+        "{PY} -m shearbridge summarize population --profile {params.profile}"
+
+
+def _population_numbers():
+    """The variables num_population.py writes (its docstring), from the plan and the registry."""
+    from shearbridge.config.population import population_plan
+    from shearbridge.summaries.population import GROUPS, cell_methods, shear_methods
+
+    plan = population_plan(P)
+    cell_tags = [noise_tag(x) for x in plan.cell_noise]
+    shear_tags = [noise_tag(x) for x in plan.shear_noise]
+    names = ["pop_table", "pop_bias_table", "pop_target_met", "pop_pull_met", "pop_min_snr_target", "pop_train_min",
+             "pop_n_seeds", "pop_noise_levels", "pop_shear_low", "pop_shear_high", "pop_held_galaxy", "pop_held_psf",
+             "pop_network"] + [f"pop_{k}" for k in ("n_cell", "n_shear", "n_train", "steps", "batch_size")]
+    names += [f"pop_snr_{t}" for t in cell_tags] + [f"pop_gain_nongauss_{t}" for t in cell_tags]
+    names += [f"pop_{m}_{g}_{t}" for m in cell_methods() for g in GROUPS for t in cell_tags]
+    names += [f"pop_pull_{g}_{t}" for g in GROUPS for t in cell_tags]
+    names += [f"pop_abl_{a}_{t}" for a, _ in plan.ablations for t in cell_tags]
+    names += [f"pop_m_{m}_{g}_{t}" for m in shear_methods() for g in GROUPS for t in shear_tags]
+    if plan.metacal_noise:
+        names += [f"pop_mcal_{k}_{p}" for k in ("m", "R", "wild") for p in plan.population.psf_families]
+    return [f"{OUT}/{n}.txt" for n in names]
+
+
+rule population_numbers:
+    input:
+        f"{S}/population.json",
+        script="src/scripts/num_population.py",
+    output:
+        _population_numbers(),
     shell:
         "{PY} {input.script}"
 
@@ -834,7 +884,7 @@ rule bias_numbers:
         "{PY} {input.script}"
 
 
-COMPUTE += [f"{S}/robustness.json", f"{S}/bias.json"]
+COMPUTE += [f"{S}/bias.json", f"{D}/results/population.json"]
 
 
 # ------------------------------------------- the shear-noise yardstick: n_eff per method and S/N (issue 16, item 4)

@@ -191,7 +191,8 @@ def test_train_and_evaluate_end_to_end_and_resume(tmp_path, monkeypatch):
                                  fresh=FreshConfig(steps=2, batch_size=8, eval_every=2))
     monkeypatch.setitem(plans.PLANS, "quick", small)
     # the registry's population methods: REGAUSS here (the per-level networks would need their runs)
-    monkeypatch.setattr("shearbridge.steps.population_methods.population_methods", lambda p, s: ["hsm_regauss"])
+    monkeypatch.setattr("shearbridge.steps.population_methods.population_methods",
+                        lambda p, s, which="population": ["hsm_regauss"])
     profile = get_profile("quick")
     step.train_population(profile)
     from shearbridge.paths import population_dir
@@ -211,6 +212,19 @@ def test_train_and_evaluate_end_to_end_and_resume(tmp_path, monkeypatch):
     assert "hsm_regauss" in out["shear_cells"][0]["bias"]
     assert len(out["shear_cells"]) == 4 and "m1" in out["shear_cells"][0]["bias"]["seed0"]
     assert set(out["shear_cells"][0]["metacal"]) == {"moments", "seed0"}  # the seeds and the reference
+    assert "abl_plain_mse" not in out["shear_cells"][0]["bias"]  # the ablations are not shear-tested
+    # the paper's summary and tables of it
+    from shearbridge.paper.tables import population_bias_table, population_table
+    from shearbridge.summaries.population import FAMILY_LABELS, label, population_summary
+
+    summary = population_summary(out, "quick")
+    assert [c["group"] for c in summary["cells"]] == ["in", "psf", "galaxy", "both"]
+    assert summary["shear"][0]["bias"]["psfnet"]["m"] == pytest.approx(
+        0.5 * (out["shear_cells"][0]["bias"]["seed0"]["m1"] + out["shear_cells"][0]["bias"]["seed0"]["m2"]))
+    table = population_table(summary["cells"], ["psfnet", "moments", "hsm_regauss"], label, FAMILY_LABELS, 8)
+    assert table.count("\\\\") == 1 + len(summary["cells"]) and "Moments (own PSF)" in table
+    assert "metacal $m$" in population_bias_table(summary["shear"], ["psfnet", "hsm_regauss"], label,
+                                                  FAMILY_LABELS, 1e-2, 1e-2)
     assert "m1" in out["shear_cells"][0]["metacal"]["seed0"]
     # the registry's psfnet method is the first seed behind the estimator interface, told PSF and noise
     from shearbridge.errors import EstimatorInputError

@@ -19,7 +19,8 @@ def test_fmt_sci(x, expected):
 
 @pytest.mark.parametrize(
     "v, e, expected",
-    [(1.234, 0.05, r"${1.23\pm0.05}$"), (3.1e-5, 2e-6, r"${(3.1\pm0.2)\times10^{-5}}$"), (12.0, 3.0, r"${12\pm3}$")],
+    [(1.234, 0.05, r"${1.23\pm0.05}$"), (3.1e-5, 2e-6, r"${(3.1\pm0.2)\times10^{-5}}$"), (12.0, 3.0, r"${12\pm3}$"),
+     (-4e-4, 3e-3, r"${(0\pm3)\times10^{-3}}$")],  # rounds to zero: no "-0"
 )
 def test_fmt_pm_rounds_at_the_error(v, e, expected):
     assert fmt_pm(v, e) == expected

@@ -46,12 +46,16 @@ TOY = study.Method("toy", "classical", "Toy moments", frozenset({"compare", "bia
 
 
 def test_the_registry_holds_each_method_once_with_its_studies():
-    assert study.names("compare")[:6] == ["baseline", "shapenet", "moments_affine", "mlfit", "hsm_regauss", "hsm_ksb"]
+    assert study.names("compare")[:7] == ["baseline", "shapenet", "psfnet", "moments_affine", "mlfit", "hsm_regauss",
+                                          "hsm_ksb"], "psfnet, trained once, is compared at every level"
+    assert study.names("population") == ["baseline", "shapenet", "mlfit", "hsm_regauss"]
+    assert study.names("population_shear", available_only=False) == ["baseline", "shapenet", "hsm_regauss", "anacal"]
+    assert study.names("seeds") == ["baseline_seed1", "baseline_seed2"]
     assert study.names("robustness") == ["baseline", "shapenet", "shapenet_mix", "moments_affine", "mlfit",
                                          "hsm_regauss"]
     assert study.names("bias_grid", available_only=False) == ["baseline", "shapenet", "moments_affine", "mlfit",
                                                                "hsm_regauss", "hsm_ksb", "anacal"]
-    assert study.names("timing", kind="network") == ["baseline", "shapenet"]
+    assert study.names("timing", kind="network") == ["baseline", "shapenet", "psfnet"]
     assert "moments_affine" in study.names("timing", kind="classical"), "the bare moment layer is timed"
     assert study.names("learning") == study.names("evaluate") == ["baseline", "shapenet"]
     assert study.diagnosed() == ["baseline", "shapenet"]

@@ -20,6 +20,7 @@ STEP_NAMES = {
     "crlb": "per-galaxy CRLB",
     "timing": "timing study",
     "diagnose": "information diagnosis",
+    "population": "population study (test sets, training, cells)",
 }
 
 

@@ -151,9 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--psf-test", action="store_true", help="the test with the anisotropic PSF (leakage)")
         add_profile(p)
 
-    p = sub.add_parser("population", help="the population study: train PSFNet on fresh noise, or its cell table")
-    p.add_argument("action", choices=("train", "evaluate"), help="train (every seed) or evaluate (the cell table)")
+    p = sub.add_parser("population", help="the population study: its test sets, PSFNet on fresh noise, its cell table")
+    p.add_argument("action", choices=("sets", "train", "evaluate"),
+                   help="sets (render and bound the cells), train (every seed) or evaluate (the cell table)")
     add_profile(p)
+    add_threads(p)
 
     p = sub.add_parser("learning", help="RMSE/CRLB of every snapshot of a run against training compute")
     p.add_argument("--config", required=True, help="experiment name (trained with save_every > 0)")
@@ -258,7 +260,8 @@ def _crlb(args: argparse.Namespace) -> None:
 def _population(args: argparse.Namespace) -> None:
     from shearbridge.steps import population as pop
 
-    out = (pop.train_population if args.action == "train" else pop.evaluate_population)(_profile(args))
+    step = {"sets": pop.prepare_sets, "train": pop.train_population, "evaluate": pop.evaluate_population}
+    out = step[args.action](_profile(args))
     brief = {k: v for k, v in out.items() if not isinstance(v, (dict, list))}
     brief.update({f"{k}_train_seconds": {n: round(h["train_seconds"], 1) for n, h in out[k].items()}
                   for k in ("seeds", "ablations") if isinstance(out.get(k), dict)})

@@ -25,6 +25,7 @@ Studies (:data:`STUDIES`) and the noise levels each runs at (:func:`study_noise`
 ``population`` the population study's cells (galaxy x PSF family x noise): its plan
               (:mod:`shearbridge.config.population`) sets the levels; a per-level network is
               measured at those it is trained at for its other studies (no training of its own)
+``population_shear`` the population cells' shear tests (m, c), likewise
 
 The "pair" levels are the profile's lowest noise and ShearNet's "high" 1e-3 (the highest
 level when 1e-3 is not on the grid). The seed streams are the table
@@ -71,7 +72,7 @@ __all__ = [
 
 KINDS = ("network", "classical", "bound")
 STUDIES = ("compare", "bias", "bias_grid", "metacal", "timing", "robustness", "ablation", "learning", "evaluate",
-           "diagnosis", "seeds", "population")
+           "diagnosis", "seeds", "population", "population_shear")
 #: Methods the networks' speed-ups are quoted against (timing study).
 SPEEDUP_REFERENCES = ("mlfit", "hsm_regauss")
 #: (analytic method, network built on it): RMSE(formula) / RMSE(network) on the same galaxies at
@@ -90,6 +91,7 @@ MIN_SHEAR_GALAXIES = 64
 METACAL_NOISE = 1e-2
 _PAIR_STUDIES = ("bias", "timing", "robustness", "ablation", "learning")
 _GRID_STUDIES = ("compare", "bias_grid", "evaluate")
+_POPULATION_STUDIES = ("population", "population_shear")
 
 
 @dataclass(frozen=True)
@@ -243,7 +245,7 @@ def study_noise(profile: Profile, study: str) -> tuple[float, ...]:
         return grid
     if study == "seeds":  # the lowest level: the networks' largest distance from the bound
         return grid[:1]
-    if study == "population":  # the population plan's levels; the grid stands for them here
+    if study in _POPULATION_STUDIES:  # the population plan's levels; the grid stands for them here
         return grid
     if study == "bias":  # the pair levels and the highest (survey-like S/N), in grid order
         return tuple(s for s in grid if s in set(_pair(grid)) | {grid[-1]})
@@ -287,7 +289,7 @@ def diagnosed() -> list[str]:
 
 def _levels(profile: Profile, m: Method) -> set[float]:
     levels: set[float] = set()
-    for study in m.studies - {"population"}:  # the population study trains no per-level network
+    for study in m.studies - set(_POPULATION_STUDIES):  # the population study trains no per-level network
         if study == "diagnosis":
             levels |= set(diagnosis_noise(profile, diagnosed()[:1] == [m.experiment]))
         else:
@@ -317,7 +319,7 @@ def _register_defaults() -> None:
     from shearbridge.config.experiments import SEED_VARIANTS
 
     headline = frozenset({"compare", "bias", "bias_grid", "timing", "robustness", "learning", "evaluate",
-                          "diagnosis", "population"})
+                          "diagnosis", "population", "population_shear"})
     register(Method("baseline", "network", "EnhancedGalaxyNN", headline, network("baseline"),
                     experiment="baseline", style=0,
                     description="ShearNet's EnhancedGalaxyNN, layer for layer, ShearNet's recipe"))
@@ -327,11 +329,11 @@ def _register_defaults() -> None:
     register(Method("shapenet_mix", "network", "ShapeNet (mixture)", frozenset({"robustness"}),
                     network("shapenet_mix"), experiment="shapenet_mix", style=5,
                     description="ShapeNet trained on the galaxy-model mixture"))
-    register(Method("psfnet", "network", "PSFNet", frozenset(), psfnet, style=9, once=True,
+    register(Method("psfnet", "network", "PSFNet", frozenset({"compare", "timing"}), psfnet, style=9, once=True,
                     description="the population study's PSF- and noise-aware network (its first seed), trained "
                                 "once on fresh noise over every level; told each stamp's PSF image and noise sigma"))
     register(Method("moments_affine", "classical", "Moments + affine fit",
-                    (headline - {"diagnosis", "learning", "evaluate", "population"}) | {"metacal"},
+                    (headline - {"diagnosis", "learning", "evaluate", "population", "population_shear"}) | {"metacal"},
                     network("moments_affine"), experiment="moments_affine", style=7,
                     description="ShapeNet's analytic part alone: PSF-deconvolved adaptive moments and a "
                                 "least-squares affine read-out fitted on the training split, no network"))
@@ -340,14 +342,15 @@ def _register_defaults() -> None:
                     shear_fraction=SLOW_SHEAR_FRACTION,
                     description="JAX maximum-likelihood fit of an elliptical Gaussian"))
     register(Method("hsm_regauss", "classical", "HSM REGAUSS",
-                    frozenset({"compare", "bias", "bias_grid", "timing", "robustness", "population"}), hsm("REGAUSS"),
+                    frozenset({"compare", "bias", "bias_grid", "timing", "robustness", "population",
+                               "population_shear"}), hsm("REGAUSS"),
                     style=2,
                     shear_fraction=SLOW_SHEAR_FRACTION,
                     description="GalSim HSM re-Gaussianization"))
     register(Method("hsm_ksb", "classical", "HSM KSB", frozenset({"compare", "bias", "bias_grid", "timing"}),
                     hsm("KSB"), style=1, shear_fraction=SLOW_SHEAR_FRACTION, description="GalSim HSM KSB"))
-    register(Method("anacal", "classical", "AnaCal (FPFS)", frozenset({"bias", "bias_grid", "timing", "population"}),
-                    anacal,
+    register(Method("anacal", "classical", "AnaCal (FPFS)",
+                    frozenset({"bias", "bias_grid", "timing", "population_shear"}), anacal,
                     available=anacal_installed, style=8,
                     description="AnaCal FPFS ellipticity with its analytic shear response; the shear of an "
                                 "ensemble is sum e / sum R (not a per-galaxy shear, so not in the RMSE studies)"))

@@ -12,7 +12,7 @@ import math
 from shearbridge import paths
 from shearbridge.io import write_text
 
-__all__ = ["write_variable", "fmt_sci", "fmt_pm", "fmt_num", "fmt_int", "fmt_noise"]
+__all__ = ["write_variable", "fmt_sci", "fmt_pm", "fmt_num", "fmt_int", "fmt_noise", "fmt_range"]
 
 
 def write_variable(name: str, text: str) -> None:
@@ -72,7 +72,10 @@ def fmt_pm(value: float, err: float, err_digits: int = 1) -> str:
         decimals = max(0, err_digits - 1 - int(math.floor(math.log10(e))))
     else:
         decimals = 2
-    body = f"{v:.{decimals}f}\\pm{e:.{decimals}f}"
+    shown = f"{v:.{decimals}f}"
+    if float(shown) == 0.0:  # a value that rounds to zero has no sign: "0", never "-0"
+        shown = f"{0.0:.{decimals}f}"
+    body = f"{shown}\\pm{e:.{decimals}f}"
     if scale_exp:
         body = f"({body})\\times10^{{{scale_exp}}}"
     return f"${{{body}}}$"  # braced: TeX does not break a value and its error across lines
@@ -82,3 +85,17 @@ def fmt_noise(sigma: float) -> str:
     """A pixel-noise level: ``$10^{-5}$`` for a power of ten, else :func:`fmt_sci` (2 digits)."""
     exp = math.log10(sigma)
     return f"$10^{{{round(exp)}}}$" if abs(exp - round(exp)) < 1e-9 else fmt_sci(sigma, 2)
+
+
+def fmt_range(values: "list[tuple[float, float | None]]", digits: int = 2) -> str:
+    r"""The lowest and highest of ``(value, error)`` pairs, "``a`` to ``b``", each with its error
+    (:func:`fmt_pm`; a value without one: :func:`fmt_num` to ``digits``); one value alone; "none"
+    for an empty list."""
+    if not values:
+        return "none"
+    lo, hi = min(values, key=lambda v: v[0]), max(values, key=lambda v: v[0])
+
+    def one(v: "tuple[float, float | None]") -> str:
+        return fmt_pm(v[0], v[1]) if v[1] is not None else f"${fmt_num(v[0], digits)}$"
+
+    return one(lo) if lo is hi or lo == hi else f"{one(lo)} to {one(hi)}"

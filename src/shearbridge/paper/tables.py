@@ -9,7 +9,8 @@ from typing import Any
 from shearbridge.paper.outputs import fmt_int, fmt_noise, fmt_pm, fmt_sci
 
 __all__ = ["bias_table", "bias_precision_table", "metacal_table", "mean_response", "fit_width", "compare_table",
-           "robustness_table", "fmt_snr", "layer_table", "BASELINE_BLOCKS"]
+           "population_table", "population_bias_table", "fmt_snr", "layer_table",
+           "BASELINE_BLOCKS"]
 
 #: EnhancedGalaxyNN's layers and the JAX building block each one is (the translation table).
 BASELINE_BLOCKS = {
@@ -128,32 +129,64 @@ def compare_table(common: Mapping[str, Mapping[str, Any]], snr: Mapping[str, Map
     return fit_width("\n".join(rows))
 
 
-def robustness_table(noise: Mapping[str, Mapping[str, Any]], tags: Sequence[str], methods: Sequence[str],
-                     sets: Mapping[str, str], label: Callable[[str], str],
-                     snr: Mapping[str, Mapping[str, float]] | None = None) -> str:
-    """Absolute RMSE/CRLB (bootstrap errors) of every method on every robustness set, one row per
-    method and noise level; a count in brackets gives the galaxies a value rests on when the method
-    flagged some of the set. ``snr`` (median matched-filter S/N of the in-distribution galaxies per
-    tag) is quoted beside the noise level."""
-    rows = [f"\\begin{{tabular}}{{ll{'c' * len(sets)}}}", "\\toprule",
-            "method & $\\sigma_n$ & " + " & ".join(sets.values()) + " \\\\", "\\midrule"]
-    for t in tags:
-        per = noise[t]["methods"]
+def _ratio_cell(r: Mapping[str, Any] | None, n_cell: int) -> str:
+    """RMSE/CRLB with its error; the galaxies it rests on in brackets where the method flagged some;
+    a dash where the method did not measure (or kept too few)."""
+    if r is None or "ratio" not in r:
+        return "--"
+    cell = fmt_pm(r["ratio"], r["ratio_err"])
+    return cell + (f" [{r['n']}]" if r.get("n", n_cell) < n_cell else "")
+
+
+def population_table(cells: Sequence[Mapping[str, Any]], methods: Sequence[str], label: Callable[[str], str],
+                     family: Mapping[str, str], n_cell: int) -> str:
+    """The population cell table: one row per galaxy family x PSF family x noise level (held-out
+    families marked with a dagger), the median matched-filter S/N, RMSE/CRLB of every method of
+    ``methods`` (the network's the mean over its seeds), the network's pull width and its gain over
+    the moments-only estimator."""
+    head = ["galaxy", "PSF", "$\\sigma_n$", "S/N"] + [label(m) for m in methods] + ["pull", "gain"]
+    rows = [f"\\begin{{tabular}}{{lllr{'c' * (len(methods) + 2)}}}", "\\toprule", " & ".join(head) + " \\\\",
+            "\\midrule"]
+    previous = None
+    for c in cells:
+        key = (c["galaxy"], c["psf"])
+        if previous is not None and key != previous:
+            rows.append("\\midrule")
+        dagger = {"in": "", "galaxy": "$^\\dagger$", "psf": "$^\\ddagger$", "both": "$^{\\dagger\\ddagger}$"}
+        name = (f"{family[c['galaxy']]}{dagger[c['group']]}", family[c["psf"]]) if key != previous else ("", "")
+        net = c["methods"]["psfnet"]
+        vals = [_ratio_cell(c["methods"].get(m), n_cell) for m in methods]
+        rows.append(" & ".join([*name, fmt_noise(c["noise_sigma"]), fmt_snr(c["snr_median"]), *vals,
+                                fmt_pm(net["pull"], net["pull_err"]),
+                                fmt_pm(c["gain"]["ratio"], c["gain"]["ratio_err"])]) + " \\\\")
+        previous = key
+    rows += ["\\bottomrule", "\\end{tabular}"]
+    return fit_width("\n".join(rows))
+
+
+def population_bias_table(shear: Sequence[Mapping[str, Any]], methods: Sequence[str], label: Callable[[str], str],
+                          family: Mapping[str, str], noise: float, metacal: float | None) -> str:
+    """The population shear tests: per cell, m (the mean of both components, jackknife error) of every
+    method of ``methods`` at noise ``noise``, and the network's metacalibrated m with its median
+    response at ``metacal``."""
+    rows_at = {(r["galaxy"], r["psf"]): r for r in shear if math.isclose(r["noise_sigma"], noise)}
+    mcal_at = {(r["galaxy"], r["psf"]): r for r in shear
+               if metacal is not None and math.isclose(r["noise_sigma"], metacal)}
+    extra = ["metacal $m$", "median $R$"] if mcal_at else []
+    head = ["galaxy", "PSF"] + [label(m) for m in methods] + extra
+    rows = [f"\\begin{{tabular}}{{ll{'c' * (len(methods) + len(extra))}}}", "\\toprule",
+            " & ".join(head) + " \\\\", "\\midrule"]
+    for key, r in rows_at.items():
+        vals = []
         for m in methods:
-            cells = []
-            for d in sets:
-                r = per[m]["results"][d]
-                cell = fmt_pm(r["ratio"], r["ratio_err"])
-                if r.get("n_flagged", 0):
-                    cell += f" [{r['n']}]"
-                cells.append(cell)
-            level = fmt_noise(noise[t]["noise_sigma"])
-            if snr is not None and m == methods[0]:
-                level += f" (S/N$\\approx${fmt_snr(snr[t]['median'])})"
-            rows.append(f"{label(m)} & {level} & " + " & ".join(cells) + " \\\\")
-        rows.append("\\midrule" if t != tags[-1] else "\\bottomrule")
-    rows.append("\\end{tabular}")
-    return "\n".join(rows)
+            b = r["bias"].get(m)
+            vals.append("--" if b is None else fmt_pm(b["m"], b["m_err"]))
+        if mcal_at:
+            mc = mcal_at[key]["metacal"]["psfnet"]
+            vals += [fmt_pm(mc["m"], mc["m_err"]), f"${mc['median_response']:.2f}$"]
+        rows.append(" & ".join([family[key[0]], family[key[1]], *vals]) + " \\\\")
+    rows += ["\\bottomrule", "\\end{tabular}"]
+    return fit_width("\n".join(rows))
 
 
 def layer_table(shapes: Mapping[str, Sequence[int]], blocks: Mapping[str, str]) -> str:

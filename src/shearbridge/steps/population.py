@@ -59,9 +59,10 @@ from shearbridge.sim.population import (
 )
 from shearbridge.stats.cells import REFERENCE, SEED_PREFIX
 from shearbridge.steps.measure import population_network, population_network_path, progress_bar
-from shearbridge.steps.population_methods import cell_results, shear_results
+from shearbridge.steps.population_methods import cell_results, population_estimators, shear_results
 
-__all__ = ["clean_set", "cell_set", "shear_cell_set", "train_population", "evaluate_population", "SPLITS"]
+__all__ = ["clean_set", "cell_set", "shear_cell_set", "prepare_sets", "train_population", "evaluate_population",
+           "SPLITS"]
 
 SPLITS = {"train": 0, "val": 1}
 _FD_FAMILIES = ("sersic", "bulge_disk")
@@ -212,12 +213,28 @@ def shear_cell_set(profile: Profile, plan: PopulationPlan, galaxy: str, psf: str
     return _cached(profile, plan, f"shear_{galaxy}_{psf}", ("shear", galaxy, psf, plan.n_shear), make)
 
 
+def prepare_sets(profile: Profile) -> dict[str, Any]:
+    """Render (and bound) every cell's test galaxies and shear test, cached, before any network is trained
+    (the pipeline runs it beside the trainings); writes ``population/sets.json`` (each file's spec)."""
+    plan = population_plan(profile)
+    t0, record = time.perf_counter(), {}
+    for galaxy in plan.population.galaxy_families:
+        for psf in plan.population.psf_families:
+            for name, make in ((f"cell_{galaxy}_{psf}", cell_set), (f"shear_{galaxy}_{psf}", shear_cell_set)):
+                record[name] = str(make(profile, plan, galaxy, psf)["spec"])
+    out = {"sets": record, "seconds": time.perf_counter() - t0}
+    write_json(paths.population_dir(profile) / "sets.json", out)
+    return out
+
+
 def _shear_bias(profile: Profile, plan: PopulationPlan, nets: dict[str, Any]) -> list[dict[str, Any]]:
-    """m and c of every network entry in every cell's shear test, at each of ``shear_noise``: one
-    noise field per galaxy and orientation, added with both signs (antithetic)."""
+    """m and c of the network's seeds and the moments-only estimator (``nets``) and of the registry's
+    ``population_shear`` methods in every cell's shear test, at each of ``shear_noise``: one noise field
+    per galaxy and orientation, added with both signs (antithetic)."""
     from shearbridge.stats.bias import paired_shear_bias
 
     cfg, out = plan.population, []
+    ests = {s: population_estimators(profile, s, "population_shear") for s in plan.shear_noise}
     for gi, galaxy in enumerate(cfg.galaxy_families):
         for pi, psf in enumerate(cfg.psf_families):
             cell = shear_cell_set(profile, plan, galaxy, psf)
@@ -229,14 +246,13 @@ def _shear_bias(profile: Profile, plan: PopulationPlan, nets: dict[str, Any]) ->
                 x = cell["stamps"] + fields[field_id] * (cell["noise_sign"][:, None, None] * np.float32(sigma))
                 bias = {name: paired_shear_bias(_predict(m, p, x, cell["psfs"], sigma)[:, :2], labels)
                         for name, (m, p) in nets.items()}
-                bias.update(shear_results(profile, cell, labels, x, sigma, cfg.sim.pixel_scale_arcsec))
+                bias.update(shear_results(ests[sigma], cell, labels, x, sigma, cfg.sim.pixel_scale_arcsec))
                 row = {"galaxy": galaxy, "psf": psf, "noise_sigma": sigma, "bias": bias,
                        "held_out": galaxy == cfg.held_out_galaxy or psf == cfg.held_out_psf}
                 if any(math.isclose(sigma, s) for s in plan.metacal_noise):
                     fix = seeded_rng(profile.seed, "population_metacal_noise", gi, pi, li).standard_normal(
                         fields.shape, dtype=np.float32)[field_id] * (cell["noise_sign"][:, None, None] * sigma)
-                    calibrated = {k: v for k, v in nets.items() if k == REFERENCE or k.startswith(SEED_PREFIX)}
-                    row["metacal"] = _metacal_bias(x, cell, labels, fix, sigma, calibrated)
+                    row["metacal"] = _metacal_bias(x, cell, labels, fix, sigma, nets)
                 out.append(row)
     return out
 
@@ -331,7 +347,7 @@ def evaluate_population(profile: Profile) -> dict[str, Any]:
     nets = {REFERENCE: population_network(profile, REFERENCE)}
     for name, _, _ in plan.entries():
         nets[f"{SEED_PREFIX}{name}" if name[0].isdigit() else name] = population_network(profile, name)
-    cells = []
+    cells, ests = [], {s: population_estimators(profile, s, "population") for s in plan.cell_noise}
     for gi, galaxy in enumerate(cfg.galaxy_families):
         for pi, psf in enumerate(cfg.psf_families):
             cell = cell_set(profile, plan, galaxy, psf)
@@ -343,11 +359,13 @@ def evaluate_population(profile: Profile) -> dict[str, Any]:
                 truth = np.stack([cell["g1"], cell["g2"]], axis=1)
                 rng = seeded_rng(profile.seed, "population_bootstrap", gi, pi, li)
                 row = cell_metrics(preds, truth, cell["bounds"] * sigma, cell["stamps"], sigma, rng, profile.bootstrap)
-                row["methods"].update(cell_results(profile, cell, x, sigma, cfg.sim.pixel_scale_arcsec, rng))
+                row["methods"].update(cell_results(profile, ests[sigma], cell, x, sigma, cfg.sim.pixel_scale_arcsec,
+                                                   rng))
                 cells.append({"galaxy": galaxy, "psf": psf, "noise_sigma": sigma,
                               "held_out": galaxy == cfg.held_out_galaxy or psf == cfg.held_out_psf, **row})
     training = read_json(paths.population_dir(profile) / "training.json")
-    out = {"cells": cells, "shear_cells": _shear_bias(profile, plan, nets), "seeds": list(plan.seeds),
+    shear_nets = {k: v for k, v in nets.items() if k == REFERENCE or k.startswith(SEED_PREFIX)}  # not the ablations
+    out = {"cells": cells, "shear_cells": _shear_bias(profile, plan, shear_nets), "seeds": list(plan.seeds),
            "n_cell": plan.n_cell, "cell_noise": list(plan.cell_noise), "n_shear": plan.n_shear,
            "shear_noise": list(plan.shear_noise), "metacal_noise": list(plan.metacal_noise),
            "held_out": {"galaxy": cfg.held_out_galaxy, "psf": cfg.held_out_psf},

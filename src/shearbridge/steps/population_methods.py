@@ -1,7 +1,8 @@
 """The registry's methods on the population study's cells (a helper of :mod:`shearbridge.steps.population`).
 
 Every method registered for the ``population`` study (:mod:`shearbridge.study`) measures each cell
-at each of its noise levels, on the same noisy stamps as PSFNet:
+at each of its noise levels, and every one of ``population_shear`` each cell's shear test, on the
+same noisy stamps as PSFNet:
 
 * a **classical estimator** is told each stamp's own PSF image (it is called once per PSF: per
   stamp in a cell, per galaxy in a shear test, whose sixteen stamps share one);
@@ -29,18 +30,26 @@ from shearbridge.stats.bias import linear_bias, paired_ensemble_bias, paired_she
 from shearbridge.stats.resample import ratio_with_error, robust_ratio_with_error
 from shearbridge.steps.measure import method_estimator
 
-__all__ = ["population_methods", "measure_grouped", "cell_results", "shear_results", "MIN_SCORED"]
+__all__ = ["population_methods", "population_estimators", "measure_grouped", "cell_results", "shear_results",
+           "MIN_SCORED"]
 
 #: Fewest unflagged galaxies a cell's RMSE is given for.
 MIN_SCORED = 8
 
 
-def population_methods(profile: Profile, sigma: float) -> list[str]:
-    """The ``population`` study's methods that measure at ``sigma``: every classical one, and each
-    per-level network where the registry trains it anyway."""
+def population_methods(profile: Profile, sigma: float, which: str = "population") -> list[str]:
+    """The methods of study ``which`` (``population``: the cells; ``population_shear``: their shear tests)
+    that measure at ``sigma``: every classical one, and each per-level network where the registry trains
+    it anyway."""
     trained = set(study.trainings(profile))
-    return [m.name for m in study.methods("population")
+    return [m.name for m in study.methods(which)
             if m.experiment is None or any(e == m.experiment and np.isclose(s, sigma) for e, s in trained)]
+
+
+def population_estimators(profile: Profile, sigma: float, which: str) -> dict[str, Any]:
+    """``{name: estimator}`` of :func:`population_methods` at ``sigma``, built once for every cell of
+    that level (a per-level network loads its run once)."""
+    return {name: method_estimator(name, profile, sigma) for name in population_methods(profile, sigma, which)}
 
 
 def measure_grouped(est: Any, stamps: np.ndarray, psfs: np.ndarray, groups: np.ndarray, scale: float,
@@ -65,15 +74,14 @@ def measure_grouped(est: Any, stamps: np.ndarray, psfs: np.ndarray, groups: np.n
     return g, flags, response
 
 
-def cell_results(profile: Profile, cell: dict[str, np.ndarray], x: np.ndarray, sigma: float, scale: float,
-                 rng: np.random.Generator) -> dict[str, dict[str, Any]]:
-    """RMSE/CRLB, the robust ratio and the linear response of every per-galaxy method at ``sigma``
-    on one cell's noisy stamps ``x`` (each stamp its own PSF)."""
+def cell_results(profile: Profile, ests: dict[str, Any], cell: dict[str, np.ndarray], x: np.ndarray, sigma: float,
+                 scale: float, rng: np.random.Generator) -> dict[str, dict[str, Any]]:
+    """RMSE/CRLB, the robust ratio and the linear response of every per-galaxy method of ``ests``
+    (:func:`population_estimators` at ``sigma``) on one cell's noisy stamps ``x`` (each stamp its own PSF)."""
     truth = np.stack([cell["g1"], cell["g2"]], axis=1).astype(np.float64)
     bounds = np.asarray(cell["bounds"], np.float64) * sigma
     out: dict[str, dict[str, Any]] = {}
-    for name in population_methods(profile, sigma):
-        est = method_estimator(name, profile, sigma)
+    for name, est in ests.items():
         g, flags, response = measure_grouped(est, x, cell["psfs"], np.arange(len(x)), scale, sigma)
         if response is not None:  # an ellipticity, not a per-galaxy shear: shear tests only
             continue
@@ -88,17 +96,16 @@ def cell_results(profile: Profile, cell: dict[str, np.ndarray], x: np.ndarray, s
     return out
 
 
-def shear_results(profile: Profile, cell: dict[str, np.ndarray], labels: dict[str, np.ndarray], x: np.ndarray,
+def shear_results(ests: dict[str, Any], cell: dict[str, np.ndarray], labels: dict[str, np.ndarray], x: np.ndarray,
                   sigma: float, scale: float) -> dict[str, dict[str, Any]]:
-    """m and c of every method at ``sigma`` on one cell's shear test (noisy stamps ``x``): the paired
-    statistic, or the ensemble shear of an estimator with a response; slow fits on their share of the
-    galaxies (the first ones)."""
+    """m and c of every method of ``ests`` (:func:`population_estimators` of ``population_shear`` at
+    ``sigma``) on one cell's shear test (noisy stamps ``x``): the paired statistic, or the ensemble shear
+    of an estimator with a response; slow fits on their share of the galaxies (the first ones)."""
     n_gal = len(x) // SHEAR_TEST_STAMPS
     out: dict[str, dict[str, Any]] = {}
-    for name in population_methods(profile, sigma):
+    for name, est in ests.items():
         keep = slice(0, study.get_method(name).shear_galaxies(n_gal) * SHEAR_TEST_STAMPS)
         part = {k: v[keep] for k, v in labels.items()}
-        est = method_estimator(name, profile, sigma)
         g, flags, response = measure_grouped(est, x[keep], cell["psfs"][keep], part["pair_id"], scale, sigma)
         try:
             if response is not None:

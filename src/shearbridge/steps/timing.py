@@ -262,6 +262,10 @@ def run_timing(profile: Profile, networks: list[str], *, repeats: int = 7,
         raise ConfigError(f"unknown classical methods {unknown}; known: {known}")
     available = study.names("timing", kind="classical")
     methods = [m for m in (known if classical is None else classical) if m in available]
+    # a network trained once for every level (psfnet) is timed through its estimator, in network
+    # batches, told the PSF image and noise as any estimator; it has no per-level training step
+    once = [n for n in networks if study.trained_once(n)]
+    networks, methods = [n for n in networks if n not in once], once + methods
     levels = timing_noise_levels(profile)
     checks: dict[str, Any] = {}
     jobs: list[Job] = [_matmul_job()]
@@ -274,7 +278,7 @@ def run_timing(profile: Profile, networks: list[str], *, repeats: int = 7,
         for n in networks:
             jobs.append(_inference_job(f"{n}@{tag}", nets[n][tag], images[:n_net], truth[:n_net], checks))
         for m in methods:
-            n = n_net if study.run_of(m) else n_cl  # a fitted method measures in network batches
+            n = n_net if study.run_of(m) or m in once else n_cl  # fitted methods: network batches
             jobs.append(_estimator_job(f"{m}@{tag}", m, profile, images[:n], truth[:n], psf,
                                        scale, sigma, checks))
     for n in networks:  # one training step per network, at the highest timed noise level
@@ -309,14 +313,14 @@ def run_timing(profile: Profile, networks: list[str], *, repeats: int = 7,
             per[m] = robust_stats(rates[f"{m}@{tag}"]) | {
                 "rmse_g_timed": checks.get(f"{m}@{tag}"),
                 "trained": nets[m][tag]["trained"] if m in nets else None,
-                "kind": "network" if m in nets else "classical",
-                "galaxies_per_call": n_net if (m in nets or study.run_of(m)) else n_cl,
-                "device": jax_device if m in nets or m == "mlfit" else "cpu",
+                "kind": "network" if m in nets or m in once else "classical",
+                "galaxies_per_call": n_net if (m in nets or m in once or study.run_of(m)) else n_cl,
+                "device": jax_device if m in nets or m in once or m == "mlfit" else "cpu",
             }
         out["speed"][tag] = per
         out["speedup"][tag] = {
             f"{n}/{ref}": ratio_stats(rates[f"{n}@{tag}"], rates[f"{ref}@{tag}"])
-            for n in networks for ref in study.SPEEDUP_REFERENCES if ref in methods
+            for n in networks + once for ref in study.SPEEDUP_REFERENCES if ref in methods
         }
     for n in networks:
         sps = rates[f"train:{n}"]

@@ -160,6 +160,17 @@ def _ablation(profile: Profile) -> None:
     write_ablation_summary(profile)
 
 
+def _population(profile: Profile) -> None:
+    """The population study's cell table and shear tests (:mod:`shearbridge.summaries.population`)."""
+    from shearbridge.summaries.population import population_summary
+
+    path = paths.results_dir(profile) / "population.json"
+    if not path.exists():
+        raise MissingFileError(f"missing {path}: run `python -m shearbridge population evaluate --profile "
+                               f"{profile.name}`")
+    write_json(summary_dir() / "population.json", population_summary(read_json(path), profile.name))
+
+
 def _yardstick(profile: Profile) -> None:
     """The shear-noise yardstick: sigma_meas / sigma_CRLB and n_eff lost per method and level."""
     from shearbridge.steps.yardstick import write_yardstick_summary
@@ -173,6 +184,7 @@ SUMMARIES: dict[str, Callable[[Profile], None]] = {
     "diagnosis": _diagnosis,
     "compare": _compare,
     "robustness": _robustness,
+    "population": _population,
     "bias": _bias,
     "timing": _timing,
     "stamps": _stamps,

@@ -1,0 +1,87 @@
+"""Numbers: the population study (one PSF- and noise-aware network over galaxy and PSF families).
+
+Reads ``src/data/summary/population.json``; writes the cell table ``pop_table``, the shear-test table
+``pop_bias_table``, and the ranges the text quotes (each "lowest to highest" over a group of cells,
+each end with its error): ``pop_<method>_<group>_<tag>`` (RMSE/CRLB), ``pop_pull_<group>_<tag>``,
+``pop_gain_nongauss_<tag>``, ``pop_m_<method>_<group>_<tag>`` (shear tests),
+``pop_mcal_{m,R,wild}_<psf family>`` (metacalibration: m, median response, per cent of wild
+responses), ``pop_abl_<name>_<tag>`` (ablations over the network), the targets met
+(``pop_target_met``, ``pop_pull_met``) and the plan (``pop_n_cell`` ...). Groups: ``in`` (in distribution),
+``galaxy``/``psf`` (the held-out galaxy / PSF family), ``both``.
+Run on its own: ``python src/scripts/num_population.py``.
+"""
+
+import math
+
+import numpy as np
+
+from shearbridge.config import noise_tag
+from shearbridge.paper.outputs import fmt_int, fmt_noise, fmt_num, fmt_pm, fmt_range, write_variable
+from shearbridge.paper.plotting import method_label
+from shearbridge.paper.tables import population_bias_table, population_table
+from shearbridge.summaries import load_summary_json
+from shearbridge.summaries.population import (FAMILY_LABELS, GROUPS, MIN_SNR_TARGET, cell_methods, label,
+                                              met_targets, shear_methods)
+
+
+def main() -> None:
+    s = load_summary_json("population")
+    cells, shear = s["cells"], s["shear"]
+    cell_ms, shear_ms = cell_methods(), shear_methods()
+    tags = {float(x): noise_tag(x) for x in s["cell_noise"] + s["shear_noise"]}
+    write_variable("pop_table", population_table(cells, cell_ms, label, FAMILY_LABELS, s["n_cell"]))
+    high = max(s["shear_noise"])
+    low = min(s["shear_noise"])
+    write_variable("pop_bias_table", population_bias_table(shear, shear_ms, label, FAMILY_LABELS, low,
+                                                           s["metacal_noise"][0] if s["metacal_noise"] else None))
+    for sigma in s["cell_noise"]:
+        at = [c for c in cells if math.isclose(c["noise_sigma"], sigma)]
+        tag = tags[sigma]
+        write_variable(f"pop_snr_{tag}", fmt_range([(c["snr_median"], None) for c in at], digits=2))
+        for group in GROUPS:
+            sub = [c for c in at if c["group"] == group]
+            for m in cell_ms:
+                vals = [(c["methods"][m]["ratio"], c["methods"][m]["ratio_err"]) for c in sub
+                        if "ratio" in c["methods"].get(m, {})]
+                write_variable(f"pop_{m}_{group}_{tag}", fmt_range(vals))
+            write_variable(f"pop_pull_{group}_{tag}", fmt_range(
+                [(c["methods"]["psfnet"]["pull"], c["methods"]["psfnet"]["pull_err"]) for c in sub]))
+        write_variable(f"pop_gain_nongauss_{tag}", fmt_range(
+            [(c["gain"]["ratio"], c["gain"]["ratio_err"]) for c in at if c["galaxy"] != "gauss"]))
+        for abl in s["ablation_seconds"]:
+            rel = [c["methods"][f"abl_{abl}"]["ratio"] / c["methods"]["psfnet"]["ratio"] for c in at
+                   if c["group"] == "in"]
+            write_variable(f"pop_abl_{abl}_{tag}", f"${fmt_num(min(rel))}$ to ${fmt_num(max(rel))}$")
+    for sigma in s["shear_noise"]:
+        at = [r for r in shear if math.isclose(r["noise_sigma"], sigma)]
+        for group in GROUPS:
+            sub = [r for r in at if r["group"] == group]
+            for m in shear_ms:
+                vals = [(r["bias"][m]["m"], r["bias"][m]["m_err"]) for r in sub if r["bias"].get(m)]
+                write_variable(f"pop_m_{m}_{group}_{tags[sigma]}", fmt_range(vals))
+    mcal = [r for r in shear if "metacal" in r]
+    for psf in sorted({r["psf"] for r in mcal}):  # metacal works per PSF family, not per group
+        sub = [r["metacal"]["psfnet"] for r in mcal if r["psf"] == psf]
+        write_variable(f"pop_mcal_m_{psf}", fmt_range([(x["m"], x["m_err"]) for x in sub]))
+        write_variable(f"pop_mcal_R_{psf}", fmt_range([(x["median_response"], None) for x in sub]))
+        write_variable(f"pop_mcal_wild_{psf}", fmt_range([(100 * x["wild_response_fraction"], None) for x in sub]))
+    met = met_targets(cells)
+    write_variable("pop_target_met", f"{met['ratio'][0]} of the {met['ratio'][1]}")
+    write_variable("pop_pull_met", f"{met['pull'][0]} of the {met['pull'][1]}")
+    write_variable("pop_min_snr_target", fmt_int(MIN_SNR_TARGET))
+    secs = np.array(list(s["training_seconds"].values()))
+    write_variable("pop_train_min", fmt_pm(secs.mean() / 60, secs.std(ddof=1) / 60 if len(secs) > 1 else 0.0))
+    for key in ("n_cell", "n_shear", "n_train", "steps", "batch_size"):
+        write_variable(f"pop_{key}", fmt_int(s[key]))
+    write_variable("pop_n_seeds", str(len(s["seeds"])))
+    write_variable("pop_noise_levels", ", ".join(fmt_noise(x) for x in s["cell_noise"][:-1])
+                   + f" and {fmt_noise(s['cell_noise'][-1])}")
+    write_variable("pop_shear_low", fmt_noise(low))
+    write_variable("pop_shear_high", fmt_noise(high))
+    write_variable("pop_held_galaxy", FAMILY_LABELS[s["held_out"]["galaxy"]])
+    write_variable("pop_held_psf", FAMILY_LABELS[s["held_out"]["psf"]])
+    write_variable("pop_network", method_label("psfnet"))
+
+
+if __name__ == "__main__":
+    main()

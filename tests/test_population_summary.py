@@ -1,0 +1,46 @@
+"""The population study's summary: seed averages of m, the targets counted, ranges as the text quotes them."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from shearbridge.paper.outputs import fmt_range
+from shearbridge.summaries.population import cell_groups, group_of, met_targets, seed_mean
+
+
+def test_seed_mean_keeps_the_shared_noise_error_and_adds_the_seed_scatter():
+    """Seeds measured on the same stamps share their noise: the error is the seeds' rms error (not over
+    sqrt(n)) plus the seed variance over n in quadrature."""
+    out = seed_mean([{"m": 0.01, "m_err": 0.003, "c": 0.0, "c_err": 1e-4},
+                     {"m": 0.03, "m_err": 0.004, "c": 2e-4, "c_err": 1e-4}])
+    assert out["m"] == pytest.approx(0.02)
+    assert out["m_err"] == pytest.approx(math.sqrt((0.003**2 + 0.004**2) / 2 + 0.02**2 / 2 / 2))
+    assert out["m_seed_sd"] == pytest.approx(math.sqrt(0.02**2 / 2))
+    one = seed_mean([{"m": 0.01, "m_err": 0.003, "c": 0.0, "c_err": 1e-4}])
+    assert one["m_err"] == pytest.approx(0.003) and one["m_seed_sd"] == 0.0
+
+
+def _cell(galaxy, psf, sigma, snr, ratio, pull):
+    row = {"galaxy": galaxy, "psf": psf, "noise_sigma": sigma, "snr_median": snr,
+           "methods": {"psfnet": {"ratio": ratio, "pull": pull}}}
+    row["group"] = group_of(row, {"galaxy": "bulge_disk", "psf": "kolmogorov"})
+    return row
+
+
+def test_targets_count_in_distribution_cells_above_the_snr_cut_with_the_lowest_level_allowed_three():
+    cells = [_cell("exp", "moffat", 1e-4, 2000, 2.5, 1.00),   # lowest level: <= 3 passes
+             _cell("exp", "moffat", 1e-3, 210, 2.5, 1.04),    # <= 2 needed: fails
+             _cell("exp", "moffat", 1e-2, 21, 9.0, 0.90),     # below S/N 200: not counted; pull fails
+             _cell("bulge_disk", "moffat", 1e-4, 2000, 9.0, 1.2)]  # held out: not counted; pull fails
+    assert met_targets(cells) == {"ratio": (1, 2), "pull": (2, 4)}
+    groups = cell_groups(cells, {"galaxy": "bulge_disk", "psf": "kolmogorov"})
+    assert [len(groups[g]) for g in ("in", "galaxy", "psf", "both")] == [3, 1, 0, 0]
+
+
+def test_ranges_quote_the_lowest_and_highest_each_with_its_error():
+    assert fmt_range([(2.3, 0.1), (1.65, 0.06), (1.9, 0.05)]) == "${1.65\\pm0.06}$ to ${2.3\\pm0.1}$"
+    assert fmt_range([(1.0, 0.02)]) == "${1.00\\pm0.02}$"
+    assert fmt_range([(33.0, None), (36.2, None)]) == "$33$ to $36$"
+    assert fmt_range([]) == "none"
