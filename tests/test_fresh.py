@@ -202,6 +202,10 @@ def test_train_and_evaluate_end_to_end_and_resume(tmp_path, monkeypatch):
     stamp = {p.name: p.stat().st_mtime_ns for p in paths}
     step.train_population(profile)
     assert {p.name: p.stat().st_mtime_ns for p in paths} == stamp  # nothing retrained
+    with monkeypatch.context() as m:  # other model code: every entry is trained again
+        m.setattr(step, "code_version", lambda: "other code")
+        step.train_population(profile)
+    assert all(p.stat().st_mtime_ns != stamp[p.name] for p in paths)
     out = step.evaluate_population(profile)
     cells = {(c["galaxy"], c["psf"]): c for c in out["cells"]}
     assert set(cells) == {(g, p) for g in ("gauss", "exp") for p in ("gauss", "moffat")}

@@ -130,3 +130,7 @@ def test_common_set_drops_a_galaxy_any_method_flags(data_root):
     assert out["methods"]["flaky"]["flags"] == {"not_converged": 4}
     assert out["methods"]["good"]["n_flagged"] == 0
     assert out["methods"]["flaky"]["ratio_all_finite"] > 50 * out["methods"]["flaky"]["ratio"]
+    # a method's bootstrap is its own: listed first, alone or beside others, its errors are the same
+    for order in (["flaky"], ["flaky", "good"]):
+        again = common_set_scores(profile, order, sigma)["methods"]["flaky"]
+        assert again["ratio_err"] == out["methods"]["flaky"]["ratio_err"]

@@ -18,7 +18,7 @@ import numpy as np
 from shearbridge.config import noise_tag
 from shearbridge.paper.outputs import fmt_int, fmt_noise, fmt_num, fmt_pm, fmt_range, write_variable
 from shearbridge.paper.plotting import method_label
-from shearbridge.paper.tables import population_bias_table, population_table
+from shearbridge.paper.tables import fmt_snr, population_bias_table, population_table
 from shearbridge.summaries import load_summary_json
 from shearbridge.summaries.population import (FAMILY_LABELS, GROUPS, MIN_SNR_TARGET, cell_methods, label,
                                               met_targets, shear_methods)
@@ -37,7 +37,8 @@ def main() -> None:
     for sigma in s["cell_noise"]:
         at = [c for c in cells if math.isclose(c["noise_sigma"], sigma)]
         tag = tags[sigma]
-        write_variable(f"pop_snr_{tag}", fmt_range([(c["snr_median"], None) for c in at], digits=2))
+        snr = [c["snr_median"] for c in at]
+        write_variable(f"pop_snr_{tag}", f"{fmt_snr(min(snr))} to {fmt_snr(max(snr))}")
         for group in GROUPS:
             sub = [c for c in at if c["group"] == group]
             for m in cell_ms:

@@ -116,8 +116,6 @@ class PSFNetEstimator:
                 pixel_scale_arcsec: float | None = None, noise_sigma: float | None = None) -> EstimatorResult:
         """(g1, g2) of each stamp, flags all zero. ``psf_image`` is one (S, S) image for every stamp or
         one per stamp (N, S, S), scaled to unit sum; ``noise_sigma`` (image units) is required."""
-        from shearbridge.models.predict import map_batches
-
         stamps = np.asarray(stamps, np.float32)
         if stamps.ndim == 2:
             stamps = stamps[None]
@@ -136,11 +134,18 @@ class PSFNetEstimator:
                                       f"(N, {s}, {s}); got {np.shape(psf_image)}")
         if not np.all(np.isfinite(stamps)):
             raise EstimatorInputError(f"{self.name}: stamps contain NaN or inf")
-        sigma = np.full(len(stamps), noise_sigma, np.float32)
-        out = map_batches(lambda x, p, n: self._apply(self.params, x, p, n), stamps, self.batch_size,
-                          (psf / total).astype(np.float32), sigma)
-        out = np.asarray(out, np.float64)
+        out = np.asarray(self.predict(stamps, (psf / total).astype(np.float32), float(noise_sigma)), np.float64)
         return EstimatorResult(g1=out[:, 0], g2=out[:, 1], extra={"sigma_g": np.exp(out[:, 2])})
+
+    def predict(self, stamps: np.ndarray, psfs: np.ndarray, noise_sigma: float) -> np.ndarray:
+        """The network's raw ``(N, 3)`` output (``g1, g2, log s``) on checked inputs: stamps ``(N, S, S)``,
+        one PSF image per stamp as given (not rescaled), one noise sigma; in fixed-size batches
+        (:func:`shearbridge.models.predict.map_batches`). :meth:`measure` checks and calls it; the
+        population study calls it directly on its own cells."""
+        from shearbridge.models.predict import map_batches
+
+        sigma = np.full(len(stamps), noise_sigma, np.float32)
+        return map_batches(lambda x, p, n: self._apply(self.params, x, p, n), stamps, self.batch_size, psfs, sigma)
 
 
 #: Largest relative difference of PSF sigma between a user's PSF image and the training data's.

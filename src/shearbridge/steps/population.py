@@ -62,7 +62,7 @@ from shearbridge.steps.measure import population_network, population_network_pat
 from shearbridge.steps.population_methods import cell_results, population_estimators, shear_results
 
 __all__ = ["clean_set", "cell_set", "shear_cell_set", "prepare_sets", "train_population", "evaluate_population",
-           "SPLITS"]
+           "code_version", "SPLITS", "TRAINED_BY"]
 
 SPLITS = {"train": 0, "val": 1}
 _FD_FAMILIES = ("sersic", "bulge_disk")
@@ -244,8 +244,8 @@ def _shear_bias(profile: Profile, plan: PopulationPlan, nets: dict[str, Any]) ->
                 fields = seeded_rng(profile.seed, "population_shear_noise", gi, pi, li).standard_normal(
                     (plan.n_shear * 4,) + cell["stamps"].shape[1:], dtype=np.float32)
                 x = cell["stamps"] + fields[field_id] * (cell["noise_sign"][:, None, None] * np.float32(sigma))
-                bias = {name: paired_shear_bias(_predict(m, p, x, cell["psfs"], sigma)[:, :2], labels)
-                        for name, (m, p) in nets.items()}
+                bias = {name: paired_shear_bias(est.predict(x, cell["psfs"], sigma)[:, :2], labels)
+                        for name, est in nets.items()}
                 bias.update(shear_results(ests[sigma], cell, labels, x, sigma, cfg.sim.pixel_scale_arcsec))
                 row = {"galaxy": galaxy, "psf": psf, "noise_sigma": sigma, "bias": bias,
                        "held_out": galaxy == cfg.held_out_galaxy or psf == cfg.held_out_psf}
@@ -272,8 +272,8 @@ def _metacal_bias(x: np.ndarray, cell: dict[str, np.ndarray], labels: dict[str, 
     noshear, plus, minus, psf_r = (a.astype(np.float32) for a in sets)
     told, idx = sigma * math.sqrt(2.0), np.arange(len(x))
     out = {}
-    for name, (m, p) in nets.items():
-        g0, gp, gm = (_predict(m, p, a, psf_r, told)[:, :2] for a in (noshear, plus, minus))
+    for name, est in nets.items():
+        g0, gp, gm = (est.predict(a, psf_r, told)[:, :2] for a in (noshear, plus, minus))
         response = (gp[idx, comp - 1] - gm[idx, comp - 1]) / (2.0 * METACAL_STEP)
         out[name] = {**paired_metacal_bias(g0, response, labels), "mean_response": float(np.mean(response)),
                      "median_response": float(np.median(response)),
@@ -285,7 +285,7 @@ def train_population(profile: Profile) -> dict[str, Any]:
     """Train every network of the plan (:meth:`~shearbridge.config.population.PopulationPlan.entries`;
     module docstring); writes the parameters and ``training.json`` (histories, seconds) and returns
     that record. An entry whose parameters exist and whose recorded configuration and training
-    galaxies are the plan's is kept (an interrupted run continues)."""
+    galaxies are the plan's, trained by this code (:func:`code_version`), is kept (a stopped run continues)."""
     import jax
     from flax import serialization
 
@@ -300,10 +300,11 @@ def train_population(profile: Profile) -> dict[str, Any]:
     record_path = paths.population_dir(profile) / "training.json"
     old = read_json(record_path) if record_path.exists() else {}
     data = _spec(profile, plan, "train", plan.n_train) + _spec(profile, plan, "val", plan.n_val)
-    if old.get("data") != data:  # networks trained on other galaxies are not kept
+    code = code_version()
+    if old.get("data") != data or old.get("code") != code:  # other galaxies or other model code: retrain
         old = {}
     record = {"prepare_seconds": time.perf_counter() - t0, "n_train": len(train), "n_val": len(val),
-              "data": data, "seeds": {}, "ablations": {}}
+              "data": data, "code": code, "seeds": {}, "ablations": {}}
     for name, cfg, kwargs in plan.entries():
         group = "ablations" if name.startswith("abl_") else "seeds"
         key_name = name[len("abl_"):] if group == "ablations" else name
@@ -333,6 +334,24 @@ def train_population(profile: Profile) -> dict[str, Any]:
     return record
 
 
+#: The modules whose code decides what a trained entry is: a change to any of them retrains.
+TRAINED_BY = ("shearbridge.models.psfnet", "shearbridge.models.moments", "shearbridge.models.shapenet",
+              "shearbridge.train.fresh", "shearbridge.train.augment")
+
+
+def code_version() -> str:
+    """A hash of the source files of :data:`TRAINED_BY` (``training.json`` keeps it; a resumed ``train``
+    keeps no network trained by other code)."""
+    import hashlib
+    import importlib.util
+
+    digest = hashlib.sha256()
+    for name in TRAINED_BY:
+        spec = importlib.util.find_spec(name)
+        digest.update(Path(spec.origin).read_bytes() if spec is not None and spec.origin else name.encode())
+    return digest.hexdigest()[:16]
+
+
 def json_ready(obj: Any) -> Any:
     """``obj`` as JSON reads it back (tuples as lists), so a stored configuration compares equal."""
     return json.loads(json.dumps(obj, default=str))
@@ -344,9 +363,14 @@ def evaluate_population(profile: Profile) -> dict[str, Any]:
 
     plan = population_plan(profile)
     cfg = plan.population
-    nets = {REFERENCE: population_network(profile, REFERENCE)}
+    from shearbridge.estimators.network import PSFNetEstimator
+
+    def entry(name: str) -> PSFNetEstimator:
+        return PSFNetEstimator(*population_network(profile, name), name=f"psfnet {name}", batch_size=256)
+
+    nets = {REFERENCE: entry(REFERENCE)}
     for name, _, _ in plan.entries():
-        nets[f"{SEED_PREFIX}{name}" if name[0].isdigit() else name] = population_network(profile, name)
+        nets[f"{SEED_PREFIX}{name}" if name[0].isdigit() else name] = entry(name)
     cells, ests = [], {s: population_estimators(profile, s, "population") for s in plan.cell_noise}
     for gi, galaxy in enumerate(cfg.galaxy_families):
         for pi, psf in enumerate(cfg.psf_families):
@@ -355,7 +379,7 @@ def evaluate_population(profile: Profile) -> dict[str, Any]:
                 noise_rng = seeded_rng(profile.seed, "population_noise", gi, pi, li)
                 noise = noise_rng.standard_normal(cell["stamps"].shape, dtype=np.float32)
                 x = cell["stamps"] + noise * np.float32(sigma)
-                preds = {name: _predict(m, p, x, cell["psfs"], sigma) for name, (m, p) in nets.items()}
+                preds = {name: est.predict(x, cell["psfs"], sigma) for name, est in nets.items()}
                 truth = np.stack([cell["g1"], cell["g2"]], axis=1)
                 rng = seeded_rng(profile.seed, "population_bootstrap", gi, pi, li)
                 row = cell_metrics(preds, truth, cell["bounds"] * sigma, cell["stamps"], sigma, rng, profile.bootstrap)
@@ -374,17 +398,3 @@ def evaluate_population(profile: Profile) -> dict[str, Any]:
            "steps": plan.fresh.steps, "batch_size": plan.fresh.batch_size, "n_train": plan.n_train}
     write_json(paths.results_dir(profile) / "population.json", out)
     return out
-
-
-_APPLY: dict[Any, Any] = {}  # one compiled forward pass per model configuration
-
-
-def _predict(model, params, stamps: np.ndarray, psfs: np.ndarray, sigma: float, batch: int = 256) -> np.ndarray:
-    """``(N, 3)`` predictions in fixed-size batches (:func:`shearbridge.models.predict.map_batches`)."""
-    import jax
-
-    from shearbridge.models.predict import map_batches
-
-    fn = _APPLY.setdefault(model, jax.jit(model.apply))
-    return map_batches(lambda x, p, s: fn(params, x, p, s), stamps, batch, psfs,
-                       np.full(len(stamps), sigma, np.float32))

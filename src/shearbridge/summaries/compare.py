@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import numpy as np
@@ -157,7 +158,8 @@ def common_set_scores(profile: Profile, methods: list[str], sigma: float) -> dic
     out: dict[str, Any] = {"n_total": len(common), "n_common": int(common.sum()), "methods": {}, "gain": {}}
     for m, (err, ok, flags) in measured.items():
         finite = np.all(np.isfinite(err), axis=1)
-        rng = seeds.rng(profile.seed, "common_bootstrap", key, len(out["methods"]))
+        # keyed by the method's name, not its place: another method added leaves these errors as they are
+        rng = seeds.rng(profile.seed, "common_bootstrap", key, zlib.crc32(m.encode()))
         out["methods"][m] = {
             **ratio_with_error(err[common], crlb[common], rng, profile.bootstrap),
             **robust_ratio_with_error(err[common], crlb[common], rng, profile.bootstrap),
