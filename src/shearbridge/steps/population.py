@@ -1,7 +1,7 @@
 """The population study: one PSF- and noise-aware network, trained once, measured cell by cell.
 
-Two pipeline steps (the only code here that reads or writes files, under
-``src/data/<profile>/population/``):
+Three pipeline steps (the only code here that reads or writes files, under ``src/data/<profile>/``;
+:func:`prepare_sets` renders and bounds the evaluation's cells and shear tests ahead, beside the trainings):
 
 * :func:`train_population`: draws the training and validation galaxies from the training
   families only (:func:`shearbridge.sim.population.training_families`: the held-out galaxy and PSF
@@ -16,11 +16,10 @@ Two pipeline steps (the only code here that reads or writes files, under
   autodiff where the JAX renderer has the profile, GalSim finite differences otherwise), each noise
   level with its own noise; RMSE/CRLB, the robust ratio, the pull width of the predicted
   uncertainty, and the network's gain over the moments-only estimator, each with a bootstrap error
-  (and the scatter over seeds); and each cell's shear test (:func:`shear_cell_set`): m and c of every
-  network and of the moments-only estimator, with jackknife errors, raw and (at the plan's
-  ``metacal_noise``) calibrated by metacalibration. The registry's methods of the ``population``
-  study (the baseline, ShapeNet, the ML fit, REGAUSS, AnaCal) measure the same stamps
-  (:mod:`shearbridge.steps.population_methods`).
+  (and the scatter over seeds); and each cell's shear test (:func:`shear_cell_set`): m and c of each
+  seed and of the moments-only estimator, with jackknife errors, raw and (at the plan's
+  ``metacal_noise``) calibrated by metacalibration. The registry's ``population`` methods measure the
+  cells, its ``population_shear`` methods the shear tests (:mod:`shearbridge.steps.population_methods`).
 
 Training bounds: a Sersic training galaxy's weight uses the bound of an exponential of the same
 size, shape and flux (autodiff, 1,000 times cheaper than finite differences of GalSim); the weight
