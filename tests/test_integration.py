@@ -102,7 +102,24 @@ def _found(needle: str, text: str) -> bool:
     if bare != needle and len(bare) >= 4 and bare in text:
         return True
     parts = [p for p in needle.split(",") if p]
-    return len(parts) > 2 and all(p in text or p.replace("-", "") in text for p in parts)
+    if len(parts) > 2 and all(p in text or p.replace("-", "") in text for p in parts):
+        return True
+    return _interrupted(needle, text) or _interrupted(needle.replace("-", ""), text)
+
+
+def _interrupted(needle: str, text: str, gap: int = 6000) -> bool:
+    """A value broken by a column end: pdftotext reads a float's text (a figure's labels, a table)
+    in between, so the needle's head ends one place and its tail starts within ``gap`` characters
+    after it. Both parts at least six characters long, so that neither is a stray digit."""
+    for k in range(6, len(needle) - 5):
+        head, tail = needle[:k], needle[k:]
+        start = text.find(head)
+        while start >= 0:
+            end = start + len(head)
+            if text.find(tail, end, end + gap + len(tail)) > end:
+                return True
+            start = text.find(head, start + 1)
+    return False
 
 
 def test_every_variable_appears_in_the_pdf_text(quick_build):
