@@ -16,11 +16,11 @@ import math
 import numpy as np
 
 from shearbridge.config import noise_tag
-from shearbridge.paper.outputs import fmt_int, fmt_noise, fmt_num, fmt_pm, fmt_range, write_variable
+from shearbridge.paper.outputs import fmt_int, fmt_noise, fmt_pm, fmt_range, write_variable
 from shearbridge.paper.plotting import method_label
 from shearbridge.paper.tables import fmt_snr, population_bias_table, population_table
 from shearbridge.summaries import load_summary_json
-from shearbridge.summaries.population import (FAMILY_LABELS, GROUPS, MIN_SNR_TARGET, cell_methods, label,
+from shearbridge.summaries.population import (FAMILY_LABELS, GROUPS, MIN_SNR_TARGET, NETWORK, cell_methods, label,
                                               met_targets, shear_methods)
 
 
@@ -46,13 +46,13 @@ def main() -> None:
                         if "ratio" in c["methods"].get(m, {})]
                 write_variable(f"pop_{m}_{group}_{tag}", fmt_range(vals))
             write_variable(f"pop_pull_{group}_{tag}", fmt_range(
-                [(c["methods"]["psfnet"]["pull"], c["methods"]["psfnet"]["pull_err"]) for c in sub]))
+                [(c["methods"][NETWORK]["pull"], c["methods"][NETWORK]["pull_err"]) for c in sub]))
         write_variable(f"pop_gain_nongauss_{tag}", fmt_range(
             [(c["gain"]["ratio"], c["gain"]["ratio_err"]) for c in at if c["galaxy"] != "gauss"]))
         for abl in s["ablation_seconds"]:
-            rel = [c["methods"][f"abl_{abl}"]["ratio"] / c["methods"]["psfnet"]["ratio"] for c in at
+            rel = [c["methods"][f"abl_{abl}"]["ratio"] / c["methods"][NETWORK]["ratio"] for c in at
                    if c["group"] == "in"]
-            write_variable(f"pop_abl_{abl}_{tag}", f"${fmt_num(min(rel))}$ to ${fmt_num(max(rel))}$")
+            write_variable(f"pop_abl_{abl}_{tag}", fmt_range([(x, None) for x in rel]))
     for sigma in s["shear_noise"]:
         at = [r for r in shear if math.isclose(r["noise_sigma"], sigma)]
         for group in GROUPS:
@@ -62,7 +62,7 @@ def main() -> None:
                 write_variable(f"pop_m_{m}_{group}_{tags[sigma]}", fmt_range(vals))
     mcal = [r for r in shear if "metacal" in r]
     for psf in sorted({r["psf"] for r in mcal}):  # metacal works per PSF family, not per group
-        sub = [r["metacal"]["psfnet"] for r in mcal if r["psf"] == psf]
+        sub = [r["metacal"][NETWORK] for r in mcal if r["psf"] == psf]
         write_variable(f"pop_mcal_m_{psf}", fmt_range([(x["m"], x["m_err"]) for x in sub]))
         write_variable(f"pop_mcal_R_{psf}", fmt_range([(x["median_response"], None) for x in sub]))
         write_variable(f"pop_mcal_wild_{psf}", fmt_range([(100 * x["wild_response_fraction"], None) for x in sub]))
@@ -81,7 +81,7 @@ def main() -> None:
     write_variable("pop_shear_high", fmt_noise(high))
     write_variable("pop_held_galaxy", FAMILY_LABELS[s["held_out"]["galaxy"]])
     write_variable("pop_held_psf", FAMILY_LABELS[s["held_out"]["psf"]])
-    write_variable("pop_network", method_label("psfnet"))
+    write_variable("pop_network", method_label(NETWORK))
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ summarize population`` writes it to ``src/data/summary/population.json``. Per ce
 keeps every method's RMSE/CRLB and robust ratio (with bootstrap errors and, for the network, the seed
 scatter), the network's pull widths and its gain over the moments-only estimator; per cell shear test
 the multiplicative and additive bias of every method, the network's as the mean over its seeds, and
-the metacalibrated network's. :func:`cell_groups` sorts the cells into in-distribution, held-out
-galaxy family, held-out PSF family and both, the four groups the paper quotes ranges of.
+the metacalibrated network's. :func:`group_of` puts each cell in one of :data:`GROUPS` (in distribution, held-out galaxy
+family, held-out PSF family, both), the groups the paper quotes ranges of.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 from shearbridge import study
 from shearbridge.stats.cells import REFERENCE, SEED_PREFIX
 
-__all__ = ["population_summary", "cell_groups", "group_of", "seed_mean", "met_targets", "cell_methods",
+__all__ = ["population_summary", "group_of", "seed_mean", "met_targets", "cell_methods",
            "shear_methods", "label", "GROUPS", "NETWORK", "FAMILY_LABELS", "MIN_SNR_TARGET", "MOMENTS_LABEL"]
 
 #: The network's name in the summary (the mean over its seeds) and the cell groups, in table order.
@@ -42,14 +42,6 @@ def group_of(row: Mapping[str, Any], held_out: Mapping[str, str]) -> str:
     """``in``, ``galaxy``, ``psf`` or ``both``: which held-out families a cell row holds."""
     gal, psf = row["galaxy"] == held_out["galaxy"], row["psf"] == held_out["psf"]
     return "both" if gal and psf else "galaxy" if gal else "psf" if psf else "in"
-
-
-def cell_groups(rows: Sequence[Mapping[str, Any]], held_out: Mapping[str, str]) -> dict[str, list[Mapping[str, Any]]]:
-    """The rows of each of :data:`GROUPS` (:func:`group_of`), in their order."""
-    out: dict[str, list[Mapping[str, Any]]] = {g: [] for g in GROUPS}
-    for row in rows:
-        out[group_of(row, held_out)].append(row)
-    return out
 
 
 def _m(bias: Mapping[str, Any]) -> dict[str, float] | None:
