@@ -34,6 +34,13 @@ NOISE = {noise_tag(s): s for s in P.noise_grid}
 TAGS = list(NOISE)
 # Every list of methods and noise levels below comes from the study registry (shearbridge.study).
 STAGS = {st: study.study_tags(P, st) for st in study.STUDIES}
+# (method, tag) of each study: a method may run at some of a study's levels only (ShapeNet: the pair levels).
+CELLS = {st: study.cells(P, st) for st in study.STUDIES}
+
+
+def cell_paths(pattern, st):
+    """`pattern` (holding {method} and {tag}) for every (method, level) of study `st`."""
+    return [pattern.format(method=m, tag=t) for m, t in CELLS[st]]
 
 wildcard_constraints:
     config="[A-Za-z0-9_]+",
@@ -432,7 +439,8 @@ rule summary_translation:
 rule summary_experiment:
     """Metrics, loss curves and predictions of one experiment over the noise grid."""
     input:
-        lambda w: expand(f"{D}/results/{w.experiment}/noise{{tag}}.json", tag=TAGS),
+        lambda w: expand(f"{D}/results/{w.experiment}/noise{{tag}}.json",
+                         tag=study.study_tags(P, "evaluate", w.experiment)),
     output:
         f"{S}/{{experiment}}.json",
         f"{S}/{{experiment}}_pred.npz",
@@ -496,8 +504,8 @@ rule learning_numbers:
 rule summary_compare:
     """All methods' RMSE/CRLB and bias results, for fig_rmse_vs_noise and the numbers."""
     input:
-        expand(f"{D}/results/compare/{{method}}/noise{{tag}}.json", method=METHODS, tag=TAGS),
-        expand(f"{D}/results/bias/{{method}}/noise{{tag}}.json", method=study.names("bias"), tag=BIAS_TAGS),
+        cell_paths(f"{D}/results/compare/{{method}}/noise{{tag}}.json", "compare"),
+        cell_paths(f"{D}/results/bias/{{method}}/noise{{tag}}.json", "bias"),
         expand(f"{D}/results/compare/{{method}}/noise{{tag}}.json", method=study.names("seeds"),
                tag=STAGS["seeds"]),
     output:
@@ -542,13 +550,14 @@ rule compare_numbers:
         f"{S}/compare.json",
         script="src/scripts/num_compare.py",
     output:
-        [f"{OUT}/ratio_{m}_{t}.txt" for m in METHODS for t in TAGS],
-        [f"{OUT}/robratio_{m}_{t}.txt" for m in METHODS for t in TAGS],
-        [f"{OUT}/fail_{m}_{t}.txt" for m in METHODS for t in TAGS],
-        [f"{OUT}/ratioall_{m}_{t}.txt" for m in METHODS for t in TAGS],
+        [f"{OUT}/ratio_{m}_{t}.txt" for m, t in CELLS["compare"]],
+        [f"{OUT}/robratio_{m}_{t}.txt" for m, t in CELLS["compare"]],
+        [f"{OUT}/fail_{m}_{t}.txt" for m, t in CELLS["compare"]],
+        [f"{OUT}/ratioall_{m}_{t}.txt" for m, t in CELLS["compare"]],
         [f"{OUT}/ncommon_{t}.txt" for t in TAGS],
         [f"{OUT}/snr_{t}.txt" for t in TAGS],
-        [f"{OUT}/gain_{a}_{b}_{t}.txt" for a, b in study.TRAINING_GAIN if {a, b} <= set(METHODS) for t in TAGS],
+        [f"{OUT}/gain_{a}_{b}_{t}.txt" for a, b in study.TRAINING_GAIN if {a, b} <= set(METHODS)
+         for t in TAGS if (a, t) in CELLS["compare"] and (b, t) in CELLS["compare"]],
         f"{OUT}/ntotal_compare.txt",
         [f"{OUT}/seedsd_{n}_{t}.txt" for n in SEEDED for t in STAGS["seeds"]],
         f"{OUT}/n_seeds.txt",
@@ -560,7 +569,7 @@ rule compare_numbers:
         f"{OUT}/mlfit_impl.txt",
         f"{OUT}/ngmix_status.txt",
         f"{OUT}/hypothesis_ratio_low.txt",
-        [f"{OUT}/improve_shapenet_{t}.txt" for t in TAGS],
+        [f"{OUT}/improve_shapenet_{t}.txt" for m, t in CELLS["compare"] if m == "shapenet"],
         f"{OUT}/shapenet_within2.txt",
     shell:
         "{PY} {input.script}"
@@ -803,8 +812,8 @@ rule summary_robustness:
 rule summary_bias:
     """m, c at every noise level of every method of the bias_grid study."""
     input:
-        expand(f"{D}/results/{{kind}}/{{method}}/noise{{tag}}.json", kind=list(BIAS_SETS), method=BIAS_GRID_METHODS,
-               tag=TAGS),
+        [p.format(kind=k) for k in BIAS_SETS
+         for p in cell_paths(f"{D}/results/{{{{kind}}}}/{{method}}/noise{{tag}}.json", "bias_grid")],
         expand(f"{D}/results/bias_mcal/{{method}}/noise{{tag}}.json", method=study.names("metacal"),
                tag=STAGS["metacal"]),
     output:
@@ -863,10 +872,10 @@ rule bias_numbers:
         [f"{D}/diagnosis/anacal_tuning.json"] if "anacal" in BIAS_GRID_METHODS else [],
         script="src/scripts/num_bias.py",
     output:
-        [f"{OUT}/bias_{m}_{k}_{t}.txt" for m in BIAS_GRID_METHODS
-         for k in ("m1", "m2", "c1", "c2", "mrel1", "mrel2", "alpha") for t in TAGS],
-        [f"{OUT}/sigmam_{m}_{t}.txt" for m in BIAS_GRID_METHODS for t in TAGS],
-        [f"{OUT}/nneed_{m}_{t}.txt" for m in BIAS_GRID_METHODS for t in TAGS],
+        [f"{OUT}/bias_{m}_{k}_{t}.txt" for m, t in CELLS["bias_grid"]
+         for k in ("m1", "m2", "c1", "c2", "mrel1", "mrel2", "alpha")],
+        [f"{OUT}/sigmam_{m}_{t}.txt" for m, t in CELLS["bias_grid"]],
+        [f"{OUT}/nneed_{m}_{t}.txt" for m, t in CELLS["bias_grid"]],
         [f"{OUT}/bias_ngal_{m}.txt" for m in BIAS_GRID_METHODS],
         [f"{OUT}/lsst_meet_{t}.txt" for t in TAGS],
         [f"{OUT}/lsst_fail_{t}.txt" for t in TAGS],
@@ -911,8 +920,8 @@ rule yardstick:
 rule summary_yardstick:
     """sigma_meas / sigma_CRLB and n_eff lost of every bias_grid method at every level."""
     input:
-        expand(f"{D}/results/yardstick/{{method}}/noise{{tag}}.npz", method=BIAS_GRID_METHODS, tag=TAGS),
-        expand(f"{D}/results/bias/{{method}}/noise{{tag}}.json", method=BIAS_GRID_METHODS, tag=TAGS),
+        cell_paths(f"{D}/results/yardstick/{{method}}/noise{{tag}}.npz", "bias_grid"),
+        cell_paths(f"{D}/results/bias/{{method}}/noise{{tag}}.json", "bias_grid"),
         f"{D}/crlb/test.npz",
     output:
         f"{S}/yardstick.json",
@@ -927,8 +936,9 @@ rule yardstick_numbers:
         f"{S}/yardstick.json",
         script="src/scripts/num_yardstick.py",
     output:
-        [f"{OUT}/neff_{m}_{t}.txt" for m in BIAS_GRID_METHODS for t in TAGS],
-        [f"{OUT}/measratio_{m}_{t}.txt" for m in BIAS_GRID_METHODS for t in TAGS],
+        [f"{OUT}/neff_{m}_{t}.txt" for m, t in CELLS["bias_grid"]],
+        [f"{OUT}/measratio_{m}_{t}.txt" for m, t in CELLS["bias_grid"]],
+        [f"{OUT}/neffw_{m}_{t}.txt" for m, t in CELLS["bias_grid"] if study.get_method(m).uncertainty],
         [f"{OUT}/vantrees_gain_{t}.txt" for t in TAGS],
         f"{OUT}/sigma_e.txt",
     shell:

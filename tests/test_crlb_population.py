@@ -23,10 +23,20 @@ def _labels(galaxies, psfs, n, seed):
     return draw_population(CFG, n, np.random.default_rng(seed), galaxies=galaxies, psfs=psfs)
 
 
-def _fd_bounds(lab, rows):
+def _fd_bounds(lab, rows, central=True):
     render = lambda r: render_pair(CFG, r)[0]  # noqa: E731
-    return np.array([crlb_sigma(cp.fisher_fd_render(render, {k: lab[k][i] for k in POPULATION_LABELS}))
-                     for i in rows])
+    return np.array([crlb_sigma(cp.fisher_fd_render(render, {k: lab[k][i] for k in POPULATION_LABELS},
+                                                    central=central)) for i in rows])
+
+
+def test_forward_differences_give_the_central_bound_for_the_profiles_without_autodiff():
+    """The study's Sersic and bulge+disk bounds use forward differences (half the renders); they must
+    stay within 0.15% of central differences on g (measured <= 9e-4), the flux derivative being exact."""
+    for galaxy, psf in (("sersic", "moffat"), ("bulge_disk", "kolmogorov")):
+        lab = _labels([galaxy], [psf], 2, seed=13)
+        fwd, cen = _fd_bounds(lab, [0, 1], central=False), _fd_bounds(lab, [0, 1])
+        assert_allclose(fwd[:, 4:], cen[:, 4:], rtol=1.5e-3)
+        assert not np.array_equal(fwd, cen), "the two schemes are different computations"
 
 
 @pytest.mark.parametrize("galaxy", ["gauss", "exp"])
@@ -69,7 +79,7 @@ def test_rows_subset_returns_those_rows_in_order():
     sub = cp.population_crlb(CFG, lab, rows)
     assert sub.shape == (3, 6)
     assert_allclose(sub[:2], full[[3, 0]], rtol=1e-10)
-    assert_allclose(sub[2], _fd_bounds(lab, [sersic])[0], rtol=1e-12)
+    assert_allclose(sub[2], _fd_bounds(lab, [sersic], central=False)[0], rtol=1e-12)
     assert cp.population_crlb(CFG, lab, []).shape == (0, 6)
 
 
@@ -113,10 +123,10 @@ def test_sersic_and_bulge_disk_use_finite_differences(monkeypatch):
 
 
 def test_sersic_n1_is_the_exponential():
-    # the brief asks for 2%; measured <= 5e-5 on g (<= 3e-4 on flux, size), so 1e-3 on g, 2e-3 on all
+    # the brief asks for 2%; with forward differences measured <= 1e-3 on g (2.1e-3 on flux, size)
     lab = _labels(["sersic"], ["gauss", "moffat"], 3, seed=17)
     lab["sersic_n"][:] = 1.0
     as_exp = dict(lab, galaxy_id=np.full(3, GALAXY_FAMILIES.index("exp")), sersic_n=np.zeros(3))
     fd, ad = cp.population_crlb(CFG, lab), cp.population_crlb(CFG, as_exp)
     assert_allclose(fd[:, 4:], ad[:, 4:], rtol=1e-3)
-    assert_allclose(fd, ad, rtol=2e-3)
+    assert_allclose(fd, ad, rtol=3e-3)  # forward differences: measured 2.1e-3 on flux and size

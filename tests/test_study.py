@@ -53,8 +53,9 @@ def test_the_registry_holds_each_method_once_with_its_studies():
     assert study.names("seeds") == ["baseline_seed1", "baseline_seed2"]
     assert study.names("robustness") == ["baseline", "shapenet", "shapenet_mix", "moments_affine", "mlfit",
                                          "hsm_regauss"]
-    assert study.names("bias_grid", available_only=False) == ["baseline", "shapenet", "moments_affine", "mlfit",
-                                                               "hsm_regauss", "hsm_ksb", "anacal"]
+    assert study.names("bias_grid", available_only=False) == ["baseline", "shapenet", "psfnet", "moments_affine",
+                                                               "mlfit", "hsm_regauss", "hsm_ksb", "anacal"]
+    assert [m.name for m in study.methods(available_only=False) if m.uncertainty] == ["psfnet"]
     assert study.names("timing", kind="network") == ["baseline", "shapenet", "psfnet"]
     assert "moments_affine" in study.names("timing", kind="classical"), "the bare moment layer is timed"
     assert study.names("learning") == study.names("evaluate") == ["baseline", "shapenet"]
@@ -88,9 +89,9 @@ def test_trainings_cover_every_network_at_its_levels():
     quick = get_profile("quick")
     runs = study.trainings(quick)
     assert len(runs) == len(set(runs))
-    for sigma in quick.noise_grid:
-        assert ("baseline", sigma) in runs and ("shapenet", sigma) in runs
     pair = set(study.study_noise(quick, "robustness"))
+    for sigma in quick.noise_grid:
+        assert ("baseline", sigma) in runs and (("shapenet", sigma) in runs) == (sigma in pair)
     assert {s for e, s in runs if e == "shapenet_mix"} == pair
     assert {s for e, s in runs if e == "abl_1_gelu"} == set(study.study_noise(quick, "ablation"))
     assert not any(e in ("mlfit", "hsm_regauss") for e, _ in runs)
@@ -406,3 +407,22 @@ def test_slow_fits_measure_a_fraction_of_the_shear_test_but_never_a_handful():
     assert fit.shear_galaxies(256) == study.MIN_SHEAR_GALAXIES  # the quick shear test: not 32
     assert fit.shear_galaxies(64) == 64  # the quick PSF test: all of it, not 8
     assert fit.shear_galaxies(8) == 8 and net.shear_galaxies(2048) == 2048
+
+
+def test_a_pair_level_method_runs_at_the_pair_levels_of_every_study_only():
+    """ShapeNet is one training per level: the build trains it at the pair levels, where PSFNet (trained
+    once) does not replace it, and every plan (trainings, cells, the methods at a level) says the same."""
+    paper = get_profile("paper")
+    pair = study.study_noise(paper, "timing")
+    assert study.get_method("shapenet").levels == "pair" and study.get_method("psfnet").levels == "grid"
+    assert {s for e, s in study.trainings(paper) if e == "shapenet"} == set(pair)
+    assert study.study_noise(paper, "compare", "shapenet") == pair
+    assert study.study_noise(paper, "bias", "shapenet") == pair, "not at the survey level of the bias table"
+    assert study.study_noise(paper, "compare", "psfnet") == paper.noise_grid
+    cells = study.cells(paper, "bias_grid")
+    assert ("shapenet", "1e-04") not in cells and ("shapenet", "1e-05") in cells and ("psfnet", "2e-02") in cells
+    assert len(cells) == len(set(cells))
+    assert "shapenet" not in study.at(paper, "compare", 1e-2) and "psfnet" in study.at(paper, "compare", 1e-2)
+    assert "shapenet" in study.at(paper, "compare", 1e-3)
+    with pytest.raises(ConfigError, match="levels must be one of"):
+        study.Method("x", "classical", "X", frozenset(), build=lambda c: None, levels="some").validate()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from shearbridge.config import get_profile
-from shearbridge.steps.yardstick import _score, neff_fraction, second_noise, van_trees_rmse
+from shearbridge.steps.yardstick import _score, neff_fraction, second_noise, van_trees_rmse, weighted_neff_fraction
 
 
 def test_neff_is_one_at_the_bound_and_falls_with_noise_and_losses():
@@ -90,3 +90,32 @@ def test_the_bound_is_that_of_the_galaxies_the_method_measured():
     r = _score(_synthetic(rng, 2000, 0.02, 1.0, flags), 1.0, crlb, 0.26, 20, rng)
     assert r["sigma_crlb"] == pytest.approx(0.02) and r["meas_over_crlb"] == pytest.approx(1.0, rel=0.05)
     assert r["fail"] == pytest.approx(0.5)
+
+
+def test_weighted_neff_is_the_unweighted_one_for_equal_errors_and_charges_wrong_weights():
+    n, e = 1000, 0.26
+    d2, c2 = np.full(n, 0.03 ** 2), np.full(n, 0.02 ** 2)
+    assert weighted_neff_fraction(d2, d2, c2, e) == pytest.approx(neff_fraction(0.03, 0.02, e))
+    assert weighted_neff_fraction(c2, c2, c2, e) == pytest.approx(1.0), "the bound itself, weighted by itself"
+    rng = np.random.default_rng(1)
+    mixed = np.where(rng.random(n) < 0.5, 0.02, 0.5) ** 2  # half the galaxies far noisier than the shape noise
+    assert weighted_neff_fraction(mixed, mixed, mixed, e) == pytest.approx(1.0)
+    flat = weighted_neff_fraction(mixed, np.full(n, mixed.mean()), mixed, e)  # no weights: loses density
+    wrong = weighted_neff_fraction(mixed, mixed[::-1], mixed, e)  # weights of other galaxies: loses more
+    assert wrong < flat < 1.0
+    assert weighted_neff_fraction(mixed[: n // 2], mixed[: n // 2], mixed, e) < 1.0, "a lost galaxy is lost"
+
+
+def test_a_predicted_error_is_scored_with_inverse_variance_weights():
+    rng = np.random.default_rng(5)
+    n = 3000
+    noise = np.where(rng.random(n) < 0.5, 0.02, 0.3)[:, None]
+    g = rng.normal(0, 0.26, (n, 2))
+    z = {"g_a": g + noise * rng.normal(size=(n, 2)), "g_b": g + noise * rng.normal(size=(n, 2)),
+         "flags_a": np.zeros(n, int), "flags_b": np.zeros(n, int), "g_true": g,
+         "sigma_g_a": noise[:, 0], "sigma_g_b": noise[:, 0]}
+    r = _score(z, 1.0, np.repeat(noise, 2, axis=1), 0.26, 30, rng)
+    assert r["neff_w_lost_pct"] == pytest.approx(0.0, abs=4 * r["neff_w_lost_pct_err"] + 0.5)
+    assert r["neff_w_lost_pct_err"] > 0
+    assert "neff_w_lost_pct" not in _score({k: v for k, v in z.items() if not k.startswith("sigma")}, 1.0,
+                                           np.repeat(noise, 2, axis=1), 0.26, 5, rng)

@@ -30,7 +30,7 @@ def main() -> None:
             continue
         rate = float(np.median(rates))
         st = plotting.method_style(m)
-        pts = [(i, per[t]) for i, t in enumerate(tags) if per[t]["calibratable"]]
+        pts = [(i, per[t]) for i, t in enumerate(tags) if t in per and per[t]["calibratable"]]
         y = [r["neff_lost_pct"] for _, r in pts]
         ax.plot([rate] * len(y), y, color=st["color"], lw=0.6, ls=st["linestyle"])
         for k, (i, r) in enumerate(pts):

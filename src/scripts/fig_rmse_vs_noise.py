@@ -28,8 +28,9 @@ def main() -> None:
     tags = sorted(common, key=lambda t: float(t))
     for m in s["compare"]:
         style = plotting.method_style(m)
-        rs = [common[t]["methods"][m] for t in tags]
-        x = np.array([float(t) for t in tags])
+        have = [t for t in tags if m in common[t]["methods"]]  # the levels the method runs at
+        rs = [common[t]["methods"][m] for t in have]
+        x = np.array([float(t) for t in have])
         ax.errorbar(x, [r["rmse_g"] for r in rs], [r["rmse_g_err"] for r in rs], color=style["color"],
                     ls=style["linestyle"], marker=style["marker"], label=plotting.method_label(m))
         axr.errorbar(x, [r["ratio"] for r in rs], [r["ratio_err"] for r in rs], color=style["color"],

@@ -63,13 +63,13 @@ def main() -> None:
 
     # the improved network against the baseline (same galaxies, same noise), per noise level
     if "shapenet" in comp:
-        within = 0
-        for tag in tags:
+        within, levels = 0, [t for t in tags if t in comp["shapenet"]]  # the levels it runs at
+        for tag in levels:
             b, n = common[tag]["methods"]["baseline"], common[tag]["methods"]["shapenet"]
             write_variable(f"improve_shapenet_{tag}",
                            fmt_pm(*quotient(b["rmse_g"], b["rmse_g_err"], n["rmse_g"], n["rmse_g_err"])))
             within += n["ratio"] < 2.0
-        write_variable("shapenet_within2", f"{within} of the {len(tags)}")
+        write_variable("shapenet_within2", f"{within} of the {len(levels)}")
 
 
 if __name__ == "__main__":

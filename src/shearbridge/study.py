@@ -28,7 +28,9 @@ Studies (:data:`STUDIES`) and the noise levels each runs at (:func:`study_noise`
 ``population_shear`` the population cells' shear tests (m, c), likewise
 
 The "pair" levels are the profile's lowest noise and ShearNet's "high" 1e-3 (the highest
-level when 1e-3 is not on the grid). The seed streams are the table
+level when 1e-3 is not on the grid). A method with ``levels="pair"`` (ShapeNet: PSFNet, trained once,
+serves every level) takes part in each study at its pair levels only (:func:`study_noise` with the
+method, :func:`cells`). The seed streams are the table
 :data:`shearbridge.config.seeds.SEED_STREAMS`.
 
 Adding a classical estimator: write it (``estimators/<name>.py``, the
@@ -45,10 +47,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
 
 from shearbridge.config import ConfigError, Profile, noise_tag
 from shearbridge.config.seeds import SEED_STREAMS
@@ -62,17 +62,16 @@ from shearbridge.estimators.factories import (
     ngmix_installed,
     psfnet,
 )
+from shearbridge.method import KINDS, LEVEL_SETS, MIN_SHEAR_GALAXIES, STUDIES, Method, MethodContext
 
 __all__ = [
     "KINDS", "STUDIES", "SPEEDUP_REFERENCES", "TRAINING_GAIN", "SLOW_SHEAR_FRACTION", "MIN_SHEAR_GALAXIES",
     "SEED_STREAMS",
-    "Method", "MethodContext", "register", "registered", "get_method", "methods", "names", "study_noise",
+    "Method", "MethodContext", "register", "registered", "get_method", "methods", "names", "study_noise", "at",
+    "cells", "LEVEL_SETS",
     "study_tags", "run_of", "trainings", "trained_once", "diagnosed", "diagnosis_noise", "PLUGINS_ENV",
 ]
 
-KINDS = ("network", "classical", "bound")
-STUDIES = ("compare", "bias", "bias_grid", "metacal", "timing", "robustness", "ablation", "learning", "evaluate",
-           "diagnosis", "seeds", "population", "population_shear")
 #: Methods the networks' speed-ups are quoted against (timing study).
 SPEEDUP_REFERENCES = ("mlfit", "hsm_regauss")
 #: (analytic method, network built on it): RMSE(formula) / RMSE(network) on the same galaxies at
@@ -81,9 +80,6 @@ TRAINING_GAIN = (("moments_affine", "shapenet"),)
 #: Shear-test galaxies the slow per-galaxy fits (ML fit, HSM, ngmix) measure: the first eighth, a random
 #: subset of the same population, so the build keeps its hour.
 SLOW_SHEAR_FRACTION = 0.125
-#: ... but never fewer galaxies than this (or the whole set): at the lowest S/N the ML fit flags most
-#: galaxies, and a handful measured leaves too few for m (the quick profile: 256 and 64 galaxies).
-MIN_SHEAR_GALAXIES = 64
 #: The metacal study runs at this noise level (median matched-filter S/N ~21), the survey level where
 #: the ML fit shows noise bias and still measures most galaxies. Each level costs the ML fit three fits
 #: per shear-test stamp; at 2e-2 the metacal images (twice the noise variance) sit below S/N 10, where
@@ -92,93 +88,6 @@ METACAL_NOISE = 1e-2
 _PAIR_STUDIES = ("bias", "timing", "robustness", "ablation", "learning")
 _GRID_STUDIES = ("compare", "bias_grid", "evaluate")
 _POPULATION_STUDIES = ("population", "population_shear")
-
-
-@dataclass(frozen=True)
-class MethodContext:
-    """What a method's factory may use: the profile's root seed, the noise level it measures at,
-    and loaders of trained networks that the calling pipeline step provides (the registry knows no
-    paths): ``load_network(experiment, noise_sigma) -> Trained`` (a run trained at one noise level) and
-    ``load_population(entry) -> (model, params)`` (a network of the population study, trained once)."""
-
-    seed: int
-    noise_sigma: float
-    load_network: Callable[[str, float], Any] | None = None
-    load_population: Callable[[str], Any] | None = None
-
-
-def _always() -> bool:
-    return True
-
-
-@dataclass(frozen=True)
-class Method:
-    """One method of the study.
-
-    Attributes
-    ----------
-    name : str
-        Registry name: file names, CLI ``--method``, summary keys.
-    kind : {"network", "classical", "bound"}
-    label : str
-        Label in figures and tables.
-    studies : frozenset of str
-        The studies (:data:`STUDIES`) it takes part in.
-    build : callable or None
-        ``build(MethodContext) -> ShapeEstimator`` (``measure(stamps, psf_image,
-        pixel_scale_arcsec, noise_sigma) -> EstimatorResult``); ``None`` for a bound.
-    experiment : str or None
-        Networks: the experiment (:mod:`shearbridge.config.experiments`) whose trained run it uses.
-    style : int or None
-        Index into the house palette (:mod:`shearbridge.paper.plotting`); ``None``: the next free one.
-    available : callable
-        False where an optional dependency is missing (ngmix): the method is then left out.
-    shear_fraction : float
-        Fraction of the shear-test galaxies it measures (the first ones): see :data:`SLOW_SHEAR_FRACTION`.
-    once : bool
-        A network trained once for every noise level (the population study's, ``python -m shearbridge
-        population train``) rather than one run per level: it has no experiment and no :func:`trainings`.
-    """
-
-    name: str
-    kind: str
-    label: str
-    studies: frozenset[str] = field(default_factory=frozenset)
-    build: Callable[[MethodContext], Any] | None = None
-    experiment: str | None = None
-    style: int | None = None
-    available: Callable[[], bool] = _always
-    description: str = ""
-    shear_fraction: float = 1.0
-    once: bool = False
-
-    def validate(self) -> None:
-        if not self.name or not self.name.replace("_", "").isalnum():
-            raise ConfigError(f"method name must be alphanumeric (with _), got {self.name!r}")
-        if self.kind not in KINDS:
-            raise ConfigError(f"method {self.name}: kind must be one of {KINDS}, got {self.kind!r}")
-        unknown = sorted(set(self.studies) - set(STUDIES))
-        if unknown:
-            raise ConfigError(f"method {self.name}: unknown studies {unknown}; known: {list(STUDIES)}")
-        if self.kind == "network" and not (self.experiment or self.once):
-            raise ConfigError(f"network method {self.name} needs an experiment (or once=True)")
-        if self.once and (self.kind != "network" or self.experiment):
-            raise ConfigError(f"method {self.name}: once=True is for a network with no per-level experiment")
-        if not 0.0 < self.shear_fraction <= 1.0:
-            raise ConfigError(f"method {self.name}: shear_fraction must lie in (0, 1], got {self.shear_fraction}")
-        if self.kind != "bound" and self.build is None:
-            raise ConfigError(f"method {self.name} needs a build(context) factory")
-
-    def shear_galaxies(self, n_set: int) -> int:
-        """Galaxies it measures of a shear-test set of ``n_set``: :attr:`shear_fraction` of them, at
-        least :data:`MIN_SHEAR_GALAXIES`, at most all."""
-        return min(n_set, max(MIN_SHEAR_GALAXIES, int(round(self.shear_fraction * n_set))))
-
-    def estimator(self, context: MethodContext) -> Any:
-        """The object that measures: ``build(context)``."""
-        if self.build is None:
-            raise ConfigError(f"method {self.name!r} has no estimator (kind {self.kind})")
-        return self.build(context)
 
 
 _REGISTRY: dict[str, Method] = {}
@@ -236,8 +145,29 @@ def _pair(grid: Sequence[float]) -> tuple[float, ...]:
     return (grid[0],) if math.isclose(high, grid[0]) else (grid[0], high)
 
 
-def study_noise(profile: Profile, study: str) -> tuple[float, ...]:
-    """The noise levels (pixel sigma, image units) at which ``study`` runs on ``profile``."""
+def study_noise(profile: Profile, study: str, method: str | None = None) -> tuple[float, ...]:
+    """The noise levels (pixel sigma, image units) at which ``study`` runs on ``profile``; with
+    ``method``, those at which that method takes part (its :attr:`Method.levels`)."""
+    levels = _study_noise(profile, study)
+    if method is not None and get_method(method).levels == "pair":
+        pair = _pair(tuple(profile.noise_grid))
+        levels = tuple(s for s in levels if any(math.isclose(s, p) for p in pair))
+    return levels
+
+
+def at(profile: Profile, study: str, sigma: float) -> list[str]:
+    """The (available) methods of ``study`` that run at noise level ``sigma``."""
+    return [n for n in names(study) if any(math.isclose(sigma, s) for s in study_noise(profile, study, n))]
+
+
+def cells(profile: Profile, study: str, methods: Sequence[str] | None = None) -> list[tuple[str, str]]:
+    """Every (method, noise tag) of ``study`` (default: its available methods), in registry then grid order:
+    what the Snakefile expands and the summaries read."""
+    return [(m, noise_tag(s)) for m in (names(study) if methods is None else methods)
+            for s in study_noise(profile, study, m)]
+
+
+def _study_noise(profile: Profile, study: str) -> tuple[float, ...]:
     grid = tuple(profile.noise_grid)
     if study == "diagnosis":
         return diagnosis_noise(profile, primary=True)
@@ -263,9 +193,9 @@ def diagnosis_noise(profile: Profile, primary: bool) -> tuple[float, ...]:
     return grid if primary else _pair(grid)
 
 
-def study_tags(profile: Profile, study: str) -> list[str]:
+def study_tags(profile: Profile, study: str, method: str | None = None) -> list[str]:
     """:func:`study_noise` as file-name tags (:func:`shearbridge.config.noise_tag`)."""
-    return [noise_tag(s) for s in study_noise(profile, study)]
+    return [noise_tag(s) for s in study_noise(profile, study, method)]
 
 
 def run_of(name: str) -> str | None:
@@ -294,6 +224,8 @@ def _levels(profile: Profile, m: Method) -> set[float]:
             levels |= set(diagnosis_noise(profile, diagnosed()[:1] == [m.experiment]))
         else:
             levels |= set(study_noise(profile, study))
+    if m.levels == "pair":
+        levels &= set(_pair(tuple(profile.noise_grid)))
     return levels
 
 
@@ -324,12 +256,14 @@ def _register_defaults() -> None:
                     experiment="baseline", style=0,
                     description="ShearNet's EnhancedGalaxyNN, layer for layer, ShearNet's recipe"))
     register(Method("shapenet", "network", "ShapeNet", headline, network("shapenet"),
-                    experiment="shapenet", style=4,
-                    description="the precision-preserving network (moment head, adaptive-moment residual)"))
+                    experiment="shapenet", style=4, levels="pair",
+                    description="the precision-preserving network (moment head, adaptive-moment residual), "
+                                "one per noise level: trained at the pair levels (PSFNet serves every level)"))
     register(Method("shapenet_mix", "network", "ShapeNet (mixture)", frozenset({"robustness"}),
                     network("shapenet_mix"), experiment="shapenet_mix", style=5,
                     description="ShapeNet trained on the galaxy-model mixture"))
-    register(Method("psfnet", "network", "PSFNet", frozenset({"compare", "timing"}), psfnet, style=9, once=True,
+    register(Method("psfnet", "network", "PSFNet", frozenset({"compare", "bias", "bias_grid", "timing"}), psfnet,
+                    style=9, once=True, uncertainty=True,
                     description="the population study's PSF- and noise-aware network (its first seed), trained "
                                 "once on fresh noise over every level; told each stamp's PSF image and noise sigma"))
     register(Method("moments_affine", "classical", "Moments + affine fit",

@@ -27,13 +27,13 @@ def bias_table(bias: Mapping[str, Mapping[str, Mapping[str, Any]]], tags: Sequen
                bias_psf: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None) -> str:
     """m1, m2, c1, c2 (with errors) of every method at every noise tag, one row each, with the
     median matched-filter S/N of the shear-test galaxies and, where ``bias_psf`` is given, the
-    PSF leakage ``alpha`` of the anisotropic-PSF test."""
+    PSF leakage ``alpha`` of the anisotropic-PSF test. A method not run at a level has no row there."""
     cols = "llcccccc" if bias_psf is not None else "llccccc"
     head = "method & $\\sigma_n$ & S/N$_{\\rm mf}$ & $m_1$ & $m_2$ & $c_1$ & $c_2$"
     head += " & $\\alpha$ \\\\" if bias_psf is not None else " \\\\"
     rows = [f"\\begin{{tabular}}{{{cols}}}", "\\toprule", head, "\\midrule"]
     for m, per in bias.items():
-        for tag in tags:
+        for tag in (t for t in tags if t in per):
             r = per[tag]
             cells = [fmt_pm(r[k], r[f"{k}_err"], err_digits=2) for k in ("m1", "m2", "c1", "c2")]
             if bias_psf is not None:
@@ -49,14 +49,17 @@ def bias_precision_table(bias: Mapping[str, Mapping[str, Mapping[str, Any]]], ta
                          label: Callable[[str], str]) -> str:
     """The shear test's achieved sigma(m) against its target per method (rows) and noise tag
     (columns), a dagger where the target is met; in brackets the galaxies that would reach it
-    (:func:`shearbridge.summaries.compare.sigma_m_budget`)."""
-    first = next(iter(bias.values()))
+    (:func:`shearbridge.summaries.compare.sigma_m_budget`); a dash where the method did not run."""
+    first = next(per for per in bias.values() if all(t in per for t in tags))
     head = " & ".join(f"{fmt_noise(first[t]['noise_sigma'])} ({fmt_snr(first[t]['median_snr_mf'])})" for t in tags)
     rows = [f"\\begin{{tabular}}{{l{'c' * len(tags)}}}", "\\toprule",
             "method & " + head + " \\\\", "\\midrule"]
     for m, per in bias.items():
         cells = []
         for t in tags:
+            if t not in per:
+                cells.append("--")
+                continue
             p = per[t]["precision"]
             mark = "$^\\dagger$" if p["met"] else f" ({fmt_int(p['n_needed'])})"
             cells.append(fmt_sci(p["sigma_m"], 1) + mark)
@@ -108,7 +111,7 @@ def compare_table(common: Mapping[str, Mapping[str, Any]], snr: Mapping[str, Map
     method, one column pair per noise level headed by its matched-filter S/N (median of the
     comparison galaxies); a method's failure percentage follows its robust ratio in brackets where
     it flagged any galaxy. ``extra_err[(method, tag)]`` (the seed scatter of a network) is added in
-    quadrature to the bootstrap error of the RMS ratio."""
+    quadrature to the bootstrap error of the RMS ratio. Dashes where a method did not run at a level."""
     cols = "l" + "cc" * len(tags)
     head1 = " & ".join(f"\\multicolumn{{2}}{{c}}{{$\\sigma_n=${fmt_noise(sigma[t])} (S/N$\\approx${fmt_snr(snr[t]['median'])})}}"
                        for t in tags)
@@ -118,7 +121,10 @@ def compare_table(common: Mapping[str, Mapping[str, Any]], snr: Mapping[str, Map
     for m in methods:
         cells = []
         for t in tags:
-            r = common[t]["methods"][m]
+            r = common[t]["methods"].get(m)
+            if r is None:
+                cells += ["--", "--"]
+                continue
             err = math.hypot(r["ratio_err"], (extra_err or {}).get((m, t), 0.0))
             robust = fmt_pm(r["robust_ratio"], r["robust_ratio_err"])
             if r["n_flagged"]:

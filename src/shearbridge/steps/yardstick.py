@@ -23,6 +23,17 @@ is lost). Per-galaxy methods are scored on the galaxies they do not flag. The va
 term: their ratio is what a prior can buy a network trained with a squared loss (shrinking, it
 can get below the CRLB in RMSE, never below van Trees); its calibrated noise (shrinkage undone)
 is what the yardstick compares.
+
+A method that predicts each galaxy's shear error (PSFNet's ``extra["sigma_g"]``) is also scored
+as a survey would use it, with inverse-variance weights ``w_i = 1 / (sigma_e^2 + s_i^2)`` (``s_i``
+its prediction, mean of the two realisations, over the response) on the weighted mean shear:
+
+    n_eff,w / n = Var_ref / Var_w,   Var_w = sum_ok w_i^2 (sigma_e^2 + d_i^2) / (sum_ok w_i)^2,
+    Var_ref = 1 / sum_all 1 / (sigma_e^2 + sigma_CRLB,i^2)
+
+with ``d_i^2`` the galaxy's measured (calibrated) noise variance per component: the reference is a
+perfect estimator weighted by the bound itself over every galaxy, so the weights are charged for
+being wrong and a lost galaxy is lost. With equal errors and weights this is the unweighted formula.
 """
 
 from __future__ import annotations
@@ -40,7 +51,8 @@ from shearbridge.sim.catalogue import STREAM_ID
 from shearbridge.steps.crlb import load_crlb
 from shearbridge.steps.measure import method_estimator
 
-__all__ = ["run_yardstick", "yardstick_path", "second_noise", "neff_fraction", "yardstick_summary", "van_trees_rmse"]
+__all__ = ["run_yardstick", "yardstick_path", "second_noise", "neff_fraction", "weighted_neff_fraction",
+           "yardstick_summary", "van_trees_rmse"]
 
 
 def yardstick_path(profile: Profile, method: str, sigma: float):
@@ -71,6 +83,8 @@ def run_yardstick(method: str, profile: Profile, sigma: float) -> dict[str, Any]
         out[f"flags_{name}"] = np.asarray(res.flags)
         if "response" in res.extra:
             out[f"response_{name}"] = np.asarray(res.extra["response"], np.float64)
+        if "sigma_g" in res.extra:  # a predicted per-galaxy shear error: inverse-variance weights
+            out[f"sigma_g_{name}"] = np.asarray(res.extra["sigma_g"], np.float64)
     out["g_true"] = np.stack([ds.labels["g1"], ds.labels["g2"]], axis=1)
     path = yardstick_path(profile, method, sigma)
     save_npz(path, **out)
@@ -88,6 +102,16 @@ def van_trees_rmse(crlb: np.ndarray, sigma_e: float | None) -> float:
 def neff_fraction(sigma_meas: float, sigma_crlb: float, sigma_e: float, fail: float = 0.0) -> float:
     """``(1 - fail) (sigma_e^2 + sigma_CRLB^2) / (sigma_e^2 + sigma_meas^2)``."""
     return float((1.0 - fail) * (sigma_e ** 2 + sigma_crlb ** 2) / (sigma_e ** 2 + sigma_meas ** 2))
+
+
+def weighted_neff_fraction(d2: np.ndarray, s2: np.ndarray, crlb2_all: np.ndarray, sigma_e: float) -> float:
+    """``n_eff,w / n`` (module docstring): ``d2``, ``s2`` the measured and predicted noise variances of
+    the kept galaxies (per component), ``crlb2_all`` the bound's variance of every galaxy."""
+    e2 = sigma_e ** 2
+    w = 1.0 / (e2 + s2)
+    var_w = float(np.sum(w ** 2 * (e2 + d2)) / np.sum(w) ** 2)
+    var_ref = float(1.0 / np.sum(1.0 / (e2 + crlb2_all)))
+    return var_ref / var_w
 
 
 def _score(z: Any, response: float | None, crlb: np.ndarray, sigma_e: float, n_boot: int,
@@ -108,7 +132,12 @@ def _score(z: Any, response: float | None, crlb: np.ndarray, sigma_e: float, n_b
 
     s_meas, s_crlb = stats(np.arange(d2.size))
     neff = neff_fraction(s_meas, s_crlb, sigma_e, fail)
-    boots = []
+    c2_all = np.mean(crlb ** 2, axis=1)
+    s2 = None
+    if "sigma_g_a" in z:  # predicted per-galaxy errors (calibrated like the estimates)
+        s2 = (0.5 * (z["sigma_g_a"][ok] + z["sigma_g_b"][ok]) / response) ** 2
+        neff_w = weighted_neff_fraction(d2, s2, c2_all, sigma_e)
+    boots, boots_w = [], []
     pos = np.cumsum(ok) - 1  # index into d2 of each usable galaxy
     for _ in range(n_boot):
         i = rng.integers(0, ok.size, ok.size)
@@ -117,11 +146,18 @@ def _score(z: Any, response: float | None, crlb: np.ndarray, sigma_e: float, n_b
             continue
         bm, bc = stats(pos[i[sel]])
         boots.append((bm / bc, 100.0 * (1.0 - neff_fraction(bm, bc, sigma_e, 1.0 - sel.size / i.size))))
+        if s2 is not None:
+            k = pos[i[sel]]
+            boots_w.append(100.0 * (1.0 - weighted_neff_fraction(d2[k], s2[k], c2_all[i], sigma_e)))
     b = np.asarray(boots)
-    return {"calibratable": True, "sigma_meas": s_meas, "sigma_crlb": s_crlb, "meas_over_crlb": s_meas / s_crlb,
-            "meas_over_crlb_err": float(np.std(b[:, 0])), "response": float(response), "fail": fail,
-            "n_used": int(np.sum(ok)), "neff_fraction": neff, "neff_lost_pct": 100.0 * (1.0 - neff),
-            "neff_lost_pct_err": float(np.std(b[:, 1]))}
+    out = {"calibratable": True, "sigma_meas": s_meas, "sigma_crlb": s_crlb, "meas_over_crlb": s_meas / s_crlb,
+           "meas_over_crlb_err": float(np.std(b[:, 0])), "response": float(response), "fail": fail,
+           "n_used": int(np.sum(ok)), "neff_fraction": neff, "neff_lost_pct": 100.0 * (1.0 - neff),
+           "neff_lost_pct_err": float(np.std(b[:, 1]))}
+    if s2 is not None:
+        out |= {"neff_w_fraction": neff_w, "neff_w_lost_pct": 100.0 * (1.0 - neff_w),
+                "neff_w_lost_pct_err": float(np.std(boots_w))}
+    return out
 
 
 def yardstick_summary(profile: Profile, methods: list[str], sigma_e: float) -> dict[str, Any]:
@@ -139,6 +175,8 @@ def yardstick_summary(profile: Profile, methods: list[str], sigma_e: float) -> d
                               "van_trees": van_trees_rmse(crlb, sigma_e),
                               "van_trees_no_prior": van_trees_rmse(crlb, None)}
         for m in methods:
+            if not any(np.isclose(s, x) for x in study.study_noise(profile, "bias_grid", m)):
+                continue  # not run at this level (study.study_noise with the method)
             bias = read_json(result_path(profile, m, s, "bias"))
             response = None if "mean_response" in bias else 1.0 + 0.5 * (bias["m1"] + bias["m2"])
             with np.load(yardstick_path(profile, m, s)) as z:

@@ -41,9 +41,10 @@ def _stamps(profile: Profile) -> None:
 
 
 def experiment_summary(profile: Profile, experiment: str) -> dict[str, Any]:
-    """Per noise level: test metrics (with bootstrap errors), loss history, timing."""
+    """Per noise level (those of the ``evaluate`` study it runs at): test metrics (with bootstrap
+    errors), loss history, timing."""
     per_noise = {}
-    for sigma in profile.noise_grid:
+    for sigma in study.study_noise(profile, "evaluate", experiment):
         tag = noise_tag(sigma)
         run = paths.run_dir(experiment, sigma, profile)
         result = read_json(paths.results_dir(profile) / experiment / f"noise{tag}.json")
@@ -66,7 +67,7 @@ def _experiment(name: str) -> Callable[[Profile], None]:
         summary = experiment_summary(profile, name)
         write_json(summary_dir() / f"{name}.json", summary)
         preds = {}
-        for sigma in profile.noise_grid:
+        for sigma in study.study_noise(profile, "evaluate", name):
             tag = noise_tag(sigma)
             with np.load(paths.results_dir(profile) / name / f"noise{tag}_pred.npz") as z:
                 preds[f"pred_{tag}"], preds[f"true_{tag}"] = z["pred"][:, :2], z["true"][:, :2]
@@ -89,8 +90,8 @@ def _compare(profile: Profile) -> None:
     from shearbridge.summaries.compare import compare_summary
 
     methods, bias_methods = study.names("compare"), study.names("bias")
-    have_bias = [s for s in profile.noise_grid
-                 if all(result_path(profile, m, s, "bias").exists() for m in bias_methods)]
+    have_bias = [s for s in study.study_noise(profile, "bias")
+                 if all(result_path(profile, m, s, "bias").exists() for m in study.at(profile, "bias", s))]
     out = compare_summary(profile, methods, have_bias, bias_methods)
     from shearbridge.estimators.mlfit import MLFitEstimator
 

@@ -60,14 +60,14 @@ def bias_summary(profile: Profile, methods: list[str],
                            "requirements": {"m": LSST_M_REQUIREMENT, "c": LSST_C_REQUIREMENT,
                                             "euclid_m": EUCLID_M_REQUIREMENT, "euclid_c": EUCLID_C_REQUIREMENT},
                            "bias": {}, "bias_psf": {}}
-    for m in methods:
+    for m in methods:  # each at its own levels of the grid (study.study_noise with the method)
         out["bias"][m] = {}
-        for s in profile.noise_grid:
+        for s in study.study_noise(profile, "bias_grid", m):
             r = load_result(profile, m, s, "bias")
             r["precision"] = sigma_m_budget(r)
             out["bias"][m][noise_tag(s)] = r
         out["bias_psf"][m] = {}
-        for s in profile.noise_grid:
+        for s in study.study_noise(profile, "bias_grid", m):
             r = load_result(profile, m, s, "bias_psf")
             g_psf = r["psf_g"][0]
             r["alpha"], r["alpha_err"] = r["c1"] / g_psf, r["c1_err"] / abs(g_psf)
@@ -104,11 +104,14 @@ def compare_summary(profile: Profile, methods: list[str], bias_noise: list[float
                                          "p84": float(np.percentile(crlb1, CRLB_PERCENTILES[1])),
                                          "wall_s": crlb_wall},
                            "compare": {}, "bias": {}}
-    for m in methods:
-        out["compare"][m] = {noise_tag(s): load_result(profile, m, s) for s in profile.noise_grid}
+    for m in methods:  # a method runs at its own levels (study.study_noise with the method)
+        out["compare"][m] = {noise_tag(s): load_result(profile, m, s) for s in study.study_noise(profile, "compare", m)}
     for m in methods if bias_methods is None else bias_methods:
-        out["bias"][m] = {noise_tag(s): load_result(profile, m, s, "bias") for s in bias_noise}
-    out["common"] = {noise_tag(s): common_set_scores(profile, methods, s) for s in profile.noise_grid}
+        levels = study.study_noise(profile, "bias", m)
+        out["bias"][m] = {noise_tag(s): load_result(profile, m, s, "bias") for s in bias_noise
+                          if any(np.isclose(s, x) for x in levels)}
+    out["common"] = {noise_tag(s): common_set_scores(profile, [m for m in methods if noise_tag(s) in out["compare"][m]],
+                                                     s) for s in profile.noise_grid}
     out["snr_mf"] = snr_summary(profile)
     out["seeds"] = seed_scatter(profile, methods)
     return out
