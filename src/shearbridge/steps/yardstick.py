@@ -174,9 +174,7 @@ def yardstick_summary(profile: Profile, methods: list[str], sigma_e: float) -> d
         out["levels"][tag] = {"sigma_crlb": float(np.sqrt(np.mean(crlb ** 2))),
                               "van_trees": van_trees_rmse(crlb, sigma_e),
                               "van_trees_no_prior": van_trees_rmse(crlb, None)}
-        for m in methods:
-            if not any(np.isclose(s, x) for x in study.study_noise(profile, "bias_grid", m)):
-                continue  # not run at this level (study.study_noise with the method)
+        for m in (m for m in methods if m in study.at(profile, "bias_grid", s)):  # those run at this level
             bias = read_json(result_path(profile, m, s, "bias"))
             response = None if "mean_response" in bias else 1.0 + 0.5 * (bias["m1"] + bias["m2"])
             with np.load(yardstick_path(profile, m, s)) as z:

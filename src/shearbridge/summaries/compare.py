@@ -107,9 +107,8 @@ def compare_summary(profile: Profile, methods: list[str], bias_noise: list[float
     for m in methods:  # a method runs at its own levels (study.study_noise with the method)
         out["compare"][m] = {noise_tag(s): load_result(profile, m, s) for s in study.study_noise(profile, "compare", m)}
     for m in methods if bias_methods is None else bias_methods:
-        levels = study.study_noise(profile, "bias", m)
         out["bias"][m] = {noise_tag(s): load_result(profile, m, s, "bias") for s in bias_noise
-                          if any(np.isclose(s, x) for x in levels)}
+                          if m in study.at(profile, "bias", s)}
     out["common"] = {noise_tag(s): common_set_scores(profile, [m for m in methods if noise_tag(s) in out["compare"][m]],
                                                      s) for s in profile.noise_grid}
     out["snr_mf"] = snr_summary(profile)
