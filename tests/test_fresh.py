@@ -86,6 +86,22 @@ def test_a_bad_clean_set_or_config_is_named():
 
     with pytest.raises(ConfigError, match="metacal_noise"):
         PopulationPlan(metacal_noise=(5e-3,)).validate()  # metacal runs on a shear-test level only
+    for budgets in ((1.0,), (0.0,), (0.5, 0.5)):
+        with pytest.raises(ConfigError, match="budgets"):
+            PopulationPlan(budgets=budgets).validate()
+
+
+def test_a_budget_run_is_the_first_seed_on_a_complete_schedule_of_fewer_steps():
+    """The learning curve's shorter runs change the step count (and so the cosine schedule's length)
+    and nothing else; they are named after their share of the steps."""
+    from shearbridge.config.population import PopulationPlan
+
+    plan = PopulationPlan(seeds=(3, 4), budgets=(0.25, 0.5), fresh=FreshConfig(steps=1000, eval_every=400))
+    entries = {name: cfg for name, cfg, _ in plan.entries()}
+    assert plan.ablation_names()[-2:] == ["steps_25", "steps_50"]
+    assert entries["abl_steps_25"] == dataclasses.replace(plan.fresh, seed=3, steps=250, eval_every=250)
+    assert entries["abl_steps_50"] == dataclasses.replace(plan.fresh, seed=3, steps=500)
+    assert entries["3"].steps == 1000
 
 
 def test_the_study_trains_on_training_families_only(tmp_path, monkeypatch):
@@ -187,7 +203,7 @@ def test_train_and_evaluate_end_to_end_and_resume(tmp_path, monkeypatch):
                            held_out_galaxy="exp", held_out_psf="moffat")
     small = plans.PopulationPlan(population=pop, n_train=32, n_val=16, n_cell=8, cell_noise=(1e-3,), n_shear=4,
                                  shear_noise=(1e-2,), seeds=(0,),
-                                 ablations=(("plain_mse", (("bound_weighted", False),)),),
+                                 ablations=(("plain_mse", (("bound_weighted", False),)),), budgets=(0.5,),
                                  fresh=FreshConfig(steps=2, batch_size=8, eval_every=2))
     monkeypatch.setitem(plans.PLANS, "quick", small)
     # the registry's population methods: REGAUSS here (the per-level networks would need their runs)
@@ -198,7 +214,8 @@ def test_train_and_evaluate_end_to_end_and_resume(tmp_path, monkeypatch):
     from shearbridge.paths import population_dir
 
     paths = sorted(population_dir(profile).glob("psfnet_*.msgpack"))
-    assert [p.name for p in paths] == ["psfnet_0.msgpack", "psfnet_abl_plain_mse.msgpack", "psfnet_moments.msgpack"]
+    assert [p.name for p in paths] == ["psfnet_0.msgpack", "psfnet_abl_plain_mse.msgpack",
+                                       "psfnet_abl_steps_50.msgpack", "psfnet_moments.msgpack"]
     stamp = {p.name: p.stat().st_mtime_ns for p in paths}
     step.train_population(profile)
     assert {p.name: p.stat().st_mtime_ns for p in paths} == stamp  # nothing retrained
@@ -219,16 +236,18 @@ def test_train_and_evaluate_end_to_end_and_resume(tmp_path, monkeypatch):
     assert "abl_plain_mse" not in out["shear_cells"][0]["bias"]  # the ablations are not shear-tested
     # the paper's summary and tables of it
     from shearbridge.paper.tables import population_bias_table, population_table
-    from shearbridge.summaries.population import FAMILY_LABELS, label, population_summary
+    from shearbridge.summaries.population import FAMILY_LABELS, NETWORK, label, population_summary
 
     summary = population_summary(out, "quick")
+    assert summary["learning"]["runs"] == ["abl_steps_50", "seed0"] and summary["learning"]["steps"] == [1, 2]
     assert [c["group"] for c in summary["cells"]] == ["in", "psf", "galaxy", "both"]
     assert summary["shear"][0]["bias"]["psfnet"]["m"] == pytest.approx(
         0.5 * (out["shear_cells"][0]["bias"]["seed0"]["m1"] + out["shear_cells"][0]["bias"]["seed0"]["m2"]))
-    table = population_table(summary["cells"], ["psfnet", "moments", "hsm_regauss"], label, FAMILY_LABELS, 8)
+    table = population_table(summary["cells"], [NETWORK, "moments", "hsm_regauss"], label, FAMILY_LABELS, 8,
+                             NETWORK)
     assert table.count("\\\\") == 1 + len(summary["cells"]) and "Moments (own PSF)" in table
     assert "metacal $m$" in population_bias_table(summary["shear"], ["psfnet", "hsm_regauss"], label,
-                                                  FAMILY_LABELS, 1e-2, 1e-2)
+                                                  FAMILY_LABELS, 1e-2, 1e-2, NETWORK)
     assert "m1" in out["shear_cells"][0]["metacal"]["seed0"]
     # the registry's psfnet method is the first seed behind the estimator interface, told PSF and noise
     from shearbridge.errors import EstimatorInputError

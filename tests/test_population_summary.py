@@ -43,3 +43,31 @@ def test_ranges_quote_the_lowest_and_highest_each_with_its_error():
     assert fmt_range([(1.0, 0.02)]) == "${1.00\\pm0.02}$"
     assert fmt_range([(33.0, None), (36.2, None)]) == "$33$ to $36$"
     assert fmt_range([]) == "none"
+
+
+def test_the_learning_curve_joins_the_ends_of_complete_runs_over_in_distribution_cells_only():
+    """The complete runs of the first seed, shortest first; the validation ratio is the root of half the
+    mean squared error over the bound (two components); the cell ratio is the geometric mean over the
+    in-distribution cells of a level, a held-out cell left out."""
+    from shearbridge.summaries.population import learning_curve
+
+    def row(galaxy, ratios):
+        return {"galaxy": galaxy, "psf": "moffat", "noise_sigma": 1e-3,
+                "methods": {k: {"ratio": r, "ratio_err": 0.1 * r} for k, r in ratios.items()}}
+
+    hist = {"seed0": {"steps": 8, "step": [4, 8], "val_point": [8.0, 2.0]},
+            "seed1": {"steps": 8, "step": [4, 8], "val_point": [9.0, 3.0]},
+            "abl_steps_50": {"steps": 4, "step": [4], "val_point": [4.5]},
+            "abl_plain_mse": {"steps": 8, "step": [8], "val_point": [50.0]}}
+    result = {"seeds": [0, 1], "cell_noise": [1e-3], "held_out": {"galaxy": "bulge_disk", "psf": "kolmogorov"},
+              "histories": hist,
+              "cells": [row("exp", {"seed0": 1.0, "abl_steps_50": 2.0}),
+                        row("gauss", {"seed0": 4.0, "abl_steps_50": 2.0}),
+                        row("bulge_disk", {"seed0": 100.0, "abl_steps_50": 100.0})]}
+    out = learning_curve(result)
+    assert out["runs"] == ["abl_steps_50", "seed0"] and out["steps"] == [4, 8]
+    assert out["val_ratio"] == pytest.approx([1.5, 1.0])
+    assert out["cell_ratio"] == [pytest.approx([2.0, 2.0])]
+    assert out["cell_ratio_err"][0][0] == pytest.approx(2.0 * math.sqrt(2 * 0.1**2) / 2)
+    assert set(out["curves"]) == {"seed0", "seed1", "abl_steps_50"}  # not the other ablations
+    assert learning_curve({**result, "histories": {}}) == {}

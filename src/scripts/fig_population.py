@@ -11,7 +11,7 @@ import numpy as np
 from shearbridge.paper import plotting
 from shearbridge.stats.cells import REFERENCE
 from shearbridge.summaries import load_summary_json
-from shearbridge.summaries.population import FAMILY_LABELS, cell_methods, label
+from shearbridge.summaries.population import FAMILY_LABELS, NETWORK, cell_methods, label
 
 
 def main() -> None:
@@ -38,7 +38,7 @@ def main() -> None:
             ax.errorbar([c["snr_median"] for c in rows], [c["methods"][m]["ratio"] for c in rows],
                         [c["methods"][m]["ratio_err"] for c in rows], color=style["color"],
                         marker=style["marker"], ls=":" if m == REFERENCE else style["linestyle"], ms=3,
-                        lw=1.6 if m == "psfnet" else 0.9,
+                        lw=1.6 if m == NETWORK else 0.9,
                         label=label(m) if (i, j) == (0, 0) else None)
         ax.axhline(1.0, color="k", lw=0.6, ls="--")
         ax.set_xscale("log")

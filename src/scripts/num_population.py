@@ -5,7 +5,8 @@ Reads ``src/data/summary/population.json``; writes the cell table ``pop_table``,
 each end with its error): ``pop_<method>_<group>_<tag>`` (RMSE/CRLB), ``pop_pull_<group>_<tag>``,
 ``pop_gain_nongauss_<tag>``, ``pop_m_<method>_<group>_<tag>`` (shear tests),
 ``pop_mcal_{m,R,wild}_<psf family>`` (metacalibration: m, median response, per cent of wild
-responses), ``pop_abl_<name>_<tag>`` (ablations over the network), the targets met
+responses), ``pop_abl_<name>_<tag>`` (ablations and the shorter complete runs ``steps_<per cent>`` over
+the network), ``pop_learn_steps`` (the shorter runs' steps), the targets met
 (``pop_target_met``, ``pop_pull_met``) and the plan (``pop_n_cell`` ...). Groups: ``in`` (in distribution),
 ``galaxy``/``psf`` (the held-out galaxy / PSF family), ``both``.
 Run on its own: ``python src/scripts/num_population.py``.
@@ -29,11 +30,12 @@ def main() -> None:
     cells, shear = s["cells"], s["shear"]
     cell_ms, shear_ms = cell_methods(), shear_methods()
     tags = {float(x): noise_tag(x) for x in s["cell_noise"] + s["shear_noise"]}
-    write_variable("pop_table", population_table(cells, cell_ms, label, FAMILY_LABELS, s["n_cell"]))
+    write_variable("pop_table", population_table(cells, cell_ms, label, FAMILY_LABELS, s["n_cell"], NETWORK))
     high = max(s["shear_noise"])
     low = min(s["shear_noise"])
     write_variable("pop_bias_table", population_bias_table(shear, shear_ms, label, FAMILY_LABELS, low,
-                                                           s["metacal_noise"][0] if s["metacal_noise"] else None))
+                                                           s["metacal_noise"][0] if s["metacal_noise"] else None,
+                                                           NETWORK))
     for sigma in s["cell_noise"]:
         at = [c for c in cells if math.isclose(c["noise_sigma"], sigma)]
         tag = tags[sigma]
@@ -75,6 +77,9 @@ def main() -> None:
     for key in ("n_cell", "n_shear", "n_train", "steps", "batch_size"):
         write_variable(f"pop_{key}", fmt_int(s[key]))
     write_variable("pop_n_seeds", str(len(s["seeds"])))
+    shorter = [fmt_int(n) for n in s["learning"]["steps"][:-1]]
+    write_variable("pop_learn_steps", " and ".join([", ".join(shorter[:-1]), shorter[-1]] if len(shorter) > 1
+                                                   else shorter))
     write_variable("pop_noise_levels", ", ".join(fmt_noise(x) for x in s["cell_noise"][:-1])
                    + f" and {fmt_noise(s['cell_noise'][-1])}")
     write_variable("pop_shear_low", fmt_noise(low))

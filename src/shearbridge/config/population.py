@@ -54,15 +54,30 @@ class PopulationPlan:
     metacal_noise: tuple[float, ...] = (1e-2,)
     fresh: FreshConfig = field(default_factory=FreshConfig)
     ablations: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ABLATIONS
+    budgets: tuple[float, ...] = (0.25, 0.5)
+
+    def budget_steps(self, fraction: float) -> int:
+        """The steps of the complete run trained for ``fraction`` of ``fresh.steps`` (at least one)."""
+        return max(1, round(fraction * self.fresh.steps))
+
+    def ablation_names(self) -> list[str]:
+        """The names of the ablations, then of the budget runs (``steps_<per cent>``), as
+        :meth:`entries` names them without their ``abl_`` prefix."""
+        return [name for name, _ in self.ablations] + [f"steps_{round(100 * f)}" for f in self.budgets]
 
     def entries(self) -> list[tuple[str, FreshConfig, dict[str, Any]]]:
         """Every network the plan trains: ``(name, FreshConfig, PSFNet kwargs)``: one per seed (named by
-        it), then each ablation (``abl_<name>``: the first seed with one ingredient changed)."""
+        it), then each ablation (``abl_<name>``: the first seed with one ingredient changed), then each
+        budget run (``abl_steps_<per cent>``: the first seed, a complete schedule of fewer steps)."""
         out = [(str(seed), dataclasses.replace(self.fresh, seed=seed), {}) for seed in self.seeds]
         for name, changes in self.ablations:
             fresh = {k: v for k, v in changes if not k.startswith("model_")}
             model = {k[len("model_"):]: v for k, v in changes if k.startswith("model_")}
             out.append((f"abl_{name}", dataclasses.replace(self.fresh, seed=self.seeds[0], **fresh), model))
+        for name, fraction in zip(self.ablation_names()[len(self.ablations):], self.budgets):
+            steps = self.budget_steps(fraction)
+            out.append((f"abl_{name}", dataclasses.replace(self.fresh, seed=self.seeds[0], steps=steps,
+                                                           eval_every=min(self.fresh.eval_every, steps)), {}))
         return out
 
     def validate(self) -> None:
@@ -82,6 +97,9 @@ class PopulationPlan:
             if not name.isidentifier() or any(k not in fields for k, _ in changes):
                 raise ConfigError(f"ablation {name!r} must change FreshConfig fields or model_ + one of "
                                   f"{MODEL_FIELDS}, got {changes!r}")
+        if any(not 0 < f < 1 for f in self.budgets) or len(set(self.ablation_names())) != len(self.ablation_names()):
+            raise ConfigError(f"budgets must be distinct fractions of the steps in (0, 1), not named like an "
+                              f"ablation, got {self.budgets!r}")
         if any(not any(abs(m - s) <= 1e-12 * s for s in self.shear_noise) for m in self.metacal_noise):
             raise ConfigError(f"metacal_noise {self.metacal_noise!r} must be levels of shear_noise "
                               f"{self.shear_noise!r}")

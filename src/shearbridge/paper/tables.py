@@ -145,11 +145,11 @@ def _ratio_cell(r: Mapping[str, Any] | None, n_cell: int) -> str:
 
 
 def population_table(cells: Sequence[Mapping[str, Any]], methods: Sequence[str], label: Callable[[str], str],
-                     family: Mapping[str, str], n_cell: int) -> str:
+                     family: Mapping[str, str], n_cell: int, network: str) -> str:
     """The population cell table: one row per galaxy family x PSF family x noise level (held-out
     families marked with a dagger), the median matched-filter S/N, RMSE/CRLB of every method of
-    ``methods`` (the network's the mean over its seeds), the network's pull width and its gain over
-    the moments-only estimator."""
+    ``methods`` (the network's the mean over its seeds), the pull width of ``network`` (the
+    summary's name of the network) and its gain over the moments-only estimator."""
     head = ["galaxy", "PSF", "$\\sigma_n$", "S/N"] + [label(m) for m in methods] + ["pull", "gain"]
     rows = [f"\\begin{{tabular}}{{lllr{'c' * (len(methods) + 2)}}}", "\\toprule", " & ".join(head) + " \\\\",
             "\\midrule"]
@@ -160,7 +160,7 @@ def population_table(cells: Sequence[Mapping[str, Any]], methods: Sequence[str],
             rows.append("\\midrule")
         dagger = {"in": "", "galaxy": "$^\\dagger$", "psf": "$^\\ddagger$", "both": "$^{\\dagger\\ddagger}$"}
         name = (f"{family[c['galaxy']]}{dagger[c['group']]}", family[c["psf"]]) if key != previous else ("", "")
-        net = c["methods"]["psfnet"]
+        net = c["methods"][network]
         vals = [_ratio_cell(c["methods"].get(m), n_cell) for m in methods]
         rows.append(" & ".join([*name, fmt_noise(c["noise_sigma"]), fmt_snr(c["snr_median"]), *vals,
                                 fmt_pm(net["pull"], net["pull_err"]),
@@ -171,10 +171,10 @@ def population_table(cells: Sequence[Mapping[str, Any]], methods: Sequence[str],
 
 
 def population_bias_table(shear: Sequence[Mapping[str, Any]], methods: Sequence[str], label: Callable[[str], str],
-                          family: Mapping[str, str], noise: float, metacal: float | None) -> str:
+                          family: Mapping[str, str], noise: float, metacal: float | None, network: str) -> str:
     """The population shear tests: per cell, m (the mean of both components, jackknife error) of every
-    method of ``methods`` at noise ``noise``, and the network's metacalibrated m with its median
-    response at ``metacal``."""
+    method of ``methods`` at noise ``noise``, and the metacalibrated m of ``network`` (the summary's
+    name of the network) with its median response at ``metacal``."""
     rows_at = {(r["galaxy"], r["psf"]): r for r in shear if math.isclose(r["noise_sigma"], noise)}
     mcal_at = {(r["galaxy"], r["psf"]): r for r in shear
                if metacal is not None and math.isclose(r["noise_sigma"], metacal)}
@@ -188,7 +188,7 @@ def population_bias_table(shear: Sequence[Mapping[str, Any]], methods: Sequence[
             b = r["bias"].get(m)
             vals.append("--" if b is None else fmt_pm(b["m"], b["m_err"]))
         if mcal_at:
-            mc = mcal_at[key]["metacal"]["psfnet"]
+            mc = mcal_at[key]["metacal"][network]
             vals += [fmt_pm(mc["m"], mc["m_err"]), f"${mc['median_response']:.2f}$"]
         rows.append(" & ".join([family[key[0]], family[key[1]], *vals]) + " \\\\")
     rows += ["\\bottomrule", "\\end{tabular}"]

@@ -72,10 +72,6 @@ def _chunks(n: int, parts: int) -> list[slice]:
     return [slice(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
-def _render_part(cfg: PopulationConfig, part: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    return render_population(cfg, part)
-
-
 def _fd_part(cfg: PopulationConfig, part: dict[str, np.ndarray]) -> np.ndarray:
     from shearbridge.stats.crlb_population import population_crlb
 
@@ -101,7 +97,7 @@ def _workers() -> int:
 
 def _render(cfg: PopulationConfig, labels: dict[str, np.ndarray], desc: str) -> tuple[np.ndarray, np.ndarray]:
     with progress_bar(len(labels["g1"]), desc):
-        out = _parallel(_render_part, cfg, labels, _workers())
+        out = _parallel(render_population, cfg, labels, _workers())
     return np.concatenate([o[0] for o in out]), np.concatenate([o[1] for o in out])
 
 
@@ -358,11 +354,11 @@ def json_ready(obj: Any) -> Any:
 
 def evaluate_population(profile: Profile) -> dict[str, Any]:
     """The cell table (module docstring), written to ``results/population.json`` and returned."""
+    from shearbridge.estimators.network import PSFNetEstimator
     from shearbridge.stats.cells import cell_metrics
 
     plan = population_plan(profile)
     cfg = plan.population
-    from shearbridge.estimators.network import PSFNetEstimator
 
     def entry(name: str) -> PSFNetEstimator:
         return PSFNetEstimator(*population_network(profile, name), name=f"psfnet {name}", batch_size=256)
@@ -387,6 +383,8 @@ def evaluate_population(profile: Profile) -> dict[str, Any]:
                 cells.append({"galaxy": galaxy, "psf": psf, "noise_sigma": sigma,
                               "held_out": galaxy == cfg.held_out_galaxy or psf == cfg.held_out_psf, **row})
     training = read_json(paths.population_dir(profile) / "training.json")
+    runs = {**{f"{SEED_PREFIX}{k}": h for k, h in training["seeds"].items()},
+            **{f"abl_{k}": h for k, h in training.get("ablations", {}).items()}}  # their validation curves
     shear_nets = {k: v for k, v in nets.items() if k == REFERENCE or k.startswith(SEED_PREFIX)}  # not the ablations
     out = {"cells": cells, "shear_cells": _shear_bias(profile, plan, shear_nets), "seeds": list(plan.seeds),
            "n_cell": plan.n_cell, "cell_noise": list(plan.cell_noise), "n_shear": plan.n_shear,
@@ -394,6 +392,8 @@ def evaluate_population(profile: Profile) -> dict[str, Any]:
            "held_out": {"galaxy": cfg.held_out_galaxy, "psf": cfg.held_out_psf},
            "training_seconds": {s: h["train_seconds"] for s, h in training["seeds"].items()},
            "ablation_seconds": {s: h["train_seconds"] for s, h in training.get("ablations", {}).items()},
-           "steps": plan.fresh.steps, "batch_size": plan.fresh.batch_size, "n_train": plan.n_train}
+           "steps": plan.fresh.steps, "batch_size": plan.fresh.batch_size, "n_train": plan.n_train,
+           "histories": {k: {"steps": h["config"]["steps"], "step": h["step"], "val_point": h["val_point"]}
+                         for k, h in runs.items()}}
     write_json(paths.results_dir(profile) / "population.json", out)
     return out

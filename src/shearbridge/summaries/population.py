@@ -6,7 +6,8 @@ keeps every method's RMSE/CRLB and robust ratio (with bootstrap errors and, for 
 scatter), the network's pull widths and its gain over the moments-only estimator; per cell shear test
 the multiplicative and additive bias of every method, the network's as the mean over its seeds, and
 the metacalibrated network's. :func:`group_of` puts each cell in one of :data:`GROUPS` (in distribution, held-out galaxy
-family, held-out PSF family, both), the groups the paper quotes ranges of.
+family, held-out PSF family, both), the groups the paper quotes ranges of. :func:`learning_curve` is the
+network's learning curve from complete runs of different lengths (no cosine tail).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import numpy as np
 from shearbridge import study
 from shearbridge.stats.cells import REFERENCE, SEED_PREFIX
 
-__all__ = ["population_summary", "group_of", "seed_mean", "met_targets", "cell_methods",
-           "shear_methods", "label", "GROUPS", "NETWORK", "FAMILY_LABELS", "MIN_SNR_TARGET", "MOMENTS_LABEL"]
+__all__ = ["population_summary", "learning_curve", "group_of", "seed_mean", "met_targets", "cell_methods",
+           "shear_methods", "label", "GROUPS", "NETWORK", "FAMILY_LABELS", "MIN_SNR_TARGET", "MOMENTS_LABEL",
+           "BUDGET_PREFIX"]
 
 #: The network's name in the summary (the mean over its seeds) and the cell groups, in table order.
 NETWORK = "psfnet"
@@ -30,6 +32,8 @@ GROUPS = ("in", "galaxy", "psf", "both")
 FAMILY_LABELS = {"gauss": "Gaussian", "exp": "exponential", "sersic": "S\\'ersic", "bulge_disk": "bulge+disk",
                  "moffat": "Moffat", "kolmogorov": "Kolmogorov"}
 MOMENTS_LABEL = "Moments (own PSF)"
+#: The budget runs' names in the results (:meth:`~shearbridge.config.population.PopulationPlan.entries`).
+BUDGET_PREFIX = "abl_steps_"
 #: The issue's precision target: RMSE/CRLB <= 2 in every in-distribution cell with at least this median
 #: matched-filter S/N (<= 3 at the lowest noise level); pull widths within 0.05 of one in every cell.
 MIN_SNR_TARGET = 200
@@ -108,7 +112,37 @@ def population_summary(result: Mapping[str, Any], profile: str) -> dict[str, Any
         shear.append(entry)
     keep = ("n_cell", "cell_noise", "n_shear", "shear_noise", "metacal_noise", "held_out", "seeds", "steps",
             "batch_size", "n_train", "training_seconds", "ablation_seconds")
-    return {"profile": profile, **{k: result[k] for k in keep}, "cells": cells, "shear": shear}
+    return {"profile": profile, **{k: result[k] for k in keep}, "cells": cells, "shear": shear,
+            "learning": learning_curve(result)}
+
+
+def learning_curve(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The network's learning curve without the cosine tail: the complete runs of its first seed (the
+    budget runs, :data:`BUDGET_PREFIX`, and the full run), shortest first, each with its ``steps``, its
+    final validation RMSE/CRLB (``val_ratio``: the root of half the mean squared error over the bound,
+    per component, over the validation galaxies and their log-uniform noise levels) and, per cell
+    noise level (``cell_noise`` order), the geometric mean of its RMSE/CRLB over the in-distribution
+    cells (``cell_ratio``, with ``cell_ratio_err`` from the cells' bootstrap errors); ``curves``:
+    every run's validation RMSE/CRLB at each evaluation step (the seeds' and the budget runs')."""
+    hist = result.get("histories", {})
+    first = f"{SEED_PREFIX}{result['seeds'][0]}"
+    if first not in hist:
+        return {}
+    runs = sorted([k for k in hist if k.startswith(BUDGET_PREFIX)] + [first], key=lambda k: hist[k]["steps"])
+    curves = {k: {"step": list(h["step"]), "val_ratio": [math.sqrt(v / 2) for v in h["val_point"]]}
+              for k, h in hist.items() if k.startswith((SEED_PREFIX, BUDGET_PREFIX))}
+    ratio, err = [], []
+    for sigma in result["cell_noise"]:
+        rows = [r for r in result["cells"] if math.isclose(r["noise_sigma"], sigma)
+                and group_of(r, result["held_out"]) == "in"]
+        vals = np.array([[r["methods"][k]["ratio"] for r in rows] for k in runs])
+        rel = np.array([[r["methods"][k]["ratio_err"] for r in rows] for k in runs]) / vals
+        gm = np.exp(np.log(vals).mean(axis=1))
+        ratio.append(gm.tolist())
+        err.append((gm * np.sqrt((rel**2).sum(axis=1)) / vals.shape[1]).tolist())
+    return {"runs": runs, "steps": [hist[k]["steps"] for k in runs],
+            "val_ratio": [curves[k]["val_ratio"][-1] for k in runs], "cell_ratio": ratio, "cell_ratio_err": err,
+            "curves": curves}
 
 
 def cell_methods() -> list[str]:
