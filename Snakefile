@@ -845,11 +845,13 @@ def _population_numbers():
     shear_tags = [noise_tag(x) for x in plan.shear_noise]
     names = ["pop_table", "pop_bias_table", "pop_target_met", "pop_pull_met", "pop_min_snr_target", "pop_train_min",
              "pop_n_seeds", "pop_noise_levels", "pop_shear_low", "pop_shear_high", "pop_held_galaxy", "pop_held_psf",
-             "pop_network", "pop_learn_steps"] + [f"pop_{k}" for k in ("n_cell", "n_shear", "n_train", "steps", "batch_size")]
+             "pop_network", "pop_learn_steps", "pop_learn_val"]
+    names += [f"pop_{k}" for k in ("n_cell", "n_shear", "n_train", "steps", "batch_size")]
     names += [f"pop_snr_{t}" for t in cell_tags] + [f"pop_gain_nongauss_{t}" for t in cell_tags]
     names += [f"pop_{m}_{g}_{t}" for m in cell_methods() for g in GROUPS for t in cell_tags]
     names += [f"pop_pull_{g}_{t}" for g in GROUPS for t in cell_tags]
     names += [f"pop_abl_{a}_{t}" for a in plan.ablation_names() for t in cell_tags]
+    names += [f"pop_learn_{k}_{t}" for k in ("cells", "last") for t in cell_tags] if plan.budgets else []
     names += [f"pop_m_{m}_{g}_{t}" for m in shear_methods() for g in GROUPS for t in shear_tags]
     if plan.metacal_noise:
         names += [f"pop_mcal_{k}_{p}" for k in ("m", "R", "wild") for p in plan.population.psf_families]

@@ -133,3 +133,12 @@ def test_compare_table_shows_failures_seed_scatter_and_snr():
     assert "${1.00\\pm0.05}$" in a_row, "bootstrap 0.03 and seed scatter 0.04 add in quadrature"
     assert "[6.8\\%]" in b_row and "[" not in a_row, "failures only where a method flagged"
     assert "21{,}000" in tex
+
+
+def test_a_list_reads_as_running_text():
+    from shearbridge.paper.outputs import fmt_list
+
+    assert fmt_list(["$1$"]) == "$1$"
+    assert fmt_list(["$1$", "$2$"]) == "$1$ and $2$"
+    assert fmt_list(["a", "b", "c"]) == "a, b and c"
+    assert fmt_list([]) == "none"

@@ -18,6 +18,7 @@ from shearbridge.summaries import load_summary_json
 def main() -> None:
     plotting.use_style()
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     s = load_summary_json("population")
     learn = s["learning"]
@@ -29,7 +30,7 @@ def main() -> None:
         seed = name.startswith(SEED_PREFIX)
         left.plot(c["step"], c["val_ratio"], color="0.3" if name == first else "0.65" if seed else "C0",
                   lw=1.0 if seed else 0.8, ls="-" if seed else "--")
-    left.plot(learn["steps"], learn["val_ratio"], color="C3", lw=2, marker="o", ms=4, label="end of a complete run")
+    left.plot(learn["steps"], learn["val_ratio"], color="k", lw=2, marker="o", ms=4, label="end of a complete run")
     left.plot([], [], color="0.3", lw=1.0, label="during a full run (seeds)")
     left.plot([], [], color="C0", lw=0.8, ls="--", label="during a shorter run")
     left.set(xlabel="training steps", ylabel=r"validation RMSE / $\sigma_{\rm CRLB}$", yscale="log")
@@ -41,6 +42,10 @@ def main() -> None:
     right.set(xlabel="training steps (complete runs)", ylabel=r"test RMSE / $\sigma_{\rm CRLB}$ (in distribution)",
               yscale="log")
     right.legend(fontsize=6, frameon=False)
+    plain = FuncFormatter(lambda y, _: f"{y:g}")  # 2, 3, 10 rather than 2x10^0
+    for ax in (left, right):
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(plain)
     fig.tight_layout()
     plotting.save(fig, "fig_population_learning")
 

@@ -6,7 +6,10 @@ each end with its error): ``pop_<method>_<group>_<tag>`` (RMSE/CRLB), ``pop_pull
 ``pop_gain_nongauss_<tag>``, ``pop_m_<method>_<group>_<tag>`` (shear tests),
 ``pop_mcal_{m,R,wild}_<psf family>`` (metacalibration: m, median response, per cent of wild
 responses), ``pop_abl_<name>_<tag>`` (ablations and the shorter complete runs ``steps_<per cent>`` over
-the network), ``pop_learn_steps`` (the shorter runs' steps), the targets met
+the network), the learning curve of complete runs (``pop_learn_steps``: the shorter runs' steps;
+``pop_learn_val``: every run's final validation RMSE/CRLB; ``pop_learn_cells_<tag>``: their
+in-distribution RMSE/CRLB; ``pop_learn_last_<tag>``: the second-longest run's over the longest's),
+the targets met
 (``pop_target_met``, ``pop_pull_met``) and the plan (``pop_n_cell`` ...). Groups: ``in`` (in distribution),
 ``galaxy``/``psf`` (the held-out galaxy / PSF family), ``both``.
 Run on its own: ``python src/scripts/num_population.py``.
@@ -17,7 +20,7 @@ import math
 import numpy as np
 
 from shearbridge.config import noise_tag
-from shearbridge.paper.outputs import fmt_int, fmt_noise, fmt_pm, fmt_range, write_variable
+from shearbridge.paper.outputs import fmt_int, fmt_list, fmt_noise, fmt_num, fmt_pm, fmt_range, write_variable
 from shearbridge.paper.plotting import method_label
 from shearbridge.paper.tables import fmt_snr, population_bias_table, population_table
 from shearbridge.summaries import load_summary_json
@@ -77,9 +80,14 @@ def main() -> None:
     for key in ("n_cell", "n_shear", "n_train", "steps", "batch_size"):
         write_variable(f"pop_{key}", fmt_int(s[key]))
     write_variable("pop_n_seeds", str(len(s["seeds"])))
-    shorter = [fmt_int(n) for n in s["learning"]["steps"][:-1]]
-    write_variable("pop_learn_steps", " and ".join([", ".join(shorter[:-1]), shorter[-1]] if len(shorter) > 1
-                                                   else shorter))
+    learn = s["learning"]
+    write_variable("pop_learn_steps", fmt_list([fmt_int(n) for n in learn["steps"][:-1]]))
+    write_variable("pop_learn_val", fmt_list([f"${fmt_num(x)}$" for x in learn["val_ratio"]]))
+    for i, sigma in enumerate(s["cell_noise"] if len(learn["runs"]) > 1 else []):  # with shorter runs only
+        r, e = learn["cell_ratio"][i], learn["cell_ratio_err"][i]
+        write_variable(f"pop_learn_cells_{tags[sigma]}", fmt_list([fmt_pm(a, b) for a, b in zip(r, e)]))
+        write_variable(f"pop_learn_last_{tags[sigma]}", fmt_pm(r[-2] / r[-1], r[-2] / r[-1] * math.hypot(
+            e[-2] / r[-2], e[-1] / r[-1])))
     write_variable("pop_noise_levels", ", ".join(fmt_noise(x) for x in s["cell_noise"][:-1])
                    + f" and {fmt_noise(s['cell_noise'][-1])}")
     write_variable("pop_shear_low", fmt_noise(low))

@@ -12,7 +12,7 @@ import math
 from shearbridge import paths
 from shearbridge.io import write_text
 
-__all__ = ["write_variable", "fmt_sci", "fmt_pm", "fmt_num", "fmt_int", "fmt_noise", "fmt_range"]
+__all__ = ["write_variable", "fmt_sci", "fmt_pm", "fmt_num", "fmt_int", "fmt_noise", "fmt_range", "fmt_list"]
 
 
 def write_variable(name: str, text: str) -> None:
@@ -85,6 +85,13 @@ def fmt_noise(sigma: float) -> str:
     """A pixel-noise level: ``$10^{-5}$`` for a power of ten, else :func:`fmt_sci` (2 digits)."""
     exp = math.log10(sigma)
     return f"$10^{{{round(exp)}}}$" if abs(exp - round(exp)) < 1e-9 else fmt_sci(sigma, 2)
+
+
+def fmt_list(items: "list[str]") -> str:
+    """Items as running text: ``a``, ``a and b``, ``a, b and c`` ("none" for no items)."""
+    if not items:
+        return "none"
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def fmt_range(values: "list[tuple[float, float | None]]", digits: int = 2) -> str:
