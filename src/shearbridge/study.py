@@ -262,7 +262,8 @@ def _register_defaults() -> None:
     register(Method("shapenet_mix", "network", "ShapeNet (mixture)", frozenset({"robustness"}),
                     network("shapenet_mix"), experiment="shapenet_mix", style=5,
                     description="ShapeNet trained on the galaxy-model mixture"))
-    register(Method("psfnet", "network", "PSFNet", frozenset({"compare", "bias", "bias_grid", "timing"}), psfnet,
+    register(Method("psfnet", "network", "PSFNet", frozenset({"compare", "bias", "bias_grid", "metacal", "timing"}),
+                    psfnet,
                     style=9, once=True, uncertainty=True,
                     description="the population study's PSF- and noise-aware network (its first seed), trained "
                                 "once on fresh noise over every level; told each stamp's PSF image and noise sigma"))
