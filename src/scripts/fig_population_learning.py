@@ -25,7 +25,7 @@ def main() -> None:
     if not learn:
         raise SystemExit("population.json has no learning curve: rerun `python -m shearbridge population evaluate`")
     first = learn["runs"][-1]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(plotting.PAGE_WIDTH_IN * 0.75, 2.5))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(plotting.PAGE_WIDTH_IN, 2.6))
     for name, c in sorted(learn["curves"].items()):
         seed = name.startswith(SEED_PREFIX)
         left.plot(c["step"], c["val_ratio"], color="0.3" if name == first else "0.65" if seed else "C0",
@@ -34,14 +34,14 @@ def main() -> None:
     left.plot([], [], color="0.3", lw=1.0, label="during a full run (seeds)")
     left.plot([], [], color="C0", lw=0.8, ls="--", label="during a shorter run")
     left.set(xlabel="training steps", ylabel=r"validation RMSE / $\sigma_{\rm CRLB}$", yscale="log")
-    left.legend(fontsize=6, frameon=False)
+    left.legend(frameon=False)
     for i, sigma in enumerate(s["cell_noise"]):
         right.errorbar(learn["steps"], learn["cell_ratio"][i], learn["cell_ratio_err"][i], marker="o", ms=3,
                        color=f"C{i}", label=r"$\sigma_n$ = " + fmt_noise(sigma))
     right.axhline(1, color="0.4", ls="--", lw=1)
     right.set(xlabel="training steps (complete runs)", ylabel=r"test RMSE / $\sigma_{\rm CRLB}$ (in distribution)",
               yscale="log")
-    right.legend(fontsize=6, frameon=False)
+    right.legend(frameon=False)
     plain = FuncFormatter(lambda y, _: f"{y:g}")  # 2, 3, 10 rather than 2x10^0
     for ax in (left, right):
         ax.yaxis.set_major_formatter(plain)
