@@ -16,7 +16,7 @@ from shearbridge.config.settings import ConfigError, Profile
 from shearbridge.sim.population import PopulationConfig
 from shearbridge.train.fresh import FreshConfig
 
-__all__ = ["PopulationPlan", "population_plan", "PLANS", "ABLATIONS"]
+__all__ = ["PopulationPlan", "population_plan", "PLANS", "ABLATIONS", "BUDGET_RUN"]
 
 
 #: The ingredients removed one at a time (each trained with the first seed): name, then the
@@ -26,6 +26,8 @@ ABLATIONS: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = (
     ("plain_mse", (("bound_weighted", False),)),  # the squared error, not over each stamp's bound
     ("no_trunk", (("model_channels", ()), ("model_dilations", ()))),  # no convolution: fixed features only
 )
+#: A budget run's name: this, then its per cent of the steps (``steps_25``; entry ``abl_steps_25``).
+BUDGET_RUN = "steps_"
 #: :class:`~shearbridge.models.psfnet.PSFNet` fields an ablation may change (as ``model_<field>``).
 MODEL_FIELDS = ("channels", "dilations", "scales_px", "hidden", "head_layers")
 
@@ -63,7 +65,7 @@ class PopulationPlan:
     def ablation_names(self) -> list[str]:
         """The names of the ablations, then of the budget runs (``steps_<per cent>``), as
         :meth:`entries` names them without their ``abl_`` prefix."""
-        return [name for name, _ in self.ablations] + [f"steps_{round(100 * f)}" for f in self.budgets]
+        return [name for name, _ in self.ablations] + [f"{BUDGET_RUN}{round(100 * f)}" for f in self.budgets]
 
     def entries(self) -> list[tuple[str, FreshConfig, dict[str, Any]]]:
         """Every network the plan trains: ``(name, FreshConfig, PSFNet kwargs)``: one per seed (named by

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from shearbridge import study
+from shearbridge.config.population import BUDGET_RUN
 from shearbridge.stats.cells import REFERENCE, SEED_PREFIX
 
 __all__ = ["population_summary", "learning_curve", "group_of", "seed_mean", "met_targets", "cell_methods",
@@ -33,7 +34,7 @@ FAMILY_LABELS = {"gauss": "Gaussian", "exp": "exponential", "sersic": "S\\'ersic
                  "moffat": "Moffat", "kolmogorov": "Kolmogorov"}
 MOMENTS_LABEL = "Moments (own PSF)"
 #: The budget runs' names in the results (:meth:`~shearbridge.config.population.PopulationPlan.entries`).
-BUDGET_PREFIX = "abl_steps_"
+BUDGET_PREFIX = f"abl_{BUDGET_RUN}"
 #: The issue's precision target: RMSE/CRLB <= 2 in every in-distribution cell with at least this median
 #: matched-filter S/N (<= 3 at the lowest noise level); pull widths within 0.05 of one in every cell.
 MIN_SNR_TARGET = 200
