@@ -88,8 +88,7 @@ def main() -> None:
         write_variable(f"pop_learn_cells_{tags[sigma]}", fmt_list([fmt_pm(a, b) for a, b in zip(r, e)]))
         write_variable(f"pop_learn_last_{tags[sigma]}", fmt_pm(r[-2] / r[-1], r[-2] / r[-1] * math.hypot(
             e[-2] / r[-2], e[-1] / r[-1])))
-    write_variable("pop_noise_levels", ", ".join(fmt_noise(x) for x in s["cell_noise"][:-1])
-                   + f" and {fmt_noise(s['cell_noise'][-1])}")
+    write_variable("pop_noise_levels", fmt_list([fmt_noise(x) for x in s["cell_noise"]]))
     write_variable("pop_shear_low", fmt_noise(low))
     write_variable("pop_shear_high", fmt_noise(high))
     write_variable("pop_held_galaxy", FAMILY_LABELS[s["held_out"]["galaxy"]])
