@@ -1,8 +1,21 @@
-"""Shared pytest configuration: ``--run-slow`` and an isolated data root."""
+"""Shared pytest configuration: ``--run-slow``, an isolated data root, and the build clock.
+
+The whole-pipeline tests (the quick paper build, the README quick start) take as long as the
+machine needs: a slow build is not a wrong one, and CI has its own limit (90 minutes).
+``$SHEARBRIDGE_BUILD_TIMEOUT`` (seconds) sets a limit of your own; unset or 0, none.
+"""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+
+def build_timeout() -> float | None:
+    """The limit of a whole-pipeline subprocess: ``$SHEARBRIDGE_BUILD_TIMEOUT`` seconds, else none."""
+    value = float(os.environ.get("SHEARBRIDGE_BUILD_TIMEOUT", "0") or 0)
+    return value if value > 0 else None
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from shearbridge.summaries import ablation as A
-from shearbridge import paths
-from shearbridge.steps.measure import result_path
+from shearbridge import layout, study
+from shearbridge.layout import Layout
 from shearbridge.config import SimConfig, get_profile, noise_tag
 from shearbridge.config.ablation import (ABLATION_LADDER, ABLATION_REMOVALS, BASELINE_LIKE, ablation_epochs,
                                          ablation_names, ablation_objects)
@@ -124,10 +124,10 @@ def _write_fake_results(profile, names_err: dict[str, float], rng) -> dict:
             rmse = float(np.sqrt(np.mean(err**2)))
             res = {"method": name, "noise_sigma": sigma, "n": n, "rmse_g": rmse, "rmse_g_err": 0.1 * rmse,
                    "ratio": rmse / (sigma * 10), "ratio_err": 0.01 * (i + 1), "galaxies_per_s": 1000.0 + i}
-            path = result_path(profile, name, sigma)
+            path = Layout(profile).result("compare", name, sigma)
             write_json(path, res)
             save_npz(path.with_suffix(".npz"), g=truth + err, flags=np.zeros(n, np.int64), true=truth)
-            write_json(paths.run_dir(name, sigma, profile) / "metrics.json",
+            write_json(Layout(profile).run(name, sigma) / "metrics.json",
                        {"n_params": 1000 + i, "epochs_run": 2, "sample_steps": 4096 * (i + 1)})
             written[(name, noise_tag(sigma))] = res
     return written
@@ -184,9 +184,9 @@ def test_numbers_and_figure_from_the_summary(fake_summary, monkeypatch, tmp_path
     write_json(summary_dir() / "compare.json", {"profile": s["profile"], "snr_mf": {
         t: {"median": 2.1e4 * 1e-5 / float(t), "p16": 1.0, "p84": 1.0} for t in s["noise_tags"]}})
     monkeypatch.setenv("SHEARBRIDGE_PROFILE", s["profile"])  # the scripts refuse another profile's summary
-    monkeypatch.setattr(paths, "OUTPUT", tmp_path / "output")
-    monkeypatch.setattr(paths, "FIGURES", tmp_path / "figures")
-    runpy.run_path(str(paths.SCRIPTS / "num_ablation.py"), run_name="__main__")
+    monkeypatch.setattr(layout, "OUTPUT", tmp_path / "output")
+    monkeypatch.setattr(layout, "FIGURES", tmp_path / "figures")
+    runpy.run_path(str(layout.SCRIPTS / "num_ablation.py"), run_name="__main__")
     best = ABLATION_LADDER[1 + int(np.argmax(STEP_FACTORS))][1].removeprefix("+ ").removesuffix(" (final)")
     for tag in s["noise_tags"]:
         assert (tmp_path / "output" / f"ablation_best_step_{tag}.txt").read_text().strip() == f"{best}%"
@@ -196,17 +196,17 @@ def test_numbers_and_figure_from_the_summary(fake_summary, monkeypatch, tmp_path
     epochs = (tmp_path / "output" / "ablation_epochs.txt").read_text()
     assert epochs.strip() == f"${s['epochs_ablation']}$%"
     fraction = (tmp_path / "output" / "ablation_fraction.txt").read_text().strip().rstrip("%")
-    num = runpy.run_path(str(paths.SCRIPTS / "num_ablation.py"))
+    num = runpy.run_path(str(layout.SCRIPTS / "num_ablation.py"))
     assert s["sample_steps_ablation"] == 4096 and s["sample_steps_full"] == 4096 * len(s["rows"])
     assert fraction == num["fraction_words"](s["sample_steps_ablation"], s["sample_steps_full"])
     objects = (tmp_path / "output" / "ablation_objects.txt").read_text().strip().rstrip("%")
     assert objects == f"${s['objects_ablation']:,}$".replace(",", "{,}")
-    runpy.run_path(str(paths.SCRIPTS / "fig_ablation.py"), run_name="__main__")
+    runpy.run_path(str(layout.SCRIPTS / "fig_ablation.py"), run_name="__main__")
     assert (tmp_path / "figures" / "fig_ablation.pdf").stat().st_size > 1000
 
 
 def test_budget_fraction_in_words():
-    words = runpy.run_path(str(paths.SCRIPTS / "num_ablation.py"))["fraction_words"]
+    words = runpy.run_path(str(layout.SCRIPTS / "num_ablation.py"))["fraction_words"]
     assert words(1, 10) == "a tenth" and words(2, 10) == "a fifth" and words(1, 6) == "a sixth"
     assert words(3, 10) == "$3/10$" and words(10, 10) == "all"
 
@@ -220,6 +220,10 @@ def test_snakefile_and_summaries_know_the_ablation():
     from shearbridge.summaries.collect import SUMMARIES
 
     assert "ablation" in SUMMARIES
-    snakefile = (paths.ROOT / "Snakefile").read_text()
-    assert "rule summary_ablation" in snakefile and 'ABLATION_TAGS = STAGS["ablation"]' in snakefile
-    assert "study.run_of(w.method)" in snakefile, "the compare rule must wait for the trained runs"
+    snakefile = (layout.ROOT / "Snakefile").read_text()
+    assert '"ablation": (' in snakefile and 'ABLATION_TAGS = STAGS["ablation"]' in snakefile
+    from shearbridge.plan import Plan
+
+    plan = Plan(get_profile("quick"))  # the compare rule waits for the trained run
+    step = study.names("ablation")[0]
+    assert plan.network_inputs(step, "1e-05") == [plan.layout.run_metrics(step, "1e-05")]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,6 +188,17 @@ def test_robustness_runs_every_named_set_in_one_process(capsys, monkeypatch):
     assert capsys.readouterr().out.count('"dataset"') == 2
 
 
+def _with_info_run(monkeypatch, run):
+    """Make the ``info`` command run ``run(args)`` instead."""
+    import dataclasses
+
+    import shearbridge.cli as cli
+
+    real = cli.commands
+    monkeypatch.setattr(cli, "commands", lambda: {
+        **real(), "info": dataclasses.replace(real()["info"], run=run)})
+
+
 def test_a_real_bug_is_not_dressed_up_as_a_usage_error(capsys, monkeypatch):
     """Only ShearbridgeError becomes ``error: ...`` with status 2; a plain ValueError is a bug."""
     import shearbridge.cli as cli
@@ -192,7 +206,7 @@ def test_a_real_bug_is_not_dressed_up_as_a_usage_error(capsys, monkeypatch):
     def buggy(args):
         raise ValueError("an internal bug")
 
-    monkeypatch.setitem(cli._COMMANDS, "info", buggy)
+    _with_info_run(monkeypatch, buggy)
     with pytest.raises(ValueError, match="an internal bug"):
         cli.main(["info"])
 
@@ -213,7 +227,7 @@ def test_ctrl_c_ends_a_run_with_one_line(capsys, monkeypatch):
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(cli._COMMANDS, "info", interrupted)
+    _with_info_run(monkeypatch, interrupted)
     assert cli.main(["info"]) == 130
     err = capsys.readouterr().err
     assert err.startswith("interrupted: info stopped") and err.count("\n") == 1
@@ -221,13 +235,13 @@ def test_ctrl_c_ends_a_run_with_one_line(capsys, monkeypatch):
 
 
 def test_help_lists_every_command_in_plain_text():
-    from shearbridge.cli import _COMMANDS, build_parser
+    from shearbridge.cli import build_parser, commands
 
     text = build_parser().format_help()
     assert "``" not in text and ":mod:" not in text
     sub = build_parser()._subparsers._group_actions[0]
     helps = {a.dest: a.help for a in sub._choices_actions}
-    assert set(helps) == set(_COMMANDS), "every command has a one-line description"
+    assert set(helps) == set(commands()), "every command has a one-line description"
     assert all(h and "``" not in h for h in helps.values())
 
 
@@ -237,7 +251,7 @@ def test_list_shows_datasets_experiments_and_methods_with_their_state(capsys, tm
     (tmp_path / "quick" / "datasets" / "test" / "manifest.json").write_text("{}")
     status, out, _ = run_cli(capsys, "list", "--profile", "quick")
     assert status == 0
-    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    lines = {line.split()[0]: line for line in out.splitlines() if line[:2] == "  " and line[2] != " "}
     assert lines["test"].endswith("built") and lines["train"].endswith("-")
     assert "mlfit" in lines and "classical" in lines["mlfit"] and "[compare" in lines["mlfit"]
     assert lines["baseline_raw"].split()[-1] == "-"
@@ -277,3 +291,103 @@ def test_a_network_without_weights_names_the_command_that_trains_it(capsys, tmp_
 
     with pytest.raises(FileNotFoundError, match=r"python -m shearbridge train --config shapenet --noise 0.001"):
         shearbridge.estimator("shapenet", 1e-3, profile=get_profile("quick"))
+
+
+# ------------------------------------------------- one command line, assembled from the steps
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS_DIR = ROOT / "src" / "shearbridge" / "steps"
+
+
+def test_the_command_line_module_is_short():
+    lines = (ROOT / "src" / "shearbridge" / "cli.py").read_text().splitlines()
+    assert len(lines) <= 200, "cli.py assembles the steps' commands; their code lives in the steps"
+    assert max(map(len, lines)) <= 100
+
+
+def test_no_step_keeps_a_command_line_of_its_own():
+    """Steps declare COMMANDS for `python -m shearbridge`; none has a `main()` or a __main__ block."""
+    for path in sorted(STEPS_DIR.glob("*.py")):
+        body = ast.parse(path.read_text()).body
+        functions = {n.name for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        assert "main" not in functions, f"steps/{path.name} defines main()"
+        assert not any(isinstance(n, ast.If) and "__main__" in ast.unparse(n.test) for n in body), path.name
+
+
+def _snakefile_shells() -> dict[str, str]:
+    """Every rule of the quick profile's whole plan and its shell command, from a Snakemake dry run
+    (rules made in loops included) of every number script's outputs."""
+    from shearbridge.paper.outputs import script_outputs
+
+    quick = get_profile("quick")
+    targets = [o for s in sorted((ROOT / "src/scripts").glob("num_*.py")) for o in script_outputs(s, quick)]
+    env = {**os.environ, "SHEARBRIDGE_PROFILE": "quick",
+           "PATH": os.pathsep.join([str(ROOT / "tools/offline/bin"), str(Path(sys.executable).parent),
+                                    os.environ.get("PATH", "")])}
+    proc = subprocess.run(["snakemake", "-n", "-p", "--forceall", "--nolock", "--cores", "1", "-s",
+                           str(ROOT / "Snakefile"), "-d", str(ROOT), *targets],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    shells = {}
+    for job in re.split(r"\n(?=(?:local)?rule \w+:)", proc.stdout):
+        m = re.match(r"(?:local)?rule (\w+):", job)
+        if m:
+            lines = [ln.strip() for ln in job.split("\n\n", 1)[-1].splitlines() if ln.strip()]
+            shells.setdefault(m.group(1), lines[0] if lines else "")
+    return shells
+
+
+def test_every_compute_rule_runs_a_command_of_the_command_line():
+    shells = _snakefile_shells()
+    assert {"dataset", "train", "compare", "floor", "tune_weight_fractions", "tune_anacal",
+            "summary_floor", "compare_numbers"} <= set(shells)
+    bad = {r: c for r, c in shells.items()
+           if not re.fullmatch(r"python src/scripts/num_\w+\.py", c) and "python -m shearbridge " not in c}
+    assert not bad, f"rules that neither run a number script nor `python -m shearbridge CMD`: {bad}"
+    assert shells["floor"].startswith("python -m shearbridge floor ")
+    assert shells["tune_weight_fractions"].startswith("python -m shearbridge tune ")
+    assert shells["tune_anacal"].startswith("python -m shearbridge tune-anacal ")
+    assert shells["summary_floor"].startswith("python -m shearbridge summarize floor ")
+    assert "-m shearbridge.steps" not in (ROOT / "Snakefile").read_text()
+
+
+def test_every_step_command_is_in_the_help():
+    """Each COMMANDS of a step module is assembled into `python -m shearbridge --help`."""
+    import importlib
+
+    from shearbridge import cli
+
+    text = subprocess.run([sys.executable, "-m", "shearbridge", "--help"], capture_output=True,
+                          text=True, timeout=120, check=True).stdout
+    flat = " ".join(text.split())
+    sub = cli.build_parser()._subparsers._group_actions[0]
+    declared = []
+    for path in sorted(STEPS_DIR.glob("*.py")):
+        for cmd in getattr(importlib.import_module(f"shearbridge.steps.{path.stem}"), "COMMANDS", ()):
+            assert path.stem in cli.STEPS, f"steps/{path.name} declares commands the CLI does not load"
+            declared.append(cmd.name)
+            assert re.search(rf"^    {re.escape(cmd.name)}\s", text, re.M), cmd.name
+            assert " ".join(cmd.help.split()) in flat, cmd.name
+            assert "usage: shearbridge " + cmd.name in " ".join(sub.choices[cmd.name].format_help().split())
+    assert sorted(declared) == sorted(cli.commands())
+    assert {"floor", "tune", "tune-anacal", "measure", "list", "summarize", "train"} <= set(declared)
+
+
+def test_help_starts_without_jax_or_galsim():
+    """The steps import their heavy dependencies where they use them: the help is instant."""
+    code = ("import sys, shearbridge.cli as c; c.build_parser(); "
+            "print([m for m in ('jax', 'galsim', 'flax', 'scipy') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["floor"], "generate it with: python -m shearbridge simulate --dataset test"),
+    (["tune"], "generate it with: python -m shearbridge simulate --dataset train"),
+    (["tune-anacal"], "generate it with: python -m shearbridge simulate --dataset train"),
+    (["summarize", "floor"], "floor.json: run `python -m shearbridge floor --profile quick`"),
+])
+def test_the_former_module_steps_are_commands(capsys, tmp_path, monkeypatch, argv, needle):
+    monkeypatch.setenv("SHEARBRIDGE_DATA", str(tmp_path))
+    status, out, err = run_cli(capsys, *argv, "--profile", "quick")
+    assert status == 2 and needle in err and err.count("\n") == 1, err

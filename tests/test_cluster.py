@@ -228,6 +228,7 @@ def test_the_readme_cluster_commands_run_with_a_stand_in_sbatch(tmp_path):
         assert proc.returncode == 0, command + "\n" + proc.stdout[-4000:] + proc.stderr[-4000:]
         assert (work / TARGET).stat().st_size > 0
         assert (work / "src/data/quick/datasets/test/manifest.json").exists()
+        assert not list(work.glob("slurm-*.out")), f"{command}: job logs in the repository root"
         records = _records(log)
         assert sorted(r["properties"]["rule"] for r in records) == sorted(QUICK), records
         for r in records:

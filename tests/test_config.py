@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from shearbridge import paths
+
+from shearbridge.layout import Layout
 from shearbridge.config import (
     PROFILE_ENV,
     ConfigError,
@@ -41,8 +42,8 @@ def test_unknown_profile_names_the_variable(monkeypatch):
 
 
 def test_profiles_keep_separate_data_folders(monkeypatch, data_root):
-    assert paths.profile_dir(get_profile("quick")) != paths.profile_dir(get_profile("paper"))
-    assert paths.profile_dir(get_profile("quick")).parent == data_root
+    assert Layout(get_profile("quick")).dir != Layout(get_profile("paper")).dir
+    assert Layout(get_profile("quick")).dir.parent == data_root
 
 
 @pytest.mark.parametrize(

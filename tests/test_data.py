@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from shearbridge import paths
+from shearbridge.layout import Layout
 from shearbridge.config import ConfigError, SimConfig, get_profile
 from shearbridge.sim import catalogue as C
 from shearbridge.sim import datasets as D
@@ -51,7 +51,7 @@ def test_same_seed_gives_identical_dataset_for_any_worker_count(tmp_path, monkey
 
 def test_dataset_contents(data_root):
     path = D.generate_dataset("train", TINY, workers=1, progress=False)
-    assert path == paths.dataset_dir("train", TINY) and path.is_relative_to(data_root)
+    assert path == Layout(TINY).dataset("train") and path.is_relative_to(data_root)
     ds = D.load_dataset("train", TINY)
     assert len(ds) == 64
     assert ds.clean.shape == ds.noise.shape == (64, 53, 53)
@@ -157,7 +157,7 @@ def test_interrupted_generation_leaves_nothing_behind(data_root, monkeypatch, sm
     monkeypatch.setattr(D, "_render_chunk", failing)
     with pytest.raises(KeyboardInterrupt):
         D.generate_dataset("train", TINY, workers=1, progress=False)
-    target = paths.dataset_dir("train", TINY)
+    target = Layout(TINY).dataset("train")
     assert not target.exists()
     assert list(target.parent.iterdir()) == []  # no temporary folders either
     # an existing good dataset survives a failed regeneration untouched
@@ -189,7 +189,7 @@ def test_missing_dataset_error_names_path_and_command(data_root):
     with pytest.raises(FileNotFoundError) as err:
         D.load_dataset("test", TINY)
     msg = str(err.value)
-    assert str(paths.dataset_dir("test", TINY)) in msg
+    assert str(Layout(TINY).dataset("test")) in msg
     assert "python -m shearbridge simulate --dataset test --profile tiny" in msg
 
 

@@ -319,7 +319,8 @@ def test_run_diagnosis_and_its_figures_on_the_quick_profile(data_root, monkeypat
     import runpy
     import shutil
 
-    from shearbridge import paths
+    from shearbridge import layout
+    from shearbridge.layout import Layout
     from shearbridge.sim import datasets as data
     from shearbridge.summaries import collect as summaries
     from shearbridge.config import get_profile
@@ -333,9 +334,9 @@ def test_run_diagnosis_and_its_figures_on_the_quick_profile(data_root, monkeypat
     for sigma in profile.noise_grid:
         for name in ("baseline", "shapenet"):
             exp = get_experiment(name, profile, sigma)
-            train_and_evaluate(exp, paths.run_dir(name, sigma, profile), progress=False)
+            train_and_evaluate(exp, Layout(profile).run(name, sigma), progress=False)
     summary = run_diagnosis(profile, progress=False, experiments=["baseline", "shapenet"])
-    out = paths.profile_dir(profile) / "diagnosis"
+    out = Layout(profile).dir / "diagnosis"
     assert (out / "diagnosis.json").exists() and (out / "diagnosis.npz").exists()
     with np.load(out / "diagnosis.npz") as z:
         for mode in D.MODES:
@@ -359,8 +360,8 @@ def test_run_diagnosis_and_its_figures_on_the_quick_profile(data_root, monkeypat
 
     write_json(summaries.summary_dir() / "compare.json", {"profile": profile.name, "snr_mf": {
         noise_tag(s): {"median": 0.21 / s, "p16": 1.0, "p84": 1.0} for s in profile.noise_grid}})
-    monkeypatch.setattr(paths, "FIGURES", tmp_path / "figures")
+    monkeypatch.setattr(layout, "FIGURES", tmp_path / "figures")
     monkeypatch.setenv("SHEARBRIDGE_PROFILE", profile.name)  # the scripts refuse another profile's summary
     for script in ("fig_information_per_layer", "fig_probe_rmse", "fig_cnn_vision", "fig_subpixel"):
-        runpy.run_path(str(paths.SCRIPTS / f"{script}.py"), run_name="__main__")
+        runpy.run_path(str(layout.SCRIPTS / f"{script}.py"), run_name="__main__")
         assert (tmp_path / "figures" / f"{script}.pdf").stat().st_size > 1000

@@ -3,7 +3,8 @@
 Tiny Gaussian test and training sets under a temporary data root, their autodiff bound,
 stand-in comparison results of two of the four binned methods (estimates drawn from the
 bound: the other two are missing and must be skipped), then ``run_floor``, ``run_tuning``,
-the summary and ``src/scripts/num_floor.py`` (writing into a temporary output folder).
+the summary (``summarize floor``) and ``src/scripts/num_floor.py`` (writing into a temporary
+output folder).
 """
 
 from __future__ import annotations
@@ -15,14 +16,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shearbridge import paths
+
 from shearbridge.config import Profile
 from shearbridge.io import save_npz
 from shearbridge.sim.datasets import generate_dataset, load_dataset
 from shearbridge.steps import floor as FS
 from shearbridge.steps import tune as TS
-from shearbridge.steps.crlb import compute_crlb, load_crlb
-from shearbridge.steps.measure import result_path
+from shearbridge.results import load_crlb
+from shearbridge.steps.crlb import compute_crlb
+from shearbridge.summaries.collect import write_summary
+from shearbridge.summaries.floor import write_floor_summary
+from shearbridge import layout
+from shearbridge.layout import Layout
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +71,7 @@ def tiny(tmp_path_factory):
         flags = np.zeros(len(g), int)
         flags[:2] = 1  # two flagged galaxies, left out
         g[1] = np.nan
-        save_npz(result_path(profile, m, sigma).with_suffix(".npz"), g=g, flags=flags, true=true)
+        save_npz(Layout(profile).result("compare", m, sigma, suffix=".npz"), g=g, flags=flags, true=true)
     floor = json.loads(FS.run_floor(profile).read_text())
     tuning = json.loads(TS.run_tuning(profile).read_text())
     for k, v in old.items():
@@ -78,7 +83,7 @@ def tiny(tmp_path_factory):
 
 def test_floor_json(tiny):
     profile, root, f, _ = tiny
-    assert FS.floor_path(profile) == root / "tiny" / "diagnosis" / "floor.json"
+    assert Layout(profile).diagnosis("floor.json") == root / "tiny" / "diagnosis" / "floor.json"
     assert f["noise_sigma"] == profile.noise_grid[0] and f["n"] == profile.n_crlb
     assert f["methods"] == ["shapenet", "hsm_regauss"]
     assert f["missing_methods"] == ["moments_affine", "mlfit"]
@@ -104,7 +109,7 @@ def test_tuning_json(tiny):
     profile, root, _, t = tiny
     from shearbridge.models.moments import WEIGHT_FRACTIONS
 
-    assert TS.tuning_path(profile) == root / "tiny" / "diagnosis" / "weight_fractions.json"
+    assert Layout(profile).diagnosis("weight_fractions.json") == root / "tiny" / "diagnosis" / "weight_fractions.json"
     assert t["current"] == [float(x) for x in WEIGHT_FRACTIONS]
     assert t["agrees"] == (t["choice"] == t["current"])
     assert len(t["table"]) == len(t["candidates"]) * len(profile.noise_grid)
@@ -116,13 +121,19 @@ def test_tuning_json(tiny):
 
 
 def test_summary_figure_and_numbers(tiny, tmp_path, monkeypatch):
-    profile, root, _, t = tiny
-    out = FS.write_summary(profile)
+    profile, root, f, t = tiny
+    out = write_floor_summary(profile)
     assert out == root / "summary" / "floor.json"
     s = json.loads(out.read_text())
     assert s["profile"] == "tiny" and set(s) == {"profile", "floor", "tuning"}
+    assert s["floor"] == f and s["tuning"] == t
+    # `python -m shearbridge summarize floor` writes the same bytes
+    before = out.read_bytes()
+    out.unlink()
+    write_summary("floor", profile)
+    assert out.read_bytes() == before
     num = _num_floor()
-    monkeypatch.setattr(paths, "OUTPUT", tmp_path / "output")
+    monkeypatch.setattr(layout, "OUTPUT", tmp_path / "output")
     from shearbridge.models import moments
 
     # as the configured fractions agree with the choice: numbers are written ...
@@ -152,7 +163,7 @@ def test_summary_figure_and_numbers(tiny, tmp_path, monkeypatch):
 
 def test_figure_draws(tiny, tmp_path, monkeypatch):
     profile, *_ = tiny
-    FS.write_summary(profile)
+    write_floor_summary(profile)
     spec = importlib.util.spec_from_file_location("fig_floor", ROOT / "src" / "scripts" / "fig_floor.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

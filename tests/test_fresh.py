@@ -211,16 +211,16 @@ def test_train_and_evaluate_end_to_end_and_resume(tmp_path, monkeypatch):
                         lambda p, s, which="population": ["hsm_regauss"])
     profile = get_profile("quick")
     step.train_population(profile)
-    from shearbridge.paths import population_dir
+    from shearbridge.layout import Layout
 
-    paths = sorted(population_dir(profile).glob("psfnet_*.msgpack"))
+    paths = sorted(Layout(profile).population().glob("psfnet_*.msgpack"))
     assert [p.name for p in paths] == ["psfnet_0.msgpack", "psfnet_abl_plain_mse.msgpack",
                                        "psfnet_abl_steps_50.msgpack", "psfnet_moments.msgpack"]
     stamp = {p.name: p.stat().st_mtime_ns for p in paths}
     step.train_population(profile)
     assert {p.name: p.stat().st_mtime_ns for p in paths} == stamp  # nothing retrained
     with monkeypatch.context() as m:  # other model code: every entry is trained again
-        m.setattr(step, "code_version", lambda: "other code")
+        m.setattr("shearbridge.steps.population_train.code_version", lambda: "other code")
         step.train_population(profile)
     assert all(p.stat().st_mtime_ns != stamp[p.name] for p in paths)
     out = step.evaluate_population(profile)
@@ -251,7 +251,7 @@ def test_train_and_evaluate_end_to_end_and_resume(tmp_path, monkeypatch):
     assert "m1" in out["shear_cells"][0]["metacal"]["seed0"]
     # the registry's psfnet method is the first seed behind the estimator interface, told PSF and noise
     from shearbridge.errors import EstimatorInputError
-    from shearbridge.steps.measure import method_estimator, population_network
+    from shearbridge.runs import method_estimator, population_network
 
     cell = step.cell_set(profile, small, "gauss", "gauss")
     x = cell["stamps"] + np.float32(1e-3) * np.random.default_rng(0).standard_normal(cell["stamps"].shape,
@@ -266,7 +266,7 @@ def test_train_and_evaluate_end_to_end_and_resume(tmp_path, monkeypatch):
     assert one.g1.shape == (3,)
     with pytest.raises(EstimatorInputError, match="noise sigma"):
         method_estimator("psfnet", profile, 1e-3).measure(x, cell["psfs"], 0.141, None)
-    with pytest.raises(EstimatorInputError, match="stamps must have shape"):
+    with pytest.raises(EstimatorInputError, match="trained on 53x53 stamps, got 51x51"):
         method_estimator("psfnet", profile, 1e-3).measure(x[:, :51, :51], cell["psfs"][0], 0.141, 1e-3)
     # another training set size: the cached galaxies are drawn again and the networks retrained
     monkeypatch.setitem(plans.PLANS, "quick", dataclasses.replace(small, n_train=40))

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import build_timeout
 
 import paperchecks as pc
 
@@ -53,7 +54,7 @@ def quick_build(tmp_path_factory):
     start = time.time()
     proc = subprocess.run(
         ["make", "build", "PROFILE=quick", f"VENV={sys.prefix}", f"CORES={min(os.cpu_count() or 2, 2)}"],
-        cwd=work, env=env, capture_output=True, text=True, timeout=1800,
+        cwd=work, env=env, capture_output=True, text=True, timeout=build_timeout(),
     )
     log = proc.stdout[-6000:] + proc.stderr[-6000:]
     assert proc.returncode == 0, f"quick build failed:\n{log}"

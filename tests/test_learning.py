@@ -7,7 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from shearbridge.steps.learning import forward_flops, matched_compute, snapshots
+from shearbridge.models.flops import forward_flops
+from shearbridge.steps.learning import snapshots
+from shearbridge.summaries.learning import matched_compute
 from shearbridge.models import get_model
 
 

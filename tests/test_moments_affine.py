@@ -106,15 +106,14 @@ def test_matched_filter_snr_is_the_norm_over_sigma():
 
 def test_common_set_drops_a_galaxy_any_method_flags(data_root):
     from shearbridge.io import save_npz
-    from shearbridge.steps.crlb import crlb_path
-    from shearbridge.steps.measure import result_path
+    from shearbridge.layout import Layout
     from shearbridge.summaries.compare import common_set_scores
 
     profile = get_profile("quick")
     n, sigma = 40, 1e-3
     rng = np.random.default_rng(5)
     unit = rng.uniform(1.0, 2.0, n)
-    save_npz(crlb_path(profile), sigma_g1=unit, sigma_g2=unit, wall_s=np.asarray(1.0))
+    save_npz(Layout(profile).bound(), sigma_g1=unit, sigma_g2=unit, wall_s=np.asarray(1.0))
     true = rng.normal(0, 0.2, (n, 2))
     flags = np.zeros(n, np.int64)
     flags[:4] = 1  # "not converged"
@@ -122,7 +121,7 @@ def test_common_set_drops_a_galaxy_any_method_flags(data_root):
                "flaky": (true + sigma * unit[:, None] * rng.normal(size=(n, 2)), flags)}
     results["flaky"][0][:4] += 1.0  # its flagged estimates are garbage
     for m, (g, f) in results.items():
-        save_npz(result_path(profile, m, sigma).with_suffix(".npz"), g=g, flags=f, true=true)
+        save_npz(Layout(profile).result("compare", m, sigma, suffix=".npz"), g=g, flags=f, true=true)
     out = common_set_scores(profile, ["good", "flaky"], sigma)
     assert out["n_common"] == n - 4 and out["n_total"] == n
     assert out["methods"]["good"]["n"] == out["methods"]["flaky"]["n"] == n - 4

@@ -115,7 +115,7 @@ def test_a_figure_is_never_drawn_from_another_profiles_summary(tmp_path, monkeyp
     monkeypatch.setenv("SHEARBRIDGE_PROFILE", "paper")
     with pytest.raises(ConfigError, match="holds the quick profile's results, but the active profile is paper"):
         load_summary_json("compare")
-    with pytest.raises(ConfigError, match="make PROFILE=paper"):
+    with pytest.raises(ConfigError, match="python -m shearbridge summarize stamps --profile paper"):
         load_summary_npz("stamps")
     monkeypatch.setenv("SHEARBRIDGE_PROFILE", "quick")
     assert load_summary_json("compare")["profile"] == "quick" and "clean" in load_summary_npz("stamps")

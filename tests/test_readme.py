@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import build_timeout
 
 from test_integration import _copy_worktree
 
@@ -36,7 +37,7 @@ def test_the_quick_start_runs_as_written(tmp_path):
     env["MPLBACKEND"] = "Agg"
     script = "set -euo pipefail\n" + "\n".join(commands) + "\n"
     proc = subprocess.run(["bash", "-c", script], cwd=work, env=env, capture_output=True, text=True,
-                          timeout=900)
+                          timeout=build_timeout())
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert (work / "src/data/quick/runs/baseline/noise1e-05/model.msgpack").exists()
     assert (work / "src/data/quick/results/baseline/noise1e-05.json").exists()

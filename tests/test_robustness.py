@@ -13,6 +13,7 @@ from shearbridge.config import Profile, SimConfig, noise_tag
 from shearbridge.sim.datasets import generate_dataset
 from shearbridge.stats.crlb import crlb_for_dataset
 from shearbridge.stats.crlb_fd import crlb_fd, fisher_fd
+from shearbridge.summaries.robustness import robustness_summary
 
 # Central differences have an O(step^2) truncation error (step 1e-3: 1e-6 times
 # third-derivative factors of O(1)-O(100), as in tests/test_crlb.py); GalSim's rendering
@@ -82,11 +83,11 @@ def test_run_robustness_writes_rmse_and_ratio(tiny_run):
 def test_summary_degradation_and_missing_results(tiny_run):
     profile, results = tiny_run
     tags = [noise_tag(s) for s in profile.noise_grid]
-    out = rb.robustness_summary(profile, tags, methods=["hsm_regauss"], datasets=["test", "test_exp"])
+    out = robustness_summary(profile, tags, methods=["hsm_regauss"], datasets=["test", "test_exp"])
     for tag, sigma in zip(tags, profile.noise_grid):
         per = out["noise"][tag]["methods"]["hsm_regauss"]
         q = results[("test_exp", sigma)]["ratio"] / results[("test", sigma)]["ratio"]
         assert per["degradation"]["test_exp"]["factor"] == pytest.approx(q)
         assert per["worst"]["dataset"] == "test_exp"
     with pytest.raises(FileNotFoundError, match="robustness --method mlfit"):
-        rb.robustness_summary(profile, tags, methods=["mlfit"], datasets=["test", "test_exp"])
+        robustness_summary(profile, tags, methods=["mlfit"], datasets=["test", "test_exp"])

@@ -242,14 +242,17 @@ def test_train_and_evaluate_is_short():
 
 
 def test_only_the_pipeline_layers_know_where_data_lives():
-    """Below the steps everything is pure: no module outside steps/, summaries/, paper/, sim/datasets
-    (the dataset cache), the registry-free top level (paths, provenance, cli) reads ``shearbridge.paths``."""
+    """Below the steps everything is pure: besides the I/O layers (steps/, summaries/, paper/, the
+    dataset cache sim/datasets, the readers runs and results, provenance, the API and the CLI), no
+    module asks ``shearbridge.layout`` where data lives."""
     allowed = ("shearbridge.steps", "shearbridge.summaries", "shearbridge.paper", "shearbridge.cli",
-               "shearbridge.paths", "shearbridge.provenance", "shearbridge.sim.datasets")
+               "shearbridge.layout", "shearbridge.provenance", "shearbridge.sim.datasets",
+               "shearbridge.runs", "shearbridge.results", "shearbridge.api", "shearbridge.plan")
     modules = _modules()
-    users = [m for m, p in modules.items() if any(dep == "shearbridge.paths" for dep, _ in _imports(m, p, modules))]
+    users = [m for m, p in modules.items()
+             if any(dep == "shearbridge.layout" for dep, _ in _imports(m, p, modules))]
     bad = [m for m in users if not m.startswith(allowed)]
-    assert not bad, f"modules below the steps that use shearbridge.paths: {bad}"
+    assert not bad, f"modules below the steps that use shearbridge.layout: {bad}"
 
 
 def test_showyourwork_dependencies_match_what_each_script_reads():
@@ -260,9 +263,12 @@ def test_showyourwork_dependencies_match_what_each_script_reads():
 
     deps = yaml.safe_load((ROOT / "showyourwork.yml").read_text())["dependencies"]
     snakefile = (ROOT / "Snakefile").read_text()
+    from shearbridge.summaries.collect import SUMMARIES, summary_files
+
     made_by_rules = set()
-    for name in re.findall(r'f"\{S\}/([^"]+)"', snakefile):  # {{experiment}}: the headline networks
-        made_by_rules |= {name.replace("{{experiment}}", e) for e in study.names("evaluate")}
+    for what in SUMMARIES:  # a rule per summary: the SUMMARIES tables, or summary_experiment
+        assert f'"{what}": ' in snakefile or what in study.names("evaluate"), f"no rule makes {what}"
+        made_by_rules |= set(summary_files(what))
     problems = []
     for script in sorted((ROOT / "src/scripts").glob("fig_*.py")):
         rel = str(script.relative_to(ROOT))

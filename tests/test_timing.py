@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from shearbridge.steps import timing as T
+from shearbridge.steps.timing_jobs import load_network
 from shearbridge.cli import build_parser
 from shearbridge.config import Profile, SimConfig, get_profile, noise_tag
 from shearbridge.io import read_json
@@ -135,16 +136,16 @@ def test_untrained_and_trained_networks(tiny_timing, monkeypatch, tmp_path):
     """Without model.msgpack the network is initialised; with one, its parameters are used."""
     import jax
 
-    from shearbridge import paths
+    from shearbridge.layout import Layout
     from shearbridge.models import save_model
 
     monkeypatch.setenv("SHEARBRIDGE_DATA", str(tmp_path))
-    net = T._network("baseline", TINY, 1e-3, SimConfig())
+    net = load_network("baseline", TINY, 1e-3, SimConfig())
     assert net["trained"] is False
     params = jax.tree.map(lambda a: a + 1.0, net["params"])
-    save_model(paths.run_dir("baseline", 1e-3, TINY) / "model.msgpack", params, np.zeros(4),
+    save_model(Layout(TINY).run("baseline", 1e-3) / "model.msgpack", params, np.zeros(4),
                np.full(4, 2.0), {"model": "enhanced", "n_outputs": 4})
-    loaded = T._network("baseline", TINY, 1e-3, SimConfig())
+    loaded = load_network("baseline", TINY, 1e-3, SimConfig())
     assert loaded["trained"] is True and np.all(loaded["std"] == 2.0)
     np.testing.assert_array_equal(loaded["params"]["out"]["bias"], np.asarray(params["out"]["bias"]))
 

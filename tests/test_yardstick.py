@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from shearbridge.config import get_profile
-from shearbridge.steps.yardstick import _score, neff_fraction, second_noise, van_trees_rmse, weighted_neff_fraction
+from shearbridge.steps.yardstick import second_noise
+from shearbridge.summaries.yardstick import _score, neff_fraction, van_trees_rmse, weighted_neff_fraction
 
 
 def test_neff_is_one_at_the_bound_and_falls_with_noise_and_losses():

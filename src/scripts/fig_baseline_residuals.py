@@ -60,4 +60,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from shearbridge.paper.script import run_script
+
+    run_script(main)

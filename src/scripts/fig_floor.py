@@ -1,8 +1,8 @@
 """Figure: what sets the low-noise floor -- RMSE(g) over the Cramer-Rao bound against galaxy
 size and against the flux that falls outside the stamp, at the lowest noise level.
 
-Reads ``src/data/summary/floor.json`` (written by ``python -m shearbridge.steps.floor
---summarize``). Left: bins of the true galaxy size (Gaussian sigma, pixels; the top bin is
+Reads ``src/data/summary/floor.json`` (written by ``python -m shearbridge summarize
+floor``). Left: bins of the true galaxy size (Gaussian sigma, pixels; the top bin is
 the 5% largest), at each bin's median size. Right: bins of the out-of-stamp flux fraction of
 the PSF-convolved galaxy, labelled by their upper edge. Filled markers and lines: RMS ratio
 (bootstrap errors); open markers: the median ratio (``median |err|/CRLB / 0.674``). Dashed:
@@ -62,4 +62,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from shearbridge.paper.script import run_script
+
+    run_script(main)

@@ -5,6 +5,8 @@ Reads ``src/data/summary/ablation.json`` (``python -m shearbridge summarize abla
 Run on its own: ``python src/scripts/num_ablation.py``.
 """
 
+from shearbridge import study
+from shearbridge.config import Profile
 from shearbridge.paper.outputs import fmt_int, fmt_pm, write_variable
 from shearbridge.summaries import load_summary_json
 
@@ -24,6 +26,14 @@ def step_name(label: str) -> str:
     return label.removeprefix("+ ").removesuffix(" (final)").strip()
 
 
+def outputs(profile: Profile) -> list[str]:
+    """The variables :func:`main` writes: the ladder's gain and best step at the ablation study's
+    levels, its budget."""
+    tags = study.study_tags(profile, "ablation")
+    names = [f"ablation_{what}_{t}" for what in ("gain", "best_step", "best_factor") for t in tags]
+    return names + ["ablation_epochs", "ablation_fraction", "ablation_objects"]
+
+
 def main() -> None:
     s = load_summary_json("ablation")
     for tag in s["noise_tags"]:
@@ -38,4 +48,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from shearbridge.paper.outputs import run_numbers
+
+    run_numbers(main, outputs)

@@ -7,8 +7,17 @@ Run on its own: ``python src/scripts/num_baseline.py``.
 
 import numpy as np
 
+from shearbridge.config import Profile, noise_tag
 from shearbridge.paper.outputs import fmt_num, fmt_pm, write_variable
 from shearbridge.summaries import load_summary_json
+
+
+def outputs(profile: Profile) -> list[str]:
+    """The variables :func:`main` writes: RMSE and m at every level of the profile, the training
+    facts."""
+    tags = [noise_tag(s) for s in profile.noise_grid]
+    return [f"baseline_{k}_{t}" for k in ("rmse", "m") for t in tags] + [
+        "baseline_n_test", "baseline_best_epochs", "baseline_train_rate"]
 
 
 def main() -> None:
@@ -28,4 +37,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from shearbridge.paper.outputs import run_numbers
+
+    run_numbers(main, outputs)

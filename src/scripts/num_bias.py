@@ -15,7 +15,7 @@ than two errors in either component, or neither); AnaCal's recorded configuratio
 ``anacal_sigma``, ``anacal_c0``, ``anacal_tune_n``, ``anacal_tune_tol``,
 ``anacal_sigma_over_psf``); ``shear_test_g``; the metacal-calibrated test of the registry's
 ``metacal`` methods: ``mcal_<method>_<k>_<tag>`` (k: m1, m2 calibrated, R the mean response, wild the per cent of
-stamps whose response exceeds :data:`shearbridge.steps.metacal.WILD_RESPONSE` in size),
+stamps whose response exceeds :data:`shearbridge.stats.bias.WILD_RESPONSE` in size),
 ``mcal_table``, ``mcal_step``, ``mcal_noise_levels``. Run on its own: ``python src/scripts/num_bias.py``.
 """
 
@@ -24,20 +24,48 @@ from shearbridge.config import (
     SIGMA_M_HIGH_SNR,
     SIGMA_M_TARGET_HIGH_SNR,
     SIGMA_M_TARGET_SURVEY,
+    Profile,
     SimConfig,
     get_profile,
+    noise_tag,
 )
 from shearbridge.io import read_json
 from shearbridge.paper.outputs import fmt_int, fmt_noise, fmt_pm, fmt_sci, write_variable
 from shearbridge.paper.tables import bias_precision_table, bias_table, mean_response, metacal_table
-from shearbridge.sim.catalogue import PSF_TEST_G
-from shearbridge.stats.metacal_fourier import METACAL_STEP
-from shearbridge.steps.metacal import WILD_RESPONSE
-from shearbridge.steps.tune_anacal import SCORE_TOLERANCE, anacal_tuning_path
 from shearbridge.summaries import load_summary_json
+
+BIAS_KEYS = ("m1", "m2", "c1", "c2", "mrel1", "mrel2", "alpha")
+ANACAL_KEYS = ("version", "sigma", "sigma_over_psf", "c0", "tune_n", "tune_tol")
+
+
+def outputs(profile: Profile) -> list[str]:
+    """The variables :func:`main` writes: every (method, level) of the bias_grid study, the
+    verdicts and S/N at every level of the profile, the metacal study's cells, AnaCal's
+    configuration when AnaCal is in the bias_grid study, the tables and constants."""
+    cells, methods = study.cells(profile, "bias_grid"), study.names("bias_grid")
+    tags = [noise_tag(s) for s in profile.noise_grid]
+    names = [f"bias_{m}_{k}_{t}" for m, t in cells for k in BIAS_KEYS]
+    names += [f"{k}_{m}_{t}" for k in ("sigmam", "nneed") for m, t in cells]
+    names += [f"bias_ngal_{m}" for m in methods]
+    names += [f"lsst_{k}_{t}" for k in ("meet", "fail", "open") for t in tags]
+    names += [f"bias_{v}_{t}" for v in ("snr", "snrmf") for t in tags]
+    names += ["snr_mf_over_shearnet", "shear_test_g", "bias_ideal_m", "bias_ideal_c",
+              "sigmam_target_high", "sigmam_target_survey", "sigmam_high_snr",
+              "bias_precision_table", "bias_table", "bias_noise_levels", "psf_test_g", "mcal_table",
+              "mcal_step", "mcal_wild", "mcal_noise_levels"]
+    names += [f"mcal_{m}_{k}_{t}" for m in study.names("metacal") for k in ("m1", "m2", "R", "wild")
+              for t in study.study_tags(profile, "metacal")]
+    return names + ([f"anacal_{v}" for v in ANACAL_KEYS] if "anacal" in methods else [])
 
 
 def main() -> None:
+    # GalSim and SciPy: loaded to run, not to declare (the Snakefile loads outputs())
+    from shearbridge.sim.catalogue import PSF_TEST_G
+    from shearbridge.stats.metacal_fourier import METACAL_STEP
+    from shearbridge.diagnosis.anacal_tuning import SCORE_TOLERANCE
+    from shearbridge.layout import Layout
+    from shearbridge.stats.bias import WILD_RESPONSE
+
     s = load_summary_json("bias")
     tags = sorted(next(iter(s["bias"].values())), key=float)  # noise ascending (the summary sorts keys as text)
     for m in s["bias"]:
@@ -96,10 +124,11 @@ def main() -> None:
         write_variable("anacal_sigma", f"${cfg['sigma_arcsec']:g}$")
         psf = SimConfig().psf_sigma_arcsec  # the study's PSF (shear-test set: the default simulation)
         write_variable("anacal_sigma_over_psf", f"${cfg['sigma_arcsec'] / psf:.1f}$")
-        tuning = read_json(anacal_tuning_path(get_profile(s["profile"])))
+        tuning_path = Layout(s["profile"]).diagnosis("anacal_tuning.json")
+        tuning = read_json(tuning_path)
         if not tuning["agrees"]:
             msg = (f"AnaCal's defaults {tuning['current']} are not the tuning scan's choice {tuning['choice']} "
-                   f"({anacal_tuning_path(get_profile(s['profile']))}): set them in estimators/anacal.py")
+                   f"({tuning_path}): set them in estimators/anacal.py")
             if s["profile"] == "paper":
                 raise SystemExit(msg)
             print(f"num_bias: warning ({s['profile']} profile): {msg}")
@@ -110,4 +139,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from shearbridge.paper.outputs import run_numbers
+
+    run_numbers(main, outputs)

@@ -13,14 +13,35 @@ the bootstrap error of ``ratio_<net>_<t>`` and in the table), ``n_seeds``, the t
 import math
 
 from shearbridge import study
+from shearbridge.config import Profile, noise_tag
+from shearbridge.config.experiments import SEED_VARIANTS
 from shearbridge.paper.outputs import fmt_pm, fmt_sci, write_variable
 from shearbridge.paper.tables import compare_table, fmt_snr
 from shearbridge.stats.resample import quotient
 from shearbridge.summaries import load_summary_json
-from shearbridge.summaries.compare import CRLB_PERCENTILES as PERCENTILES
+
+
+def outputs(profile: Profile) -> list[str]:
+    """The variables :func:`main` writes: every (method, level) of the compare study, the per-level
+    numbers, the training gains of the pairs compared at a level, the seed scatter of the headline
+    networks retrained with other seeds, the tables and the hypothesis test."""
+    cells, methods = study.cells(profile, "compare"), study.names("compare")
+    tags = [noise_tag(s) for s in profile.noise_grid]
+    names = [f"{k}_{m}_{t}" for k in ("ratio", "robratio", "fail", "ratioall") for m, t in cells]
+    names += [f"{k}_{t}" for k in ("ncommon", "snr") for t in tags]
+    names += [f"gain_{a}_{b}_{t}" for a, b in study.TRAINING_GAIN if {a, b} <= set(methods)
+              for t in tags if (a, t) in cells and (b, t) in cells]
+    names += [f"seedsd_{n}_{t}" for n in SEED_VARIANTS if n in methods
+              for t in study.study_tags(profile, "seeds")]
+    names += [f"improve_shapenet_{t}" for m, t in cells if m == "shapenet"]
+    return names + ["ntotal_compare", "n_seeds", "compare_table", "crlb_rms_1e-05",
+                    "crlb_median_1e-05", "n_crlb", "crlb_band_pct", "mlfit_impl", "ngmix_status",
+                    "hypothesis_ratio_low", "shapenet_within2"]
 
 
 def main() -> None:
+    from shearbridge.summaries.compare import CRLB_PERCENTILES as PERCENTILES  # JAX: loaded to run
+
     s = load_summary_json("compare")
     comp, common = s["compare"], s["common"]
     tags = sorted(comp["baseline"], key=lambda t: comp["baseline"][t]["noise_sigma"])
@@ -73,4 +94,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from shearbridge.paper.outputs import run_numbers
+
+    run_numbers(main, outputs)

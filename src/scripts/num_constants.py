@@ -7,6 +7,7 @@ Run on its own: ``python src/scripts/num_constants.py``.
 from shearbridge.config import (
     LSST_C_REQUIREMENT,
     LSST_M_REQUIREMENT,
+    Profile,
     SimConfig,
     active_profile,
     get_profile,
@@ -14,6 +15,18 @@ from shearbridge.config import (
 )
 from shearbridge.paper.outputs import fmt_int, fmt_noise, fmt_num, fmt_sci, write_variable
 from shearbridge.paper.tables import BASELINE_BLOCKS, layer_table
+
+
+def outputs(profile: Profile) -> list[str]:
+    """The variables :func:`main` writes: the fixed settings, ``noise_<tag>`` per level of the
+    profile."""
+    names = ["req_lsst_m", "req_lsst_c", "stamp_size", "pixel_scale", "psf_sigma", "psf_fwhm_gauss",
+             "g_sigma", "size_scale", "size_min", "flux_range", "offset_max", "noise_grid",
+             "n_train", "n_val_pct", "n_test", "n_epochs", "full_epochs", "full_n_train"]
+    names += [f"arch_{k}" for k in ("kernel", "filters", "pool", "pool1_size", "pool2_size",
+                                    "flatten", "dense", "n_params")]
+    names += ["layer_table", "hp_lr", "hp_wd", "hp_batch"]
+    return names + [f"noise_{noise_tag(s)}" for s in profile.noise_grid]
 
 
 def main() -> None:
@@ -66,4 +79,6 @@ def write_baseline_architecture(profile) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from shearbridge.paper.outputs import run_numbers
+
+    run_numbers(main, outputs)

@@ -5,6 +5,7 @@ Reads ``src/data/summary/diagnosis.json``. Run on its own: ``python src/scripts/
 
 import numpy as np
 
+from shearbridge.config import Profile, noise_tag
 from shearbridge.paper.outputs import fmt_num, write_variable
 from shearbridge.summaries import load_summary_json
 
@@ -13,6 +14,19 @@ def pct(x: float) -> str:
     if x > 0.9999:
         return "$>99.99\\%$"
     return f"${fmt_num(100 * x, 3)}\\%$" if x > 1e-3 else f"${100 * x:.1g}\\%$"
+
+
+def outputs(profile: Profile) -> list[str]:
+    """The variables :func:`main` writes: information, probes and saliency at every level of the
+    profile, the sizes and the sub-pixel results."""
+    tags = [noise_tag(s) for s in profile.noise_grid]
+    layers = ("pool1", "pool2", "relu3", "out", "dense1", "convpool_min")
+    names = [f"info_{mode}_{layer}_{t}" for mode in ("fixed", "prior") for layer in layers
+             for t in tags]
+    names += [f"{name}_{t}" for name in ("probe_best", "probe_best_layer", "probe_network",
+                                         "saliency_corr", "saliency_eff") for t in tags]
+    return names + ["info_n_galaxies", "info_window", "probe_n_train", "subpixel_ratio_small",
+                    "subpixel_size_small", "subpixel_avg_small", "subpixel_blur_small"]
 
 
 def main() -> None:
@@ -50,4 +64,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from shearbridge.paper.outputs import run_numbers
+
+    run_numbers(main, outputs)

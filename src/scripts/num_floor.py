@@ -1,6 +1,6 @@
 """Numbers: the low-noise floor (what sets it) and the validation choice of the weight fractions.
 
-Reads ``src/data/summary/floor.json`` (``python -m shearbridge.steps.floor --summarize``).
+Reads ``src/data/summary/floor.json`` (``python -m shearbridge summarize floor``).
 Writes, at the lowest noise level:
 
 * ``floor_<variant>_<all|no5>``: RMSE/CRLB (bootstrap error) of the moments-only estimator
@@ -26,6 +26,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from shearbridge import study
+from shearbridge.config import Profile
+from shearbridge.diagnosis.floor_plan import FLOOR_METHODS, VARIANT_KEYS
 from shearbridge.paper.outputs import fmt_int, fmt_noise, fmt_num, fmt_pm, write_variable
 from shearbridge.paper.tables import fit_width
 from shearbridge.summaries import load_summary_json
@@ -50,7 +53,7 @@ def check_agreement(tuning: Mapping[str, Any], configured: Sequence[float] | Non
     if problems:
         raise SystemExit("num_floor.py: the configured weight fractions are not the validation choice: "
                          + "; ".join(problems) + ". Set WEIGHT_FRACTIONS in src/shearbridge/models/moments.py "
-                         "to the choice (then retrain) or rerun `python -m shearbridge.steps.tune`.")
+                         "to the choice (then retrain) or rerun `python -m shearbridge tune`.")
 
 
 def tune_table(t: Mapping[str, Any]) -> str:
@@ -113,5 +116,21 @@ def main() -> None:
     write_variable("tune_nval", fmt_int(t["table"][0]["n_val"]))
 
 
+def outputs(profile: Profile) -> list[str]:
+    """The variables :func:`main` writes: every numerics variant (the reference first, the others
+    also as a change against it), the binned methods the comparison has, the tuning's choice."""
+    keys = list(VARIANT_KEYS.values())
+    methods = [m for m in FLOOR_METHODS if m in study.names("compare")]
+    names = [f"floor_{k}_{s}" for k in keys for s in ("all", "no5")]
+    names += [f"floor_delta_{k}_{s}" for k in keys[1:] for s in ("all", "no5")]
+    names += [f"floor_median_{k}" for k in keys]
+    names += [f"floor_{v}_{m}" for v in ("smallbin", "lowflux") for m in methods]
+    names += [f"floor_{v}" for v in ("clean_ratio", "clean_ratio_no5", "noisepart_ratio", "noise", "n",
+                                     "nfit", "smallbin_hi", "lowflux_n")]
+    return names + [f"tune_{v}" for v in ("choice", "current", "table", "nval")]
+
+
 if __name__ == "__main__":
-    main()
+    from shearbridge.paper.outputs import run_numbers
+
+    run_numbers(main, outputs)

@@ -8,9 +8,18 @@ still bought), the ratio at the largest compute budget both networks reached
 Run on its own: ``python src/scripts/num_learning.py``.
 """
 
+from shearbridge import study
+from shearbridge.config import Profile
 from shearbridge.paper.outputs import fmt_pm, fmt_sci, write_variable
 from shearbridge.stats.resample import quotient
 from shearbridge.summaries import load_summary_json
+
+
+def outputs(profile: Profile) -> list[str]:
+    """The variables :func:`main` writes: every network of the learning study at its levels."""
+    nets, tags = study.names("learning"), study.study_tags(profile, "learning")
+    return [f"learn_{what}_{e}_{t}" for what in ("first", "final", "matched", "gain") for e in nets
+            for t in tags] + ["learn_matched_flops"]
 
 
 def main() -> None:
@@ -33,4 +42,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from shearbridge.paper.outputs import run_numbers
+
+    run_numbers(main, outputs)

@@ -19,16 +19,43 @@ import math
 
 import numpy as np
 
-from shearbridge.config import noise_tag
+from shearbridge.config import Profile, noise_tag
+from shearbridge.config.population import population_plan
 from shearbridge.paper.outputs import fmt_int, fmt_list, fmt_noise, fmt_num, fmt_pm, fmt_range, write_variable
-from shearbridge.paper.plotting import method_label
 from shearbridge.paper.tables import fmt_snr, population_bias_table, population_table
 from shearbridge.summaries import load_summary_json
 from shearbridge.summaries.population import (FAMILY_LABELS, GROUPS, MIN_SNR_TARGET, NETWORK, cell_methods, label,
                                               met_targets, shear_methods)
 
 
+def outputs(profile: Profile) -> list[str]:
+    """The variables :func:`main` writes, from the profile's population plan and the registry's
+    population methods: per cell level and group the ranges, per shear level and group the m
+    ranges, the learning curve when the plan has shorter runs, metacal per PSF family when the
+    plan has it."""
+    plan = population_plan(profile)
+    cell_tags = [noise_tag(x) for x in plan.cell_noise]
+    shear_tags = [noise_tag(x) for x in plan.shear_noise]
+    names = ["pop_table", "pop_bias_table", "pop_target_met", "pop_pull_met", "pop_min_snr_target",
+             "pop_train_min", "pop_n_seeds", "pop_noise_levels", "pop_shear_low", "pop_shear_high",
+             "pop_held_galaxy", "pop_held_psf", "pop_network", "pop_learn_steps", "pop_learn_val"]
+    names += [f"pop_{k}" for k in ("n_cell", "n_shear", "n_train", "steps", "batch_size")]
+    names += [f"pop_{k}_{t}" for k in ("snr", "gain_nongauss") for t in cell_tags]
+    names += [f"pop_{m}_{g}_{t}" for m in cell_methods() for g in GROUPS for t in cell_tags]
+    names += [f"pop_pull_{g}_{t}" for g in GROUPS for t in cell_tags]
+    names += [f"pop_abl_{a}_{t}" for a in plan.ablation_names() for t in cell_tags]
+    if plan.budgets:  # shorter complete runs: the learning curve
+        names += [f"pop_learn_{k}_{t}" for k in ("cells", "last") for t in cell_tags]
+    names += [f"pop_m_{m}_{g}_{t}" for m in shear_methods() for g in GROUPS for t in shear_tags]
+    if plan.metacal_noise:
+        families = plan.population.psf_families
+        names += [f"pop_mcal_{k}_{p}" for k in ("m", "R", "wild") for p in families]
+    return names
+
+
 def main() -> None:
+    from shearbridge.paper.plotting import method_label  # matplotlib: loaded to run, not to declare
+
     s = load_summary_json("population")
     cells, shear = s["cells"], s["shear"]
     cell_ms, shear_ms = cell_methods(), shear_methods()
@@ -97,4 +124,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from shearbridge.paper.outputs import run_numbers
+
+    run_numbers(main, outputs)

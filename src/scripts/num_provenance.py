@@ -8,8 +8,9 @@ Run on its own: ``python src/scripts/num_provenance.py``.
 
 from collections import defaultdict
 
-from shearbridge import paths, provenance
-from shearbridge.config import active_profile
+from shearbridge import provenance
+from shearbridge.layout import Layout
+from shearbridge.config import Profile, active_profile
 from shearbridge.paper.outputs import fmt_num, write_variable
 
 STEP_NAMES = {
@@ -30,6 +31,12 @@ def tex_escape(text: str) -> str:
     return text
 
 
+def outputs(profile: Profile) -> list[str]:
+    """The variables :func:`main` writes (the same for every profile)."""
+    return ["profile", "profile_description", "hardware", "n_cores", "software", "commit",
+            "build_date", "runtime_table", "runtime_total_min"]
+
+
 def main() -> None:
     profile = active_profile()
     rec = provenance.record()
@@ -45,7 +52,7 @@ def main() -> None:
     write_variable("commit", f"\\texttt{{{tex_escape(rec['commit'])}}}")
     write_variable("build_date", rec["date_utc"][:10])
 
-    runtimes = provenance.rule_runtimes(paths.profile_dir(profile))
+    runtimes = provenance.rule_runtimes(Layout(profile).dir)
     grouped: dict[str, float] = defaultdict(float)
     for rule, seconds in runtimes.items():
         grouped[rule.split("-", 1)[0]] += seconds
@@ -61,4 +68,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from shearbridge.paper.outputs import run_numbers
+
+    run_numbers(main, outputs)

@@ -10,6 +10,8 @@ numbers belong to (a GPU is named as such; classical methods always ran on the C
 Run on its own: ``python src/scripts/num_speed.py``.
 """
 
+from shearbridge import study
+from shearbridge.config import Profile
 from shearbridge.paper.outputs import fmt_pm, write_variable
 from shearbridge.summaries import load_summary_json
 
@@ -31,6 +33,20 @@ def hardware_label(t: dict) -> str:
     return f"a {gpu} GPU for the networks and the JAX fit, and {cpu} for HSM"
 
 
+def outputs(profile: Profile) -> list[str]:
+    """The variables :func:`main` writes: the registry's timing study at its levels (a network
+    trained once, for every level, has no per-level training step)."""
+    networks = study.names("timing", kind="network")
+    timed = networks + study.names("timing", kind="classical")
+    tags = study.study_tags(profile, "timing")
+    names = [f"tspeed_{m}_{t}" for m in timed for t in tags]
+    names += [f"tspeedup_{n}_{ref}_{t}" for n in networks for ref in study.SPEEDUP_REFERENCES
+              for t in tags]
+    names += [f"train_step_{k}_{n}" for n in networks for k in ("rate", "pct")
+              if not study.trained_once(n)]
+    return names + ["matmul_gflops", "timing_repeats", "speed_hardware"]
+
+
 def main() -> None:
     t = load_summary_json("timing")
     for tag, per in t["speed"].items():
@@ -49,4 +65,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from shearbridge.paper.outputs import run_numbers
+
+    run_numbers(main, outputs)

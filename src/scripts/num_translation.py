@@ -4,10 +4,17 @@ Reads ``src/data/summary/translation.json``. Run on its own:
 ``python src/scripts/num_translation.py``.
 """
 
+from shearbridge.config import Profile
 from shearbridge.paper.outputs import fmt_num, fmt_sci, write_variable
 from shearbridge.summaries import load_summary_json
 
 U = 2.0**-24
+
+
+def outputs(profile: Profile) -> list[str]:
+    """The variables :func:`main` writes (the same for every profile)."""
+    return [f"translation_{n}" for n in ("n_cases", "n_passed", "conv_maxabs", "conv_maxrel_u",
+                                         "conv_bound_u", "pool_maxabs", "maxpool_maxabs")]
 
 
 def main() -> None:
@@ -27,4 +34,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from shearbridge.paper.outputs import run_numbers
+
+    run_numbers(main, outputs)

@@ -10,8 +10,19 @@ Run on its own: ``python src/scripts/num_yardstick.py``.
 """
 
 from shearbridge import study
+from shearbridge.config import Profile, noise_tag
 from shearbridge.paper.outputs import fmt_pm, write_variable
 from shearbridge.summaries import load_summary_json
+
+
+def outputs(profile: Profile) -> list[str]:
+    """The variables :func:`main` writes: every (method, level) of the bias_grid study
+    (``neffw``: the methods that predict each galaxy's error), the van Trees gain at every level,
+    ``sigma_e``."""
+    cells = study.cells(profile, "bias_grid")
+    names = [f"{k}_{m}_{t}" for k in ("neff", "measratio") for m, t in cells]
+    names += [f"neffw_{m}_{t}" for m, t in cells if study.get_method(m).uncertainty]
+    return names + [f"vantrees_gain_{noise_tag(s)}" for s in profile.noise_grid] + ["sigma_e"]
 
 
 def main() -> None:
@@ -34,4 +45,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from shearbridge.paper.outputs import run_numbers
+
+    run_numbers(main, outputs)

@@ -18,18 +18,16 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from shearbridge.version import __version__
+
 __all__ = ["estimator", "__version__"]
 
 
-def estimator(method: str, noise_sigma: float, *, profile: Any = None) -> Any:
-    """The estimator of a registered method (:mod:`shearbridge.study`) for stamps of pixel
-    noise ``noise_sigma``: ``.measure(stamps, psf_image, pixel_scale_arcsec, noise_sigma)``.
+def __getattr__(name: str) -> Any:
+    """``shearbridge.estimator`` (:func:`shearbridge.api.estimator`), imported on first use so that
+    ``import shearbridge.config`` stays light."""
+    if name == "estimator":
+        from shearbridge.api import estimator
 
-    A network uses the weights the profile (default: the active one) trained at that noise
-    level, and refuses stamps, PSFs or pixel scales other than those it was trained on; when
-    the weights are missing the error names the command that makes them.
-    """
-    from shearbridge.steps.measure import user_estimator
-
-    return user_estimator(method, noise_sigma, profile)
+        return estimator
+    raise AttributeError(f"module 'shearbridge' has no attribute {name!r}")

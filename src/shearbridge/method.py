@@ -11,14 +11,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shearbridge.config import ConfigError
+from shearbridge.studies import study_names
 
 __all__ = ["KINDS", "LEVEL_SETS", "STUDIES", "MIN_SHEAR_GALAXIES", "Method", "MethodContext"]
 
 KINDS = ("network", "classical", "bound")
 #: The noise levels a method runs at (:attr:`Method.levels`).
 LEVEL_SETS = ("grid", "pair")
-STUDIES = ("compare", "bias", "bias_grid", "metacal", "timing", "robustness", "ablation", "learning", "evaluate",
-           "diagnosis", "seeds", "population", "population_shear")
+#: The built-in studies (the table, with any added at run time: :mod:`shearbridge.studies`).
+STUDIES = study_names()
 #: The fewest shear-test galaxies a slow per-galaxy fit measures (or the whole set): at the lowest S/N the
 #: ML fit flags most galaxies, and a handful measured leaves too few for m (the quick profile: 256 and 64).
 MIN_SHEAR_GALAXIES = 64
@@ -74,7 +75,7 @@ class Method:
         replaces elsewhere, so the build trains it at two levels instead of five).
     uncertainty : bool
         It predicts each galaxy's shear error (``extra["sigma_g"]``): the yardstick also scores it with
-        inverse-variance weights (:mod:`shearbridge.steps.yardstick`).
+        inverse-variance weights (:mod:`shearbridge.summaries.yardstick`).
     """
 
     name: str
@@ -96,9 +97,9 @@ class Method:
             raise ConfigError(f"method name must be alphanumeric (with _), got {self.name!r}")
         if self.kind not in KINDS:
             raise ConfigError(f"method {self.name}: kind must be one of {KINDS}, got {self.kind!r}")
-        unknown = sorted(set(self.studies) - set(STUDIES))
+        unknown = sorted(set(self.studies) - set(study_names()))
         if unknown:
-            raise ConfigError(f"method {self.name}: unknown studies {unknown}; known: {list(STUDIES)}")
+            raise ConfigError(f"method {self.name}: unknown studies {unknown}; known: {list(study_names())}")
         if self.kind == "network" and not (self.experiment or self.once):
             raise ConfigError(f"network method {self.name} needs an experiment (or once=True)")
         if self.once and (self.kind != "network" or self.experiment):

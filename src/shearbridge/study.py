@@ -7,31 +7,12 @@ returns an object with the common estimator interface, and the studies it takes 
 Every list of methods in the pipeline — the Snakefile's rules, the summaries, the figure
 styles and labels, the CLI's help — is read from this registry; nothing restates it.
 
-Studies (:data:`STUDIES`) and the noise levels each runs at (:func:`study_noise`):
-
-``compare``   RMSE against the per-galaxy Cramér–Rao bound, every level of the grid
-``bias``      the shear test's table (m, c, alpha): the "pair" levels and the highest (survey S/N)
-``bias_grid`` the shear test (round and anisotropic PSF) at every level of the grid
-``metacal``   the round-PSF shear test calibrated by metacalibration: 1e-2 (survey S/N)
-``timing``    galaxies/s side by side in one process: the pair levels
-``robustness`` out-of-distribution sets: the pair levels
-``ablation``  the ablation ladder and removals: the pair levels
-``learning``  learning curves from per-epoch snapshots: the pair levels
-``evaluate``  a headline network trained and evaluated at every level of the grid
-``diagnosis`` layer-by-layer information: the first such network at every level, the others
-              at the pair levels
-``seeds``     the headline networks retrained with other seeds, on the comparison galaxies: the
-              lowest level (the networks farthest from the bound; each seed is a full training)
-``population`` the population study's cells (galaxy x PSF family x noise): its plan
-              (:mod:`shearbridge.config.population`) sets the levels; a per-level network is
-              measured at those it is trained at for its other studies (no training of its own)
-``population_shear`` the population cells' shear tests (m, c), likewise
-
-The "pair" levels are the profile's lowest noise and ShearNet's "high" 1e-3 (the highest
-level when 1e-3 is not on the grid). A method with ``levels="pair"`` (ShapeNet: PSFNet, trained once,
-serves every level) takes part in each study at its pair levels only (:func:`study_noise` with the
-method, :func:`cells`). The seed streams are the table
-:data:`shearbridge.config.seeds.SEED_STREAMS`.
+The studies and the noise levels each runs at are the table :data:`shearbridge.studies.STUDY_TABLE`
+(one record per study; :func:`study_noise` reads it). The "pair" levels are the profile's lowest
+noise and ShearNet's "high" 1e-3 (the highest level when 1e-3 is not on the grid). A method with
+``levels="pair"`` (ShapeNet: PSFNet, trained once, serves every level) takes part in each study at
+its pair levels only (:func:`study_noise` with the method, :func:`cells`). The seed streams are the
+table :data:`shearbridge.config.seeds.SEED_STREAMS`.
 
 Adding a classical estimator: write it (``estimators/<name>.py``, the
 :class:`~shearbridge.estimators.base.ShapeEstimator` interface), its builder
@@ -63,12 +44,13 @@ from shearbridge.estimators.factories import (
     psfnet,
 )
 from shearbridge.method import KINDS, LEVEL_SETS, MIN_SHEAR_GALAXIES, STUDIES, Method, MethodContext
+from shearbridge.studies import STUDY_TABLE, Study, get_study, pair_levels, register_study, study_names
 
 __all__ = [
     "KINDS", "STUDIES", "SPEEDUP_REFERENCES", "TRAINING_GAIN", "SLOW_SHEAR_FRACTION", "MIN_SHEAR_GALAXIES",
     "SEED_STREAMS",
     "Method", "MethodContext", "register", "registered", "get_method", "methods", "names", "study_noise", "at",
-    "cells", "LEVEL_SETS",
+    "cells", "LEVEL_SETS", "Study", "STUDY_TABLE", "register_study", "study_names", "pair_levels",
     "study_tags", "run_of", "trainings", "trained_once", "diagnosed", "diagnosis_noise", "PLUGINS_ENV",
 ]
 
@@ -80,14 +62,6 @@ TRAINING_GAIN = (("moments_affine", "shapenet"),)
 #: Shear-test galaxies the slow per-galaxy fits (ML fit, HSM, ngmix) measure: the first eighth, a random
 #: subset of the same population, so the build keeps its hour.
 SLOW_SHEAR_FRACTION = 0.125
-#: The metacal study runs at this noise level (median matched-filter S/N ~21), the survey level where
-#: the ML fit shows noise bias and still measures most galaxies. Each level costs the ML fit three fits
-#: per shear-test stamp; at 2e-2 the metacal images (twice the noise variance) sit below S/N 10, where
-#: it keeps too few galaxies for a useful m.
-METACAL_NOISE = 1e-2
-_PAIR_STUDIES = ("bias", "timing", "robustness", "ablation", "learning")
-_GRID_STUDIES = ("compare", "bias_grid", "evaluate")
-_POPULATION_STUDIES = ("population", "population_shear")
 
 
 _REGISTRY: dict[str, Method] = {}
@@ -126,8 +100,8 @@ def get_method(name: str) -> Method:
 
 def methods(study: str | None = None, *, kind: str | None = None, available_only: bool = True) -> list[Method]:
     """Registered methods in registration order, optionally of one study and one kind."""
-    if study is not None and study not in STUDIES:
-        raise ConfigError(f"unknown study {study!r}; known: {list(STUDIES)}")
+    if study is not None:
+        get_study(study)  # ConfigError naming the known studies
     return [m for m in _REGISTRY.values()
             if (study is None or study in m.studies) and (kind is None or m.kind == kind)
             and (not available_only or m.available())]
@@ -138,19 +112,12 @@ def names(study: str | None = None, *, kind: str | None = None, available_only: 
     return [m.name for m in methods(study, kind=kind, available_only=available_only)]
 
 
-def _pair(grid: Sequence[float]) -> tuple[float, ...]:
-    """The lowest level and 1e-3 (else the highest), without repeats."""
-    tags = [noise_tag(s) for s in grid]
-    high = grid[tags.index(noise_tag(1e-3))] if noise_tag(1e-3) in tags else grid[-1]
-    return (grid[0],) if math.isclose(high, grid[0]) else (grid[0], high)
-
-
 def study_noise(profile: Profile, study: str, method: str | None = None) -> tuple[float, ...]:
     """The noise levels (pixel sigma, image units) at which ``study`` runs on ``profile``; with
     ``method``, those at which that method takes part (its :attr:`Method.levels`)."""
     levels = _study_noise(profile, study)
     if method is not None and get_method(method).levels == "pair":
-        pair = _pair(tuple(profile.noise_grid))
+        pair = pair_levels(profile.noise_grid)
         levels = tuple(s for s in levels if any(math.isclose(s, p) for p in pair))
     return levels
 
@@ -168,29 +135,15 @@ def cells(profile: Profile, study: str, methods: Sequence[str] | None = None) ->
 
 
 def _study_noise(profile: Profile, study: str) -> tuple[float, ...]:
-    grid = tuple(profile.noise_grid)
-    if study == "diagnosis":
-        return diagnosis_noise(profile, primary=True)
-    if study in _GRID_STUDIES:
-        return grid
-    if study == "seeds":  # the lowest level: the networks' largest distance from the bound
-        return grid[:1]
-    if study in _POPULATION_STUDIES:  # the population plan's levels; the grid stands for them here
-        return grid
-    if study == "bias":  # the pair levels and the highest (survey-like S/N), in grid order
-        return tuple(s for s in grid if s in set(_pair(grid)) | {grid[-1]})
-    if study == "metacal":  # survey S/N, where noise bias shows (the highest level when 1e-2 is absent)
-        return tuple(s for s in grid if math.isclose(s, METACAL_NOISE)) or grid[-1:]
-    if study in _PAIR_STUDIES:
-        return _pair(grid)
-    raise ConfigError(f"unknown study {study!r}; known: {list(STUDIES)}")
+    """The levels of ``study``'s record (:mod:`shearbridge.studies`) on the profile's grid."""
+    return get_study(study).noise(profile.noise_grid)
 
 
 def diagnosis_noise(profile: Profile, primary: bool) -> tuple[float, ...]:
     """Noise levels of the layer-by-layer diagnosis: every level for the network diagnosed in full
     (the first of :func:`diagnosed`), the pair levels for the per-layer information of the others."""
     grid = tuple(profile.noise_grid)
-    return grid if primary else _pair(grid)
+    return grid if primary else pair_levels(grid)
 
 
 def study_tags(profile: Profile, study: str, method: str | None = None) -> list[str]:
@@ -219,13 +172,13 @@ def diagnosed() -> list[str]:
 
 def _levels(profile: Profile, m: Method) -> set[float]:
     levels: set[float] = set()
-    for study in m.studies - set(_POPULATION_STUDIES):  # the population study trains no per-level network
+    for study in (s for s in m.studies if get_study(s).trains):  # the population study trains none
         if study == "diagnosis":
             levels |= set(diagnosis_noise(profile, diagnosed()[:1] == [m.experiment]))
         else:
             levels |= set(study_noise(profile, study))
     if m.levels == "pair":
-        levels &= set(_pair(tuple(profile.noise_grid)))
+        levels &= set(pair_levels(profile.noise_grid))
     return levels
 
 

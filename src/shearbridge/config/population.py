@@ -9,14 +9,102 @@ what the manuscript reports.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from shearbridge.config.settings import ConfigError, Profile
-from shearbridge.sim.population import PopulationConfig
-from shearbridge.train.fresh import FreshConfig
+from shearbridge.config.noise import METACAL_NOISE, SHEARNET_HIGH, SURVEY_NOISE_GRID
+from shearbridge.config.profiles import Profile
+from shearbridge.config.simulation import SimConfig
+from shearbridge.errors import ConfigError
 
-__all__ = ["PopulationPlan", "population_plan", "PLANS", "ABLATIONS", "BUDGET_RUN"]
+__all__ = ["PopulationPlan", "population_plan", "PLANS", "ABLATIONS", "BUDGET_RUN", "PopulationConfig",
+           "FreshConfig", "GALAXY_FAMILIES", "PSF_FAMILIES"]
+
+GALAXY_FAMILIES: tuple[str, ...] = ("gauss", "exp", "sersic", "bulge_disk")
+PSF_FAMILIES: tuple[str, ...] = ("gauss", "moffat", "kolmogorov")
+
+
+@dataclass(frozen=True)
+class PopulationConfig:
+    """A survey-like population (module docstring); ``sim`` supplies the shape, size, flux and
+    offset distributions, the pixel scale and the stamp size."""
+
+    sim: SimConfig = field(default_factory=SimConfig)
+    galaxy_families: tuple[str, ...] = GALAXY_FAMILIES
+    psf_families: tuple[str, ...] = PSF_FAMILIES
+    held_out_galaxy: str = "bulge_disk"
+    held_out_psf: str = "kolmogorov"
+    sersic_n: tuple[float, ...] = (0.8, 1.5, 2.5, 3.0)
+    bulge_fraction_min: float = 0.1
+    bulge_fraction_max: float = 0.6
+    psf_fwhm_min: float = 0.45
+    psf_fwhm_max: float = 0.85
+    psf_g_max: float = 0.05
+    moffat_beta: float = 3.5
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first offending field."""
+        if not isinstance(self.sim, SimConfig):
+            raise ConfigError(f"sim must be a SimConfig, got {type(self.sim).__name__}")
+        self.sim.validate()
+        for name, values, known in (("galaxy_families", self.galaxy_families, GALAXY_FAMILIES),
+                                    ("psf_families", self.psf_families, PSF_FAMILIES)):
+            if not values or len(set(values)) != len(values) or any(v not in known for v in values):
+                raise ConfigError(f"{name} must be distinct names from {known}, got {values!r}")
+        if self.held_out_galaxy not in self.galaxy_families or len(self.galaxy_families) < 2:
+            raise ConfigError(f"held_out_galaxy {self.held_out_galaxy!r} must be one of galaxy_families "
+                              f"{self.galaxy_families!r}, which must leave at least one family to train on")
+        if self.held_out_psf not in self.psf_families or len(self.psf_families) < 2:
+            raise ConfigError(f"held_out_psf {self.held_out_psf!r} must be one of psf_families "
+                              f"{self.psf_families!r}, which must leave at least one family to train on")
+        if not self.sersic_n or any(not 0.3 <= n <= 6.2 for n in self.sersic_n):
+            raise ConfigError(f"sersic_n must be indices in [0.3, 6.2] (GalSim's range), got {self.sersic_n!r}")
+        if not 0 <= self.bulge_fraction_min <= self.bulge_fraction_max <= 1:
+            raise ConfigError("bulge fractions must satisfy 0 <= bulge_fraction_min <= bulge_fraction_max <= 1, "
+                              f"got {self.bulge_fraction_min}, {self.bulge_fraction_max}")
+        if not 0 < self.psf_fwhm_min <= self.psf_fwhm_max:
+            raise ConfigError(f"PSF FWHM range must satisfy 0 < psf_fwhm_min <= psf_fwhm_max, got "
+                              f"{self.psf_fwhm_min}, {self.psf_fwhm_max}")
+        if not 0 <= self.psf_g_max < 0.5:
+            raise ConfigError(f"psf_g_max must lie in [0, 0.5), got {self.psf_g_max}")
+        if not self.moffat_beta > 1.1:
+            raise ConfigError(f"moffat_beta must exceed 1.1, got {self.moffat_beta}")
+
+    def replace(self, **changes: Any) -> "PopulationConfig":
+        """A copy with ``changes``, validated."""
+        new = dataclasses.replace(self, **changes)
+        new.validate()
+        return new
+
+
+@dataclass(frozen=True)
+class FreshConfig:
+    """How :func:`shearbridge.train.fresh.train_fresh` trains (that module's docstring)."""
+
+    steps: int = 1500
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    noise_min: float = SURVEY_NOISE_GRID[0]  # the whole grid, survey S/N included
+    noise_max: float = SURVEY_NOISE_GRID[-1]
+    uncertainty_weight: float = 1.0
+    bound_weighted: bool = True
+    fresh_noise: bool = True
+    eval_every: int = 250
+    clip_norm: float = 1.0
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.eval_every < 1:
+            raise ConfigError(f"steps, batch_size, eval_every must be >= 1, got {self.steps}, {self.batch_size}, "
+                              f"{self.eval_every}")
+        if not 0 < self.noise_min <= self.noise_max:
+            raise ConfigError(f"need 0 < noise_min <= noise_max, got {self.noise_min}, {self.noise_max}")
+        for name in ("learning_rate", "weight_decay", "uncertainty_weight", "clip_norm"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0) or (name == "learning_rate" and value == 0):
+                raise ConfigError(f"{name} must be a finite number >= 0 (learning_rate > 0), got {value}")
 
 
 #: The ingredients removed one at a time (each trained with the first seed): name, then the
@@ -49,11 +137,11 @@ class PopulationPlan:
     n_train: int = 16384
     n_val: int = 2048
     n_cell: int = 512
-    cell_noise: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
+    cell_noise: tuple[float, ...] = SURVEY_NOISE_GRID[1:4]
     seeds: tuple[int, ...] = (0, 1, 2)
     n_shear: int = 128
-    shear_noise: tuple[float, ...] = (1e-3, 1e-2)
-    metacal_noise: tuple[float, ...] = (1e-2,)
+    shear_noise: tuple[float, ...] = (SHEARNET_HIGH, METACAL_NOISE)
+    metacal_noise: tuple[float, ...] = (METACAL_NOISE,)
     fresh: FreshConfig = field(default_factory=FreshConfig)
     ablations: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ABLATIONS
     budgets: tuple[float, ...] = (0.25, 0.5)

@@ -9,6 +9,7 @@ Submodules (imported lazily, so that ``import shearbridge.estimators`` stays che
 ``ngmix_adapter``  ngmix ML fit behind the same interface (needs ngmix)
 ``ngmix_support``  the optional ngmix import and the array-to-observation conversion
 ``network``        a trained network behind the same interface
+``network_domain`` what a network can measure: its flags (flux, size, |g| >= 1)
 
 The Cramér–Rao bound, the shear-bias statistics and the metacalibration response are in
 :mod:`shearbridge.stats`.
@@ -24,7 +25,10 @@ from shearbridge.estimators.base import (
     FLAG_FIT_FAILURE,
     FLAG_HSM_FAILURE,
     FLAG_NONFINITE,
+    FLAG_NONPOSITIVE_FLUX,
     FLAG_NOT_CONVERGED,
+    FLAG_OUT_OF_DOMAIN,
+    FLAG_UNPHYSICAL,
     EstimatorInputError,
     EstimatorResult,
     ShapeEstimator,
@@ -41,9 +45,13 @@ __all__ = [
     "FLAG_HSM_FAILURE",
     "FLAG_NONFINITE",
     "FLAG_NOT_CONVERGED",
+    "FLAG_NONPOSITIVE_FLUX",
+    "FLAG_UNPHYSICAL",
+    "FLAG_OUT_OF_DOMAIN",
 ]
 
-_SUBMODULES = ("render", "mlfit", "hsm", "ngmix_adapter", "ngmix_support", "network")
+_SUBMODULES = ("render", "mlfit", "hsm", "ngmix_adapter", "ngmix_support", "network",
+               "network_domain")
 
 
 def __getattr__(name: str) -> Any:

@@ -10,6 +10,30 @@ Misuse (NaN pixels, a wrong array shape, a non-positive noise level, a PSF image
 whose shape does not match the stamps) raises :class:`EstimatorInputError`, a
 ``ValueError``. A fit that fails on one galaxy is *not* an exception: its row gets
 a non-zero ``flags`` value (bits below) and NaN or best-effort estimates.
+
+Flag bits (:data:`FLAG_NAMES` lists every one), OR-ed per object:
+
+===  ================  ==============================================================
+bit  name              meaning
+===  ================  ==============================================================
+  1  not_converged     the fit did not converge within its iteration budget
+  2  at_bound          a fitted parameter hit a bound (|g| clipped below 1, size floor)
+  4  hsm_failure       GalSim HSM reported a failure
+  8  nonfinite         an output is NaN or infinite
+ 16  fit_failure       any other per-object failure of an external fitter
+ 32  nonpositive_flux  the galaxy's (weighted) flux is not positive: no galaxy, or a sign
+                       error (networks: no pixel above zero, or the weighted or the summed
+                       flux below zero by more than 5 noise sigmas)
+ 64  unphysical        the estimate is not a reduced shear: |g| >= 1 (a network's output, to
+                       float32 round-off; fitters clip |g| and flag ``at_bound`` instead)
+128  out_of_domain     the stamp lies far outside the data a network was trained on: its
+                       summed flux above 10 x the training's largest or below 1/10 of its
+                       smallest (by 5 noise sigmas), or its light (detected at S/N >= 20)
+                       more compact than half the PSF (rules: :mod:`.network_domain`)
+===  ================  ==============================================================
+
+:func:`check_positive` and :func:`check_psf_image` are the input checks every estimator
+shares (:func:`validate_inputs` runs them; the networks call them directly).
 """
 
 from __future__ import annotations
@@ -31,7 +55,11 @@ __all__ = [
     "FLAG_NONFINITE",
     "FLAG_FIT_FAILURE",
     "FLAG_NONPOSITIVE_FLUX",
+    "FLAG_UNPHYSICAL",
+    "FLAG_OUT_OF_DOMAIN",
     "FLAG_NAMES",
+    "check_positive",
+    "check_psf_image",
 ]
 
 #: The fit did not converge within its iteration budget.
@@ -46,6 +74,11 @@ FLAG_NONFINITE = 8
 FLAG_FIT_FAILURE = 16
 #: The galaxy's (weighted) flux is not positive: no galaxy to measure, or a sign error in the input.
 FLAG_NONPOSITIVE_FLUX = 32
+#: The estimate is not a reduced shear: ``|g| >= 1`` (a network's unconstrained output).
+FLAG_UNPHYSICAL = 64
+#: The stamp lies far outside the network's training data (flux or size; rules in
+#: :mod:`shearbridge.estimators.network_domain`): its estimate is an extrapolation.
+FLAG_OUT_OF_DOMAIN = 128
 
 FLAG_NAMES: dict[int, str] = {
     FLAG_NOT_CONVERGED: "not_converged",
@@ -54,6 +87,8 @@ FLAG_NAMES: dict[int, str] = {
     FLAG_NONFINITE: "nonfinite",
     FLAG_FIT_FAILURE: "fit_failure",
     FLAG_NONPOSITIVE_FLUX: "nonpositive_flux",
+    FLAG_UNPHYSICAL: "unphysical",
+    FLAG_OUT_OF_DOMAIN: "out_of_domain",
 }
 
 
@@ -209,17 +244,36 @@ def validate_inputs(
     if not np.all(np.isfinite(stamps)):
         bad = int(np.sum(~np.all(np.isfinite(stamps), axis=(1, 2))))
         raise EstimatorInputError(f"stamps contain NaN or inf ({bad} of {n} stamps affected)")
-    if not np.all(np.isfinite(psf)):
-        raise EstimatorInputError("psf_image contains NaN or inf")
-    if not psf.sum() > 0:
-        raise EstimatorInputError(f"psf_image must have positive total flux, got {psf.sum()}")
-    if not (np.isfinite(pixel_scale_arcsec) and pixel_scale_arcsec > 0):
-        raise EstimatorInputError(
-            f"pixel_scale_arcsec must be a positive number, got {pixel_scale_arcsec!r}"
-        )
-    if not (np.isfinite(noise_sigma) and noise_sigma > 0):
-        raise EstimatorInputError(f"noise_sigma must be a positive number, got {noise_sigma!r}")
+    check_psf_image(psf)
+    check_positive("pixel_scale_arcsec", pixel_scale_arcsec)
+    check_positive("noise_sigma", noise_sigma)
     return stamps, psf
+
+
+def check_positive(name: str, value: Any) -> float:
+    """``value`` as a float; :class:`EstimatorInputError` naming ``name`` unless it is a positive,
+    finite real number (``None``, a string, an array, 0, a negative number, NaN, inf: refused)."""
+    try:
+        x = None if isinstance(value, (bool, str, bytes)) or np.ndim(value) else float(value)
+    except (TypeError, ValueError):
+        x = None
+    if x is None or not (np.isfinite(x) and x > 0):
+        raise EstimatorInputError(f"{name} must be a positive, finite number, got {value!r}")
+    return x
+
+
+def check_psf_image(psf: np.ndarray, prefix: str = "") -> np.ndarray:
+    """Refuse a PSF image (float array, one image (S, S) or one per stamp (N, S, S)) that holds NaN
+    or infinite pixels or whose total flux (of each image) is not positive; returns it unchanged."""
+    if not np.all(np.isfinite(psf)):
+        raise EstimatorInputError(f"{prefix}psf_image contains NaN or infinite pixels")
+    total = psf.sum(axis=(-2, -1))
+    if not np.all(total > 0):
+        worst = float(np.min(total))
+        raise EstimatorInputError(f"{prefix}psf_image has non-positive total flux {worst:.6g}; "
+                                  "it must have positive total flux (a PSF, not a negated or empty "
+                                  "image)")
+    return psf
 
 
 def usable(g: np.ndarray, flags: np.ndarray | None, response: np.ndarray | None = None) -> np.ndarray:

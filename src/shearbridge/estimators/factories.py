@@ -2,7 +2,8 @@
 
 Each takes a :class:`shearbridge.study.MethodContext` (the profile's seed, the noise level, the
 loaders of trained networks the calling step provides) and returns an object with the common
-estimator interface; the estimator modules are imported only when a method is built.
+estimator interface; the estimator modules are imported only when a method is built. Every builder
+first refuses a noise level that is not a positive, finite number (:func:`checked_noise`).
 """
 
 from __future__ import annotations
@@ -13,16 +14,25 @@ from typing import Any
 from shearbridge.config import ConfigError
 
 __all__ = ["network", "psfnet", "mlfit", "hsm", "ngmix", "anacal", "anacal_installed", "ngmix_installed",
-           "PSFNET_ENTRY"]
+           "PSFNET_ENTRY", "checked_noise"]
 
 #: The population study's network entry the ``psfnet`` method measures with (its first training seed).
 PSFNET_ENTRY = "0"
+
+
+def checked_noise(ctx: Any, method: str) -> float:
+    """The context's noise sigma; :class:`~shearbridge.errors.EstimatorInputError` naming the method
+    unless it is a positive, finite number."""
+    from shearbridge.estimators.base import check_positive
+
+    return check_positive(f"{method}: noise_sigma", getattr(ctx, "noise_sigma", None))
 
 
 def network(experiment: str) -> Callable[[Any], Any]:
     def build(ctx: Any) -> Any:
         from shearbridge.estimators.network import NetworkEstimator
 
+        checked_noise(ctx, experiment)
         if ctx.load_network is None:
             raise ConfigError(f"network {experiment!r} needs a context with load_network")
         return NetworkEstimator(ctx.load_network(experiment, ctx.noise_sigma), experiment)
@@ -33,6 +43,7 @@ def network(experiment: str) -> Callable[[Any], Any]:
 def psfnet(ctx: Any) -> Any:
     from shearbridge.estimators.network import PSFNetEstimator
 
+    checked_noise(ctx, "psfnet")
     if ctx.load_population is None:
         raise ConfigError("psfnet needs a context with load_population")
     model, params = ctx.load_population(PSFNET_ENTRY)
@@ -41,23 +52,27 @@ def psfnet(ctx: Any) -> Any:
 
 def mlfit(ctx: Any) -> Any:
     from shearbridge.estimators.mlfit import MLFitEstimator
+    checked_noise(ctx, "mlfit")
     return MLFitEstimator(model="gauss", seed=ctx.seed)
 
 
 def hsm(method: str) -> Callable[[Any], Any]:
     def build(ctx: Any) -> Any:
         from shearbridge.estimators.hsm import HSMEstimator
+        checked_noise(ctx, f"hsm_{method.lower()}")
         return HSMEstimator(method=method)
     return build
 
 
 def ngmix(ctx: Any) -> Any:
     from shearbridge.estimators.ngmix_adapter import NgmixMLEstimator
+    checked_noise(ctx, "ngmix")
     return NgmixMLEstimator(model="gauss", seed=ctx.seed)
 
 
 def anacal(ctx: Any) -> Any:
     from shearbridge.estimators.anacal import AnaCalEstimator
+    checked_noise(ctx, "anacal")
     # the shear test's four stamps of one galaxy and orientation share one renoising image, antithetic in +-n
     return AnaCalEstimator(seed=ctx.seed, noise_share=4, antithetic=True)
 

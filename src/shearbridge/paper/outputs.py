@@ -3,23 +3,131 @@ r"""Numbers for the manuscript: formatted in Python, written as ``src/tex/output
 ms.tex reads them with ``\variable{output/<name>.txt}``; nothing numeric is typed
 into the manuscript. Every metric is written with its uncertainty
 (:func:`fmt_pm`), in LaTeX math mode.
+
+Every number script ``src/scripts/num_*.py`` names what it writes once, in a module-level
+``outputs(profile) -> list[str]`` (variable names, from the registry, the profile and its own
+constants). The Snakefile reads that list with :func:`script_outputs` (the script is loaded, its
+``main`` not run), and the script runs through :func:`run_numbers`, which fails when what
+``main`` wrote is not exactly what ``outputs`` declares::
+
+    if __name__ == "__main__":
+        from shearbridge.paper.outputs import run_numbers
+
+        run_numbers(main, outputs)
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import math
+import os
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Callable
 
-from shearbridge import paths
+from shearbridge import layout
 from shearbridge.io import write_text
 
-__all__ = ["write_variable", "fmt_sci", "fmt_pm", "fmt_num", "fmt_int", "fmt_noise", "fmt_range", "fmt_list"]
+if TYPE_CHECKING:
+    from shearbridge.config import Profile
+
+__all__ = ["write_variable", "fmt_sci", "fmt_pm", "fmt_num", "fmt_int", "fmt_noise", "fmt_range", "fmt_list",
+           "OUTPUT_DIR_RELATIVE", "OutputDeclarationError", "script_outputs", "declared_outputs",
+           "check_outputs", "run_numbers"]
+
+#: ``src/tex/output``, relative to the repository root (where the Snakefile runs).
+OUTPUT_DIR_RELATIVE = Path(os.path.relpath(layout.OUTPUT, layout.ROOT))
+
+#: Every variable name :func:`write_variable` wrote in this process (:func:`run_numbers` checks it).
+WRITTEN: set[str] = set()
 
 
 def write_variable(name: str, text: str) -> None:
     """Write one ``\\variable`` file (no trailing newline, so it sits inside a sentence)."""
     if not name.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"variable name must be alphanumeric with _ or -, got {name!r}")
-    write_text(paths.OUTPUT / f"{name}.txt", text.strip() + "%\n")
+    write_text(layout.OUTPUT / f"{name}.txt", text.strip() + "%\n")
+    WRITTEN.add(name)
+
+
+class OutputDeclarationError(RuntimeError):
+    """A number script wrote a variable its ``outputs()`` does not declare, or declared one it did
+    not write (a bug in the script: the declaration and ``main`` disagree)."""
+
+
+@functools.lru_cache(maxsize=None)
+def _load_script(path: Path) -> ModuleType:
+    """The script at ``path`` as a module, loaded once, under a name other than ``__main__``."""
+    spec = importlib.util.spec_from_file_location(f"shearbridge_numbers_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the number script {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _valid(name: object) -> bool:
+    return isinstance(name, str) and name.replace("_", "").replace("-", "").isalnum()
+
+
+def declared_outputs(outputs: Callable[["Profile"], list[str]], profile: "Profile",
+                     where: str) -> list[str]:
+    """``outputs(profile)``, checked: valid variable names, none twice."""
+    names = list(outputs(profile))
+    bad = [n for n in names if not _valid(n)]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if bad or twice:
+        raise OutputDeclarationError(f"{where}: outputs() declares invalid variable names {bad} "
+                                     f"or names twice {twice}")
+    return names
+
+
+def script_outputs(script: str | Path, profile: "Profile") -> list[str]:
+    """The files ``src/tex/output/<name>.txt`` (relative to the repository root) that the number
+    script ``script`` writes for ``profile``: its ``outputs(profile)``. The script is loaded as a
+    module (once per path), its ``main`` not run: what a Snakefile rule's ``output:`` needs. A
+    relative ``script`` absent from the working directory (``snakemake -d elsewhere``) is taken
+    from the repository root."""
+    path = Path(script)
+    if not path.is_absolute() and not path.exists():
+        path = layout.ROOT / path
+    path = path.resolve()
+    module = _load_script(path)
+    if not callable(getattr(module, "outputs", None)):
+        raise OutputDeclarationError(f"{script}: a number script must define outputs(profile)")
+    names = declared_outputs(module.outputs, profile, str(script))
+    return [str(OUTPUT_DIR_RELATIVE / f"{n}.txt") for n in names]
+
+
+def check_outputs(declared: "list[str] | set[str]", written: "set[str]", where: str) -> None:
+    """Raise :class:`OutputDeclarationError` naming every written but undeclared and every declared
+    but unwritten variable."""
+    undeclared = sorted(set(written) - set(declared))
+    unwritten = sorted(set(declared) - set(written))
+    if undeclared or unwritten:
+        msg = [f"{where}: what main() wrote is not what outputs() declares"]
+        if undeclared:
+            msg.append(f"written but not declared: {', '.join(undeclared)}")
+        if unwritten:
+            msg.append(f"declared but not written: {', '.join(unwritten)}")
+        raise OutputDeclarationError("; ".join(msg))
+
+
+def run_numbers(main: Callable[[], object], outputs: Callable[["Profile"], list[str]],
+                profile: "Profile | None" = None) -> None:
+    """Run a number script's ``main`` (as :func:`shearbridge.paper.script.run_script` does: a
+    package error is one line and exit status 2), then check that the variables it wrote are
+    exactly ``outputs(profile)`` (default profile: the active one)."""
+    from shearbridge.config import active_profile
+    from shearbridge.paper.script import run_script
+
+    code = getattr(main, "__code__", None)
+    where = Path(code.co_filename).name if code is not None else "number script"
+    declared = declared_outputs(outputs, profile or active_profile(), where)
+    WRITTEN.clear()
+    run_script(main)
+    check_outputs(declared, WRITTEN, where)
 
 
 def _mantissa_exponent(x: float, digits: int) -> tuple[str, int]:

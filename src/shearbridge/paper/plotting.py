@@ -17,7 +17,8 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from shearbridge import paths, study  # noqa: E402
+from shearbridge import study  # noqa: E402
+from shearbridge import layout
 from shearbridge.io import atomic_path  # noqa: E402
 
 COLUMN_WIDTH_IN = 3.35
@@ -35,7 +36,7 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "p", "<", "h")
 
 def use_style() -> None:
     """Apply the committed ``src/scripts/matplotlibrc``."""
-    plt.style.use(str(paths.MATPLOTLIBRC))
+    plt.style.use(str(layout.MATPLOTLIBRC))
 
 
 def series_styles() -> Iterator[dict[str, object]]:
@@ -59,7 +60,7 @@ def method_label(method: str) -> str:
 
 
 def figure_path(name: str) -> Path:
-    return paths.FIGURES / f"{name}.pdf"
+    return layout.FIGURES / f"{name}.pdf"
 
 
 def save(fig: plt.Figure, name: str) -> Path:

@@ -1,6 +1,6 @@
 """Cached datasets: noiseless stamps and unit noise fields, generated once per profile.
 
-A dataset lives in ``paths.dataset_dir(name, profile)`` = ``src/data/<profile>/datasets/<name>/``:
+A dataset lives in ``Layout(profile).dataset(name)`` = ``src/data/<profile>/datasets/<name>/``:
 
 ``clean.npy``      (N, S, S) float32 noiseless stamps (:func:`shearbridge.sim.stamps.render_clean`)
 ``noise.npy``      (N, S, S) float32 standard-normal (unit variance) noise fields
@@ -13,7 +13,8 @@ so one dataset serves every rung of the noise grid. Consequently a given object'
 *pattern* is the same at every level, only scaled; results at different levels are
 therefore correlated (fine for curves versus noise, but not independent draws).
 
-Which datasets exist, their sizes and stream ids: :mod:`shearbridge.sim.catalogue`.
+Which datasets exist, their sizes and stream ids: :mod:`shearbridge.sim.catalogue`; a loaded
+one in memory (:class:`Dataset`): :mod:`shearbridge.sim.arrays`.
 Randomness: dataset ``name`` of a profile uses the stream
 ``SeedSequence(entropy=profile.seed, spawn_key=(STREAM_ID[name],))``, whose child 0 draws
 the population (in one vectorised call) and whose child 1 has one grandchild per object
@@ -34,22 +35,24 @@ import os
 import time
 import zipfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import galsim
 import numpy as np
 from tqdm import tqdm
 
-from shearbridge import __version__, paths
+from shearbridge.version import __version__
+from shearbridge.layout import Layout
 from shearbridge.config import Profile, SimConfig, active_profile, to_dict
 from shearbridge.errors import ConfigError, InputError, MissingFileError
 from shearbridge.io import atomic_dir, read_json, write_json
 from shearbridge.sim import stamps as simmod
+from shearbridge.sim.arrays import TARGET_NAMES, Dataset, validate_stamps
 from shearbridge.sim.catalogue import FORMAT_VERSION, get_spec, spec_hash
-from shearbridge.sim.integrity import FILES, check_arrays, check_fluxes, content_hashes
+from shearbridge.sim.integrity import (FILES, check_arrays, check_content, check_fluxes,
+                                      content_hashes)
 
 __all__ = [
     "TARGET_NAMES",
@@ -60,97 +63,8 @@ __all__ = [
     "validate_stamps",
 ]
 
-#: Columns of :meth:`Dataset.targets`, in order.
-TARGET_NAMES = ("g1", "g2", "size_arcsec", "flux")
 #: Objects per work unit (affects speed only, never the data).
 CHUNK_OBJECTS = 128
-
-
-@dataclass
-class Dataset:
-    """A loaded dataset (arrays may be read-only memory maps)."""
-
-    name: str
-    clean: np.ndarray
-    noise: np.ndarray
-    labels: dict[str, np.ndarray]
-    psf: np.ndarray
-    sim: SimConfig
-    manifest: dict[str, Any]
-
-    def __len__(self) -> int:
-        return int(self.clean.shape[0])
-
-    def images(self, noise_sigma: float) -> np.ndarray:
-        """Noisy stamps ``clean + noise_sigma * noise`` (float32, ``(N, S, S)``).
-
-        ``noise_sigma`` is the per-pixel noise standard deviation (image units); 0 gives
-        the clean stamps.
-        """
-        sigma = float(noise_sigma)
-        if not np.isfinite(sigma) or sigma < 0:
-            raise ConfigError(f"noise_sigma must be finite and >= 0, got {noise_sigma!r}")
-        out = np.multiply(self.noise, np.float32(sigma), dtype=np.float32)
-        out += self.clean
-        return out
-
-    def targets(self, n_outputs: int) -> np.ndarray:
-        """Regression targets, float64 ``(N, n_outputs)``: columns ``TARGET_NAMES[:n_outputs]``."""
-        if n_outputs not in (1, 2, 3, 4):
-            names = ", ".join(TARGET_NAMES)
-            raise ValueError(f"n_outputs must be 1..4 ({names}), got {n_outputs!r}")
-        columns = [np.asarray(self.labels[k], np.float64) for k in TARGET_NAMES[:n_outputs]]
-        return np.stack(columns, axis=1)
-
-    def subset(self, idx: np.ndarray | slice | list[int]) -> "Dataset":
-        """The rows ``idx`` (a slice keeps memory maps; an index array copies)."""
-        if not isinstance(idx, slice):
-            idx = np.asarray(idx)
-            if idx.dtype == bool:
-                if idx.shape != (len(self),):
-                    raise ValueError(f"boolean mask must have shape ({len(self)},), "
-                                     f"got {idx.shape}")
-            elif not np.issubdtype(idx.dtype, np.integer):
-                raise ValueError(f"idx must be a slice, integer indices or a boolean mask, "
-                                 f"got dtype {idx.dtype}")
-        return Dataset(
-            name=self.name,
-            clean=self.clean[idx],
-            noise=self.noise[idx],
-            labels={k: v[idx] for k, v in self.labels.items()},
-            psf=self.psf,
-            sim=self.sim,
-            manifest=self.manifest,
-        )
-
-
-def validate_stamps(x: Any, stamp_size: int) -> np.ndarray:
-    """Check a stamp or a stack of stamps; return it as an ndarray.
-
-    Accepts shape ``(S, S)`` or ``(N, S, S)`` with ``S = stamp_size`` and N >= 1.
-
-    Raises
-    ------
-    ValueError
-        Naming the problem: wrong dimensionality or size, non-numeric dtype, NaN or inf.
-    """
-    arr = np.asarray(x)
-    if arr.ndim not in (2, 3) or arr.shape[-2:] != (stamp_size, stamp_size):
-        raise InputError(
-            f"stamps must have shape ({stamp_size}, {stamp_size}) or "
-            f"(N, {stamp_size}, {stamp_size}), got {arr.shape}"
-        )
-    if arr.ndim == 3 and arr.shape[0] == 0:
-        raise InputError("stamps: empty stack (N = 0)")
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise InputError(f"stamps must be real numbers, got dtype {arr.dtype}")
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        where = np.argwhere(bad)[0].tolist()
-        raise InputError(
-            f"stamps contain {int(bad.sum())} non-finite values (NaN/inf), first at {where}"
-        )
-    return arr
 
 
 # --------------------------------------------------------------------------- generation
@@ -229,7 +143,7 @@ def generate_dataset(
     spec = get_spec(name, profile)
     spec.validate()
     n_workers = _n_workers(workers)
-    out = paths.dataset_dir(name, profile)
+    out = Layout(profile).dataset(name)
     expected = spec_hash(spec, profile.seed)
     if not force and _up_to_date(out, expected):
         return out
@@ -334,12 +248,13 @@ def load_dataset(name: str, profile: Profile | None = None, mmap: bool = True) -
     FileNotFoundError
         If it was never generated (the message names the path and the command).
     ValueError
-        If it is stale (its ``config_hash`` differs from the current spec's) or
-        malformed (wrong shapes, non-finite values).
+        If it is stale (its ``config_hash`` differs from the current spec's),
+        malformed (wrong shapes, non-finite values) or altered (a file's SHA-256 differs from
+        its manifest's; checked once per process while the files stay untouched).
     """
     profile = profile or active_profile()
     spec = get_spec(name, profile)
-    path = paths.dataset_dir(name, profile)
+    path = Layout(profile).dataset(name)
     missing = [f for f in FILES if not (path / f).exists()]
     if missing:
         raise MissingFileError(
@@ -369,5 +284,6 @@ def load_dataset(name: str, profile: Profile | None = None, mmap: bool = True) -
         raise InputError(f"dataset {path}: labels.npz is corrupt or truncated ({exc}); {fix}") from None
     check_arrays(path, spec, clean, noise, psf, labels)
     check_fluxes(path, clean, labels, fix)
+    check_content(path, manifest, fix)  # a same-size edit: the manifest's SHA-256 no longer match
     return Dataset(name=name, clean=clean, noise=noise, labels=labels, psf=psf, sim=spec.sim,
                    manifest=manifest)

@@ -39,17 +39,16 @@ GalSim's pixel response, float64, with the accuracy settings :data:`shearbridge.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import galsim
 import numpy as np
 
-from shearbridge.config import ConfigError, SimConfig
-from shearbridge.sim.stamps import GSPARAMS, HLR_PER_SIGMA, check_sim
+from shearbridge.config import ConfigError
+from shearbridge.config.population import GALAXY_FAMILIES, PSF_FAMILIES, PopulationConfig
+from shearbridge.sim.stamps import GSPARAMS, HLR_PER_SIGMA
 
 __all__ = [
     "GALAXY_FAMILIES",
@@ -66,8 +65,6 @@ __all__ = [
     "render_stamp",
 ]
 
-GALAXY_FAMILIES: tuple[str, ...] = ("gauss", "exp", "sersic", "bulge_disk")
-PSF_FAMILIES: tuple[str, ...] = ("gauss", "moffat", "kolmogorov")
 
 #: Labels of a population row (all float64 except the two family ids, int64).
 POPULATION_LABELS = (
@@ -75,57 +72,6 @@ POPULATION_LABELS = (
     "bulge_fraction", "psf_id", "psf_fwhm_arcsec", "psf_g1", "psf_g2",
 )
 _INT_LABELS = ("galaxy_id", "psf_id")
-
-
-@dataclass(frozen=True)
-class PopulationConfig:
-    """A survey-like population (module docstring); ``sim`` supplies the shape, size, flux and
-    offset distributions, the pixel scale and the stamp size."""
-
-    sim: SimConfig = field(default_factory=SimConfig)
-    galaxy_families: tuple[str, ...] = GALAXY_FAMILIES
-    psf_families: tuple[str, ...] = PSF_FAMILIES
-    held_out_galaxy: str = "bulge_disk"
-    held_out_psf: str = "kolmogorov"
-    sersic_n: tuple[float, ...] = (0.8, 1.5, 2.5, 3.0)
-    bulge_fraction_min: float = 0.1
-    bulge_fraction_max: float = 0.6
-    psf_fwhm_min: float = 0.45
-    psf_fwhm_max: float = 0.85
-    psf_g_max: float = 0.05
-    moffat_beta: float = 3.5
-
-    def validate(self) -> None:
-        """Raise :class:`ConfigError` naming the first offending field."""
-        check_sim(self.sim)
-        for name, values, known in (("galaxy_families", self.galaxy_families, GALAXY_FAMILIES),
-                                    ("psf_families", self.psf_families, PSF_FAMILIES)):
-            if not values or len(set(values)) != len(values) or any(v not in known for v in values):
-                raise ConfigError(f"{name} must be distinct names from {known}, got {values!r}")
-        if self.held_out_galaxy not in self.galaxy_families or len(self.galaxy_families) < 2:
-            raise ConfigError(f"held_out_galaxy {self.held_out_galaxy!r} must be one of galaxy_families "
-                              f"{self.galaxy_families!r}, which must leave at least one family to train on")
-        if self.held_out_psf not in self.psf_families or len(self.psf_families) < 2:
-            raise ConfigError(f"held_out_psf {self.held_out_psf!r} must be one of psf_families "
-                              f"{self.psf_families!r}, which must leave at least one family to train on")
-        if not self.sersic_n or any(not 0.3 <= n <= 6.2 for n in self.sersic_n):
-            raise ConfigError(f"sersic_n must be indices in [0.3, 6.2] (GalSim's range), got {self.sersic_n!r}")
-        if not 0 <= self.bulge_fraction_min <= self.bulge_fraction_max <= 1:
-            raise ConfigError("bulge fractions must satisfy 0 <= bulge_fraction_min <= bulge_fraction_max <= 1, "
-                              f"got {self.bulge_fraction_min}, {self.bulge_fraction_max}")
-        if not 0 < self.psf_fwhm_min <= self.psf_fwhm_max:
-            raise ConfigError(f"PSF FWHM range must satisfy 0 < psf_fwhm_min <= psf_fwhm_max, got "
-                              f"{self.psf_fwhm_min}, {self.psf_fwhm_max}")
-        if not 0 <= self.psf_g_max < 0.5:
-            raise ConfigError(f"psf_g_max must lie in [0, 0.5), got {self.psf_g_max}")
-        if not self.moffat_beta > 1.1:
-            raise ConfigError(f"moffat_beta must exceed 1.1, got {self.moffat_beta}")
-
-    def replace(self, **changes: Any) -> "PopulationConfig":
-        """A copy with ``changes``, validated."""
-        new = dataclasses.replace(self, **changes)
-        new.validate()
-        return new
 
 
 def training_families(cfg: PopulationConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:

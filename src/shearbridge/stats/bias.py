@@ -39,12 +39,16 @@ from shearbridge.estimators.base import usable
 
 __all__ = ["jackknife", "paired_shear_bias", "paired_ensemble_bias", "paired_metacal_bias",
            "label_ideal_bias", "relative_to_ideal",
-           "linear_bias", "PAIRED_LABEL_KEYS", "N_SLOTS"]
+           "linear_bias", "PAIRED_LABEL_KEYS", "N_SLOTS", "WILD_RESPONSE"]
 
 PAIRED_LABEL_KEYS = ("applied_g1", "applied_g2", "pair_id", "orient", "sign", "noise_sign")
 #: Stamps per galaxy: 4 orientations x (+g, -g) x (+n, -n); slot ``4 orient + 2 [sign < 0] + [noise_sign < 0]``.
 N_SLOTS = 16
 _PLUS = np.array([(j // 2) % 2 == 0 for j in range(N_SLOTS)])  # the +g slots
+#: A stamp's metacal response (:func:`paired_metacal_bias`) beyond this in absolute value counts
+#: as wild (an estimate that did not converge); the metacal step records their fraction and the
+#: response's percentiles.
+WILD_RESPONSE = 5.0
 
 
 def jackknife(

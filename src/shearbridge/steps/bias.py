@@ -13,6 +13,7 @@ with its shear response (``extra["response"]``, AnaCal) is scored by its ensembl
 
 from __future__ import annotations
 
+from argparse import ArgumentParser, Namespace
 from typing import Any
 
 import numpy as np
@@ -21,12 +22,12 @@ from shearbridge import study
 from shearbridge.config import ConfigError, Profile
 from shearbridge.estimators.base import usable
 from shearbridge.io import write_json
-from shearbridge.sim.stamps import SHEAR_TEST_STAMPS
 from shearbridge.stats.bias import label_ideal_bias, paired_ensemble_bias, paired_shear_bias, relative_to_ideal
-from shearbridge.stats.crlb import matched_filter_snr
-from shearbridge.steps.measure import result_path, timed_result
+from shearbridge.layout import Layout
+from shearbridge.steps.command import Command, method_at_noise, print_json, profile_of
+from shearbridge.steps.measure import timed_result
 
-__all__ = ["run_bias", "BIAS_SETS", "N_BLOCKS"]
+__all__ = ["run_bias", "BIAS_SETS", "N_BLOCKS", "COMMANDS"]
 
 #: Result kind (``results/<kind>/``) -> shear-test dataset.
 BIAS_SETS = {"bias": "shear", "bias_psf": "shear_psf"}
@@ -39,6 +40,8 @@ def run_bias(method: str, profile: Profile, sigma: float, kind: str = "bias") ->
     if kind not in BIAS_SETS:
         raise ConfigError(f"unknown shear test {kind!r}; known: {sorted(BIAS_SETS)}")
     from shearbridge.sim.datasets import load_dataset
+    from shearbridge.sim.stamps import SHEAR_TEST_STAMPS  # GalSim, JAX: imported when needed
+    from shearbridge.stats.crlb import matched_filter_snr
 
     ds = load_dataset(BIAS_SETS[kind], profile)
     n_gal = len(ds) // SHEAR_TEST_STAMPS
@@ -65,5 +68,20 @@ def run_bias(method: str, profile: Profile, sigma: float, kind: str = "bias") ->
               "n_stamps": len(images), "n_galaxies_measured": n_used, "n_galaxies_set": n_gal,
               "median_snr": float(np.median(snr)), "median_snr_mf": float(np.median(snr_mf)),
               "wall_s": wall, "n_flagged": int(np.sum(flags != 0)), **bias}
-    write_json(result_path(profile, method, sigma, kind=kind), result)
+    write_json(Layout(profile).result(kind, method, sigma), result)
     return result
+
+
+def _arguments(p: ArgumentParser) -> None:
+    method_at_noise("bias_grid", "bias")(p)
+    p.add_argument("--psf-test", action="store_true",
+                   help="the test with the anisotropic PSF (leakage)")
+
+
+def _bias(args: Namespace) -> None:
+    kind = "bias_psf" if args.psf_test else "bias"  # the anisotropic-PSF set: results kind bias_psf
+    print_json(run_bias(args.method, profile_of(args), args.noise, kind=kind))
+
+
+COMMANDS = (Command("bias", "m and c of one method on the paired shear-test set at one noise level",
+                    _arguments, _bias),)

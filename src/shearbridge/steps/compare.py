@@ -11,6 +11,7 @@ after compilation / warm-up).
 
 from __future__ import annotations
 
+from argparse import Namespace
 from typing import Any
 
 import numpy as np
@@ -20,10 +21,12 @@ from shearbridge.config import Profile, seeds
 from shearbridge.estimators.base import usable
 from shearbridge.io import save_npz, write_json
 from shearbridge.stats.resample import ratio_with_error
-from shearbridge.steps.crlb import load_crlb
-from shearbridge.steps.measure import result_path, timed_measure
+from shearbridge.results import load_crlb
+from shearbridge.layout import Layout
+from shearbridge.steps.command import Command, method_at_noise, print_json, profile_of
+from shearbridge.steps.measure import timed_measure
 
-__all__ = ["run_method"]
+__all__ = ["run_method", "COMMANDS"]
 
 
 def run_method(method: str, profile: Profile, sigma: float) -> dict[str, Any]:
@@ -46,7 +49,15 @@ def run_method(method: str, profile: Profile, sigma: float) -> dict[str, Any]:
         "hardware": provenance.hardware(),
         **ratio_with_error(g[ok] - true[ok], crlb[ok], rng, profile.bootstrap),
     }
-    path = result_path(profile, method, sigma)
+    path = Layout(profile).result("compare", method, sigma)
     write_json(path, result)
     save_npz(path.with_suffix(".npz"), g=g, flags=flags, true=true)
     return result
+
+
+def _compare(args: Namespace) -> None:
+    print_json(run_method(args.method, profile_of(args), args.noise))
+
+
+COMMANDS = (Command("compare", "RMSE, RMSE/CRLB and throughput of one method at one noise level",
+                    method_at_noise("compare", "ablation"), _compare),)

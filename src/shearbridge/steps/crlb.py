@@ -8,21 +8,18 @@ on (g1, g2) (:mod:`shearbridge.stats.crlb`) is computed once at unit noise and s
 from __future__ import annotations
 
 import time
+from argparse import ArgumentParser, Namespace
 from pathlib import Path
 
 import numpy as np
 
-from shearbridge import paths
+from shearbridge.layout import Layout
 from shearbridge.config import Profile
-from shearbridge.errors import MissingFileError
 from shearbridge.io import save_npz
+from shearbridge.steps.command import Command, add_profile, profile_of
 from shearbridge.steps.measure import progress_bar
 
-__all__ = ["crlb_path", "compute_crlb", "load_crlb", "load_crlb_unit"]
-
-
-def crlb_path(profile: Profile) -> Path:
-    return paths.profile_dir(profile) / "crlb" / "test.npz"
+__all__ = ["compute_crlb", "COMMANDS"]
 
 
 def compute_crlb(profile: Profile) -> Path:
@@ -37,20 +34,26 @@ def compute_crlb(profile: Profile) -> Path:
     with progress_bar(n, f"Cramer-Rao bound of {profile.name}/test", unit="galaxy") as bar:
         out = crlb_for_dataset(labels, ds.sim, 1.0, progress=bar.update)
     wall = time.perf_counter() - t0
-    path = crlb_path(profile)
+    path = Layout(profile).bound()
     save_npz(path, sigma_g1=out["sigma_g1"], sigma_g2=out["sigma_g2"], n=np.asarray(n), wall_s=np.asarray(wall))
     return path
 
 
-def load_crlb_unit(profile: Profile) -> tuple[np.ndarray, float]:
-    """(n_crlb, 2) per-galaxy sigma_CRLB(g1, g2) at unit noise, and the wall seconds it took."""
-    path = crlb_path(profile)
-    if not path.exists():
-        raise MissingFileError(f"missing {path}: run `python -m shearbridge crlb --profile {profile.name}`")
-    with np.load(path) as z:
-        return np.stack([z["sigma_g1"], z["sigma_g2"]], axis=1), float(z["wall_s"])
+def _arguments(p: ArgumentParser) -> None:
+    add_profile(p)
+    p.add_argument("--dataset", help="a robustness set: finite-difference GalSim bound of its "
+                   "first galaxies (shearbridge.steps.robustness) instead of the autodiff bound of "
+                   "the test set")
 
 
-def load_crlb(profile: Profile, noise_sigma: float) -> np.ndarray:
-    """(n_crlb, 2) per-galaxy sigma_CRLB(g1, g2) at ``noise_sigma``."""
-    return noise_sigma * load_crlb_unit(profile)[0]
+def _crlb(args: Namespace) -> None:
+    if args.dataset:
+        from shearbridge.steps.robustness import compute_fd_crlb
+
+        print(compute_fd_crlb(args.dataset, profile_of(args)))
+        return
+    print(compute_crlb(profile_of(args)))
+
+
+COMMANDS = (Command("crlb", "per-galaxy Cramer-Rao bounds of the comparison set (test objects)",
+                    _arguments, _crlb),)

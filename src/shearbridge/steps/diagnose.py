@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from argparse import ArgumentParser, Namespace
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,19 +20,14 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from shearbridge import paths, study
+from shearbridge import study
+from shearbridge.layout import Layout
 from shearbridge.config import Profile, noise_tag
-from shearbridge.diagnosis import information as info
-from shearbridge.diagnosis.features import LAYERS, feature_fn_for
-from shearbridge.diagnosis.fisher import DEFAULT_RCOND, PARAM_NAMES
-from shearbridge.diagnosis.probes import run_probes
-from shearbridge.diagnosis.subpixel import run_subpixel
-from shearbridge.diagnosis.vision import run_vision
 from shearbridge.io import save_npz, write_json
-from shearbridge.sim.datasets import load_dataset
-from shearbridge.steps.measure import require_trained
+from shearbridge.runs import require_trained
+from shearbridge.steps.command import Command, add_profile, profile_of
 
-__all__ = ["DiagnosisSizes", "load_models", "run_diagnosis"]
+__all__ = ["DiagnosisSizes", "load_models", "run_diagnosis", "COMMANDS"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +51,7 @@ class DiagnosisSizes:
 
 def load_models(profile: Profile, experiment: str, sigmas: Sequence[float]) -> dict[float, Any]:
     """The trained ``experiment`` of ``profile`` at each noise level ``sigmas``."""
-    return {sigma: require_trained(paths.run_dir(experiment, sigma, profile), experiment, sigma, profile.name)
+    return {sigma: require_trained(Layout(profile).run(experiment, sigma), experiment, sigma, profile.name)
             for sigma in sigmas}
 
 
@@ -63,7 +59,7 @@ def run_diagnosis(profile: Profile, out_dir: str | Path | None = None, *, progre
                   sizes: DiagnosisSizes | None = None, experiments: Sequence[str] = ("baseline",)) -> dict:
     """Every diagnosis of the baseline EnhancedGalaxyNN for ``profile``; writes JSON + npz.
 
-    Reads the trained models ``paths.run_dir(experiments[0], sigma, profile)`` (an
+    Reads the trained models ``Layout(profile).run(experiments[0], sigma)`` (an
     EnhancedGalaxyNN: the probes, saliency and sub-pixel study assume its layers) of every
     noise level and the ``test`` (and, for the probes, ``train``) datasets. Every further
     experiment in ``experiments`` (e.g. ``"shapenet"``) gets the per-layer Fisher
@@ -73,13 +69,22 @@ def run_diagnosis(profile: Profile, out_dir: str | Path | None = None, *, progre
     ``"networks"`` in the JSON (which repeats the first experiment's there too) and as
     ``<name>_F_layers``, ``<name>_retained_<mode>`` in the npz. Writes
     ``diagnosis.json`` and ``diagnosis.npz`` atomically to ``out_dir`` (default
-    ``paths.profile_dir(profile) / "diagnosis"``) and returns the JSON's content.
+    ``Layout(profile).diagnosis()``) and returns the JSON's content.
     ``sizes`` defaults to :meth:`DiagnosisSizes.for_profile`. The small dense solves are fastest with
     a single-threaded BLAS on a busy machine (``OPENBLAS_NUM_THREADS=1``).
     """
+    # JAX and GalSim: imported here, so that the command line starts fast
+    from shearbridge.diagnosis import information as info
+    from shearbridge.diagnosis.features import LAYERS, feature_fn_for
+    from shearbridge.diagnosis.fisher import DEFAULT_RCOND, PARAM_NAMES
+    from shearbridge.diagnosis.probes import run_probes
+    from shearbridge.diagnosis.subpixel import run_subpixel
+    from shearbridge.diagnosis.vision import run_vision
+    from shearbridge.sim.datasets import load_dataset
+
     t_start = time.perf_counter()
     sizes = sizes or DiagnosisSizes.for_profile(profile)
-    out_dir = Path(out_dir) if out_dir is not None else paths.profile_dir(profile) / "diagnosis"
+    out_dir = Path(out_dir) if out_dir is not None else Layout(profile).diagnosis()
     grid = study.diagnosis_noise(profile, primary=True)
     tags = [noise_tag(s) for s in grid]
     experiments = list(experiments)
@@ -164,3 +169,19 @@ def run_diagnosis(profile: Profile, out_dir: str | Path | None = None, *, progre
     save_npz(out_dir / "diagnosis.npz", **arrays)
     write_json(out_dir / "diagnosis.json", summary)
     return summary
+
+
+def _arguments(p: ArgumentParser) -> None:
+    add_profile(p)
+    p.add_argument("--experiments", default="baseline",
+                   help="comma-separated experiments; the first gets every diagnosis, the others "
+                        "the per-layer information only (default: baseline)")
+
+
+def _diagnose(args: Namespace) -> None:
+    run_diagnosis(profile_of(args), experiments=[e.strip() for e in args.experiments.split(",")
+                                                 if e.strip()])
+
+
+COMMANDS = (Command("diagnose", "layer-by-layer information diagnosis of the trained baselines",
+                    _arguments, _diagnose),)

@@ -17,21 +17,23 @@ errors of g1, g2 and the combined RMSE are consistent), from an explicit
 
 from __future__ import annotations
 
+from argparse import ArgumentParser, Namespace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shearbridge.config import noise_tag, seeds
+from shearbridge.config import seeds
 from shearbridge.config.experiments import ExperimentConfig
 from shearbridge.io import save_npz, write_json
-from shearbridge.models import TARGET_NAMES
-from shearbridge.paths import results_dir
-from shearbridge.steps.measure import require_trained
-from shearbridge.train.data import DatasetLike
-from shearbridge.train.metrics import column_metrics
+from shearbridge.layout import Layout
+from shearbridge.runs import require_trained
+from shearbridge.steps.command import Command, add_experiment, experiment_of, print_json
 
-__all__ = ["shear_metrics", "evaluate_run", "result_path"]
+if TYPE_CHECKING:  # JAX: imported where used, so that the command line starts fast
+    from shearbridge.train.data import DatasetLike
+
+__all__ = ["shear_metrics", "evaluate_run", "result_path", "COMMANDS"]
 
 _STATS = ("mse", "rmse", "bias", "m", "c", "slope")
 
@@ -132,10 +134,8 @@ def shear_metrics(
 
 def result_path(experiment: ExperimentConfig, dataset_name: str) -> Path:
     """``results/<experiment>/noise<tag>.json`` (other test sets: ``noise<tag>_<dataset>.json``)."""
-    stem = f"noise{noise_tag(experiment.noise_sigma)}"
-    if dataset_name != experiment.test_dataset:
-        stem += f"_{dataset_name}"
-    return results_dir(experiment.profile) / experiment.name / f"{stem}.json"
+    other = dataset_name if dataset_name != experiment.test_dataset else None
+    return Layout(experiment.profile).evaluation(experiment.name, experiment.noise_sigma, other)
 
 
 def evaluate_run(
@@ -165,6 +165,9 @@ def evaluate_run(
         by ``profile.seed``), and MSE/RMSE/bias of every predicted target.
         Predictions and truths are saved beside it as ``<stem>_pred.npz``.
     """
+    from shearbridge.models import TARGET_NAMES
+    from shearbridge.train.metrics import column_metrics
+
     trained = require_trained(workdir, experiment.name, experiment.noise_sigma, experiment.profile.name)
     if test is None:
         from shearbridge.sim import (
@@ -192,3 +195,25 @@ def evaluate_run(
     write_json(path, result)
     save_npz(path.with_name(f"{path.stem}_pred.npz"), pred=pred, true=true)
     return result | {"path": str(path)}
+
+
+def _arguments(p: ArgumentParser) -> None:
+    add_experiment(p)
+    p.add_argument("--workdir", type=Path, help="run directory (default as for train)")
+    p.add_argument("--dataset", help="test dataset name (default: the experiment's test set)")
+
+
+def _evaluate(args: Namespace) -> None:
+    from shearbridge.steps.train import workdir_of
+
+    exp = experiment_of(args)
+    test = None
+    if args.dataset:
+        from shearbridge.sim.datasets import load_dataset
+
+        test = load_dataset(args.dataset, profile=exp.profile)
+    result = evaluate_run(workdir_of(args, exp), exp, test)
+    print_json({"path": result["path"], "shear": result["shear"]})
+
+
+COMMANDS = (Command("evaluate", "evaluate a trained run on a test set", _arguments, _evaluate),)

@@ -8,7 +8,7 @@ At the profile's lowest noise level (``profile.noise_grid[0]``), on the comparis
     :func:`shearbridge.diagnosis.floor.error_ratios`, with bootstrap errors) in bins of the
     true galaxy size (quantile bins :data:`SIZE_QUANTILES` of the comparison set) and of
     the fraction of the PSF-convolved flux outside the stamp (:data:`FLUX_EDGES`), for
-    each method of :data:`BINNED_METHODS` whose comparison result
+    each method of :data:`FLOOR_METHODS` whose comparison result
     (``results/compare/<method>/noise<tag>.npz``) exists. Each method's flagged or
     non-finite estimates are left out of its own rows (``n_flagged``).
 ``floor``
@@ -22,44 +22,38 @@ At the profile's lowest noise level (``profile.noise_grid[0]``), on the comparis
     The reference estimator's error split into its noise-free part (the same read-out
     applied to the noise-free stamps) and the rest (noisy minus noise-free estimate).
 
-Written to ``src/data/<profile>/diagnosis/floor.json`` (:func:`floor_path`).
-:func:`write_summary` combines it with the tuning step's
+Written to ``src/data/<profile>/diagnosis/floor.json`` (``Layout.diagnosis``). The summary
+``floor`` (:mod:`shearbridge.summaries.floor`) combines it with the tuning step's
 (:mod:`shearbridge.steps.tune`) into ``src/data/summary/floor.json`` for the figure
 and number scripts. Run on its own::
 
-    python -m shearbridge.steps.floor --profile quick
-    python -m shearbridge.steps.floor --summarize --profile quick
+    python -m shearbridge floor --profile quick
+    python -m shearbridge summarize floor --profile quick
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from shearbridge import paths
-from shearbridge.config import Profile, get_profile, noise_tag, seeds
-from shearbridge.errors import MissingFileError
-from shearbridge.io import read_json, write_json
+from shearbridge.layout import Layout
+from shearbridge.config import Profile, noise_tag, seeds
+from shearbridge.diagnosis.floor_plan import (
+    DROP_LARGEST,
+    FLOOR_METHODS,
+    FLUX_EDGES,
+    N_FIT,
+    SIZE_QUANTILES,
+    VARIANT_KEYS,
+)
+from shearbridge.io import write_json
+from shearbridge.steps.command import profile_command
 
-__all__ = ["N_FIT", "SIZE_QUANTILES", "FLUX_EDGES", "BINNED_METHODS", "FLOOR_VARIANTS", "VARIANT_KEYS",
-           "floor_path", "tuning_path", "summary_path", "fit_split", "run_floor", "write_summary"]
+__all__ = ["fit_split", "run_floor", "COMMANDS"]
 
-#: training-split objects the affine read-outs are fitted on (the first ones of the split)
-N_FIT = 8192
-#: quantiles of the comparison set's true sizes that bound the size bins (top 5% alone)
-SIZE_QUANTILES = (0.0, 0.2, 0.4, 0.6, 0.8, 0.95, 1.0)
-#: bin edges of the out-of-stamp flux fraction
-FLUX_EDGES = (0.0, 1e-9, 1e-6, 1e-4, 1e-3, 1e-2, 1.0)
-#: the methods binned by size and truncation
-BINNED_METHODS = ("shapenet", "moments_affine", "hsm_regauss", "mlfit")
-#: fraction of the largest galaxies left out of the "no_largest" subset
-DROP_LARGEST = 0.05
-#: short keys (names of \variable files) of the variants' names
-VARIANT_KEYS = {"reference": "reference", "float64": "float64", "n_iter=16": "niter16", "no pixel": "nopixel"}
 # sub-keys of the bootstrap streams (stream "compare_bootstrap", first extra key _KEY: apart
 # from the comparison's own draws, which have one extra key)
 _KEY = 0xF100
@@ -70,26 +64,6 @@ def _variants():
 
     by_name = {v.name: v for v in DEFAULT_VARIANTS}
     return tuple(by_name[n] for n in VARIANT_KEYS)
-
-
-#: reference, float64, 16 weight iterations, no pixel term (one change at a time)
-FLOOR_VARIANTS = tuple(VARIANT_KEYS)
-
-
-def floor_path(profile: Profile) -> Path:
-    return paths.profile_dir(profile) / "diagnosis" / "floor.json"
-
-
-def tuning_path(profile: Profile) -> Path:
-    """Where :mod:`shearbridge.steps.tune` writes its choice (here so that this module, which
-    summarises both, does not import that one: it imports this)."""
-    return paths.profile_dir(profile) / "diagnosis" / "weight_fractions.json"
-
-
-def summary_path() -> Path:
-    from shearbridge.summaries.store import summary_dir
-
-    return summary_dir() / "floor.json"
 
 
 def fit_split(n: int, profile: Profile) -> tuple[np.ndarray, np.ndarray, int]:
@@ -109,9 +83,9 @@ def _rng(profile: Profile, *keys: int) -> np.random.Generator:
 
 def _method_errors(profile: Profile, method: str, sigma: float, true: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray] | None:
-    from shearbridge.steps.measure import load_measured, result_path
+    from shearbridge.results import load_measured
 
-    path = result_path(profile, method, sigma).with_suffix(".npz")
+    path = Layout(profile).result("compare", method, sigma, suffix=".npz")
     if not path.exists():
         return None
     err, ok, _, t = load_measured(profile, method, sigma)
@@ -125,7 +99,7 @@ def run_floor(profile: Profile) -> Path:
     from shearbridge.diagnosis import floor as F
     from shearbridge.models.moments import WEIGHT_FRACTIONS
     from shearbridge.sim.datasets import load_dataset
-    from shearbridge.steps.crlb import load_crlb
+    from shearbridge.results import load_crlb
 
     t0 = time.perf_counter()
     sigma = float(profile.noise_grid[0])
@@ -143,7 +117,7 @@ def run_floor(profile: Profile) -> Path:
     # (a) binned ratios of the compared methods
     size_edges = [float(e) for e in np.quantile(size, SIZE_QUANTILES)]
     binned: dict[str, Any] = {}
-    for i, m in enumerate(BINNED_METHODS):
+    for i, m in enumerate(FLOOR_METHODS):
         got = _method_errors(profile, m, sigma, true)
         if got is None:
             continue
@@ -183,7 +157,7 @@ def run_floor(profile: Profile) -> Path:
     result = {
         "profile": profile.name, "noise_sigma": sigma, "noise_tag": noise_tag(sigma), "n": int(n),
         "n_boot": int(n_boot), "psf_sigma_px": float(psf), "weight_fractions": list(fractions),
-        "methods": list(binned), "missing_methods": [m for m in BINNED_METHODS if m not in binned],
+        "methods": list(binned), "missing_methods": [m for m in FLOOR_METHODS if m not in binned],
         "flagged": "each method's flagged or non-finite estimates are left out of its own rows (n_flagged)",
         "size_edges_px": size_edges, "size_quantiles": list(SIZE_QUANTILES), "flux_edges": list(FLUX_EDGES),
         "binned": binned,
@@ -193,34 +167,11 @@ def run_floor(profile: Profile) -> Path:
         "n_major_gt_20px": int(np.sum(q["obs_major_px"] > 20)),
         "wall_s": time.perf_counter() - t0,
     }
-    path = floor_path(profile)
+    path = Layout(profile).diagnosis("floor.json")
     write_json(path, result)
     return path
 
 
-def write_summary(profile: Profile) -> Path:
-    """``src/data/summary/floor.json``: this step's result and the tuning step's, one file."""
-    parts = {}
-    for key, path, module in (("floor", floor_path(profile), "floor"),
-                              ("tuning", tuning_path(profile), "tune")):
-        if not path.exists():
-            raise MissingFileError(f"missing {path}: run `python -m shearbridge.steps.{module} "
-                                   f"--profile {profile.name}`")
-        parts[key] = read_json(path)
-    out = summary_path()
-    write_json(out, {"profile": profile.name, **parts})
-    return out
-
-
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m shearbridge.steps.floor", description=__doc__.split("\n")[0])
-    ap.add_argument("--profile", required=True, help="profile name, e.g. quick or paper")
-    ap.add_argument("--summarize", action="store_true",
-                    help="write src/data/summary/floor.json from this step's and the tuning step's results")
-    args = ap.parse_args(argv)
-    profile = get_profile(args.profile)
-    print(write_summary(profile) if args.summarize else run_floor(profile))
-
-
-if __name__ == "__main__":
-    main()
+COMMANDS = (profile_command("floor", "what sets the low-noise error floor: error/CRLB by galaxy "
+                            "size and out-of-stamp flux, the moments-only numerics (floor.json)",
+                            run_floor),)

@@ -10,26 +10,26 @@ training compute spent: sample-steps (samples x optimiser steps) and FLOPs
 the forward FLOPs counted by XLA's cost analysis of the compiled forward pass).
 No extra training happens here.
 
-:func:`matched_compute` reads off a comparison at equal compute: each model's
-ratio at the largest FLOP budget that all of them reached, interpolated
-log-linearly between snapshots.
+The comparison at equal compute is the summary's
+(:func:`shearbridge.summaries.learning.matched_compute`).
 """
 
 from __future__ import annotations
 
 import re
+from argparse import ArgumentParser, Namespace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from shearbridge import paths
-from shearbridge.config import Profile, noise_tag, seeds
+from shearbridge.layout import Layout
+from shearbridge.config import Profile, seeds
 from shearbridge.errors import MissingFileError
 from shearbridge.io import read_json, write_json
-from shearbridge.models.flops import forward_flops
+from shearbridge.steps.command import Command, add_noise, add_profile, print_json, profile_of
 
-__all__ = ["learning_curve", "learning_path", "matched_compute", "snapshots"]
+__all__ = ["learning_curve", "snapshots", "COMMANDS"]
 
 _SNAPSHOT = re.compile(r"params_epoch(\d{3,})\.msgpack$")
 TRAIN_FLOPS_PER_FORWARD = 3.0  # forward + backward (about twice the forward) per sample
@@ -42,10 +42,6 @@ def snapshots(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def learning_path(profile: Profile, experiment: str, sigma: float) -> Path:
-    return paths.results_dir(profile) / "learning" / experiment / f"noise{noise_tag(sigma)}.json"
-
-
 def learning_curve(profile: Profile, experiment: str, sigma: float) -> dict[str, Any]:
     """Evaluate every snapshot of one run on the comparison set; write and return the curve.
 
@@ -56,11 +52,12 @@ def learning_curve(profile: Profile, experiment: str, sigma: float) -> dict[str,
         its log is missing.
     """
     from shearbridge.models import get_model, load_trained
+    from shearbridge.models.flops import forward_flops
     from shearbridge.sim.datasets import load_dataset
     from shearbridge.stats.resample import ratio_with_error
-    from shearbridge.steps.crlb import load_crlb
+    from shearbridge.results import load_crlb
 
-    run = paths.run_dir(experiment, sigma, profile)
+    run = Layout(profile).run(experiment, sigma)
     snaps = snapshots(run)
     if not snaps:
         raise MissingFileError(
@@ -87,29 +84,20 @@ def learning_curve(profile: Profile, experiment: str, sigma: float) -> dict[str,
     out = {"experiment": experiment, "noise_sigma": sigma, "profile": profile.name,
            "forward_flops": fwd, "train_flops_per_sample": TRAIN_FLOPS_PER_FORWARD * fwd,
            "n": int(n), "points": points}
-    write_json(learning_path(profile, experiment, sigma), out)
+    write_json(Layout(profile).result("learning", experiment, sigma), out)
     return out
 
 
-def matched_compute(curves: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Each curve's RMSE/CRLB at the largest training-FLOP budget every curve reached.
+def _arguments(p: ArgumentParser) -> None:
+    p.add_argument("--config", required=True, help="experiment name (trained with save_every > 0)")
+    add_noise(p)
+    add_profile(p)
 
-    ``curves`` maps a name to a :func:`learning_curve` result. The ratio is
-    interpolated linearly in log(ratio) against log(FLOPs) between the two
-    snapshots around the budget (taken as is when the budget is a snapshot);
-    its error is interpolated the same way.
-    """
-    if not curves:
-        raise ValueError("matched_compute needs at least one learning curve")
-    budget = min(max(p["train_flops"] for p in c["points"]) for c in curves.values())
-    out: dict[str, Any] = {"train_flops": budget, "ratio": {}, "ratio_err": {}}
-    for name, c in curves.items():
-        f = np.log([p["train_flops"] for p in c["points"]])
-        r = np.log([p["ratio"] for p in c["points"]])
-        e = np.array([p["ratio_err"] for p in c["points"]])
-        if np.log(budget) < f[0]:
-            raise ValueError(f"{name}: first snapshot is beyond the common budget {budget:.3g} FLOPs")
-        ratio = float(np.exp(np.interp(np.log(budget), f, r)))
-        out["ratio"][name] = ratio
-        out["ratio_err"][name] = float(np.interp(np.log(budget), f, e))
-    return out
+
+def _learning(args: Namespace) -> None:
+    out = learning_curve(profile_of(args), args.config, args.noise)
+    print_json({k: v for k, v in out.items() if k != "points"})
+
+
+COMMANDS = (Command("learning", "RMSE/CRLB of every snapshot of a run against training compute",
+                    _arguments, _learning),)

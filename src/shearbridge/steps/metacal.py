@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+from argparse import Namespace
 from typing import Any
 
 import numpy as np
@@ -27,19 +28,18 @@ from shearbridge import study
 from shearbridge.config import ConfigError, Profile, seeds
 from shearbridge.estimators.base import usable
 from shearbridge.io import write_json
-from shearbridge.sim.stamps import SHEAR_TEST_STAMPS
-from shearbridge.stats.bias import label_ideal_bias, paired_metacal_bias, relative_to_ideal
-from shearbridge.stats.metacal_fourier import METACAL_STEP, metacal_images
+from shearbridge.stats.bias import (WILD_RESPONSE, label_ideal_bias, paired_metacal_bias,
+                                    relative_to_ideal)
 from shearbridge.steps.bias import N_BLOCKS
-from shearbridge.steps.measure import method_estimator, progress_bar, result_path
+from shearbridge.layout import Layout
+from shearbridge.runs import method_estimator
+from shearbridge.steps.command import Command, method_at_noise, print_json, profile_of
+from shearbridge.steps.measure import progress_bar
 
-__all__ = ["run_metacal", "fix_noise_fields", "METACAL_KIND", "WILD_RESPONSE"]
+__all__ = ["run_metacal", "fix_noise_fields", "METACAL_KIND", "WILD_RESPONSE", "COMMANDS"]
 
 #: Result kind (``results/<kind>/``) of the metacal-calibrated shear test.
 METACAL_KIND = "bias_mcal"
-#: A stamp's response beyond this in absolute value counts as wild (an estimate that did not
-#: converge); the result records their fraction and the response's percentiles.
-WILD_RESPONSE = 5.0
 RESPONSE_PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
 
 
@@ -61,6 +61,8 @@ def fix_noise_fields(labels: Any, shape: tuple[int, int], sigma: float, root_see
 def run_metacal(method: str, profile: Profile, sigma: float) -> dict[str, Any]:
     """Metacal-calibrated m and c of ``method`` on the round-PSF shear test at ``sigma``, as JSON."""
     from shearbridge.sim.datasets import load_dataset
+    from shearbridge.sim.stamps import SHEAR_TEST_STAMPS  # GalSim, SciPy: imported when needed
+    from shearbridge.stats.metacal_fourier import METACAL_STEP, metacal_images
 
     if method not in study.names("metacal", available_only=False):
         raise ConfigError(f"{method!r} is not metacalibrated; the registry's metacal methods: "
@@ -112,5 +114,13 @@ def run_metacal(method: str, profile: Profile, sigma: float) -> dict[str, Any]:
               "step": METACAL_STEP, "reconvolution_sigma_px": mc.sigma_px, "noise_told": told,
               "fix_noise": True, "images_wall_s": t_images, "wall_s": wall,
               "n_flagged": int(np.sum(flags != 0)), **bias}
-    write_json(result_path(profile, method, sigma, kind=METACAL_KIND), result)
+    write_json(Layout(profile).result(METACAL_KIND, method, sigma), result)
     return result
+
+
+def _metacal(args: Namespace) -> None:
+    print_json(run_metacal(args.method, profile_of(args), args.noise))
+
+
+COMMANDS = (Command("metacal", "metacal-calibrated m and c of one method on the paired "
+                    "shear-test set", method_at_noise("metacal"), _metacal),)

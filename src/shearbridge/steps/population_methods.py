@@ -28,7 +28,7 @@ from shearbridge.estimators.base import usable
 from shearbridge.sim.stamps import SHEAR_TEST_STAMPS
 from shearbridge.stats.bias import linear_bias, paired_ensemble_bias, paired_shear_bias
 from shearbridge.stats.resample import ratio_with_error, robust_ratio_with_error
-from shearbridge.steps.measure import method_estimator
+from shearbridge.runs import method_estimator
 
 __all__ = ["population_methods", "population_estimators", "measure_grouped", "cell_results", "shear_results",
            "MIN_SCORED"]

@@ -19,27 +19,30 @@ keeps it apart from the autodiff bound ``crlb/test.npz`` of :mod:`shearbridge.st
 the robustness ``test`` row uses the finite-difference bound too, so every row has the
 same construction).
 
-Degradation of a method on dataset D: ``(RMSE/CRLB)_D / (RMSE/CRLB)_test`` at the
-same noise level (errors propagated from the two bootstrap errors, treated as
-independent: the sets hold different galaxies and noise fields).
+The datasets, the result files' names and the summary (each method's degradation against its
+``test`` row) are :mod:`shearbridge.summaries.robustness`.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from argparse import ArgumentParser, Namespace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from shearbridge import paths, study
-from shearbridge.config import Profile, noise_tag, seeds
+from shearbridge.layout import Layout
+from shearbridge.config import Profile, seeds
 from shearbridge.estimators.base import usable
-from shearbridge.io import read_json, save_npz, write_json
+from shearbridge.io import save_npz, write_json
 from shearbridge.stats.crlb_fd import FD_LABEL_KEYS, crlb_fd
-from shearbridge.stats.resample import quotient, ratio_with_error, robust_ratio_with_error
+from shearbridge.stats.resample import ratio_with_error, robust_ratio_with_error
+from shearbridge.steps.command import (Command, add_method, add_noise, add_profile, print_json,
+                                      profile_of)
 from shearbridge.steps.measure import progress_bar, timed_measure
+from shearbridge.summaries.robustness import ROBUST_DATASETS, check_dataset, check_method, result_path
 
 __all__ = [
     "ROBUST_DATASETS",
@@ -47,17 +50,13 @@ __all__ = [
     "check_method",
     "check_dataset",
     "n_galaxies",
-    "fd_crlb_path",
     "compute_fd_crlb",
     "load_fd_crlb",
     "result_path",
     "run_robustness",
-    "degradation",
-    "robustness_summary",
+    "COMMANDS",
 ]
 
-#: The in-distribution reference first, then the out-of-distribution sets.
-ROBUST_DATASETS = ("test", "test_exp", "test_sersic", "test_bulge_disk", "test_moffat", "test_wide_psf")
 #: Most galaxies per dataset that get a finite-difference bound (and are measured).
 N_CRLB_MAX = 512
 
@@ -69,26 +68,9 @@ from shearbridge.errors import (
 )
 
 
-def check_method(method: str) -> str:
-    known = study.names("robustness", available_only=False)
-    if method not in known:
-        raise RobustnessError(f"unknown robustness method {method!r}; known: {known}")
-    return method
-
-
-def check_dataset(dataset: str) -> str:
-    if dataset not in ROBUST_DATASETS:
-        raise RobustnessError(f"unknown robustness dataset {dataset!r}; known: {list(ROBUST_DATASETS)}")
-    return dataset
-
-
 def n_galaxies(profile: Profile, n_objects: int) -> int:
     """Galaxies of a robustness set that are measured: ``min(N_CRLB_MAX, profile.n_crlb, n_objects)``."""
     return int(min(N_CRLB_MAX, profile.n_crlb, n_objects))
-
-
-def fd_crlb_path(dataset: str, profile: Profile) -> Path:
-    return paths.profile_dir(profile) / "crlb" / f"{check_dataset(dataset)}_fd.npz"
 
 
 def compute_fd_crlb(dataset: str, profile: Profile, rel_step: float = 1e-3) -> Path:
@@ -101,7 +83,7 @@ def compute_fd_crlb(dataset: str, profile: Profile, rel_step: float = 1e-3) -> P
     with progress_bar(n, f"finite-difference bound of {profile.name}/{dataset}", unit="galaxy") as bar:
         sig = crlb_fd(ds.sim, ds.labels, range(n), rel_step, progress=bar.update)
     wall = time.perf_counter() - t0
-    path = fd_crlb_path(dataset, profile)
+    path = Layout(profile).bound_fd(check_dataset(dataset))
     save_npz(path, **{f"sigma_{k}": sig[:, i] for i, k in enumerate(FD_LABEL_KEYS)},
              n=np.asarray(n), wall_s=np.asarray(wall), rel_step=np.asarray(rel_step))
     return path
@@ -109,7 +91,7 @@ def compute_fd_crlb(dataset: str, profile: Profile, rel_step: float = 1e-3) -> P
 
 def load_fd_crlb(dataset: str, profile: Profile, noise_sigma: float) -> np.ndarray:
     """(n, 2) per-galaxy sigma_CRLB(g1, g2) of ``dataset`` at ``noise_sigma``."""
-    path = fd_crlb_path(dataset, profile)
+    path = Layout(profile).bound_fd(check_dataset(dataset))
     if not path.exists():
         raise MissingFileError(f"missing {path}: run `python -m shearbridge crlb --dataset {dataset} "
                                 f"--profile {profile.name}`")
@@ -118,11 +100,6 @@ def load_fd_crlb(dataset: str, profile: Profile, noise_sigma: float) -> np.ndarr
 
 
 # ------------------------------------------------------------------ one method, one dataset
-
-
-def result_path(profile: Profile, method: str, dataset: str, sigma: float) -> Path:
-    return (paths.results_dir(profile) / "robustness" / check_method(method)
-            / f"{check_dataset(dataset)}_noise{noise_tag(sigma)}.json")
 
 
 def run_robustness(method: str, dataset: str, profile: Profile, sigma: float) -> dict[str, Any]:
@@ -167,45 +144,22 @@ def run_robustness(method: str, dataset: str, profile: Profile, sigma: float) ->
     return result
 
 
-# ------------------------------------------------------------------ summary
+# ------------------------------------------------------------------ command
 
 
-def degradation(row: Mapping[str, float], ref: Mapping[str, float]) -> tuple[float, float]:
-    """``ratio / ref_ratio`` with the two relative errors added in quadrature."""
-    return quotient(row["ratio"], row["ratio_err"], ref["ratio"], ref["ratio_err"])
+def _arguments(p: ArgumentParser) -> None:
+    add_method(p, "robustness")
+    p.add_argument("--dataset", required=True, nargs="+",
+                   help=f"one or more of {', '.join(ROBUST_DATASETS)} (one process: compiled once)")
+    add_noise(p)
+    add_profile(p)
 
 
-def robustness_summary(profile: Profile, tags: Sequence[str],
-                       methods: Sequence[str] | None = None,
-                       datasets: Sequence[str] = ROBUST_DATASETS) -> dict[str, Any]:
-    """Every result of the study plus each method's degradation against its ``test`` row.
+def _robustness(args: Namespace) -> None:
+    profile = profile_of(args)
+    for dataset in args.dataset:
+        print_json(run_robustness(args.method, dataset, profile, args.noise))
 
-    ``tags`` are noise tags (:func:`shearbridge.config.noise_tag`) of the profile's grid.
-    Missing result files raise FileNotFoundError naming the first one.
-    """
-    sigma_of = {noise_tag(s): s for s in profile.noise_grid}
-    unknown = [t for t in tags if t not in sigma_of]
-    if unknown:
-        raise ValueError(f"noise tags {unknown} are not on the {profile.name} grid {sorted(sigma_of)}")
-    if "test" not in datasets:
-        raise RobustnessError("the robustness summary needs the in-distribution 'test' row")
-    methods = study.names("robustness") if methods is None else methods
-    out: dict[str, Any] = {"profile": profile.name, "methods": list(methods),
-                           "datasets": list(datasets), "noise": {}}
-    for tag in tags:
-        per: dict[str, Any] = {}
-        for m in methods:
-            rows = {}
-            for d in datasets:
-                path = result_path(profile, m, d, sigma_of[tag])
-                if not path.exists():
-                    raise MissingFileError(f"missing {path}: run `python -m shearbridge robustness "
-                                            f"--method {m} --dataset {d} --noise {sigma_of[tag]}`")
-                rows[d] = read_json(path)
-            deg = {d: degradation(rows[d], rows["test"]) for d in datasets if d != "test"}
-            worst = max(deg, key=lambda d: deg[d][0])
-            per[m] = {"results": rows,
-                      "degradation": {d: {"factor": v[0], "err": v[1]} for d, v in deg.items()},
-                      "worst": {"dataset": worst, "factor": deg[worst][0], "err": deg[worst][1]}}
-        out["noise"][tag] = {"noise_sigma": sigma_of[tag], "methods": per}
-    return out
+
+COMMANDS = (Command("robustness", "RMSE/CRLB of one method on robustness sets at one noise level",
+                    _arguments, _robustness),)

@@ -25,29 +25,37 @@ each entry is the median over rounds with a robust spread (1.4826 x the median
 absolute deviation of a single round) and the error of the median
 (1.2533 x spread / sqrt(rounds)). Every method is called once before the
 rounds (JAX compiles then); results are host arrays, so each timed call
-includes waiting for the computation.
+includes waiting for the computation. The timed units and the rounds are
+:mod:`shearbridge.steps.timing_jobs`.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
+from argparse import ArgumentParser, Namespace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from shearbridge import paths, provenance, study
-from shearbridge.config import Profile, noise_tag, seeds
+from shearbridge import provenance, study
+from shearbridge.layout import Layout
+from shearbridge.config import Profile, noise_tag
 from shearbridge.errors import ConfigError
 from shearbridge.estimators.network import NETWORK_BATCH
 from shearbridge.io import write_json
-from shearbridge.models.flops import compiled_flops
 from shearbridge.stats.resample import ratio_stats, robust_stats
-from shearbridge.steps.measure import method_estimator, progress_bar
+from shearbridge.steps.command import Command, add_profile, add_threads, profile_of
+from shearbridge.steps.timing_jobs import (
+    Job,
+    estimator_job,
+    inference_job,
+    interleaved_rates,
+    load_network,
+    matmul_job,
+    train_step_job,
+)
 
 __all__ = [
     "NETWORK_BATCH",
@@ -56,153 +64,17 @@ __all__ = [
     "robust_stats",
     "ratio_stats",
     "timing_noise_levels",
-    "timing_path",
     "interleaved_rates",
     "run_timing",
+    "COMMANDS",
 ]
 
 TIMING_FILE = "timing.json"
 
 
-@dataclass
-class Job:
-    """One timed unit: ``fn()`` processes ``per_call`` galaxies (or samples) and blocks."""
-
-    name: str
-    per_call: int
-    fn: Callable[[], Any]
-
-
-def timing_path(profile: Profile) -> Path:
-    return paths.profile_dir(profile) / TIMING_FILE
-
-
 def timing_noise_levels(profile: Profile) -> list[float]:
     """The registry's timing levels: the lowest noise and ShearNet's "high" 1e-3 (else the highest)."""
     return list(study.study_noise(profile, "timing"))
-
-
-def interleaved_rates(jobs: list[Job], rounds: int) -> dict[str, list[float]]:
-    """Per-round rates (``per_call`` / wall seconds) of every job, alternating the order."""
-    if rounds < 1:
-        raise ValueError(f"rounds must be >= 1, got {rounds}")
-    names = [j.name for j in jobs]
-    if len(set(names)) != len(names):
-        raise ValueError(f"job names must be unique, got {names}")
-    rates: dict[str, list[float]] = {j.name: [] for j in jobs}
-    with progress_bar(rounds * len(jobs), "timing", unit="call") as bar:
-        for r in range(rounds):
-            for job in jobs if r % 2 == 0 else jobs[::-1]:
-                t0 = time.perf_counter()
-                job.fn()
-                rates[job.name].append(job.per_call / (time.perf_counter() - t0))
-                bar.update(1)  # outside the timed call
-    return rates
-
-
-# --------------------------------------------------------------------------- jobs
-
-
-def _network(name: str, profile: Profile, sigma: float, sim: Any) -> dict[str, Any]:
-    """Model, parameters and label statistics of experiment ``name`` at ``sigma``.
-
-    The trained ``model.msgpack`` when it exists; otherwise freshly initialised
-    parameters (speed does not depend on the weights; accuracy is then not recorded).
-    """
-    import jax
-
-    from shearbridge.config.experiments import get_experiment
-    from shearbridge.models import (
-        MODEL_FILE,
-        bind_data_kwargs,
-        get_model,
-        init_params,
-        load_trained,
-    )
-
-    exp = get_experiment(name, profile, sigma)
-    tc = exp.train
-    run = paths.run_dir(name, sigma, profile)
-    if (run / MODEL_FILE).exists():
-        t = load_trained(run)
-        return {"exp": exp, "model": t.model, "params": t.params, "mean": t.label_mean,
-                "std": t.label_std, "trained": True}
-    model = get_model(tc.model, tc.n_outputs, **bind_data_kwargs(tc.model, tc.model_kwargs, sim))
-    params = init_params(model, jax.random.PRNGKey(tc.seed), sim.stamp_size_px)
-    return {"exp": exp, "model": model, "params": params, "mean": None, "std": None,
-            "trained": False}
-
-
-def _inference_job(label: str, net: dict[str, Any], stamps: np.ndarray, truth: np.ndarray,
-                   checks: dict[str, Any]) -> Job:
-    from shearbridge.models import predict
-
-    def fn() -> np.ndarray:
-        out = predict(net["params"], net["model"], stamps, NETWORK_BATCH,
-                      label_mean=net["mean"], label_std=net["std"])
-        if net["trained"]:
-            checks[label] = float(np.sqrt(np.mean((out[:, :2] - truth) ** 2)))
-        return out
-
-    return Job(label, len(stamps), fn)
-
-
-def _estimator_job(label: str, method: str, profile: Profile, stamps: np.ndarray,
-                   truth: np.ndarray, psf: np.ndarray, scale: float, sigma: float,
-                   checks: dict[str, Any]) -> Job:
-    est = method_estimator(method, profile, sigma)
-
-    def fn() -> Any:
-        res = est.measure(stamps, psf, scale, sigma)
-        ok = (np.asarray(res.flags) == 0) & np.all(np.isfinite(res.g), axis=1)
-        checks[label] = float(np.sqrt(np.mean((res.g[ok] - truth[ok]) ** 2))) if ok.any() else None
-        return res
-
-    return Job(label, len(stamps), fn)
-
-
-def _train_step_job(label: str, net: dict[str, Any], images: np.ndarray, targets: np.ndarray,
-                    steps: int, seed: int) -> tuple[Job, dict[str, Any]]:
-    """The training step of :mod:`shearbridge.train.optim` on ``images`` (compiled like train.py)."""
-    import jax
-    import jax.numpy as jnp
-
-    from shearbridge.train.optim import compile_options, make_optimizer, train_step
-
-    tc = net["exp"].train
-    b = tc.batch_size
-    if len(images) < b:
-        raise ValueError(f"train-step timing needs >= {b} stamps, got {len(images)}")
-    tx, _ = make_optimizer(tc, steps_per_epoch=100, epochs=10)
-    model = net["model"]
-    params = jax.tree.map(jnp.asarray, net["params"])
-    state = {"p": params, "o": tx.init(params)}
-    x, y = jnp.asarray(images), jnp.asarray(targets)
-    rng = seeds.rng(seed, "timing_train_batches")
-    lowered = jax.jit(partial(train_step, model, tx)).lower(
-        state["p"], state["o"], x, y, np.zeros(b, np.int32))
-    exe = lowered.compile(compiler_options=compile_options())
-    flops = compiled_flops(exe) / b
-
-    def fn() -> Any:
-        loss = None
-        for _ in range(steps):
-            idx = rng.choice(len(images), b, replace=False).astype(np.int32)
-            state["p"], state["o"], loss = exe(state["p"], state["o"], x, y, idx)
-        return float(loss)  # blocks
-
-    return Job(label, steps * b, fn), {"batch_size": b, "steps_per_call": steps,
-                                       "xla_flops_per_sample": flops}
-
-
-def _matmul_job(n: int = 2048) -> Job:
-    """A jitted n x n float32 matrix product: the machine's yardstick (FLOPs per call)."""
-    import jax
-    import jax.numpy as jnp
-
-    a = jnp.asarray(np.random.default_rng(0).normal(size=(n, n)).astype(np.float32))
-    mm = jax.jit(jnp.dot)
-    return Job("matmul", 2 * n**3, lambda: mm(a, a).block_until_ready())
 
 
 # --------------------------------------------------------------------------- the study
@@ -268,24 +140,24 @@ def run_timing(profile: Profile, networks: list[str], *, repeats: int = 7,
     networks, methods = [n for n in networks if n not in once], once + methods
     levels = timing_noise_levels(profile)
     checks: dict[str, Any] = {}
-    jobs: list[Job] = [_matmul_job()]
+    jobs: list[Job] = [matmul_job()]
     step_info: dict[str, dict[str, Any]] = {}
-    nets = {n: {noise_tag(s): _network(n, profile, s, ds.sim) for s in levels} for n in networks}
+    nets = {n: {noise_tag(s): load_network(n, profile, s, ds.sim) for s in levels} for n in networks}
     for sigma in levels:
         tag = noise_tag(sigma)
         images = ds.images(sigma)
         truth = np.asarray(ds.targets(2), np.float64)
         for n in networks:
-            jobs.append(_inference_job(f"{n}@{tag}", nets[n][tag], images[:n_net], truth[:n_net], checks))
+            jobs.append(inference_job(f"{n}@{tag}", nets[n][tag], images[:n_net], truth[:n_net], checks))
         for m in methods:
             n = n_net if study.run_of(m) or m in once else n_cl  # fitted methods: network batches
-            jobs.append(_estimator_job(f"{m}@{tag}", m, profile, images[:n], truth[:n], psf,
-                                       scale, sigma, checks))
+            jobs.append(estimator_job(f"{m}@{tag}", m, profile, images[:n], truth[:n], psf,
+                                      scale, sigma, checks))
     for n in networks:  # one training step per network, at the highest timed noise level
         net = nets[n][noise_tag(levels[-1])]
         k = net["exp"].train.n_outputs
-        job, info = _train_step_job(f"train:{n}", net, ds.images(levels[-1]),
-                                    np.asarray(ds.targets(k), np.float32), train_steps, profile.seed)
+        job, info = train_step_job(f"train:{n}", net, ds.images(levels[-1]),
+                                   np.asarray(ds.targets(k), np.float32), train_steps, profile.seed)
         jobs.append(job)
         step_info[n] = info
     t0 = time.perf_counter()
@@ -330,6 +202,25 @@ def run_timing(profile: Profile, networks: list[str], *, repeats: int = 7,
             "gflops": robust_stats(np.asarray(sps) * flops / 1e9),
             "pct_of_matmul": robust_stats(pct),
         }
-    path = timing_path(profile)
+    path = Layout(profile).timing()
     write_json(path, out)
     return path
+
+
+def _arguments(p: ArgumentParser) -> None:
+    add_profile(p)
+    p.add_argument("--networks", default="baseline",
+                   help="comma-separated networks to time (the study times: "
+                        + ",".join(study.names("timing", kind="network", available_only=False))
+                        + ")")
+    p.add_argument("--repeats", type=int, default=7, help="timed repeats per method (median)")
+    add_threads(p)
+
+
+def _timing(args: Namespace) -> None:
+    networks = [n.strip() for n in args.networks.split(",") if n.strip()]
+    print(run_timing(profile_of(args), networks, repeats=args.repeats))
+
+
+COMMANDS = (Command("timing", "galaxies/s of every method, side by side in one process "
+                    "(timing.json)", _arguments, _timing, fast_env=True),)

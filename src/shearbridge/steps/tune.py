@@ -3,33 +3,35 @@
 Runs :func:`shearbridge.diagnosis.tuning.tune_weight_fractions` on the profile's training
 set at every noise level of the grid: the trainer's own split (the shapenet
 experiment's seed, ``profile.val_fraction``; :func:`shearbridge.steps.floor.fit_split`),
-read-outs fitted on the first :data:`shearbridge.steps.floor.N_FIT` training-split
+read-outs fitted on the first :data:`shearbridge.diagnosis.floor_plan.N_FIT` training-split
 objects, scored on the whole validation split; no test galaxy is used. Writes
-``src/data/<profile>/diagnosis/weight_fractions.json`` (:func:`tuning_path`): the
+``src/data/<profile>/diagnosis/weight_fractions.json`` (``Layout.diagnosis``): the
 validation table, the scores, the choice under the default score, the fractions
 configured in :data:`shearbridge.models.moments.WEIGHT_FRACTIONS` and ``agrees``
 (whether they are the choice). The paper's numbers (``src/scripts/num_floor.py``)
 refuse to build when they do not agree. Run on its own::
 
-    python -m shearbridge.steps.tune --profile quick
+    python -m shearbridge tune --profile quick
 """
 
 from __future__ import annotations
 
-import argparse
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-from shearbridge.config import Profile, get_profile, noise_tag
+from shearbridge.config import Profile, noise_tag
 from shearbridge.io import write_json
-from shearbridge.steps.floor import N_FIT, fit_split, tuning_path
+from shearbridge.layout import Layout
+from shearbridge.steps.command import profile_command
+from shearbridge.diagnosis.floor_plan import N_FIT
+from shearbridge.steps.floor import fit_split
 
-__all__ = ["tuning_path", "run_tuning", "profile_main"]
+__all__ = ["run_tuning", "COMMANDS"]
 
 
 def run_tuning(profile: Profile, score: str = "bound") -> Path:
-    """Choose the weight fractions on the validation split; write and return :func:`tuning_path`."""
+    """Choose the weight fractions on the validation split; write and return the path of the table
+    (``Layout(profile).diagnosis("weight_fractions.json")``)."""
     from shearbridge.diagnosis.tuning import tune_weight_fractions
     from shearbridge.models.moments import WEIGHT_FRACTIONS
     from shearbridge.sim.datasets import load_dataset
@@ -61,21 +63,10 @@ def run_tuning(profile: Profile, score: str = "bound") -> Path:
         "val_fraction": float(profile.val_fraction),
         "wall_s": time.perf_counter() - t0,
     }
-    path = tuning_path(profile)
+    path = Layout(profile).diagnosis("weight_fractions.json")
     write_json(path, out)
     return path
 
 
-def profile_main(prog: str, doc: str | None, run: Callable[[Profile], Path], argv: list[str] | None) -> None:
-    """The command line of a step run as a module with only ``--profile``: run it, print its output path."""
-    ap = argparse.ArgumentParser(prog=prog, description=(doc or "").split("\n")[0])
-    ap.add_argument("--profile", required=True, help="profile name, e.g. quick or paper")
-    print(run(get_profile(ap.parse_args(argv).profile)))
-
-
-def main(argv: list[str] | None = None) -> None:
-    profile_main("python -m shearbridge.steps.tune", __doc__, run_tuning, argv)
-
-
-if __name__ == "__main__":
-    main()
+COMMANDS = (profile_command("tune", "the adaptive-moment weight fractions, chosen on the "
+                            "validation split (weight_fractions.json)", run_tuning),)

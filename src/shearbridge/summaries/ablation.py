@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from shearbridge import paths, study
+from shearbridge import study
+from shearbridge.layout import Layout
 from shearbridge.config import Profile, SimConfig, noise_tag, seeds
 from shearbridge.config.ablation import ABLATION_LADDER, ABLATION_REMOVALS
 from shearbridge.config.experiments import get_experiment
@@ -29,7 +30,7 @@ from shearbridge.errors import MissingFileError
 from shearbridge.io import read_json, write_json
 from shearbridge.models.flops import FLOPS_METHOD
 from shearbridge.stats.resample import paired_rmse_ratio
-from shearbridge.steps.measure import load_measured
+from shearbridge.results import load_measured
 
 __all__ = ["references", "FLOPS_METHOD", "ablation_sigmas", "variants", "forward_flops",
            "paired_rmse_factor", "ablation_summary", "write_ablation_summary"]
@@ -89,7 +90,7 @@ def _row(profile: Profile, name: str, label: str, group: str, sigmas: tuple[floa
     n_params = None
     for sigma in sigmas:
         res = load_result(profile, name, sigma)
-        metrics_path = paths.run_dir(name, sigma, profile) / "metrics.json"
+        metrics_path = Layout(profile).run(name, sigma) / "metrics.json"
         if not metrics_path.exists():
             raise MissingFileError(f"missing {metrics_path}: train {name} at noise {sigma:g} first")
         metrics = read_json(metrics_path)
@@ -158,6 +159,6 @@ def ablation_summary(profile: Profile, *, flops: bool = True) -> dict[str, Any]:
 
 def write_ablation_summary(profile: Profile) -> None:
     """Write :func:`ablation_summary` to ``src/data/summary/ablation.json``."""
-    from shearbridge.summaries.store import summary_dir
+    from shearbridge import layout
 
-    write_json(summary_dir() / "ablation.json", ablation_summary(profile))
+    write_json(layout.summary("ablation.json"), ablation_summary(profile))

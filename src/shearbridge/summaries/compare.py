@@ -24,8 +24,9 @@ from shearbridge.estimators.base import FLAG_NAMES
 from shearbridge.io import read_json
 from shearbridge.stats.crlb import matched_filter_snr
 from shearbridge.stats.resample import paired_rmse_ratio, ratio_with_error, robust_ratio_with_error
-from shearbridge.steps.crlb import load_crlb, load_crlb_unit
-from shearbridge.steps.measure import load_measured, result_path
+from shearbridge.results import load_crlb, load_crlb_unit
+from shearbridge.layout import Layout
+from shearbridge.results import load_measured
 from shearbridge.study import TRAINING_GAIN
 
 __all__ = [
@@ -44,7 +45,7 @@ CRLB_PERCENTILES = (16, 84)  # the band drawn around the bound in fig_rmse_vs_no
 
 
 def load_result(profile: Profile, method: str, sigma: float, kind: str = "compare") -> dict[str, Any]:
-    return read_json(result_path(profile, method, sigma, kind))
+    return read_json(Layout(profile).result(kind, method, sigma))
 
 
 def bias_summary(profile: Profile, methods: list[str],

@@ -44,40 +44,12 @@ import numpy as np
 import optax
 
 from shearbridge.config import ConfigError
+from shearbridge.config.population import FreshConfig
 from shearbridge.models.predict import map_batches
 from shearbridge.models.psfnet import UNCERTAINTY_PREFIX
 from shearbridge.train.augment import fresh_noise
 
 __all__ = ["FreshConfig", "CleanSet", "train_fresh", "noisy_copy", "bound_weighted_loss", "param_groups"]
-
-
-@dataclass(frozen=True)
-class FreshConfig:
-    """How :func:`train_fresh` trains (module docstring)."""
-
-    steps: int = 1500
-    batch_size: int = 128
-    learning_rate: float = 2e-3
-    weight_decay: float = 1e-4
-    noise_min: float = 1e-5
-    noise_max: float = 2e-2
-    uncertainty_weight: float = 1.0
-    bound_weighted: bool = True
-    fresh_noise: bool = True
-    eval_every: int = 250
-    clip_norm: float = 1.0
-    seed: int = 0
-
-    def validate(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or self.eval_every < 1:
-            raise ConfigError(f"steps, batch_size, eval_every must be >= 1, got {self.steps}, {self.batch_size}, "
-                              f"{self.eval_every}")
-        if not 0 < self.noise_min <= self.noise_max:
-            raise ConfigError(f"need 0 < noise_min <= noise_max, got {self.noise_min}, {self.noise_max}")
-        for name in ("learning_rate", "weight_decay", "uncertainty_weight", "clip_norm"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0) or (name == "learning_rate" and value == 0):
-                raise ConfigError(f"{name} must be a finite number >= 0 (learning_rate > 0), got {value}")
 
 
 @dataclass(frozen=True)

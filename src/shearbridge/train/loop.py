@@ -115,15 +115,33 @@ def train_and_evaluate(
         train_data if train_data is not None else load_named_dataset(config.train_dataset, config)
     )
     run = build_run(config, workdir, prepare_data(config, train_data), devices)
-    fresh = is_main_process() and not workdir.exists()  # only process 0 makes and writes the workdir
+    created = _missing_dirs(workdir) if is_main_process() else []  # only process 0 writes files
     if is_main_process():
         workdir.mkdir(parents=True, exist_ok=True)
     try:
         return run_epochs(run, stop_after_epoch, progress, test_data)
     except BaseException:
-        if fresh and not any(workdir.iterdir()):  # a failed run leaves no empty folder
-            workdir.rmdir()
+        _remove_empty(created)  # a failed run leaves no empty folder (nor empty parents) behind
         raise
+
+
+def _missing_dirs(path: Path) -> list[Path]:
+    """``path`` and those of its parents that do not exist yet, innermost first."""
+    out = []
+    while not path.exists() and path != path.parent:
+        out.append(path)
+        path = path.parent
+    return out
+
+
+def _remove_empty(dirs: list[Path]) -> None:
+    """Remove the folders ``dirs`` (innermost first) while they are empty; stop at the first that
+    is not (it holds a checkpoint, or another run made something there meanwhile)."""
+    for d in dirs:
+        try:
+            d.rmdir()
+        except OSError:
+            return
 
 
 def run_epochs(run: Run, stop_after_epoch: int | None, progress: bool, test_data: DatasetLike | None) -> dict:
