@@ -505,8 +505,10 @@ for _what, _inputs in SUMMARIES.items():
             _inputs,
         output:
             [L.summary(f) for f in summary_files(_what)],
+        params:
+            what=_what,  # a loop variable: read through params (a rule's shell runs later)
         shell:
-            f"{{PY}} -m shearbridge summarize {_what} --profile {PROFILE}"
+            "{PY} -m shearbridge summarize {params.what} --profile {PROFILE}"
 
 
 for _what, (_inputs, _bench) in TIMED_SUMMARIES.items():
@@ -520,8 +522,10 @@ for _what, (_inputs, _bench) in TIMED_SUMMARIES.items():
             [L.summary(f) for f in summary_files(_what)],
         benchmark:
             L.benchmark(_bench)
+        params:
+            what=_what,  # a loop variable: read through params (a rule's shell runs later)
         shell:
-            f"{{PY}} -m shearbridge summarize {_what} --profile {PROFILE}"
+            "{PY} -m shearbridge summarize {params.what} --profile {PROFILE}"
 
 
 # ------------------------------------------------------------------- numbers

@@ -23,7 +23,9 @@ def strip_comments(tex: str) -> str:
 def figures(tex: str) -> list[tuple[str | None, str]]:
     """(script name or None, included file) for each figure/figure* environment."""
     out = []
-    for env in re.findall(r"\\begin\{figure\*?\}(.*?)\\end\{figure\*?\}", strip_comments(tex), re.S):
+    for env in re.findall(
+        r"\\begin\{figure\*?\}(.*?)\\end\{figure\*?\}", strip_comments(tex), re.S
+    ):
         script = re.search(r"\\script\{([^}]*)\}", env)
         for inc in re.findall(r"\\includegraphics(?:\[[^\]]*\])?\{([^}]*)\}", env):
             out.append((script.group(1) if script else None, inc))
@@ -37,26 +39,52 @@ def variables(tex: str) -> list[str]:
 def latex_to_text(s: str) -> str:
     """Approximate pdftotext's rendering of a short LaTeX snippet, whitespace removed."""
     s = s.strip().rstrip("%")
-    multi = re.match(r"\\multicolumn\{\d+\}\{[^}]*\}\{", s)  # a table cell spanning columns: its content
+    multi = re.match(
+        r"\\multicolumn\{\d+\}\{[^}]*\}\{", s
+    )  # a table cell spanning columns: its content
     if multi and s.endswith("}"):
-        s = s[multi.end():-1]
+        s = s[multi.end() : -1]
     s = re.sub(r"\\resizebox\{[^}]*\}\{[^}]*\}\{%?", "", s)  # a table scaled to the text width
     s = s.replace("''", "′′")  # arcsec in math mode: two primes
     s = re.sub(r"\\(begin|end)\{[^}]*\}(\{[^}]*\})?", "", s)
-    for a, b in ((r"\times", "×"), (r"\pm", "±"), (r"\,", ""), (r"\%", "%"), ("~", ""), (r"\le", "≤"),
-                 (r"\ge", "≥"), (r"\'e", "é"), ("--", "–"), (r"\sigma", "σ"), (r"\rho", "ρ"),
-                 (r"\gamma", "γ"), (r"\approx", "≈")):
+    for a, b in (
+        (r"\times", "×"),
+        (r"\pm", "±"),
+        (r"\,", ""),
+        (r"\%", "%"),
+        ("~", ""),
+        (r"\le", "≤"),
+        (r"\ge", "≥"),
+        (r"\'e", "é"),
+        ("--", "–"),
+        (r"\sigma", "σ"),
+        (r"\rho", "ρ"),
+        (r"\gamma", "γ"),
+        (r"\approx", "≈"),
+    ):
         s = s.replace(a, b)
     s = re.sub(r"\\(texttt|textrm|mathrm|textbf|emph)\{([^}]*)\}", r"\2", s)
     s = re.sub(r"\\[a-zA-Z]+\*?", "", s)  # remaining commands
     s = s.replace("$", "").replace("{", "").replace("}", "").replace("^", "")
-    s = s.replace("−", "-").replace("\\", "").replace("_", "")  # subscripts and \_ (texttt) vanish in pdftotext
+    s = (
+        s.replace("−", "-").replace("\\", "").replace("_", "")
+    )  # subscripts and \_ (texttt) vanish in pdftotext
     return re.sub(r"\s+", "", s)
 
 
 def normalise_pdf_text(text: str) -> str:
-    text = unicodedata.normalize("NFC", text)  # pdftotext writes an accent as a combining mark: "Se\u0301rsic"
-    text = text.replace("−", "-").replace("\u2009", "").replace("◦", "").replace("⋄", "").replace("ﬁ", "fi").replace("ﬀ", "ff").replace("ﬂ", "fl")
+    text = unicodedata.normalize(
+        "NFC", text
+    )  # pdftotext writes an accent as a combining mark: "Se\u0301rsic"
+    text = (
+        text.replace("−", "-")
+        .replace("\u2009", "")
+        .replace("◦", "")
+        .replace("⋄", "")
+        .replace("ﬁ", "fi")
+        .replace("ﬀ", "ff")
+        .replace("ﬂ", "fl")
+    )
     text = re.sub(r"-\n", "", text)  # hyphenation at line ends
     return re.sub(r"\s+", "", text).replace("_", "")
 
@@ -68,11 +96,18 @@ ALLOWED_TOKENS = {
     "float32": "a type name",
     "float64": "a type name",
     **{f"{n}pt": "a table's column spacing (layout, not data)" for n in (3, 4)},
-    **{f"{k}{i}": "a layer name of EnhancedGalaxyNN" for k in ("conv", "relu", "pool", "dense") for i in (1, 2, 3)},
+    **{
+        f"{k}{i}": "a layer name of EnhancedGalaxyNN"
+        for k in ("conv", "relu", "pool", "dense")
+        for i in (1, 2, 3)
+    },
 }
 # In inline math, 0 and 1 may stand as mathematical identities (|g| < 1, a slope of one).
 ALLOWED_MATH = {"0", "1"}
-_SKIP_ARGS = r"\\(?:variable|ref|eqref|label|cite[tp]?|citep|citet|includegraphics|script|begin|end|usepackage|documentclass|input|bibliography|url|href)\*?(?:\[[^\]]*\])?\{[^}]*\}"
+_SKIP_ARGS = (
+    r"\\(?:variable|ref|eqref|label|cite[tp]?|citep|citet|includegraphics|script|begin|end"
+    r"|usepackage|documentclass|input|bibliography|url|href)\*?(?:\[[^\]]*\])?\{[^}]*\}"
+)
 
 
 def typed_numbers(tex: str) -> list[str]:
@@ -83,7 +118,9 @@ def typed_numbers(tex: str) -> list[str]:
     """
     body = strip_comments(tex)
     body = body.split(r"\begin{document}", 1)[-1]
-    body = re.sub(r"\\begin\{(equation|align|eqnarray)\*?\}.*?\\end\{\1\*?\}", " ", body, flags=re.S)
+    body = re.sub(
+        r"\\begin\{(equation|align|eqnarray)\*?\}.*?\\end\{\1\*?\}", " ", body, flags=re.S
+    )
     body = re.sub(r"\\\[.*?\\\]", " ", body, flags=re.S)
     body = re.sub(_SKIP_ARGS, " ", body)
     body = re.sub(r"\\[a-zA-Z]+", " ", body)  # command names such as \section

@@ -19,8 +19,14 @@ from shearbridge.summaries import ablation as A
 from shearbridge import layout, study
 from shearbridge.layout import Layout
 from shearbridge.config import SimConfig, get_profile, noise_tag
-from shearbridge.config.ablation import (ABLATION_LADDER, ABLATION_REMOVALS, BASELINE_LIKE, ablation_epochs,
-                                         ablation_names, ablation_objects)
+from shearbridge.config.ablation import (
+    ABLATION_LADDER,
+    ABLATION_REMOVALS,
+    BASELINE_LIKE,
+    ablation_epochs,
+    ablation_names,
+    ablation_objects,
+)
 from shearbridge.config.experiments import get_experiment
 from shearbridge.io import save_npz, write_json
 from shearbridge.models import bind_data_kwargs, get_model
@@ -43,15 +49,21 @@ def test_ladder_starts_at_the_baseline_architecture_and_adds_the_documented_swit
     assert "psf_sigma_px" not in first, "the PSF comes from the training data, not the experiment"
     for (prev, _, _), (name, label, change) in zip(ABLATION_LADDER, ABLATION_LADDER[1:]):
         diff = changed(kwargs_of(prev), kwargs_of(name))
-        assert change and diff == set(change), f"{name} ({label}) changes {diff}, documents {set(change)}"
-    assert kwargs_of(ABLATION_LADDER[-1][0]) == kwargs_of("shapenet"), "the ladder must end at the final model"
+        assert change and diff == set(change), (
+            f"{name} ({label}) changes {diff}, documents {set(change)}"
+        )
+    assert kwargs_of(ABLATION_LADDER[-1][0]) == kwargs_of("shapenet"), (
+        "the ladder must end at the final model"
+    )
 
 
 def test_each_removal_differs_from_the_final_model_in_exactly_its_switch():
     final = kwargs_of("shapenet")
     for name, label, change in ABLATION_REMOVALS:
         diff = changed(kwargs_of(name), final)
-        assert change and diff == set(change), f"{name} ({label}) changes {diff}, documents {set(change)}"
+        assert change and diff == set(change), (
+            f"{name} ({label}) changes {diff}, documents {set(change)}"
+        )
 
 
 def test_ablations_share_the_final_recipe_at_a_reduced_budget():
@@ -60,18 +72,29 @@ def test_ablations_share_the_final_recipe_at_a_reduced_budget():
         exp = get_experiment(name, PROFILE, SIGMA)
         assert exp.epochs == ablation_epochs(PROFILE) < PROFILE.epochs
         assert exp.train.max_objects == ablation_objects(PROFILE) < PROFILE.n_train
-        same = dataclasses.replace(exp.train, model_kwargs=final.train.model_kwargs, epochs=final.train.epochs,
-                                   max_objects=final.train.max_objects)
-        assert same == final.train, f"{name}: training recipe differs beyond the model and the budget"
+        same = dataclasses.replace(
+            exp.train,
+            model_kwargs=final.train.model_kwargs,
+            epochs=final.train.epochs,
+            max_objects=final.train.max_objects,
+        )
+        assert same == final.train, (
+            f"{name}: training recipe differs beyond the model and the budget"
+        )
         assert (exp.train_dataset, exp.test_dataset, exp.noise_sigma) == (
-            final.train_dataset, final.test_dataset, final.noise_sigma)
+            final.train_dataset,
+            final.test_dataset,
+            final.noise_sigma,
+        )
 
 
 def test_every_ablation_builds_a_two_output_network():
     x = jnp.zeros((1, 53, 53), jnp.float32)
     for name in ablation_names():
         exp = get_experiment(name, PROFILE, SIGMA)
-        kwargs = bind_data_kwargs(exp.train.model, exp.train.model_kwargs, SimConfig())  # the data's PSF
+        kwargs = bind_data_kwargs(
+            exp.train.model, exp.train.model_kwargs, SimConfig()
+        )  # the data's PSF
         model = get_model(exp.train.model, exp.train.n_outputs, **kwargs)
         params = jax.eval_shape(model.init, jax.random.key(0), x)
         out = jax.eval_shape(model.apply, params, x)
@@ -88,7 +111,9 @@ def test_paired_factor_is_exact_for_scaled_errors_and_unbiased_for_independent_o
     rng = np.random.default_rng(4)
     e = rng.standard_normal((500, 2))
     f, err = A.paired_rmse_factor(e, 0.5 * e, rng, 50)
-    assert f == pytest.approx(2.0, rel=1e-12) and err < 1e-12, "pairing must cancel the sample noise"
+    assert f == pytest.approx(2.0, rel=1e-12) and err < 1e-12, (
+        "pairing must cancel the sample noise"
+    )
     a, b = 2.0 * rng.standard_normal((4000, 2)), rng.standard_normal((4000, 2))
     f, err = A.paired_rmse_factor(a, b, rng, 200)
     assert abs(f - 2.0) < 4 * err, f"factor {f} +- {err}, expected 2"
@@ -122,13 +147,25 @@ def _write_fake_results(profile, names_err: dict[str, float], rng) -> dict:
         for i, (name, scale) in enumerate(names_err.items()):
             err = scale * sigma * 1e3 * base
             rmse = float(np.sqrt(np.mean(err**2)))
-            res = {"method": name, "noise_sigma": sigma, "n": n, "rmse_g": rmse, "rmse_g_err": 0.1 * rmse,
-                   "ratio": rmse / (sigma * 10), "ratio_err": 0.01 * (i + 1), "galaxies_per_s": 1000.0 + i}
+            res = {
+                "method": name,
+                "noise_sigma": sigma,
+                "n": n,
+                "rmse_g": rmse,
+                "rmse_g_err": 0.1 * rmse,
+                "ratio": rmse / (sigma * 10),
+                "ratio_err": 0.01 * (i + 1),
+                "galaxies_per_s": 1000.0 + i,
+            }
             path = Layout(profile).result("compare", name, sigma)
             write_json(path, res)
-            save_npz(path.with_suffix(".npz"), g=truth + err, flags=np.zeros(n, np.int64), true=truth)
-            write_json(Layout(profile).run(name, sigma) / "metrics.json",
-                       {"n_params": 1000 + i, "epochs_run": 2, "sample_steps": 4096 * (i + 1)})
+            save_npz(
+                path.with_suffix(".npz"), g=truth + err, flags=np.zeros(n, np.int64), true=truth
+            )
+            write_json(
+                Layout(profile).run(name, sigma) / "metrics.json",
+                {"n_params": 1000 + i, "epochs_run": 2, "sample_steps": 4096 * (i + 1)},
+            )
             written[(name, noise_tag(sigma))] = res
     return written
 
@@ -150,7 +187,9 @@ def fake_summary(data_root):
 def test_summary_builds_the_table_from_the_result_files(fake_summary):
     profile, s, written = fake_summary
     names = [r["name"] for r in s["rows"]]
-    assert names == ablation_names() + ["baseline", "shapenet"], "ladder, removals, then the references"
+    assert names == ablation_names() + ["baseline", "shapenet"], (
+        "ladder, removals, then the references"
+    )
     labels = {n: lab for n, lab, _ in ABLATION_LADDER + ABLATION_REMOVALS} | dict(A.references())
     assert s["noise_tags"] == [noise_tag(x) for x in A.ablation_sigmas(profile)]
     assert s["epochs_ablation"] == ablation_epochs(profile) and s["epochs_full"] == profile.epochs
@@ -165,7 +204,9 @@ def test_summary_builds_the_table_from_the_result_files(fake_summary):
     for tag in s["noise_tags"]:
         factors = [st["factor"] for st in s["steps"][tag]]
         np.testing.assert_allclose(factors, STEP_FACTORS, rtol=1e-10)
-        assert max(st["factor_err"] for st in s["steps"][tag]) < 1e-10, "shared draws: no paired scatter"
+        assert max(st["factor_err"] for st in s["steps"][tag]) < 1e-10, (
+            "shared draws: no paired scatter"
+        )
         assert s["total"][tag]["factor"] == pytest.approx(np.prod(STEP_FACTORS), rel=1e-10)
         assert [st["to"] for st in s["steps"][tag]] == [n for n, _, _ in ABLATION_LADDER[1:]]
 
@@ -181,18 +222,36 @@ def test_numbers_and_figure_from_the_summary(fake_summary, monkeypatch, tmp_path
     _, s, _ = fake_summary
     write_json(summary_dir() / "ablation.json", s)
     # the figure labels each noise level with the comparison's matched-filter S/N
-    write_json(summary_dir() / "compare.json", {"profile": s["profile"], "snr_mf": {
-        t: {"median": 2.1e4 * 1e-5 / float(t), "p16": 1.0, "p84": 1.0} for t in s["noise_tags"]}})
-    monkeypatch.setenv("SHEARBRIDGE_PROFILE", s["profile"])  # the scripts refuse another profile's summary
+    write_json(
+        summary_dir() / "compare.json",
+        {
+            "profile": s["profile"],
+            "snr_mf": {
+                t: {"median": 2.1e4 * 1e-5 / float(t), "p16": 1.0, "p84": 1.0}
+                for t in s["noise_tags"]
+            },
+        },
+    )
+    monkeypatch.setenv(
+        "SHEARBRIDGE_PROFILE", s["profile"]
+    )  # the scripts refuse another profile's summary
     monkeypatch.setattr(layout, "OUTPUT", tmp_path / "output")
     monkeypatch.setattr(layout, "FIGURES", tmp_path / "figures")
     runpy.run_path(str(layout.SCRIPTS / "num_ablation.py"), run_name="__main__")
-    best = ABLATION_LADDER[1 + int(np.argmax(STEP_FACTORS))][1].removeprefix("+ ").removesuffix(" (final)")
+    best = (
+        ABLATION_LADDER[1 + int(np.argmax(STEP_FACTORS))][1]
+        .removeprefix("+ ")
+        .removesuffix(" (final)")
+    )
     for tag in s["noise_tags"]:
-        assert (tmp_path / "output" / f"ablation_best_step_{tag}.txt").read_text().strip() == f"{best}%"
+        assert (
+            tmp_path / "output" / f"ablation_best_step_{tag}.txt"
+        ).read_text().strip() == f"{best}%"
         gain = value_of(tmp_path / "output" / f"ablation_gain_{tag}.txt")
         assert gain == pytest.approx(np.prod(STEP_FACTORS), rel=1e-6)
-        assert value_of(tmp_path / "output" / f"ablation_best_factor_{tag}.txt") == pytest.approx(3.0, rel=1e-6)
+        assert value_of(tmp_path / "output" / f"ablation_best_factor_{tag}.txt") == pytest.approx(
+            3.0, rel=1e-6
+        )
     epochs = (tmp_path / "output" / "ablation_epochs.txt").read_text()
     assert epochs.strip() == f"${s['epochs_ablation']}$%"
     fraction = (tmp_path / "output" / "ablation_fraction.txt").read_text().strip().rstrip("%")

@@ -84,15 +84,19 @@ def test_ensemble_shear_recovers_applied_shear(population):
     res = est.measure(stamps, psf, SCALE, TINY_NOISE)
     assert np.all(res.flags == 0)
     b = _plus_shear_bias(res, labels)
-    print(f"\n{sim.galaxy}: +g stamps m1={b['m1']:+.2e} m2={b['m2']:+.2e} "
-          f"c1={b['c1']:+.1e} c2={b['c2']:+.1e}")
+    print(
+        f"\n{sim.galaxy}: +g stamps m1={b['m1']:+.2e} m2={b['m2']:+.2e} "
+        f"c1={b['c1']:+.1e} c2={b['c2']:+.1e}"
+    )
     assert abs(b["m1"]) < 1e-2 and abs(b["m2"]) < 1e-2
     # the four orientations cancel the intrinsic shape (measured |c| < 1e-7; two at 90 degrees
     # apart left up to 6e-4)
     assert abs(b["c1"]) < 1e-6 and abs(b["c2"]) < 1e-6
     p = paired_ensemble_bias(res.g, res.extra["response"], labels, res.flags, n_blocks=16)
-    print(f"{sim.galaxy}: paired m1={p['m1']:+.2e}±{p['m1_err']:.1e} "
-          f"m2={p['m2']:+.2e}±{p['m2_err']:.1e} c1={p['c1']:+.1e} c2={p['c2']:+.1e}")
+    print(
+        f"{sim.galaxy}: paired m1={p['m1']:+.2e}±{p['m1_err']:.1e} "
+        f"m2={p['m2']:+.2e}±{p['m2_err']:.1e} c1={p['c1']:+.1e} c2={p['c2']:+.1e}"
+    )
     assert abs(p["m1"]) < 1e-2 and abs(p["m2"]) < 1e-2
     assert abs(p["c1"]) < 1e-4 and abs(p["c2"]) < 1e-4
     assert p["n_dropped"] == 0
@@ -119,13 +123,16 @@ def test_renoised_mode_recovers_shear_at_low_noise(gauss_population):
     clean = AnaCalEstimator(noise_rev=False).measure(stamps, psf, SCALE, TINY_NOISE)
     p0 = paired_ensemble_bias(clean.g, clean.extra["response"], labels, clean.flags, n_blocks=16)
     res = AnaCalEstimator(noise_rev=True, seed=5, noise_share=4, antithetic=True).measure(
-        noisy, psf, SCALE, sigma)
+        noisy, psf, SCALE, sigma
+    )
     p = paired_ensemble_bias(res.g, res.extra["response"], labels, res.flags, n_blocks=16)
     plain = AnaCalEstimator(noise_rev=True, seed=5, noise_share=4).measure(noisy, psf, SCALE, sigma)
     q = paired_ensemble_bias(plain.g, plain.extra["response"], labels, plain.flags, n_blocks=16)
-    print(f"\nrenoised, sigma_n={sigma}: antithetic m1={p['m1']:+.2e}±{p['m1_err']:.1e} "
-          f"m2={p['m2']:+.2e}±{p['m2_err']:.1e}; not antithetic m1={q['m1']:+.2e}±{q['m1_err']:.1e} "
-          f"m2={q['m2']:+.2e}±{q['m2_err']:.1e}")
+    print(
+        f"\nrenoised, sigma_n={sigma}: antithetic m1={p['m1']:+.2e}±{p['m1_err']:.1e} "
+        f"m2={p['m2']:+.2e}±{p['m2_err']:.1e}; not antithetic m1={q['m1']:+.2e}±{q['m1_err']:.1e} "
+        f"m2={q['m2']:+.2e}±{q['m2_err']:.1e}"
+    )
     assert abs(p["m1"]) < 1e-2 and abs(p["m2"]) < 1e-2
     assert p["n_dropped"] == 0
     for k in (1, 2):
@@ -146,7 +153,8 @@ def test_centroid_from_the_image_not_the_stamp_centre(gauss_population):
 
     at_centroid = AnaCalEstimator(noise_rev=False).measure(stamps, psf, SCALE, TINY_NOISE)
     at_centre = AnaCalEstimator(noise_rev=False, detection="centre").measure(
-        stamps, psf, SCALE, TINY_NOISE)
+        stamps, psf, SCALE, TINY_NOISE
+    )
     assert np.allclose(at_centroid.extra["x"], x) and np.allclose(at_centroid.extra["y"], y)
     assert np.all(at_centre.extra["x"] == 26.0)
     assert np.max(np.abs(at_centroid.g - at_centre.g)) > 1e-3
@@ -168,9 +176,15 @@ def test_mosaic_matches_one_anacal_call_per_stamp(gauss_population):
     psf64[6:59, 6:59] = psf / psf.sum()  # centre pixel 26 -> 32
     for i in range(len(stamps)):
         det = np.array([(res.extra["y"][i], res.extra["x"][i])], dtype=[("y", "f8"), ("x", "f8")])
-        one = fpfs.process_image(fpfs_config=cfg, pixel_scale=SCALE, noise_variance=TINY_NOISE**2,
-                                 mag_zero=31.4, gal_array=stamps[i].astype(np.float32),
-                                 psf_array=psf64, detection=det)
+        one = fpfs.process_image(
+            fpfs_config=cfg,
+            pixel_scale=SCALE,
+            noise_variance=TINY_NOISE**2,
+            mag_zero=31.4,
+            gal_array=stamps[i].astype(np.float32),
+            psf_array=psf64,
+            detection=det,
+        )
         assert np.isclose(one["fpfs1_e1"][0], res.g1[i], rtol=0, atol=1e-12)
         assert np.isclose(one["fpfs1_e2"][0], res.g2[i], rtol=0, atol=1e-12)
         assert np.isclose(one["fpfs1_de1_dg1"][0], res.extra["response"][i, 0], rtol=0, atol=1e-12)
@@ -183,15 +197,18 @@ def test_deterministic_and_batch_independent(gauss_population):
     b = AnaCalEstimator(seed=7).measure(stamps, psf, SCALE, 1e-3)
     assert np.array_equal(a.g, b.g) and np.array_equal(a.extra["response"], b.extra["response"])
     split = AnaCalEstimator(seed=7)
-    parts = [split.measure(stamps[:5], psf, SCALE, 1e-3),
-             split.measure(stamps[5:], psf, SCALE, 1e-3)]
+    parts = [
+        split.measure(stamps[:5], psf, SCALE, 1e-3),
+        split.measure(stamps[5:], psf, SCALE, 1e-3),
+    ]
     # the same numbers up to round-off (each stamp's place in AnaCal's mosaic differs)
     assert np.allclose(np.concatenate([p.g for p in parts]), a.g, rtol=0, atol=1e-10)
     other = AnaCalEstimator(seed=8).measure(stamps, psf, SCALE, 1e-3)
     assert not np.array_equal(other.g, a.g)  # the renoising image differs
     plain = AnaCalEstimator(noise_rev=False)
-    assert np.array_equal(plain.measure(stamps, psf, SCALE, 1e-3).g,
-                          plain.measure(stamps, psf, SCALE, 1e-3).g)
+    assert np.array_equal(
+        plain.measure(stamps, psf, SCALE, 1e-3).g, plain.measure(stamps, psf, SCALE, 1e-3).g
+    )
     # shared renoising images: stamps 4i..4i+3 get one image
     shared = AnaCalEstimator(seed=7, noise_share=4)
     imgs = shared._noise_images(8, 5, 1.0)
@@ -201,13 +218,17 @@ def test_deterministic_and_batch_independent(gauss_population):
     assert np.array_equal(anti[0::2], imgs[0::2]) and np.array_equal(anti[1::2], -imgs[1::2])
     # counted across calls: a batch starting at an odd stamp starts negated
     anti_est = AnaCalEstimator(seed=7, noise_rev=True, noise_share=4, antithetic=True)
-    anti_parts = [anti_est.measure(stamps[:5], psf, SCALE, 1e-3),
-                  anti_est.measure(stamps[5:], psf, SCALE, 1e-3)]
+    anti_parts = [
+        anti_est.measure(stamps[:5], psf, SCALE, 1e-3),
+        anti_est.measure(stamps[5:], psf, SCALE, 1e-3),
+    ]
     anti_all = AnaCalEstimator(seed=7, noise_rev=True, noise_share=4, antithetic=True).measure(
-        stamps, psf, SCALE, 1e-3)
+        stamps, psf, SCALE, 1e-3
+    )
     assert np.allclose(np.concatenate([p.g for p in anti_parts]), anti_all.g, rtol=0, atol=1e-10)
-    assert not np.array_equal(anti_all.g, AnaCalEstimator(seed=7, noise_share=4).measure(
-        stamps, psf, SCALE, 1e-3).g)
+    assert not np.array_equal(
+        anti_all.g, AnaCalEstimator(seed=7, noise_share=4).measure(stamps, psf, SCALE, 1e-3).g
+    )
 
 
 def test_progress_and_flags(gauss_population):
@@ -216,7 +237,8 @@ def test_progress_and_flags(gauss_population):
     batch[2] = 0.0  # no galaxy: no centroid
     seen = []
     res = AnaCalEstimator(noise_rev=False, chunk=2, progress=seen.append).measure(
-        batch, psf, SCALE, TINY_NOISE)
+        batch, psf, SCALE, TINY_NOISE
+    )
     assert sum(seen) == 5 and len(seen) == 3
     assert res.flags[2] & FLAG_NONPOSITIVE_FLUX
     assert np.isnan(res.g1[2]) and np.all(np.isnan(res.extra["response"][2]))
@@ -238,8 +260,14 @@ def test_input_errors(gauss_population):
         est.measure(stamps[:3], psf, SCALE, 0.0)
     with pytest.raises(EstimatorInputError, match="npix"):
         AnaCalEstimator(npix=48).measure(stamps[:3], psf, SCALE, 1e-3)
-    for kwargs in ({"npix": 63}, {"c0_units": "flux"}, {"sigma_arcsec": 3.5}, {"c0": -1.0},
-                   {"detection": "truth"}, {"noise_share": 0}):
+    for kwargs in (
+        {"npix": 63},
+        {"c0_units": "flux"},
+        {"sigma_arcsec": 3.5},
+        {"c0": -1.0},
+        {"detection": "truth"},
+        {"noise_share": 0},
+    ):
         with pytest.raises(ValueError):
             AnaCalEstimator(**kwargs)
 

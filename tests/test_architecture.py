@@ -21,7 +21,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("models", "method", "provenance"),
     ("sim",),
     ("estimators",),
-    ("stats", "train"),
+    ("stats", "train", "methods_table"),
     ("study", "diagnosis"),
     ("runs", "results", "paper"),
     ("summaries", "api"),
@@ -65,28 +65,47 @@ def _imports() -> list[tuple[str, str, str]]:
 
 
 def test_every_unit_has_a_layer():
-    units = {p.stem if p.is_file() else p.name for p in PKG.iterdir()
-             if (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").exists()))}
+    units = {
+        p.stem if p.is_file() else p.name
+        for p in PKG.iterdir()
+        if (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").exists()))
+    }
     assert units - set(LAYER_OF) == set(), "give each new module or subpackage a layer (LAYERS)"
     assert set(LAYER_OF) - units == set(), "LAYERS names a unit that no longer exists"
 
 
 def test_every_import_runs_down():
     """No import arrow runs back up (and so no cycle between units)."""
-    upward = sorted({f"{f}: {a} (layer {LAYER_OF[a]}) imports {b} (layer {LAYER_OF[b]})"
-                     for a, b, f in _imports() if LAYER_OF[b] >= LAYER_OF[a]})
+    upward = sorted(
+        {
+            f"{f}: {a} (layer {LAYER_OF[a]}) imports {b} (layer {LAYER_OF[b]})"
+            for a, b, f in _imports()
+            if LAYER_OF[b] >= LAYER_OF[a]
+        }
+    )
     assert upward == [], "imports that do not run down:\n" + "\n".join(upward)
 
 
 def test_the_test_sees_imports_and_would_catch_an_upward_one(tmp_path):
     """The checker is not blind: the package's real arrows are found, and an upward one is named."""
     found = {(a, b) for a, b, _ in _imports()}
-    assert ("steps", "layout") in found and ("cli", "steps") in found and ("__init__", "api") in found
+    assert (
+        ("steps", "layout") in found and ("cli", "steps") in found and ("__init__", "api") in found
+    )
     assert LAYER_OF["config"] < LAYER_OF["steps"], "config imports nothing above it"
 
 
 #: The folders of a profile's data (and the summaries'): only ``layout.py`` joins them into paths.
-DATA_FOLDERS = ("datasets", "runs", "results", "crlb", "diagnosis", "benchmarks", "population", "summary")
+DATA_FOLDERS = (
+    "datasets",
+    "runs",
+    "results",
+    "crlb",
+    "diagnosis",
+    "benchmarks",
+    "population",
+    "summary",
+)
 
 
 def _path_joins(text: str) -> list[str]:
@@ -125,4 +144,4 @@ def test_the_path_check_would_catch_a_join():
     assert _path_joins('run = profile_dir / "runs" / name') == ['/ "runs"']
     assert _path_joins('p = f"{D}/results/compare/{m}.json"') == ["}/results/"]
     assert _path_joins('help="writes src/data/summary/NAME.json"') == []
-    assert _path_joins('Layout(profile).run(name, sigma)') == []
+    assert _path_joins("Layout(profile).run(name, sigma)") == []

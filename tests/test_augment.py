@@ -16,7 +16,11 @@ def _chi(img: np.ndarray) -> np.ndarray:
     y, x = np.indices(img.shape, dtype=np.float64)
     w = img / img.sum()
     xc, yc = (w * x).sum(), (w * y).sum()
-    ixx, iyy, ixy = (w * (x - xc) ** 2).sum(), (w * (y - yc) ** 2).sum(), (w * (x - xc) * (y - yc)).sum()
+    ixx, iyy, ixy = (
+        (w * (x - xc) ** 2).sum(),
+        (w * (y - yc) ** 2).sum(),
+        (w * (x - xc) * (y - yc)).sum(),
+    )
     return np.array([ixx - iyy, 2 * ixy]) / (ixx + iyy)
 
 

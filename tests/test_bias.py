@@ -37,8 +37,14 @@ def synthetic_paired(rng, n_gal, g, m, c, sigma_e=0.26, sigma_shared=1e-2, sigma
     shared = noise_sign[:, None] * field
     eps = rng.normal(0.0, sigma_eps, (PER * n_gal, 2))
     g_hat = (1.0 + m) * (e_rot + applied) + np.asarray(c) + shared + eps
-    labels = {"applied_g1": applied[:, 0], "applied_g2": applied[:, 1], "pair_id": pair_id,
-              "orient": orient, "sign": sign, "noise_sign": noise_sign}
+    labels = {
+        "applied_g1": applied[:, 0],
+        "applied_g2": applied[:, 1],
+        "pair_id": pair_id,
+        "orient": orient,
+        "sign": sign,
+        "noise_sign": noise_sign,
+    }
     return g_hat, labels
 
 

@@ -12,10 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import snakemake_env
 
 from shearbridge.cli import main
 from shearbridge.config import ConfigError, TrainConfig, get_profile
-from shearbridge.config.experiments import EXPERIMENTS, experiment_from_dict, get_experiment, load_experiment
+from shearbridge.config.experiments import (
+    EXPERIMENTS,
+    experiment_from_dict,
+    get_experiment,
+    load_experiment,
+)
 
 QUICK = get_profile("quick")
 
@@ -28,7 +34,8 @@ def test_named_experiments_are_valid_and_named_after_themselves():
         exp = get_experiment(name, QUICK, 1e-5)
         exp.validate()
         assert exp.name == name and exp.noise_sigma == 1e-5 and exp.profile is QUICK
-        # ablation steps train for a tenth of the profile's epochs (shearbridge.config.ablation.ablation_epochs)
+        # ablation steps train for a tenth of the profile's epochs
+        # (shearbridge.config.ablation.ablation_epochs)
         epochs = max(1, QUICK.epochs // 10) if name.startswith("abl_") else QUICK.epochs
         if name == "moments_affine":
             epochs = 0  # a least-squares fit, no gradient step
@@ -149,7 +156,11 @@ def test_evaluate_without_a_trained_model_is_a_clean_error(capsys, tmp_path, mon
     status, _, err = run_cli(
         capsys, "evaluate", "--config", "baseline", "--noise", "1e-3", "--profile", "quick"
     )
-    assert status == 2 and "no trained model" in err and "python -m shearbridge train --config baseline" in err
+    assert (
+        status == 2
+        and "no trained model" in err
+        and "python -m shearbridge train --config baseline" in err
+    )
 
 
 def test_python_dash_m_entry_point(tmp_path):
@@ -182,9 +193,27 @@ def test_robustness_runs_every_named_set_in_one_process(capsys, monkeypatch):
         return {"dataset": dataset}
 
     monkeypatch.setattr(robustness, "run_robustness", fake)
-    assert main(["robustness", "--method", "hsm_regauss", "--dataset", "test", "test_exp",
-                 "--noise", "1e-3", "--profile", "quick"]) == 0
-    assert calls == [("hsm_regauss", "test", "quick", 1e-3), ("hsm_regauss", "test_exp", "quick", 1e-3)]
+    assert (
+        main(
+            [
+                "robustness",
+                "--method",
+                "hsm_regauss",
+                "--dataset",
+                "test",
+                "test_exp",
+                "--noise",
+                "1e-3",
+                "--profile",
+                "quick",
+            ]
+        )
+        == 0
+    )
+    assert calls == [
+        ("hsm_regauss", "test", "quick", 1e-3),
+        ("hsm_regauss", "test_exp", "quick", 1e-3),
+    ]
     assert capsys.readouterr().out.count('"dataset"') == 2
 
 
@@ -195,8 +224,9 @@ def _with_info_run(monkeypatch, run):
     import shearbridge.cli as cli
 
     real = cli.commands
-    monkeypatch.setattr(cli, "commands", lambda: {
-        **real(), "info": dataclasses.replace(real()["info"], run=run)})
+    monkeypatch.setattr(
+        cli, "commands", lambda: {**real(), "info": dataclasses.replace(real()["info"], run=run)}
+    )
 
 
 def test_a_real_bug_is_not_dressed_up_as_a_usage_error(capsys, monkeypatch):
@@ -214,7 +244,9 @@ def test_a_real_bug_is_not_dressed_up_as_a_usage_error(capsys, monkeypatch):
 def test_every_package_error_is_also_its_builtin():
     from shearbridge import errors
 
-    assert issubclass(errors.ConfigError, ValueError) and issubclass(errors.ConfigError, errors.ShearbridgeError)
+    assert issubclass(errors.ConfigError, ValueError) and issubclass(
+        errors.ConfigError, errors.ShearbridgeError
+    )
     assert issubclass(errors.MissingFileError, FileNotFoundError)
     assert issubclass(errors.NgmixUnavailable, ImportError)
     for name in errors.__all__:
@@ -233,7 +265,6 @@ def test_ctrl_c_ends_a_run_with_one_line(capsys, monkeypatch):
     assert err.startswith("interrupted: info stopped") and err.count("\n") == 1
 
 
-
 def test_help_lists_every_command_in_plain_text():
     from shearbridge.cli import build_parser, commands
 
@@ -245,13 +276,17 @@ def test_help_lists_every_command_in_plain_text():
     assert all(h and "``" not in h for h in helps.values())
 
 
-def test_list_shows_datasets_experiments_and_methods_with_their_state(capsys, tmp_path, monkeypatch):
+def test_list_shows_datasets_experiments_and_methods_with_their_state(
+    capsys, tmp_path, monkeypatch
+):
     monkeypatch.setenv("SHEARBRIDGE_DATA", str(tmp_path))
     (tmp_path / "quick" / "datasets" / "test").mkdir(parents=True)
     (tmp_path / "quick" / "datasets" / "test" / "manifest.json").write_text("{}")
     status, out, _ = run_cli(capsys, "list", "--profile", "quick")
     assert status == 0
-    lines = {line.split()[0]: line for line in out.splitlines() if line[:2] == "  " and line[2] != " "}
+    lines = {
+        line.split()[0]: line for line in out.splitlines() if line[:2] == "  " and line[2] != " "
+    }
     assert lines["test"].endswith("built") and lines["train"].endswith("-")
     assert "mlfit" in lines and "classical" in lines["mlfit"] and "[compare" in lines["mlfit"]
     assert lines["baseline_raw"].split()[-1] == "-"
@@ -265,23 +300,44 @@ def test_measure_your_own_stamps_from_the_command_line(capsys, tmp_path):
     from shearbridge.sim import stamps as simmod
 
     psf = galsim.Gaussian(sigma=0.25)
-    ims = [galsim.Convolve(galsim.Gaussian(sigma=0.4, flux=2.0).shear(g1=g, g2=0.0), psf)
-           .drawImage(nx=53, ny=53, scale=0.141).array for g in (0.1, -0.05)]
+    ims = [
+        galsim.Convolve(galsim.Gaussian(sigma=0.4, flux=2.0).shear(g1=g, g2=0.0), psf)
+        .drawImage(nx=53, ny=53, scale=0.141)
+        .array
+        for g in (0.1, -0.05)
+    ]
     np.save(tmp_path / "my.npy", np.array(ims))
     np.save(tmp_path / "psf.npy", simmod.render_psf(SimConfig()))
-    args = ["measure", "--method", "hsm_regauss", "--stamps", str(tmp_path / "my.npy"), "--psf",
-            str(tmp_path / "psf.npy"), "--noise", "1e-4", "--profile", "quick"]
+    args = [
+        "measure",
+        "--method",
+        "hsm_regauss",
+        "--stamps",
+        str(tmp_path / "my.npy"),
+        "--psf",
+        str(tmp_path / "psf.npy"),
+        "--noise",
+        "1e-4",
+        "--profile",
+        "quick",
+    ]
     status, out, err = run_cli(capsys, *args, "--out", str(tmp_path / "cat.csv"))
     assert status == 0, err
     rows = (tmp_path / "cat.csv").read_text().splitlines()
     assert rows[0].startswith("index,g1,g2,flags") and len(rows) == 3
     g1 = [float(r.split(",")[1]) for r in rows[1:]]
-    np.testing.assert_allclose(g1, [0.1, -0.05], atol=5e-3, err_msg="REGAUSS recovers the applied shear")
+    np.testing.assert_allclose(
+        g1, [0.1, -0.05], atol=5e-3, err_msg="REGAUSS recovers the applied shear"
+    )
     status, _, err = run_cli(capsys, *args, "--out", str(tmp_path / "cat.fits"))
     assert status == 2 and "must end in .csv or .npz" in err
-    status, _, err = run_cli(capsys, *args[:4], str(tmp_path / "nope.npy"), *args[5:], "--out", str(tmp_path / "c.csv"))
+    status, _, err = run_cli(
+        capsys, *args[:4], str(tmp_path / "nope.npy"), *args[5:], "--out", str(tmp_path / "c.csv")
+    )
     assert status == 2 and "nope.npy does not exist" in err
-    status, _, err = run_cli(capsys, "measure", "--method", "crlb", *args[3:], "--out", str(tmp_path / "c.csv"))
+    status, _, err = run_cli(
+        capsys, "measure", "--method", "crlb", *args[3:], "--out", str(tmp_path / "c.csv")
+    )
     assert status == 2 and "does not measure stamps" in err
 
 
@@ -289,7 +345,9 @@ def test_a_network_without_weights_names_the_command_that_trains_it(capsys, tmp_
     monkeypatch.setenv("SHEARBRIDGE_DATA", str(tmp_path))
     import shearbridge
 
-    with pytest.raises(FileNotFoundError, match=r"python -m shearbridge train --config shapenet --noise 0.001"):
+    with pytest.raises(
+        FileNotFoundError, match=r"python -m shearbridge train --config shapenet --noise 0.001"
+    ):
         shearbridge.estimator("shapenet", 1e-3, profile=get_profile("quick"))
 
 
@@ -306,12 +364,15 @@ def test_the_command_line_module_is_short():
 
 
 def test_no_step_keeps_a_command_line_of_its_own():
-    """Steps declare COMMANDS for `python -m shearbridge`; none has a `main()` or a __main__ block."""
+    """Steps declare COMMANDS for `python -m shearbridge`; none has a `main()` or a __main__
+    block."""
     for path in sorted(STEPS_DIR.glob("*.py")):
         body = ast.parse(path.read_text()).body
         functions = {n.name for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
         assert "main" not in functions, f"steps/{path.name} defines main()"
-        assert not any(isinstance(n, ast.If) and "__main__" in ast.unparse(n.test) for n in body), path.name
+        assert not any(isinstance(n, ast.If) and "__main__" in ast.unparse(n.test) for n in body), (
+            path.name
+        )
 
 
 def _snakefile_shells() -> dict[str, str]:
@@ -320,13 +381,30 @@ def _snakefile_shells() -> dict[str, str]:
     from shearbridge.paper.outputs import script_outputs
 
     quick = get_profile("quick")
-    targets = [o for s in sorted((ROOT / "src/scripts").glob("num_*.py")) for o in script_outputs(s, quick)]
-    env = {**os.environ, "SHEARBRIDGE_PROFILE": "quick",
-           "PATH": os.pathsep.join([str(ROOT / "tools/offline/bin"), str(Path(sys.executable).parent),
-                                    os.environ.get("PATH", "")])}
-    proc = subprocess.run(["snakemake", "-n", "-p", "--forceall", "--nolock", "--cores", "1", "-s",
-                           str(ROOT / "Snakefile"), "-d", str(ROOT), *targets],
-                          env=env, capture_output=True, text=True, timeout=600)
+    targets = [
+        o for s in sorted((ROOT / "src/scripts").glob("num_*.py")) for o in script_outputs(s, quick)
+    ]
+    env = snakemake_env(SHEARBRIDGE_PROFILE="quick")
+    proc = subprocess.run(
+        [
+            "snakemake",
+            "-n",
+            "-p",
+            "--forceall",
+            "--nolock",
+            "--cores",
+            "1",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "-d",
+            str(ROOT),
+            *targets,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     shells = {}
     for job in re.split(r"\n(?=(?:local)?rule \w+:)", proc.stdout):
@@ -339,10 +417,22 @@ def _snakefile_shells() -> dict[str, str]:
 
 def test_every_compute_rule_runs_a_command_of_the_command_line():
     shells = _snakefile_shells()
-    assert {"dataset", "train", "compare", "floor", "tune_weight_fractions", "tune_anacal",
-            "summary_floor", "compare_numbers"} <= set(shells)
-    bad = {r: c for r, c in shells.items()
-           if not re.fullmatch(r"python src/scripts/num_\w+\.py", c) and "python -m shearbridge " not in c}
+    assert {
+        "dataset",
+        "train",
+        "compare",
+        "floor",
+        "tune_weight_fractions",
+        "tune_anacal",
+        "summary_floor",
+        "compare_numbers",
+    } <= set(shells)
+    bad = {
+        r: c
+        for r, c in shells.items()
+        if not re.fullmatch(r"python src/scripts/num_\w+\.py", c)
+        and "python -m shearbridge " not in c
+    }
     assert not bad, f"rules that neither run a number script nor `python -m shearbridge CMD`: {bad}"
     assert shells["floor"].startswith("python -m shearbridge floor ")
     assert shells["tune_weight_fractions"].startswith("python -m shearbridge tune ")
@@ -357,37 +447,67 @@ def test_every_step_command_is_in_the_help():
 
     from shearbridge import cli
 
-    text = subprocess.run([sys.executable, "-m", "shearbridge", "--help"], capture_output=True,
-                          text=True, timeout=120, check=True).stdout
+    text = subprocess.run(
+        [sys.executable, "-m", "shearbridge", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     flat = " ".join(text.split())
     sub = cli.build_parser()._subparsers._group_actions[0]
     declared = []
     for path in sorted(STEPS_DIR.glob("*.py")):
-        for cmd in getattr(importlib.import_module(f"shearbridge.steps.{path.stem}"), "COMMANDS", ()):
-            assert path.stem in cli.STEPS, f"steps/{path.name} declares commands the CLI does not load"
+        for cmd in getattr(
+            importlib.import_module(f"shearbridge.steps.{path.stem}"), "COMMANDS", ()
+        ):
+            assert path.stem in cli.STEPS, (
+                f"steps/{path.name} declares commands the CLI does not load"
+            )
             declared.append(cmd.name)
             assert re.search(rf"^    {re.escape(cmd.name)}\s", text, re.M), cmd.name
             assert " ".join(cmd.help.split()) in flat, cmd.name
-            assert "usage: shearbridge " + cmd.name in " ".join(sub.choices[cmd.name].format_help().split())
+            assert "usage: shearbridge " + cmd.name in " ".join(
+                sub.choices[cmd.name].format_help().split()
+            )
     assert sorted(declared) == sorted(cli.commands())
-    assert {"floor", "tune", "tune-anacal", "measure", "list", "summarize", "train"} <= set(declared)
+    assert {"floor", "tune", "tune-anacal", "measure", "list", "summarize", "train"} <= set(
+        declared
+    )
 
 
 def test_help_starts_without_jax_or_galsim():
     """The steps import their heavy dependencies where they use them: the help is instant."""
-    code = ("import sys, shearbridge.cli as c; c.build_parser(); "
-            "print([m for m in ('jax', 'galsim', 'flax', 'scipy') if m in sys.modules])")
+    code = (
+        "import sys, shearbridge.cli as c; c.build_parser(); "
+        "print([m for m in ('jax', 'galsim', 'flax', 'scipy') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["floor"], "generate it with: python -m shearbridge simulate --dataset test"),
-    (["tune"], "generate it with: python -m shearbridge simulate --dataset train"),
-    (["tune-anacal"], "generate it with: python -m shearbridge simulate --dataset train"),
-    (["summarize", "floor"], "floor.json: run `python -m shearbridge floor --profile quick`"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["floor"], "generate it with: python -m shearbridge simulate --dataset test"),
+        (["tune"], "generate it with: python -m shearbridge simulate --dataset train"),
+        (["tune-anacal"], "generate it with: python -m shearbridge simulate --dataset train"),
+        (["summarize", "floor"], "floor.json: run `python -m shearbridge floor --profile quick`"),
+    ],
+)
 def test_the_former_module_steps_are_commands(capsys, tmp_path, monkeypatch, argv, needle):
     monkeypatch.setenv("SHEARBRIDGE_DATA", str(tmp_path))
     status, out, err = run_cli(capsys, *argv, "--profile", "quick")
     assert status == 2 and needle in err and err.count("\n") == 1, err
+
+
+def test_rules_made_in_a_loop_read_the_loop_through_params():
+    """A rule's shell command runs after the Snakefile's loop has moved on: a loop variable in an
+    f-string shell would run the last rule's command in every rule of the loop."""
+    text = (ROOT / "Snakefile").read_text()
+    for loop in re.finditer(r"^for (.+?) in .*?:\n(.*?)(?=^\S)", text, re.S | re.M):
+        names = re.findall(r"\w+", loop.group(1))
+        shell = re.search(r"shell:\n\s+(.*)", loop.group(2))
+        assert shell, loop.group(0)[:80]
+        assert not shell.group(1).startswith("f"), f"an f-string shell in a loop: {shell.group(1)}"
+        assert not any(re.search(rf"\b{n}\b", shell.group(1)) for n in names), shell.group(1)

@@ -35,7 +35,9 @@ TARGET = "src/data/quick/crlb/test.npz"  # two jobs: the test set (dataset), its
 
 def _python(code: str, *args: str) -> subprocess.CompletedProcess:
     """A fresh interpreter without site-packages processing (-S): the .pth is not run by itself."""
-    return subprocess.run([sys.executable, "-S", "-c", code, *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-S", "-c", code, *args], capture_output=True, text=True, timeout=60
+    )
 
 
 # ------------------------------------------------------ the asyncio fix, every process
@@ -72,8 +74,11 @@ def test_install_asyncio_pth_is_idempotent(tmp_path):
 
 def test_site_runs_the_installed_pth_at_interpreter_start(tmp_path):
     shims.install_asyncio_pth(tmp_path)
-    proc = _python("import site, sys; site.addsitedir(sys.argv[1]); import asyncio; "
-                   "f = lambda: 0; assert asyncio.coroutine(f) is f", str(tmp_path))
+    proc = _python(
+        "import site, sys; site.addsitedir(sys.argv[1]); import asyncio; "
+        "f = lambda: 0; assert asyncio.coroutine(f) is f",
+        str(tmp_path),
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -85,8 +90,12 @@ def test_the_install_step_put_the_fix_into_this_environment():
     assert pth.read_text() == shims.ASYNCIO_PTH_LINE
     makefile = (ROOT / "Makefile").read_text()
     assert "offline_shims.py install-asyncio-pth" in makefile
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--version"], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "7.15.2"
 
@@ -110,10 +119,20 @@ def test_sbatch_submit_asks_for_gpus_only_when_there_are_some(tmp_path):
     job = tmp_path / "job.sh"
     job.write_text("#!/bin/sh\necho ran > ran.txt\n")
     log = tmp_path / "sbatch.jsonl"
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "FAKE_SBATCH_LOG": str(log)}
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "FAKE_SBATCH_LOG": str(log),
+    }
     for gpus in ("0", "2"):
-        proc = subprocess.run([str(SUBMIT), gpus, "-c", "4", "--mem=3000", "-t", "60", str(job)],
-                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [str(SUBMIT), gpus, "-c", "4", "--mem=3000", "-t", "60", str(job)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert proc.returncode == 0, proc.stderr
         assert re.fullmatch(r"Submitted batch job \d+\n", proc.stdout)
     first, second = _records(log)
@@ -121,8 +140,14 @@ def test_sbatch_submit_asks_for_gpus_only_when_there_are_some(tmp_path):
     assert second["options"]["gres"] == "gpu:2"
     assert first["options"]["cpus-per-task"] == "4" and first["options"]["mem"] == "3000"
     assert (tmp_path / "ran.txt").exists() and (tmp_path / ".snakemake/slurm-logs").is_dir()
-    bad = subprocess.run([str(SUBMIT), "-c", "4", str(job)], cwd=tmp_path, env=env, capture_output=True,
-                         text=True, timeout=60)
+    bad = subprocess.run(
+        [str(SUBMIT), "-c", "4", str(job)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "number of GPUs" in bad.stderr
 
 
@@ -131,8 +156,13 @@ def test_the_stand_in_sbatch_rejects_what_sbatch_rejects(tmp_path):
     job.write_text("true\n")
     env = {**os.environ, "FAKE_SBATCH_LOG": str(tmp_path / "log.jsonl")}
     for args in (["--gres=gpu:0"], ["--mem", "8 G"], ["-t", "two hours"], []):
-        proc = subprocess.run([sys.executable, str(FAKE_SBATCH), *args, *([str(job)] if args else [])],
-                              env=env, capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, str(FAKE_SBATCH), *args, *([str(job)] if args else [])],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert proc.returncode != 0, args
 
 
@@ -145,9 +175,23 @@ def _dry_run(tmp_path: Path, *args: str, env_extra: dict | None = None) -> dict[
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SHEARBRIDGE_", "PYTEST"))}
     env.update(SHEARBRIDGE_PROFILE="quick", PYTHONPATH=str(ROOT / "src"), **(env_extra or {}))
     env["PATH"] = os.pathsep.join([str(BIN), str(Path(sys.executable).parent), env.get("PATH", "")])
-    proc = subprocess.run(["snakemake", "-n", "-s", str(ROOT / "Snakefile"), "--profile", str(ROOT / "profiles/slurm"),
-                           "-d", str(tmp_path), *args],
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            "snakemake",
+            "-n",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "--profile",
+            str(ROOT / "profiles/slurm"),
+            "-d",
+            str(tmp_path),
+            *args,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     jobs: dict[str, list[dict]] = {}
     for block in re.split(r"\n\s*\n", proc.stdout):
@@ -157,19 +201,26 @@ def _dry_run(tmp_path: Path, *args: str, env_extra: dict | None = None) -> dict[
             continue
         threads = re.search(r"^\s+threads: (\d+)", block, re.M)
         values = dict(item.split("=", 1) for item in res.group(1).split(", "))
-        jobs.setdefault(rule.group(1), []).append({"threads": int(threads.group(1)) if threads else 1, **values})
+        jobs.setdefault(rule.group(1), []).append(
+            {"threads": int(threads.group(1)) if threads else 1, **values}
+        )
     return jobs
 
 
 RUN = "src/data/quick/runs/baseline/noise1e-05/metrics.json"
 
 
-@pytest.mark.parametrize("how, extra_args, env_extra, gpus, threads", [
-    ("nothing said: CPU trainings", [], {}, 0, 1),
-    ("SHEARBRIDGE_GPUS=1", [], {"SHEARBRIDGE_GPUS": "1"}, 1, 8),
-    ("--config gpus=2 threads=4", ["--config", "gpus=2", "threads=4", "--"], {}, 2, 4),
-])
-def test_trainings_and_timing_ask_for_the_gpus_they_are_told(tmp_path, how, extra_args, env_extra, gpus, threads):
+@pytest.mark.parametrize(
+    "how, extra_args, env_extra, gpus, threads",
+    [
+        ("nothing said: CPU trainings", [], {}, 0, 1),
+        ("SHEARBRIDGE_GPUS=1", [], {"SHEARBRIDGE_GPUS": "1"}, 1, 8),
+        ("--config gpus=2 threads=4", ["--config", "gpus=2", "threads=4", "--"], {}, 2, 4),
+    ],
+)
+def test_trainings_and_timing_ask_for_the_gpus_they_are_told(
+    tmp_path, how, extra_args, env_extra, gpus, threads
+):
     jobs = _dry_run(tmp_path, *extra_args, RUN, "src/data/quick/timing.json", env_extra=env_extra)
     trainings = jobs["train"] + jobs.get("train_full", [])
     assert trainings, jobs.keys()
@@ -191,7 +242,11 @@ def readme_cluster_commands() -> list[str]:
     block = re.search(r"<!-- cluster -->\s*```bash\n(.*?)```\s*<!-- /cluster -->", text, re.S)
     assert block, "README.md lost its cluster block"
     joined = block.group(1).replace("\\\n", " ")
-    return [line.strip() for line in joined.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [
+        line.strip()
+        for line in joined.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def _quick(command: str) -> str:
@@ -207,24 +262,32 @@ def test_the_readme_cluster_commands_run_with_a_stand_in_sbatch(tmp_path):
     from test_integration import _copy_worktree
 
     export, *commands = readme_cluster_commands()
-    assert export.startswith("export SHEARBRIDGE_PROFILE=paper PATH=$PWD/tools/offline/bin:$PWD/.venv/bin:")
-    assert len(commands) == 2 and "--profile profiles/slurm" in commands[0] and "--cluster" in commands[1]
+    assert export.startswith(
+        "export SHEARBRIDGE_PROFILE=paper PATH=$PWD/tools/offline/bin:$PWD/.venv/bin:"
+    )
+    assert (
+        len(commands) == 2
+        and "--profile profiles/slurm" in commands[0]
+        and "--cluster" in commands[1]
+    )
     work = tmp_path / "repo"
     work.mkdir()
     _copy_worktree(work)
     (work / ".venv").symlink_to(Path(sys.prefix))  # the environment `make` installed
     bin_dir = _sbatch_dir(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SHEARBRIDGE_", "PYTEST"))}
-    env.update(PYTHONPATH=str(work / "src"), MPLBACKEND="Agg",
-               CI="true")  # Snakemake 7 polls cluster jobs every second instead of every ten
+    env.update(
+        PYTHONPATH=str(work / "src"), MPLBACKEND="Agg", CI="true"
+    )  # Snakemake 7 polls cluster jobs every second instead of every ten
     env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
     for command in commands:
         shutil.rmtree(work / "src/data", ignore_errors=True)
         log = tmp_path / f"sbatch-{commands.index(command)}.jsonl"
         env["FAKE_SBATCH_LOG"] = str(log)
         script = f"set -euo pipefail\n{_quick(export)}\n{_quick(command)}\n"
-        proc = subprocess.run(["bash", "-c", script], cwd=work, env=env, capture_output=True, text=True,
-                              timeout=600)
+        proc = subprocess.run(
+            ["bash", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=600
+        )
         assert proc.returncode == 0, command + "\n" + proc.stdout[-4000:] + proc.stderr[-4000:]
         assert (work / TARGET).stat().st_size > 0
         assert (work / "src/data/quick/datasets/test/manifest.json").exists()
@@ -234,10 +297,17 @@ def test_the_readme_cluster_commands_run_with_a_stand_in_sbatch(tmp_path):
         for r in records:
             rule, opts, props = r["properties"]["rule"], r["options"], r["properties"]
             want = QUICK[rule]
-            asked = {"threads": int(opts["cpus-per-task"]), "mem_mb": int(opts["mem"]),
-                     "runtime": int(opts["time"]), "gpus": int(opts.get("gres", "gpu:0").split(":")[-1])}
+            asked = {
+                "threads": int(opts["cpus-per-task"]),
+                "mem_mb": int(opts["mem"]),
+                "runtime": int(opts["time"]),
+                "gpus": int(opts.get("gres", "gpu:0").split(":")[-1]),
+            }
             assert asked == want, (command, rule, opts)
-            stated = {"threads": props["threads"], **{k: props["resources"][k] for k in ("mem_mb", "runtime", "gpus")}}
+            stated = {
+                "threads": props["threads"],
+                **{k: props["resources"][k] for k in ("mem_mb", "runtime", "gpus")},
+            }
             assert stated == want, (command, rule, props)
         if "--profile" in command:
             assert {r["options"]["job-name"] for r in records} == {f"smk-{rule}" for rule in QUICK}

@@ -64,7 +64,11 @@ def test_malformed_train_config_names_the_field(data, field):
 
 @pytest.mark.parametrize(
     "data, field",
-    [({"galaxy": "spiral"}, "galaxy"), ({"flux_min": 6.0}, "flux_max"), ({"psf_sigma_arcsec": 0}, "psf_sigma_arcsec")],
+    [
+        ({"galaxy": "spiral"}, "galaxy"),
+        ({"flux_min": 6.0}, "flux_max"),
+        ({"psf_sigma_arcsec": 0}, "psf_sigma_arcsec"),
+    ],
 )
 def test_malformed_sim_config_names_the_field(data, field):
     with pytest.raises(ConfigError, match=field):

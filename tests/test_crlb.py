@@ -52,8 +52,7 @@ def test_round_gaussian_limit_shearnet_pixels_with_pixel_variance(size):
     assert abs(sig[4] / bound - 1) < eps**2
 
 
-THETAS = np.array([[3.0, 0.1, -0.15, 0.3, 0.2, -0.1],
-                   [1.5, 0.05, 0.0, 0.6, -0.4, 0.3]])
+THETAS = np.array([[3.0, 0.1, -0.15, 0.3, 0.2, -0.1], [1.5, 0.05, 0.0, 0.6, -0.4, 0.3]])
 
 
 def test_autodiff_analytic_and_galsim_differences_agree():
@@ -61,32 +60,39 @@ def test_autodiff_analytic_and_galsim_differences_agree():
     f_auto = fisher_matrix(THETAS, rend, method="autodiff")
     f_anal = fisher_matrix(THETAS, rend, method="analytic")
     np.testing.assert_allclose(f_anal, f_auto, rtol=1e-10, atol=1e-12 * np.abs(f_auto).max())
-    gsp = galsim.GSParams(folding_threshold=1e-6, maxk_threshold=1e-8, kvalue_accuracy=1e-10,
-                          xvalue_accuracy=1e-10)
+    gsp = galsim.GSParams(
+        folding_threshold=1e-6, maxk_threshold=1e-8, kvalue_accuracy=1e-10, xvalue_accuracy=1e-10
+    )
     psf = galsim.Gaussian(sigma=PSF_SIGMA, gsparams=gsp)
     step = 1e-3
     for i, theta in enumerate(THETAS):
         f_gs = fisher_matrix_galsim(theta, psf, 0.141, 53, rel_step=step, gsparams=gsp)
         # central differences: relative truncation error O(step^2) (times O(1)-O(10)
         # third-derivative factors for these parameters)
-        np.testing.assert_allclose(crlb_sigma(f_gs[None])[0], crlb_sigma(f_auto[i:i + 1])[0],
-                                   rtol=100 * step**2)
+        np.testing.assert_allclose(
+            crlb_sigma(f_gs[None])[0], crlb_sigma(f_auto[i : i + 1])[0], rtol=100 * step**2
+        )
 
 
 def test_crlb_for_dataset_scales_with_noise_and_bounds_conditional():
     rng = np.random.default_rng(0)
     n = 16
-    labels = {"g1": rng.normal(0, 0.26, n).clip(-0.7, 0.7),
-              "g2": rng.normal(0, 0.26, n).clip(-0.7, 0.7),
-              "size_arcsec": rng.uniform(0.15, 0.8, n), "flux": rng.uniform(1, 5, n),
-              "dx_arcsec": rng.uniform(-0.2, 0.2, n), "dy_arcsec": rng.uniform(-0.2, 0.2, n)}
+    labels = {
+        "g1": rng.normal(0, 0.26, n).clip(-0.7, 0.7),
+        "g2": rng.normal(0, 0.26, n).clip(-0.7, 0.7),
+        "size_arcsec": rng.uniform(0.15, 0.8, n),
+        "flux": rng.uniform(1, 5, n),
+        "dx_arcsec": rng.uniform(-0.2, 0.2, n),
+        "dy_arcsec": rng.uniform(-0.2, 0.2, n),
+    }
     sim = SimConfig()
     lo = crlb_for_dataset(labels, sim, 1e-5)
     hi = crlb_for_dataset(labels, sim, 1e-3)
     np.testing.assert_allclose(hi["sigma_g1"], 100 * lo["sigma_g1"], rtol=1e-12)
     # marginalising over nuisance parameters can only raise the bound
-    theta = np.stack([labels[k] for k in ("flux", "dx_arcsec", "dy_arcsec", "size_arcsec",
-                                          "g1", "g2")], axis=1)
+    theta = np.stack(
+        [labels[k] for k in ("flux", "dx_arcsec", "dy_arcsec", "size_arcsec", "g1", "g2")], axis=1
+    )
     rend = Renderer.gaussian_psf(sim.psf_sigma_arcsec, sim.pixel_scale_arcsec, sim.stamp_size_px)
     fis = fisher_matrix(theta, rend, noise_sigma=1e-5)
     assert np.all(lo["sigma_g1"] >= 1 / np.sqrt(fis[:, 4, 4]) * (1 - 1e-12))

@@ -62,8 +62,17 @@ def test_dataset_contents(data_root):
     ratio = ds.clean.sum(axis=(1, 2), dtype=np.float64) / ds.labels["flux"]
     assert np.all(ratio <= 1 + 1e-5) and np.median(ratio) > 0.999
     man = ds.manifest
-    for key in ("dataset", "sim", "n_objects", "seed", "stream_id", "config_hash", "versions",
-                "created", "wall_time_s"):
+    for key in (
+        "dataset",
+        "sim",
+        "n_objects",
+        "seed",
+        "stream_id",
+        "config_hash",
+        "versions",
+        "created",
+        "wall_time_s",
+    ):
         assert key in man, key
     assert man["dataset"] == "train" and man["n_objects"] == 64 and man["seed"] == TINY.seed
     assert set(man["versions"]) == {"galsim", "numpy", "shearbridge"}
@@ -81,8 +90,9 @@ def test_train_and_test_noise_are_independent(data_root):
     r = np.corrcoef(a, b)[0, 1]
     assert abs(r) < K / math.sqrt(a.size), r
     # each object's own noise field is unrelated to the same-index object of the other set
-    per_object = [np.corrcoef(train.noise[i].ravel(), test.noise[i].ravel())[0, 1]
-                  for i in range(n)]
+    per_object = [
+        np.corrcoef(train.noise[i].ravel(), test.noise[i].ravel())[0, 1] for i in range(n)
+    ]
     assert np.max(np.abs(per_object)) < K / math.sqrt(53 * 53)
     # unit-variance standard normal
     assert abs(a.mean()) < K / math.sqrt(a.size)
@@ -141,7 +151,9 @@ def test_shear_pairs_share_noise_and_differ_in_sign(data_root):
     clean = np.asarray(ds.clean, np.float64).reshape(n, 4, 2, 2, 53, 53)  # (., orient, s, f, .)
     assert_array_equal(clean[:, :, :, 1], clean[:, :, :, 0])  # -n stamp: the +n stamp's image
     assert np.all(np.abs(clean[:, :, 0, 0] - clean[:, :, 1, 0]).max(axis=(2, 3)) > 0)  # +g vs -g
-    assert np.all(np.abs(clean[:, 0, 0, 0] - clean[:, 1, 0, 0]).max(axis=(1, 2)) > 0)  # orientations
+    assert np.all(
+        np.abs(clean[:, 0, 0, 0] - clean[:, 1, 0, 0]).max(axis=(1, 2)) > 0
+    )  # orientations
 
 
 def test_interrupted_generation_leaves_nothing_behind(data_root, monkeypatch, small_chunks):
@@ -237,7 +249,10 @@ def test_dataset_specs():
     assert specs["test"].n_objects == TINY.n_test
     assert specs["shear"].sim.shear_test and specs["shear"].n_stamps == 16 * TINY.n_shear_pairs
     psf_set = specs["shear_psf"]
-    assert psf_set.sim.shear_test and (psf_set.sim.psf_g1, psf_set.sim.psf_g2) == (C.PSF_TEST_G, 0.0)
+    assert psf_set.sim.shear_test and (psf_set.sim.psf_g1, psf_set.sim.psf_g2) == (
+        C.PSF_TEST_G,
+        0.0,
+    )
     assert C.PSF_TEST_G == 0.05
     assert psf_set.n_objects == max(2, TINY.n_shear_pairs // 4)
     assert psf_set.n_stamps == 16 * psf_set.n_objects
@@ -289,8 +304,11 @@ def test_a_truncated_array_file_names_itself_and_the_fix(tiny_test_set):
         f = tiny_test_set / fname
         data = f.read_bytes()
         f.write_bytes(data[: len(data) // 2])
-        with pytest.raises(ValueError, match=rf"{fname}.*corrupt or truncated.*simulate --dataset test "
-                                             rf"--profile tiny --force"):
+        with pytest.raises(
+            ValueError,
+            match=rf"{fname}.*corrupt or truncated.*simulate --dataset test "
+            rf"--profile tiny --force",
+        ):
             D.load_dataset("test", TINY)
         f.write_bytes(data)
     D.load_dataset("test", TINY)
@@ -311,7 +329,9 @@ def test_simulate_notices_altered_content_and_force_remakes(tiny_test_set):
     D.generate_dataset("test", TINY, workers=1, progress=False)  # up to date: kept
     assert (f.stat().st_mtime_ns, f.stat().st_ino) == stamp
     D.generate_dataset("test", TINY, workers=1, progress=False, force=True)
-    assert f.stat().st_ino != stamp[1] and np.array_equal(np.load(f), ref), "--force remakes the same bytes"
+    assert f.stat().st_ino != stamp[1] and np.array_equal(np.load(f), ref), (
+        "--force remakes the same bytes"
+    )
 
 
 def test_a_killed_writer_leaves_nothing_the_next_write_does_not_clean(tmp_path):

@@ -81,7 +81,8 @@ def test_identity_and_invertible_layers_keep_everything(G_small):
     for mode in D.MODES[::2]:
         r = D.retained_fraction(info, F, mode)
         assert np.all((r >= 1.0 - bias - TOL) & (r <= 1.0 + TOL)), (
-            f"invertible linear layer, mode {mode}: {r} (allowed loss {bias:.2g})")
+            f"invertible linear layer, mode {mode}: {r} (allowed loss {bias:.2g})"
+        )
 
 
 def test_average_pooling_loses_information_and_more_for_smaller_galaxies():
@@ -90,9 +91,12 @@ def test_average_pooling_loses_information_and_more_for_smaller_galaxies():
         G = jacobian(size)
         info = D.layer_fisher(avg_pool, {}, np.zeros((S, S)), G)["pool"]
         fractions[size] = retained(info, fisher_of(G), "fixed")
-    assert fractions[0.1] < 1.0 - 1e-3, f"2x2 average pooling kept {fractions[0.1]} of the information"
+    assert fractions[0.1] < 1.0 - 1e-3, (
+        f"2x2 average pooling kept {fractions[0.1]} of the information"
+    )
     assert fractions[0.1] < fractions[0.4] <= 1.0 + TOL, (
-        f"pooling should hurt an under-sampled galaxy more: {fractions}")
+        f"pooling should hurt an under-sampled galaxy more: {fractions}"
+    )
 
 
 def test_constant_layer_keeps_nothing(G_small):
@@ -146,9 +150,12 @@ def test_cropped_features_give_the_full_maps_information(random_params):
     reference = D.layer_fisher(full, params, x0, G, ORIGIN, W)
     F = fisher_of(G)
     for layer in reference:
-        assert_allclose(D.retained_fraction(cropped[layer], F, "fixed"),
-                        D.retained_fraction(reference[layer], F, "fixed"), atol=1e-9,
-                        err_msg=f"cropping changed the information of {layer}")
+        assert_allclose(
+            D.retained_fraction(cropped[layer], F, "fixed"),
+            D.retained_fraction(reference[layer], F, "fixed"),
+            atol=1e-9,
+            err_msg=f"cropping changed the information of {layer}",
+        )
 
 
 SHAPENET_W, SHAPENET_ORIGIN = 6, (5, 5)
@@ -158,8 +165,15 @@ def _small_shapenet():
     from shearbridge.models.shapenet import ShapeNet
 
     # lists, as a saved model's JSON meta gives them (feature_fn_for makes them hashable)
-    return ShapeNet(2, channels=[2, 4], dilations=[1, 1], pool="blur", hidden=8,
-                    moment_scales_px=[1.0, 2.0], psf_sigma_px=PSF_SIGMA / SCALE)
+    return ShapeNet(
+        2,
+        channels=[2, 4],
+        dilations=[1, 1],
+        pool="blur",
+        hidden=8,
+        moment_scales_px=[1.0, 2.0],
+        psf_sigma_px=PSF_SIGMA / SCALE,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -173,8 +187,21 @@ def small_shapenet():
 def test_shapenet_feature_function_returns_every_listed_layer():
     model = _small_shapenet()
     fn, layers = Fe.feature_fn_for(model, SHAPENET_W)
-    assert layers == ("input", "normed", "conv1", "act1", "pool1", "conv2", "act2", "pool2", "moments",
-                      "pooled", "dense1", "dense2", "out")
+    assert layers == (
+        "input",
+        "normed",
+        "conv1",
+        "act1",
+        "pool1",
+        "conv2",
+        "act2",
+        "pool2",
+        "moments",
+        "pooled",
+        "dense1",
+        "dense2",
+        "out",
+    )
     params = jax.eval_shape(model.init, jax.random.key(1), jnp.zeros((1, S, S)))["params"]
     shapes = jax.eval_shape(fn, params, jnp.zeros((S, S)), jnp.asarray(SHAPENET_ORIGIN))
     assert set(shapes) == set(layers)
@@ -192,10 +219,14 @@ def test_shapenet_features_are_the_models_with_the_moment_derivative_restored(sm
     origin = jnp.asarray(SHAPENET_ORIGIN)
     feats = fn(params, x0, origin)
     assert_allclose(feats["out"], model.apply({"params": params}, x0[None])[0], rtol=1e-6)
-    # along d image / d g1 the model's own moments do not move (stop-gradient), the diagnosed ones do
+    # along d image / d g1 the model's own moments do not move (stop-gradient),
+    # the diagnosed ones do
     dx = jnp.asarray(G_full[..., 4], jnp.float32)
-    own = jax.jvp(lambda x: model.apply({"params": params}, x[None], return_features=True)["moments"],
-                  (x0,), (dx,))[1]
+    own = jax.jvp(
+        lambda x: model.apply({"params": params}, x[None], return_features=True)["moments"],
+        (x0,),
+        (dx,),
+    )[1]
     diag = jax.jvp(lambda x: fn(params, x, origin)["moments"], (x0,), (dx,))[1]
     assert np.all(np.asarray(own) == 0.0)
     assert abs(float(diag[0])) > 0.1, f"d g1_moments / d g1 = {float(diag[0])}"
@@ -215,7 +246,10 @@ def test_shapenet_layers_never_exceed_the_image(small_shapenet):
         for mode in ("marginal", "fixed"):
             r = D.retained_fraction(info[layer], F, mode)
             assert np.all(r <= 1.0 + TOL), f"{layer} retains {r} > 1 ({mode})"
-    for layer in ("moments", "out"):  # the residual read-out carries the analytic shear's information
+    for layer in (
+        "moments",
+        "out",
+    ):  # the residual read-out carries the analytic shear's information
         assert np.all(D.retained_fraction(info[layer], F, "fixed") > 0.0), f"{layer} blind to shear"
 
 
@@ -314,7 +348,9 @@ def test_blur_pooling_aliases_less_than_average_pooling():
 
 @pytest.mark.slow
 def test_run_diagnosis_and_its_figures_on_the_quick_profile(data_root, monkeypatch, tmp_path):
-    """Simulate, train two quick baselines and ShapeNets, diagnose, and draw the four figures (minutes)."""
+    """Simulate, train two quick baselines and ShapeNets, diagnose, and draw the four figures.
+
+    Takes minutes."""
     import dataclasses
     import runpy
     import shutil
@@ -346,7 +382,9 @@ def test_run_diagnosis_and_its_figures_on_the_quick_profile(data_root, monkeypat
             assert np.all(r[:, :, :, 0] >= 1.0 - 1e-6), "the input layer must keep everything"
     assert set(summary["information"]) == {"1e-05", "1e-03"}
     net = summary["networks"]["shapenet"]
-    assert net["noise_tags"] == ["1e-05", "1e-03"] and set(net["information"]) == set(net["noise_tags"])
+    assert net["noise_tags"] == ["1e-05", "1e-03"] and set(net["information"]) == set(
+        net["noise_tags"]
+    )
     assert summary["networks"]["baseline"]["information"] == summary["information"]
     with np.load(out / "diagnosis.npz") as z:
         r = z["shapenet_retained_fixed"]
@@ -356,12 +394,24 @@ def test_run_diagnosis_and_its_figures_on_the_quick_profile(data_root, monkeypat
     for f in ("diagnosis.json", "diagnosis.npz"):
         shutil.copy(out / f, summaries.summary_dir() / f)
     from shearbridge.config import noise_tag
-    from shearbridge.io import write_json  # the figures label noise levels with the comparison's S/N
+    from shearbridge.io import (
+        write_json,
+    )  # the figures label noise levels with the comparison's S/N
 
-    write_json(summaries.summary_dir() / "compare.json", {"profile": profile.name, "snr_mf": {
-        noise_tag(s): {"median": 0.21 / s, "p16": 1.0, "p84": 1.0} for s in profile.noise_grid}})
+    write_json(
+        summaries.summary_dir() / "compare.json",
+        {
+            "profile": profile.name,
+            "snr_mf": {
+                noise_tag(s): {"median": 0.21 / s, "p16": 1.0, "p84": 1.0}
+                for s in profile.noise_grid
+            },
+        },
+    )
     monkeypatch.setattr(layout, "FIGURES", tmp_path / "figures")
-    monkeypatch.setenv("SHEARBRIDGE_PROFILE", profile.name)  # the scripts refuse another profile's summary
+    monkeypatch.setenv(
+        "SHEARBRIDGE_PROFILE", profile.name
+    )  # the scripts refuse another profile's summary
     for script in ("fig_information_per_layer", "fig_probe_rmse", "fig_cnn_vision", "fig_subpixel"):
         runpy.run_path(str(layout.SCRIPTS / f"{script}.py"), run_name="__main__")
         assert (tmp_path / "figures" / f"{script}.pdf").stat().st_size > 1000

@@ -59,8 +59,14 @@ def _free_port() -> int:
 
 
 def _env(**extra: str) -> dict[str, str]:
-    drop = ("XLA_FLAGS", "JAX_PLATFORMS", "JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID",
-            "SHEARBRIDGE_COORDINATOR")
+    drop = (
+        "XLA_FLAGS",
+        "JAX_PLATFORMS",
+        "JAX_COORDINATOR_ADDRESS",
+        "JAX_NUM_PROCESSES",
+        "JAX_PROCESS_ID",
+        "SHEARBRIDGE_COORDINATOR",
+    )
     env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("SLURM_")}
     return env | {"JAX_PLATFORMS": "cpu"} | extra
 
@@ -68,7 +74,9 @@ def _env(**extra: str) -> dict[str, str]:
 def _result(proc: subprocess.Popen, timeout: float) -> dict:
     out, err = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, err[-3000:]
-    return json.loads(next(ln for ln in out.splitlines() if ln.startswith("RESULT")).removeprefix("RESULT"))
+    return json.loads(
+        next(ln for ln in out.splitlines() if ln.startswith("RESULT")).removeprefix("RESULT")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -80,15 +88,29 @@ def runs(tmp_path_factory):
     bind = {"JAX_COORDINATOR_BIND_ADDRESS": coord}  # loopback only
     t0 = time.perf_counter()
     procs = [
-        subprocess.Popen([sys.executable, "-c", SCRIPT, str(TESTS), str(work / "multi"), coord, "2", "0"],
-                         env=_env(**bind), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
-        subprocess.Popen([sys.executable, "-c", SCRIPT, str(TESTS), str(work / "multi"), coord, "2", "1"],
-                         env=_env(**bind, JAX_COORDINATOR_ADDRESS=coord, JAX_NUM_PROCESSES="2",
-                                  JAX_PROCESS_ID="1"),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
-        subprocess.Popen([sys.executable, "-c", SCRIPT, str(TESTS), str(work / "ref"), "ref", "0", "0"],
-                         env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
+        subprocess.Popen(
+            [sys.executable, "-c", SCRIPT, str(TESTS), str(work / "multi"), coord, "2", "0"],
+            env=_env(**bind),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ),
+        subprocess.Popen(
+            [sys.executable, "-c", SCRIPT, str(TESTS), str(work / "multi"), coord, "2", "1"],
+            env=_env(
+                **bind, JAX_COORDINATOR_ADDRESS=coord, JAX_NUM_PROCESSES="2", JAX_PROCESS_ID="1"
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ),
+        subprocess.Popen(
+            [sys.executable, "-c", SCRIPT, str(TESTS), str(work / "ref"), "ref", "0", "0"],
+            env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ),
     ]
     try:
         results = [_result(p, timeout=240) for p in procs]
@@ -96,8 +118,13 @@ def runs(tmp_path_factory):
         for p in procs:
             if p.poll() is None:
                 p.kill()
-    return {"p0": results[0], "p1": results[1], "ref": results[2], "work": work,
-            "wall_s": time.perf_counter() - t0}
+    return {
+        "p0": results[0],
+        "p1": results[1],
+        "ref": results[2],
+        "work": work,
+        "wall_s": time.perf_counter() - t0,
+    }
 
 
 def _params(path: Path) -> list[np.ndarray]:
@@ -117,7 +144,12 @@ def test_two_processes_see_each_other(runs):
         assert (r["process"], r["processes"], r["local_devices"], r["devices"]) == (i, 2, 1, 2)
         assert r["runs"]["None"]["n_devices"] == 2
     m0, m1 = runs["p0"]["runs"]["None"], runs["p1"]["runs"]["None"]
-    for k in ("test_loss", "rmse_g", "best_epoch", "best_val_loss"):  # both processes return the same
+    for k in (
+        "test_loss",
+        "rmse_g",
+        "best_epoch",
+        "best_val_loss",
+    ):  # both processes return the same
         assert m0[k] == m1[k], k
 
 
@@ -142,9 +174,11 @@ def test_two_processes_equal_one_process_to_float32_round_off(runs):
         assert len(v_multi) == len(v_ref) == 3
         for a, b in zip(v_multi, v_ref):
             assert abs(a - b) <= tol * abs(b), (ref, v_multi, v_ref)
-        print(f"two processes vs {ref}: max |d params| {d_params:.3g} (scale {scale:.3g}), "
-              f"max |d val loss| {max(abs(a - b) for a, b in zip(v_multi, v_ref)):.3g}; "
-              f"wall {runs['wall_s']:.1f} s")
+        print(
+            f"two processes vs {ref}: max |d params| {d_params:.3g} (scale {scale:.3g}), "
+            f"max |d val loss| {max(abs(a - b) for a, b in zip(v_multi, v_ref)):.3g}; "
+            f"wall {runs['wall_s']:.1f} s"
+        )
 
 
 # ----------------------------------------------------------------- settings and misuse
@@ -158,33 +192,66 @@ def test_one_process_needs_no_setup():
 
 def test_settings_from_command_line_environment_and_slurm():
     assert cluster_from("h:1234", 4, 3, environ={}) == Cluster("h:1234", 4, 3, "the command line")
-    env = {"JAX_COORDINATOR_ADDRESS": "10.0.0.1:99", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "1"}
+    env = {
+        "JAX_COORDINATOR_ADDRESS": "10.0.0.1:99",
+        "JAX_NUM_PROCESSES": "2",
+        "JAX_PROCESS_ID": "1",
+    }
     assert cluster_from(environ=env) == Cluster("10.0.0.1:99", 2, 1, "the environment")
     assert cluster_from(process_id=0, environ=env).process_id == 0  # the command line wins
-    slurm = {"SLURM_STEP_ID": "0", "SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_JOB_ID": "4100",
-             "SLURM_STEP_NODELIST": "gpu[007-010],cpu1"}
+    slurm = {
+        "SLURM_STEP_ID": "0",
+        "SLURM_PROCID": "5",
+        "SLURM_NTASKS": "8",
+        "SLURM_JOB_ID": "4100",
+        "SLURM_STEP_NODELIST": "gpu[007-010],cpu1",
+    }
     assert cluster_from(environ=slurm) == Cluster("gpu007:61444", 8, 5, "SLURM")
     c = cluster_from(environ=slurm | {"SHEARBRIDGE_COORDINATOR": "login1:5000"})
     assert (c.coordinator, c.num_processes, c.process_id) == ("login1:5000", 8, 5)
-    assert cluster_from(environ=slurm | {"SHEARBRIDGE_COORDINATOR_PORT": "7000"}).coordinator == "gpu007:7000"
-    batch_script = {k: v for k, v in slurm.items() if k != "SLURM_STEP_ID"}  # not inside srun: one process
+    assert (
+        cluster_from(environ=slurm | {"SHEARBRIDGE_COORDINATOR_PORT": "7000"}).coordinator
+        == "gpu007:7000"
+    )
+    batch_script = {
+        k: v for k, v in slurm.items() if k != "SLURM_STEP_ID"
+    }  # not inside srun: one process
     assert cluster_from(environ=batch_script) is None
-    assert cluster_from(environ=slurm | {"SLURM_STEP_ID": str(0xFFFFFFFB)}) is None  # the batch step
-    assert cluster_from(num_processes=1, process_id=0, environ=slurm) is None  # one process on request
+    assert (
+        cluster_from(environ=slurm | {"SLURM_STEP_ID": str(0xFFFFFFFB)}) is None
+    )  # the batch step
+    assert (
+        cluster_from(num_processes=1, process_id=0, environ=slurm) is None
+    )  # one process on request
     lists = ("n1", "n1,n2", "gpu[3-5]", "a[01,07-09],b")
     assert [slurm_first_host(s) for s in lists] == ["n1", "n1", "gpu3", "a01"]
 
 
-@pytest.mark.parametrize(("kwargs", "env", "message"), [
-    ({"coordinator": "h:1", "num_processes": 2, "process_id": 2}, {}, r"process id must lie in \[0, 1\]"),
-    ({"coordinator": "h:1", "num_processes": 2, "process_id": -1}, {}, r"process id must lie in"),
-    ({"coordinator": "h:1", "num_processes": 2}, {}, r"process id must lie in .* got None"),
-    ({"num_processes": 2, "process_id": 1}, {}, r"2 processes need a coordinator HOST:PORT"),
-    ({"coordinator": "h", "num_processes": 2, "process_id": 1}, {}, r"coordinator must be HOST:PORT"),
-    ({"num_processes": 0}, {}, r"number of processes must be >= 1"),
-    ({"process_id": 1}, {}, r"process id 1 given without a number of processes"),
-    ({}, {"JAX_NUM_PROCESSES": "two"}, r"JAX_NUM_PROCESSES must be an integer"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "env", "message"),
+    [
+        (
+            {"coordinator": "h:1", "num_processes": 2, "process_id": 2},
+            {},
+            r"process id must lie in \[0, 1\]",
+        ),
+        (
+            {"coordinator": "h:1", "num_processes": 2, "process_id": -1},
+            {},
+            r"process id must lie in",
+        ),
+        ({"coordinator": "h:1", "num_processes": 2}, {}, r"process id must lie in .* got None"),
+        ({"num_processes": 2, "process_id": 1}, {}, r"2 processes need a coordinator HOST:PORT"),
+        (
+            {"coordinator": "h", "num_processes": 2, "process_id": 1},
+            {},
+            r"coordinator must be HOST:PORT",
+        ),
+        ({"num_processes": 0}, {}, r"number of processes must be >= 1"),
+        ({"process_id": 1}, {}, r"process id 1 given without a number of processes"),
+        ({}, {"JAX_NUM_PROCESSES": "two"}, r"JAX_NUM_PROCESSES must be an integer"),
+    ],
+)
 def test_bad_settings_give_one_clear_error(kwargs, env, message):
     with pytest.raises(ParallelError, match=message):
         cluster_from(**kwargs, environ=env)
@@ -193,8 +260,21 @@ def test_bad_settings_give_one_clear_error(kwargs, env, message):
 def test_command_line_reports_bad_settings_before_anything_runs(capsys):
     from shearbridge.cli import main
 
-    argv = ["train", "--config", "baseline", "--noise", "1e-3", "--profile", "quick",
-            "--coordinator", "127.0.0.1:1", "--num-processes", "2", "--process-id", "2"]
+    argv = [
+        "train",
+        "--config",
+        "baseline",
+        "--noise",
+        "1e-3",
+        "--profile",
+        "quick",
+        "--coordinator",
+        "127.0.0.1:1",
+        "--num-processes",
+        "2",
+        "--process-id",
+        "2",
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: process id must lie in [0, 1]"), err

@@ -29,7 +29,9 @@ def test_lock_file_contains_every_top_level_pin():
     req = _pins((ROOT / "requirements.in").read_text().splitlines())
     lock = _pins((ROOT / "requirements.lock").read_text().splitlines())
     for name, version in req.items():
-        assert lock.get(name) == version, f"{name}: requirements.in {version} vs lock {lock.get(name)}"
+        assert lock.get(name) == version, (
+            f"{name}: requirements.in {version} vs lock {lock.get(name)}"
+        )
 
 
 def test_every_lock_line_is_pinned():

@@ -139,7 +139,12 @@ def test_evaluate_run_writes_results(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="has training finished"):
         evaluate_run(tmp_path / "nowhere", exp, test)
     # a model that says it was trained at another noise level is refused
-    save_model(tmp_path / "run14" / "model.msgpack", params, mean, std,
-               meta | {"experiment": {"name": "evaltest", "noise_sigma": 1e-3}})
+    save_model(
+        tmp_path / "run14" / "model.msgpack",
+        params,
+        mean,
+        std,
+        meta | {"experiment": {"name": "evaltest", "noise_sigma": 1e-3}},
+    )
     with pytest.raises(ValueError, match="trained at noise 0.001, not 1.4e-05"):
         evaluate_run(tmp_path / "run14", dataclasses.replace(exp, noise_sigma=1.4e-5), test)

@@ -1,4 +1,6 @@
-""":mod:`shearbridge.models.fastconv` computes what ``flax.linen`` computes, with the same parameters.
+""":mod:`shearbridge.models.fastconv` computes what ``flax.linen`` computes.
+
+It does so with the same parameters.
 
 Two kinds of check. On *dyadic* inputs (values k/8 with small k) every product
 and partial sum is exact in float32, so any summation order gives the same
@@ -85,13 +87,17 @@ def _conv_pair(k, padding, cin, cout, strides, draw, seeds, x_shape):
     x = draw(seeds[0], (*x_shape, cin))
     ref = nn.Conv(cout, (k, k), strides=strides, padding=padding)
     pc = fc.PatchConv(cout, (k, k), strides=strides, padding=padding)
-    params = {"params": {"kernel": draw(seeds[1], (k, k, cin, cout)), "bias": draw(seeds[2], (cout,))}}
+    params = {
+        "params": {"kernel": draw(seeds[1], (k, k, cin, cout)), "bias": draw(seeds[2], (cout,))}
+    }
     return pc, ref, params, x, jax.eval_shape(ref.apply, params, x).shape
 
 
 @pytest.mark.parametrize("k,padding,cin,cout,strides", CASES)
 def test_patchconv_matches_nn_conv_exactly_on_dyadic_inputs(k, padding, cin, cout, strides):
-    pc, ref, params, x, y_shape = _conv_pair(k, padding, cin, cout, strides, _dyadic, (1, 2, 3), (2, 11, 10))
+    pc, ref, params, x, y_shape = _conv_pair(
+        k, padding, cin, cout, strides, _dyadic, (1, 2, 3), (2, 11, 10)
+    )
     (y_pc, d_pc), (y_ref, d_ref), inits = _both(
         pc, ref, params, params, x, _dyadic(4, y_shape), (pc, ref)
     )
@@ -104,7 +110,9 @@ def test_patchconv_matches_nn_conv_exactly_on_dyadic_inputs(k, padding, cin, cou
 
 @pytest.mark.parametrize("k,padding,cin,cout,strides", [CASES[1], CASES[3], CASES[5]])
 def test_patchconv_matches_nn_conv_to_round_off_on_gaussian_inputs(k, padding, cin, cout, strides):
-    pc, ref, params, x, y_shape = _conv_pair(k, padding, cin, cout, strides, _gauss, (5, 6, 7), (2, 12, 9))
+    pc, ref, params, x, y_shape = _conv_pair(
+        k, padding, cin, cout, strides, _gauss, (5, 6, 7), (2, 12, 9)
+    )
     g = _gauss(8, y_shape)
     (y_pc, (dp_pc, dx_pc)), (y_ref, (dp_ref, dx_ref)) = _both(pc, ref, params, params, x, g)
     # the same computation on absolute values bounds every sum's round-off (Higham)

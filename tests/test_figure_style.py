@@ -33,13 +33,39 @@ PLOTTING = ROOT / "src" / "shearbridge" / "paper" / "plotting.py"
 
 MIN_PT = 7.0
 COLUMN_WIDTH_IN, PAGE_WIDTH_IN = 3.35, 7.1  # AASTeX twocolumn; checked against plotting.py below
-FONT_KEYS = ("font.size", "axes.labelsize", "axes.titlesize", "xtick.labelsize", "ytick.labelsize",
-             "legend.fontsize", "legend.title_fontsize", "figure.titlesize", "figure.labelsize")
+FONT_KEYS = (
+    "font.size",
+    "axes.labelsize",
+    "axes.titlesize",
+    "xtick.labelsize",
+    "ytick.labelsize",
+    "legend.fontsize",
+    "legend.title_fontsize",
+    "figure.titlesize",
+    "figure.labelsize",
+)
 # keywords that are a font size wherever they appear; ``size`` only in the calls below
 FONT_KWARGS = {"fontsize", "labelsize", "title_fontsize"}
-TEXT_CALLS = {"text", "annotate", "set_title", "set_xlabel", "set_ylabel", "suptitle", "supxlabel",
-              "supylabel", "set_xticks", "set_yticks", "set_xticklabels", "set_yticklabels", "legend",
-              "tick_params", "FontProperties", "figtext", "label_outer", "set_label_text"}
+TEXT_CALLS = {
+    "text",
+    "annotate",
+    "set_title",
+    "set_xlabel",
+    "set_ylabel",
+    "suptitle",
+    "supxlabel",
+    "supylabel",
+    "set_xticks",
+    "set_yticks",
+    "set_xticklabels",
+    "set_yticklabels",
+    "legend",
+    "tick_params",
+    "FontProperties",
+    "figtext",
+    "label_outer",
+    "set_label_text",
+}
 
 # Smallest font at print size (pt) of the scripts not yet fixed (issue 15); page in the
 # build of ac6c692. Fix the script, then delete its line.
@@ -70,7 +96,10 @@ def _calls(tree: ast.AST):
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             f = node.func
-            yield node, f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+            yield (
+                node,
+                f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else "",
+            )
 
 
 def font_literals(source: str, base: float) -> list[tuple[int, str, float]]:
@@ -78,8 +107,11 @@ def font_literals(source: str, base: float) -> list[tuple[int, str, float]]:
     out = []
 
     def add(line: int, key: str, node: ast.AST) -> None:
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str)) \
-                and not isinstance(node.value, bool):
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, (int, float, str))
+            and not isinstance(node.value, bool)
+        ):
             pt = points(node.value, base)
             if pt is not None:
                 out.append((line, key, pt))
@@ -114,8 +146,12 @@ def _widths(node: ast.AST, tree: ast.Module) -> set[float]:
     if isinstance(node, ast.Name):
         if node.id in consts:
             return {consts[node.id]}
-        values = [a.value for a in ast.walk(tree) if isinstance(a, ast.Assign)
-                  and any(isinstance(t, ast.Name) and t.id == node.id for t in a.targets)]
+        values = [
+            a.value
+            for a in ast.walk(tree)
+            if isinstance(a, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == node.id for t in a.targets)
+        ]
         if values:
             return set().union(*(_widths(v, tree) for v in values))
     raise ValueError(f"line {node.lineno}: cannot read a figure width from {ast.unparse(node)!r}")
@@ -166,8 +202,13 @@ FIG_SCRIPTS = sorted(SCRIPTS.glob("fig_*.py"))
 
 def test_page_sizes_match_plotting():
     tree = ast.parse(PLOTTING.read_text())
-    consts = {t.id: a.value.value for a in tree.body if isinstance(a, ast.Assign)
-              for t in a.targets if isinstance(t, ast.Name) and isinstance(a.value, ast.Constant)}
+    consts = {
+        t.id: a.value.value
+        for a in tree.body
+        if isinstance(a, ast.Assign)
+        for t in a.targets
+        if isinstance(t, ast.Name) and isinstance(a.value, ast.Constant)
+    }
     assert (consts["COLUMN_WIDTH_IN"], consts["PAGE_WIDTH_IN"]) == (COLUMN_WIDTH_IN, PAGE_WIDTH_IN)
 
 
@@ -175,7 +216,9 @@ def test_house_style_fonts_are_readable():
     small = {k: v for k, v in style_sizes().items() if v < MIN_PT}
     assert not small, f"src/scripts/matplotlibrc: font sizes below {MIN_PT} pt: {small}"
     rc = RC.read_text()
-    assert re.search(r"^figure\.figsize:\s*3\.35\b", rc, re.M), "the default figure is one column wide"
+    assert re.search(r"^figure\.figsize:\s*3\.35\b", rc, re.M), (
+        "the default figure is one column wide"
+    )
 
 
 def test_plotting_sets_no_rc_of_its_own():
@@ -189,7 +232,9 @@ def test_plotting_sets_no_rc_of_its_own():
 def test_figure_fits_the_page(script):
     widths = figure_widths(script.read_text())
     widest = max(widths, default=COLUMN_WIDTH_IN)
-    assert widest <= PAGE_WIDTH_IN + 1e-9, f"{script.name} is {widest} in wide, the page {PAGE_WIDTH_IN} in"
+    assert widest <= PAGE_WIDTH_IN + 1e-9, (
+        f"{script.name} is {widest} in wide, the page {PAGE_WIDTH_IN} in"
+    )
 
 
 @pytest.mark.parametrize("script", FIG_SCRIPTS, ids=lambda p: p.name)
@@ -200,12 +245,17 @@ def test_fonts_at_print_size(script):
     if name in KNOWN_SMALL:
         assert got >= KNOWN_SMALL[name] - 1e-6, f"{name}: fonts got smaller ({got:.2f} pt)"
         if got >= MIN_PT:  # fixed (perhaps by a change in flight): the entry is stale, not wrong
-            warnings.warn(f"{name} now prints at >= {MIN_PT} pt: delete it from KNOWN_SMALL", stacklevel=1)
+            warnings.warn(
+                f"{name} now prints at >= {MIN_PT} pt: delete it from KNOWN_SMALL", stacklevel=1
+            )
     else:
         literals = font_literals(source, style_sizes()["font.size"])
         assert got >= MIN_PT - 1e-6, (
-            f"{name} prints fonts at {got:.2f} pt (< {MIN_PT}): placed {placements(tex).get(name)} in wide, "
-            f"drawn {sorted(figure_widths(source))} in, literal sizes (line, keyword, pt) {literals}")
+            f"{name} prints fonts at {got:.2f} pt (< {MIN_PT}): "
+            f"placed {placements(tex).get(name)} in wide, "
+            f"drawn {sorted(figure_widths(source))} in, "
+            f"literal sizes (line, keyword, pt) {literals}"
+        )
 
 
 def test_known_small_scripts_exist():
@@ -215,20 +265,30 @@ def test_known_small_scripts_exist():
 def test_the_checks_catch_small_fonts_and_shrunk_figures(tmp_path):
     """The checks fail for the reasons they exist: a small literal, a small style, a shrink."""
     style = style_sizes()
-    src = ("ax.text(0, 0, 's', fontsize=6)\n"
-           "ax.legend(prop={'size': 5})\n"
-           "ax.tick_params(labelsize='x-small')\n"
-           "np.random.normal(size=3)\n"
-           "fig, ax = plt.subplots(figsize=(plotting.PAGE_WIDTH_IN, 2))\n")
+    src = (
+        "ax.text(0, 0, 's', fontsize=6)\n"
+        "ax.legend(prop={'size': 5})\n"
+        "ax.tick_params(labelsize='x-small')\n"
+        "np.random.normal(size=3)\n"
+        "fig, ax = plt.subplots(figsize=(plotting.PAGE_WIDTH_IN, 2))\n"
+    )
     found = font_literals(src, style["font.size"])
-    assert [(line, key) for line, key, _ in found] == [(1, "fontsize"), (2, "prop size"), (3, "labelsize")]
+    assert [(line, key) for line, key, _ in found] == [
+        (1, "fontsize"),
+        (2, "prop size"),
+        (3, "labelsize"),
+    ]
     assert min(pt for *_, pt in found) == 5
     script = tmp_path / "fig_x.py"
     script.write_text("fig = plt.figure(figsize=(plotting.PAGE_WIDTH_IN, 2))\n")
-    one_column = ("\\begin{figure}\n\\script{fig_x.py}\n"
-                  "\\includegraphics[width=\\linewidth]{figures/fig_x.pdf}\n\\end{figure}")
+    one_column = (
+        "\\begin{figure}\n\\script{fig_x.py}\n"
+        "\\includegraphics[width=\\linewidth]{figures/fig_x.pdf}\n\\end{figure}"
+    )
     smallest = min(style.values())
-    assert print_min(script, one_column) == pytest.approx(smallest * COLUMN_WIDTH_IN / PAGE_WIDTH_IN)
+    assert print_min(script, one_column) == pytest.approx(
+        smallest * COLUMN_WIDTH_IN / PAGE_WIDTH_IN
+    )
     assert print_min(script, one_column.replace("{figure}", "{figure*}")) == pytest.approx(smallest)
     rc = tmp_path / "matplotlibrc"
     rc.write_text(RC.read_text().replace("legend.fontsize: 7", "legend.fontsize: x-small"))

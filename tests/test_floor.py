@@ -26,8 +26,14 @@ def _draw(sim: SimConfig, row: dict, size: int, method: str = "auto") -> np.ndar
     gal = stamps.galaxy_profile(sim, row["g1"], row["g2"], row["size_arcsec"], row["flux"])
     obj = galsim.Convolve(gal, stamps.psf_profile(sim), gsparams=stamps.GSPARAMS)
     sc = sim.pixel_scale_arcsec
-    return obj.drawImage(nx=size, ny=size, scale=sc, method=method, dtype=np.float64,
-                         offset=(row["dx_arcsec"] / sc, row["dy_arcsec"] / sc)).array
+    return obj.drawImage(
+        nx=size,
+        ny=size,
+        scale=sc,
+        method=method,
+        dtype=np.float64,
+        offset=(row["dx_arcsec"] / sc, row["dy_arcsec"] / sc),
+    ).array
 
 
 def test_outside_flux_matches_rendered_stamps():
@@ -82,7 +88,9 @@ def test_binned_ratios_partition_and_find_the_bad_bin():
     x = rng.uniform(0, 10, 4000)
     crlb = np.ones((4000, 2))
     err = rng.normal(size=(4000, 2)) * np.where(x > 8, 3.0, 1.0)[:, None]
-    rows = F.binned_ratios(err, crlb, x, np.random.default_rng(2), edges=[0, 2, 4, 6, 8, 10], n_boot=50)
+    rows = F.binned_ratios(
+        err, crlb, x, np.random.default_rng(2), edges=[0, 2, 4, 6, 8, 10], n_boot=50
+    )
     assert sum(r["n"] for r in rows) == 4000 and len(rows) == 5
     for r in rows[:-1]:
         assert abs(r["median_ratio"] - 1) < 4 * r["median_ratio_err"] + 0.02
@@ -112,8 +120,8 @@ def test_reference_variant_is_shapenets_analytic_shear():
 
 def test_variants_differ_where_expected():
     """A small galaxy drawn without the pixel on a big stamp: the exact case of the moments.
-    float64 and enough iterations recover g to 1e-6 (GalSim accuracy) with no pixel term; adding the 1/12 px^2
-    pixel variance biases it; float32 leaves only round-off."""
+    float64 and enough iterations recover g to 1e-6 (GalSim accuracy) with no pixel term; adding the
+    1/12 px^2 pixel variance biases it; float32 leaves only round-off."""
     sim = dataclasses.replace(SIM, stamp_size_px=41, size_scale_arcsec=0.3)
     lab = _labels(6, 5, sim)
     x = np.stack([_draw(sim, {k: v[i] for k, v in lab.items()}, 41, "no_pixel") for i in range(6)])
@@ -132,14 +140,31 @@ def test_variants_differ_where_expected():
 def test_floor_experiment_rows():
     sim = dataclasses.replace(SIM, stamp_size_px=25, size_scale_arcsec=0.3)
     lab = _labels(96, 6, sim)
-    x = stamps.render_rows(sim, lab, range(96)) + 1e-4 * np.random.default_rng(7).normal(size=(96, 25, 25))
+    x = stamps.render_rows(sim, lab, range(96)) + 1e-4 * np.random.default_rng(7).normal(
+        size=(96, 25, 25)
+    )
     t = np.stack([lab["g1"], lab["g2"]], axis=1)
     crlb = np.full((32, 2), 1e-3)
-    variants = (F.Variant("reference"), F.Variant("float64", x64=True), F.Variant("no pixel", pixel_var=0.0))
-    rows = F.floor_experiment(x[:64], t[:64], x[64:], t[64:], crlb, lab["size_arcsec"][64:],
-                              sim.psf_sigma_px, seed=0, variants=variants, n_boot=20)
+    variants = (
+        F.Variant("reference"),
+        F.Variant("float64", x64=True),
+        F.Variant("no pixel", pixel_var=0.0),
+    )
+    rows = F.floor_experiment(
+        x[:64],
+        t[:64],
+        x[64:],
+        t[64:],
+        crlb,
+        lab["size_arcsec"][64:],
+        sim.psf_sigma_px,
+        seed=0,
+        variants=variants,
+        n_boot=20,
+    )
     assert [(r["name"], r["subset"]) for r in rows] == [
-        (v.name, s) for s in ("all", "no_largest") for v in variants]
+        (v.name, s) for s in ("all", "no_largest") for v in variants
+    ]
     assert rows[0]["d_rms_ratio"] == 0 and rows[3]["n"] == 30
     assert abs(rows[1]["rms_ratio"] / rows[0]["rms_ratio"] - 1) < 0.05  # float64: no change
     assert rows[2]["d_rms_ratio"] > 3 * rows[2]["d_rms_ratio_err"]  # no pixel term: worse

@@ -33,7 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _num_floor():
-    spec = importlib.util.spec_from_file_location("num_floor", ROOT / "src" / "scripts" / "num_floor.py")
+    spec = importlib.util.spec_from_file_location(
+        "num_floor", ROOT / "src" / "scripts" / "num_floor.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -50,15 +52,27 @@ def tiny(tmp_path_factory):
     import jax
     from jax._src import compilation_cache
 
-    old = {k: getattr(jax.config, k) for k in ("jax_compilation_cache_dir",
-                                               "jax_persistent_cache_min_compile_time_secs",
-                                               "jax_persistent_cache_min_entry_size_bytes")}
+    old = {
+        k: getattr(jax.config, k)
+        for k in (
+            "jax_compilation_cache_dir",
+            "jax_persistent_cache_min_compile_time_secs",
+            "jax_persistent_cache_min_entry_size_bytes",
+        )
+    }
     compilation_cache.reset_cache()
     jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax_cache")))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    profile = Profile(name="tiny", noise_grid=(1e-4, 1e-3), n_train=80, n_test=64, n_crlb=64,
-                      n_shear_pairs=4, bootstrap=20)
+    profile = Profile(
+        name="tiny",
+        noise_grid=(1e-4, 1e-3),
+        n_train=80,
+        n_test=64,
+        n_crlb=64,
+        n_shear_pairs=4,
+        bootstrap=20,
+    )
     for name in ("test", "train"):
         generate_dataset(name, profile, workers=1, progress=False)
     compute_crlb(profile)
@@ -71,7 +85,9 @@ def tiny(tmp_path_factory):
         flags = np.zeros(len(g), int)
         flags[:2] = 1  # two flagged galaxies, left out
         g[1] = np.nan
-        save_npz(Layout(profile).result("compare", m, sigma, suffix=".npz"), g=g, flags=flags, true=true)
+        save_npz(
+            Layout(profile).result("compare", m, sigma, suffix=".npz"), g=g, flags=flags, true=true
+        )
     floor = json.loads(FS.run_floor(profile).read_text())
     tuning = json.loads(TS.run_tuning(profile).read_text())
     for k, v in old.items():
@@ -90,10 +106,24 @@ def test_floor_json(tiny):
     for m in f["methods"]:
         b = f["binned"][m]
         assert b["n_flagged"] == 2 and b["all"]["n"] == profile.n_crlb - 2
-        assert sum(r["n"] for r in b["size_px"]) == sum(r["n"] for r in b["out_flux"]) == profile.n_crlb - 2
+        assert (
+            sum(r["n"] for r in b["size_px"])
+            == sum(r["n"] for r in b["out_flux"])
+            == profile.n_crlb - 2
+        )
         for r in b["size_px"] + b["out_flux"]:
-            assert {"lo", "hi", "x_median", "rms_ratio", "rms_ratio_err", "median_ratio", "trimmed_ratio"} <= set(r)
-    assert f["binned"]["hsm_regauss"]["all"]["rms_ratio"] > f["binned"]["shapenet"]["all"]["rms_ratio"]
+            assert {
+                "lo",
+                "hi",
+                "x_median",
+                "rms_ratio",
+                "rms_ratio_err",
+                "median_ratio",
+                "trimmed_ratio",
+            } <= set(r)
+    assert (
+        f["binned"]["hsm_regauss"]["all"]["rms_ratio"] > f["binned"]["shapenet"]["all"]["rms_ratio"]
+    )
     rows = f["floor"]["rows"]
     assert [r["key"] for r in rows] == 2 * ["reference", "float64", "niter16", "nopixel"]
     assert {r["subset"] for r in rows} == {"all", "no_largest"}
@@ -109,7 +139,10 @@ def test_tuning_json(tiny):
     profile, root, _, t = tiny
     from shearbridge.models.moments import WEIGHT_FRACTIONS
 
-    assert Layout(profile).diagnosis("weight_fractions.json") == root / "tiny" / "diagnosis" / "weight_fractions.json"
+    assert (
+        Layout(profile).diagnosis("weight_fractions.json")
+        == root / "tiny" / "diagnosis" / "weight_fractions.json"
+    )
     assert t["current"] == [float(x) for x in WEIGHT_FRACTIONS]
     assert t["agrees"] == (t["choice"] == t["current"])
     assert len(t["table"]) == len(t["candidates"]) * len(profile.noise_grid)
@@ -142,9 +175,18 @@ def test_summary_figure_and_numbers(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(moments, "WEIGHT_FRACTIONS", tuple(t["choice"]))
     num.main()
     written = {p.stem: p.read_text() for p in (tmp_path / "output").glob("*.txt")}
-    for name in ("floor_reference_all", "floor_nopixel_no5", "floor_median_float64", "floor_delta_niter16_all",
-                 "floor_clean_ratio", "floor_smallbin_shapenet", "floor_lowflux_hsm_regauss", "tune_choice",
-                 "tune_current", "tune_table"):
+    for name in (
+        "floor_reference_all",
+        "floor_nopixel_no5",
+        "floor_median_float64",
+        "floor_delta_niter16_all",
+        "floor_clean_ratio",
+        "floor_smallbin_shapenet",
+        "floor_lowflux_hsm_regauss",
+        "tune_choice",
+        "tune_current",
+        "tune_table",
+    ):
         assert name in written, name
     assert "\\pm" in written["floor_reference_all"]
     assert "floor_smallbin_mlfit" not in written  # no result, no number
@@ -164,7 +206,9 @@ def test_summary_figure_and_numbers(tiny, tmp_path, monkeypatch):
 def test_figure_draws(tiny, tmp_path, monkeypatch):
     profile, *_ = tiny
     write_floor_summary(profile)
-    spec = importlib.util.spec_from_file_location("fig_floor", ROOT / "src" / "scripts" / "fig_floor.py")
+    spec = importlib.util.spec_from_file_location(
+        "fig_floor", ROOT / "src" / "scripts" / "fig_floor.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     from shearbridge.paper import plotting

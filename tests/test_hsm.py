@@ -25,8 +25,11 @@ HSM_PRECISION = 1e-6  # GalSim's default convergence tolerance of the adaptive m
 
 def stamp(size, g1, g2, dx=0.0, dy=0.0, flux=2.0):
     gal = galsim.Gaussian(sigma=size, flux=flux).shear(g1=g1, g2=g2)
-    return galsim.Convolve(gal, PSF).drawImage(nx=SIZE, ny=SIZE, scale=SCALE, dtype=np.float64,
-                                               offset=(dx / SCALE, dy / SCALE)).array
+    return (
+        galsim.Convolve(gal, PSF)
+        .drawImage(nx=SIZE, ny=SIZE, scale=SCALE, dtype=np.float64, offset=(dx / SCALE, dy / SCALE))
+        .array
+    )
 
 
 def psf_image():
@@ -34,8 +37,11 @@ def psf_image():
 
 
 # contained galaxies (sigma <= 0.5"), both components, both signs, small and large |g|
-CASES = [(s, g1, g2) for s in (0.15, 0.3, 0.5)
-         for g1, g2 in ((0.02, 0.0), (0.0, -0.02), (-0.3, 0.1), (0.2, 0.45))]
+CASES = [
+    (s, g1, g2)
+    for s in (0.15, 0.3, 0.5)
+    for g1, g2 in ((0.02, 0.0), (0.0, -0.02), (-0.3, 0.1), (0.2, 0.45))
+]
 
 
 def test_distortion_shear_roundtrip():
@@ -50,8 +56,13 @@ def test_regauss_returns_label_convention():
     truth = np.array([(g1, g2) for _, g1, g2 in CASES])
     assert np.all(res.flags == 0)
     # exact up to the moment iteration: allow 10x the convergence tolerance
-    np.testing.assert_allclose(res.g, truth, rtol=0, atol=10 * HSM_PRECISION,
-                               err_msg="REGAUSS g (converted from e) vs label g")
+    np.testing.assert_allclose(
+        res.g,
+        truth,
+        rtol=0,
+        atol=10 * HSM_PRECISION,
+        err_msg="REGAUSS g (converted from e) vs label g",
+    )
 
 
 def test_ksb_returns_label_convention_to_first_order():
@@ -75,8 +86,9 @@ def test_regauss_truncation_bias_on_large_galaxies():
 
 def test_failures_are_flags_not_exceptions():
     rng = np.random.default_rng(0)
-    stamps = np.stack([np.zeros((SIZE, SIZE)), rng.normal(0, 1e-3, (SIZE, SIZE)),
-                       stamp(0.3, 0.1, 0.1)])
+    stamps = np.stack(
+        [np.zeros((SIZE, SIZE)), rng.normal(0, 1e-3, (SIZE, SIZE)), stamp(0.3, 0.1, 0.1)]
+    )
     for method in ("REGAUSS", "KSB"):
         res = HSMEstimator(method).measure(stamps, psf_image(), SCALE, 1e-3)
         assert res.flags[0] & FLAG_HSM_FAILURE and np.isnan(res.g1[0])
@@ -90,8 +102,9 @@ def ring(g_applied, sizes=(0.3, 0.5), n_angle=8, e=0.3):
     out = []
     for s in sizes:
         for a in np.arange(n_angle) * np.pi / n_angle:
-            gal = galsim.Gaussian(sigma=s, flux=2.0).shear(g1=e * np.cos(2 * a),
-                                                           g2=e * np.sin(2 * a))
+            gal = galsim.Gaussian(sigma=s, flux=2.0).shear(
+                g1=e * np.cos(2 * a), g2=e * np.sin(2 * a)
+            )
             obj = galsim.Convolve(gal.shear(g1=g_applied[0], g2=g_applied[1]), PSF)
             out.append(obj.drawImage(nx=SIZE, ny=SIZE, scale=SCALE, dtype=np.float64).array)
     return np.array(out)
@@ -115,9 +128,11 @@ def test_metacal_needs_seed_for_fix_noise():
         Metacal(HSMEstimator("REGAUSS"), fix_noise=True)
     gals = ring((0.0, 0.0), sizes=(0.3,), n_angle=2)
     sets, _ = Metacal(HSMEstimator("REGAUSS"), fix_noise=True, seed=1).images(
-        gals, psf_image(), SCALE, 1e-4)
+        gals, psf_image(), SCALE, 1e-4
+    )
     again, _ = Metacal(HSMEstimator("REGAUSS"), fix_noise=True, seed=1).images(
-        gals, psf_image(), SCALE, 1e-4)
+        gals, psf_image(), SCALE, 1e-4
+    )
     plain, _ = Metacal(HSMEstimator("REGAUSS")).images(gals, psf_image(), SCALE, 1e-4)
     assert set(sets) == {"noshear", "1p", "1m", "2p", "2m"}
     np.testing.assert_array_equal(sets["1p"], again["1p"])  # seeded
@@ -129,7 +144,8 @@ def test_metacal_needs_seed_for_fix_noise():
 
 def test_a_negated_stamp_is_flagged_not_measured():
     """A sign error in the input used to return flag 0 and a shear; now it is flagged (the
-    adaptive-moment amplitude is negative). A noisy galaxy whose stamp sums to < 0 is still measured."""
+    adaptive-moment amplitude is negative). A noisy galaxy whose stamp sums to < 0 is still
+    measured."""
     from shearbridge.estimators.base import FLAG_NONPOSITIVE_FLUX
 
     good = stamp(0.3, 0.1, 0.0)
@@ -140,4 +156,3 @@ def test_a_negated_stamp_is_flagged_not_measured():
     faint = faint - (faint.sum() + 0.2) / faint.size  # the total of the stamp is negative
     res = HSMEstimator("REGAUSS").measure(faint[None], psf_image(), SCALE, 1e-4)
     assert faint.sum() < 0 and res.flags[0] == 0, "the weighted flux decides, not the noisy total"
-

@@ -27,8 +27,16 @@ ROOT = pc.ROOT
 
 
 def _copy_worktree(dest: Path) -> None:
-    listing = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=ROOT,
-                             capture_output=True, check=True).stdout.decode().split("\0")
+    listing = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "-co", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, listing):
         src = ROOT / rel
         if not os.path.lexists(src):
@@ -36,8 +44,20 @@ def _copy_worktree(dest: Path) -> None:
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, target, follow_symlinks=False)
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-qm", "snapshot"]):
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        [
+            "git",
+            "-c",
+            "user.name=test",
+            "-c",
+            "user.email=test@localhost",
+            "commit",
+            "-qm",
+            "snapshot",
+        ],
+    ):
         subprocess.run(cmd, cwd=dest, check=True)
 
 
@@ -53,8 +73,18 @@ def quick_build(tmp_path_factory):
     env["PYTHONPATH"] = str(work / "src")
     start = time.time()
     proc = subprocess.run(
-        ["make", "build", "PROFILE=quick", f"VENV={sys.prefix}", f"CORES={min(os.cpu_count() or 2, 2)}"],
-        cwd=work, env=env, capture_output=True, text=True, timeout=build_timeout(),
+        [
+            "make",
+            "build",
+            "PROFILE=quick",
+            f"VENV={sys.prefix}",
+            f"CORES={min(os.cpu_count() or 2, 2)}",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=build_timeout(),
     )
     log = proc.stdout[-6000:] + proc.stderr[-6000:]
     assert proc.returncode == 0, f"quick build failed:\n{log}"
@@ -62,7 +92,9 @@ def quick_build(tmp_path_factory):
 
 
 def _pdf_text(pdf: Path) -> str:
-    return subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        ["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def test_pdf_exists_and_has_pages(quick_build):

@@ -219,8 +219,15 @@ def test_blurpool_separable_sums_equal_the_depthwise_binomial_convolution(n, str
     got = P.BlurPool(n, stride=stride, pool="none").apply({}, x)
     pads = [same_padding(27, n, stride)] * 2
     xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)), mode="reflect")
-    kernel = jnp.tile(jnp.asarray(P.binomial_filter(n), jnp.float32)[:, :, None, None], (1, 1, 1, 5))
-    ref = jax.lax.conv_general_dilated(xp, kernel, (stride, stride), "VALID",
-                                       dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                       feature_group_count=5)
+    kernel = jnp.tile(
+        jnp.asarray(P.binomial_filter(n), jnp.float32)[:, :, None, None], (1, 1, 1, 5)
+    )
+    ref = jax.lax.conv_general_dilated(
+        xp,
+        kernel,
+        (stride, stride),
+        "VALID",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=5,
+    )
     np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-5, atol=1e-6)

@@ -33,7 +33,9 @@ def test_forward_flops_match_the_analytic_count_of_enhancedgalaxynn():
 
 
 def _curve(flops, ratios, err=0.1):
-    return {"points": [{"train_flops": f, "ratio": r, "ratio_err": err} for f, r in zip(flops, ratios)]}
+    return {
+        "points": [{"train_flops": f, "ratio": r, "ratio_err": err} for f, r in zip(flops, ratios)]
+    }
 
 
 def test_matched_compute_interpolates_at_the_common_budget():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import paperchecks as pc
 
@@ -16,7 +17,10 @@ def test_no_numbers_typed_into_running_text():
 
 
 def test_typed_number_check_catches_numbers():
-    tex = r"\begin{document} the RMSE is 0.0090 and $3.1\times10^{-5}$ but $g_1$ and \variable{output/x.txt}"
+    tex = (
+        r"\begin{document} the RMSE is 0.0090 and $3.1\times10^{-5}$ but $g_1$ and "
+        r"\variable{output/x.txt}"
+    )
     assert sorted(pc.typed_numbers(tex)) == sorted(["0.0090", "3.1", "10", "5"])
 
 
@@ -42,15 +46,17 @@ def test_every_figure_has_a_script_and_a_label():
 
 
 def test_every_variable_has_a_rule_in_the_snakefile():
-    """Each \\variable is named in the Snakefile, literally or by an f-string output pattern."""
+    """Each \\variable is declared by a number script (its outputs()), and the Snakefile has that
+    script's rule (its NUMBERS table; tests/test_number_outputs.py checks the declarations)."""
+    from shearbridge.config import get_profile
+    from shearbridge.paper.outputs import script_outputs
+
     snakefile = (pc.ROOT / "Snakefile").read_text()
-    patterns = []
-    for pat in re.findall(r'f"(?:\{OUT\}/)?([^"/]+?)(?:\.txt)?"', snakefile):
-        literal = re.sub(r"\{[^}]*\}", "", pat)
-        if len(literal) >= 3:  # e.g. baseline_rmse_{t}; a bare {name} relies on the literal list
-            patterns.append(re.compile(re.sub(r"\\\{[^}]*\\\}", ".+", re.escape(pat)) + "$"))
+    declared = set()
+    for script in sorted((pc.ROOT / "src/scripts").glob("num_*.py")):
+        name = script.stem.removeprefix("num_")
+        assert f'    "{name}": ' in snakefile, f"no Snakefile rule runs {script.name}"
+        declared |= {Path(o).stem for o in script_outputs(script, get_profile("paper"))}
     for var in pc.variables(TEX):
         name = var.removeprefix("output/").removesuffix(".txt")
-        stem = re.sub(r"_\d+e-\d+$", "", name)  # per-noise-level names: <stem>_<tag>
-        literal = f'"{name}"' in snakefile or f'"{stem}"' in snakefile
-        assert literal or any(p.match(name) for p in patterns), f"no Snakefile rule makes {var}"
+        assert name in declared, f"no Snakefile rule makes {var}"

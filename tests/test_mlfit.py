@@ -20,8 +20,15 @@ SCALE = 0.141
 SIZE = 53
 PSF_SIGMA = 0.25
 BATCH = 64  # one compilation shared by the fast tests
-SIM = dict(galaxy="gauss", psf="gauss", psf_sigma_arcsec=PSF_SIGMA, psf_fwhm_arcsec=0.7,
-           moffat_beta=2.5, pixel_scale_arcsec=SCALE, stamp_size_px=SIZE)
+SIM = dict(
+    galaxy="gauss",
+    psf="gauss",
+    psf_sigma_arcsec=PSF_SIGMA,
+    psf_fwhm_arcsec=0.7,
+    moffat_beta=2.5,
+    pixel_scale_arcsec=SCALE,
+    stamp_size_px=SIZE,
+)
 
 
 def shearnet_labels(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
@@ -29,8 +36,14 @@ def shearnet_labels(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     g = g[np.hypot(g[:, 0], g[:, 1]) < 1][:n]
     s = np.abs(rng.normal(0.0, 0.5, 8 * n))
     s = s[s > 0.14][:n]
-    return {"g1": g[:, 0], "g2": g[:, 1], "size_arcsec": s, "flux": rng.uniform(1, 5, n),
-            "dx_arcsec": rng.uniform(-0.2, 0.2, n), "dy_arcsec": rng.uniform(-0.2, 0.2, n)}
+    return {
+        "g1": g[:, 0],
+        "g2": g[:, 1],
+        "size_arcsec": s,
+        "flux": rng.uniform(1, 5, n),
+        "dx_arcsec": rng.uniform(-0.2, 0.2, n),
+        "dy_arcsec": rng.uniform(-0.2, 0.2, n),
+    }
 
 
 def draw(labels: dict[str, np.ndarray], model: str = "gauss") -> tuple[np.ndarray, np.ndarray]:
@@ -43,9 +56,15 @@ def draw(labels: dict[str, np.ndarray], model: str = "gauss") -> tuple[np.ndarra
             hlr = labels["size_arcsec"][i] * np.sqrt(2 * np.log(2))
             gal = galsim.Exponential(half_light_radius=hlr, flux=labels["flux"][i])
         obj = galsim.Convolve(gal.shear(g1=labels["g1"][i], g2=labels["g2"][i]), psf)
-        out.append(obj.drawImage(nx=SIZE, ny=SIZE, scale=SCALE, dtype=np.float64,
-                                 offset=(labels["dx_arcsec"][i] / SCALE,
-                                         labels["dy_arcsec"][i] / SCALE)).array)
+        out.append(
+            obj.drawImage(
+                nx=SIZE,
+                ny=SIZE,
+                scale=SCALE,
+                dtype=np.float64,
+                offset=(labels["dx_arcsec"][i] / SCALE, labels["dy_arcsec"][i] / SCALE),
+            ).array
+        )
     psf_img = psf.drawImage(nx=SIZE, ny=SIZE, scale=SCALE, dtype=np.float64).array
     return np.array(out), psf_img
 
@@ -82,12 +101,20 @@ def _crlb_efficiency(fitter, noise, n, seed):
     res = fitter.measure(stamps + rng.normal(0.0, noise, stamps.shape), psf, SCALE, noise)
     bound = crlb_for_dataset(labels, SIM, noise)
     ok = res.flags == 0
-    z = np.concatenate([(res.g1 - labels["g1"])[ok] / bound["sigma_g1"][ok],
-                        (res.g2 - labels["g2"])[ok] / bound["sigma_g2"][ok]])
-    rmse = np.sqrt(np.mean(np.concatenate([(res.g1 - labels["g1"])[ok] ** 2,
-                                           (res.g2 - labels["g2"])[ok] ** 2])))
-    rms_crlb = np.sqrt(np.mean(np.concatenate([bound["sigma_g1"][ok] ** 2,
-                                               bound["sigma_g2"][ok] ** 2])))
+    z = np.concatenate(
+        [
+            (res.g1 - labels["g1"])[ok] / bound["sigma_g1"][ok],
+            (res.g2 - labels["g2"])[ok] / bound["sigma_g2"][ok],
+        ]
+    )
+    rmse = np.sqrt(
+        np.mean(
+            np.concatenate([(res.g1 - labels["g1"])[ok] ** 2, (res.g2 - labels["g2"])[ok] ** 2])
+        )
+    )
+    rms_crlb = np.sqrt(
+        np.mean(np.concatenate([bound["sigma_g1"][ok] ** 2, bound["sigma_g2"][ok] ** 2]))
+    )
     return z, rmse / rms_crlb, ok
 
 

@@ -176,8 +176,12 @@ def test_map_batches_pads_trims_and_compiles_once():
     np.testing.assert_array_equal(out, images.sum(axis=(1, 2)))
     assert traces == [(3, 3, 3)]
     # further per-row arrays are batched alongside, and a pytree output is concatenated leaf by leaf
-    both = map_batches(jax.jit(lambda x, w: {"s": jnp.sum(x, axis=(1, 2)) * w, "w": w}), images, 3,
-                       np.arange(7, dtype=np.float32))
+    both = map_batches(
+        jax.jit(lambda x, w: {"s": jnp.sum(x, axis=(1, 2)) * w, "w": w}),
+        images,
+        3,
+        np.arange(7, dtype=np.float32),
+    )
     np.testing.assert_array_equal(both["s"], images.sum(axis=(1, 2)) * np.arange(7))
     np.testing.assert_array_equal(both["w"], np.arange(7))
     with pytest.raises(ValueError, match="7 rows"):

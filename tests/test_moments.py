@@ -21,7 +21,10 @@ PSF_PX = 1.8
 
 
 def sheared_gaussian(size, sigma_px, g1, g2, x0=0.0, y0=0.0, flux=2.0, psf_px=PSF_PX):
-    """Galaxy (sigma, g) convolved with a Gaussian PSF and the pixel's 1/12 px^2, sampled at centres."""
+    """Galaxy (sigma, g) convolved with a Gaussian PSF and the pixel's 1/12 px^2.
+
+    Sampled at centres.
+    """
     k = 1 / np.sqrt(1 - g1**2 - g2**2)
     a = k * np.array([[1 + g1, g2], [g2, 1 - g1]])
     cov = sigma_px**2 * a @ a.T + (psf_px**2 + 1 / 12) * np.eye(2)
@@ -44,7 +47,9 @@ def test_recovers_the_shear_of_a_psf_convolved_gaussian(sigma, g1, g2, x0, y0):
     np.testing.assert_allclose([out["g1"][0], out["g2"][0]], [g1, g2], atol=2e-4)
     np.testing.assert_allclose([out["x0"][0], out["y0"][0]], [x0, y0], atol=1e-3)
     gsq = g1**2 + g2**2  # trace of sigma^2 A A^T = 2 sigma^2 (1 + |g|^2) / (1 - |g|^2)
-    np.testing.assert_allclose(np.exp(out["log_t_gal"][0]), 2 * sigma**2 * (1 + gsq) / (1 - gsq), rtol=2e-3)
+    np.testing.assert_allclose(
+        np.exp(out["log_t_gal"][0]), 2 * sigma**2 * (1 + gsq) / (1 - gsq), rtol=2e-3
+    )
 
 
 def test_shear_is_flux_free_and_rotates_as_spin_two():
@@ -70,7 +75,9 @@ def test_noise_only_stamps_give_finite_bounded_features():
 def test_two_by_two_helpers():
     a, b, d = 3.0, 0.7, 1.5
     ia, ib, id_ = sym2_inv(a, b, d)
-    np.testing.assert_allclose(np.array([[ia, ib], [ib, id_]]) @ np.array([[a, b], [b, d]]), np.eye(2), atol=1e-12)
+    np.testing.assert_allclose(
+        np.array([[ia, ib], [ib, id_]]) @ np.array([[a, b], [b, d]]), np.eye(2), atol=1e-12
+    )
     ca, cb, cd = sym2_clip(jnp.float64(a), jnp.float64(b), jnp.float64(d), 2.0, 2.5)
     ev = np.linalg.eigvalsh(np.array([[ca, cb], [cb, cd]], dtype=float))
     ev0 = np.linalg.eigvalsh(np.array([[a, b], [b, d]]))
@@ -83,7 +90,9 @@ def test_two_by_two_helpers():
 def test_a_tight_weight_also_recovers_the_shear():
     """weight_fraction < 1 changes the noise, not the answer, on a Gaussian."""
     img = sheared_gaussian(53, 2.5, -0.2, 0.35, 0.3, 0.2)
-    out = adaptive_moments(jnp.asarray(img[None], jnp.float32), PSF_PX, n_iter=6, weight_fraction=0.25)
+    out = adaptive_moments(
+        jnp.asarray(img[None], jnp.float32), PSF_PX, n_iter=6, weight_fraction=0.25
+    )
     np.testing.assert_allclose([out["g1"][0], out["g2"][0]], [-0.2, 0.35], atol=2e-4)
 
 

@@ -38,7 +38,9 @@ def test_zero_epochs_publish_the_least_squares_fit_and_match_shapenet(tmp_path):
     data = gaussian_stamps(96, 33, seed=1)
     test = gaussian_stamps(32, 33, seed=2)
     exp = experiment("fit", model="moments_affine", n_outputs=2, epochs=0)
-    metrics = train_and_evaluate(exp, tmp_path / "run", train_data=data, test_data=test, progress=False)
+    metrics = train_and_evaluate(
+        exp, tmp_path / "run", train_data=data, test_data=test, progress=False
+    )
     losses = json.loads((tmp_path / "run" / LOSSES).read_text())
     assert [e["epoch"] for e in losses["epochs"]] == [0] and losses["best_epoch"] == 0
     trained = load_trained(tmp_path / "run" / MODEL_FILE)
@@ -48,11 +50,17 @@ def test_zero_epochs_publish_the_least_squares_fit_and_match_shapenet(tmp_path):
     psf_px = data.sim.psf_sigma_px
     net = get_model("shapenet", 2, psf_sigma_px=psf_px)
     params = init_params(net, jax.random.PRNGKey(0), 33)
-    params = net.data_init(params, data.images(1e-5)[trained_split(exp, len(data))],
-                           standardised(trained, data)[trained_split(exp, len(data))])
-    np.testing.assert_allclose(np.asarray(params["g_scale"]), np.asarray(trained.params["g_scale"]), rtol=1e-5)
-    np.testing.assert_allclose(np.asarray(params["g_offset"]), np.asarray(trained.params["g_offset"]),
-                               atol=1e-6)
+    params = net.data_init(
+        params,
+        data.images(1e-5)[trained_split(exp, len(data))],
+        standardised(trained, data)[trained_split(exp, len(data))],
+    )
+    np.testing.assert_allclose(
+        np.asarray(params["g_scale"]), np.asarray(trained.params["g_scale"]), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        np.asarray(params["g_offset"]), np.asarray(trained.params["g_offset"]), atol=1e-6
+    )
 
 
 def trained_split(exp, n):
@@ -68,8 +76,13 @@ def standardised(trained, data):
 def test_zero_epochs_need_a_model_with_a_fit(tmp_path):
     data = gaussian_stamps(32, 33, seed=1)
     with pytest.raises(ConfigError, match="data_init"):
-        train_and_evaluate(experiment("nofit", model="enhanced", epochs=0), tmp_path / "run",
-                           train_data=data, test_data=data, progress=False)
+        train_and_evaluate(
+            experiment("nofit", model="enhanced", epochs=0),
+            tmp_path / "run",
+            train_data=data,
+            test_data=data,
+            progress=False,
+        )
     assert not (tmp_path / "run").exists(), "a refused run leaves no folder behind"
 
 
@@ -82,7 +95,11 @@ def test_robust_ratio_is_one_at_the_bound_and_ignores_outliers():
     err[:40] *= 1e3  # 1 per cent wild galaxies: the RMS explodes, the robust ratio barely moves
     r2 = robust_ratio_with_error(err, crlb, np.random.default_rng(0), 200)
     assert abs(r2["robust_ratio"] - r["robust_ratio"]) < 0.03
-    assert np.isclose(np.median(np.abs(np.random.default_rng(1).normal(size=200_000))), GAUSS_MEDIAN_ABS, atol=0.01)
+    assert np.isclose(
+        np.median(np.abs(np.random.default_rng(1).normal(size=200_000))),
+        GAUSS_MEDIAN_ABS,
+        atol=0.01,
+    )
 
 
 def test_paired_ratio_cancels_shared_scatter():
@@ -117,11 +134,15 @@ def test_common_set_drops_a_galaxy_any_method_flags(data_root):
     true = rng.normal(0, 0.2, (n, 2))
     flags = np.zeros(n, np.int64)
     flags[:4] = 1  # "not converged"
-    results = {"good": (true + sigma * unit[:, None] * rng.normal(size=(n, 2)), np.zeros(n, np.int64)),
-               "flaky": (true + sigma * unit[:, None] * rng.normal(size=(n, 2)), flags)}
+    results = {
+        "good": (true + sigma * unit[:, None] * rng.normal(size=(n, 2)), np.zeros(n, np.int64)),
+        "flaky": (true + sigma * unit[:, None] * rng.normal(size=(n, 2)), flags),
+    }
     results["flaky"][0][:4] += 1.0  # its flagged estimates are garbage
     for m, (g, f) in results.items():
-        save_npz(Layout(profile).result("compare", m, sigma, suffix=".npz"), g=g, flags=f, true=true)
+        save_npz(
+            Layout(profile).result("compare", m, sigma, suffix=".npz"), g=g, flags=f, true=true
+        )
     out = common_set_scores(profile, ["good", "flaky"], sigma)
     assert out["n_common"] == n - 4 and out["n_total"] == n
     assert out["methods"]["good"]["n"] == out["methods"]["flaky"]["n"] == n - 4

@@ -45,11 +45,18 @@ class _Trained:
         from shearbridge.estimators.network import psf_sigma_px
 
         self.g = np.asarray(g, np.float64)
-        self.meta = {"stamp_size_px": 53, "pixel_scale_arcsec": SCALE,
-                     "psf_moment_sigma_px": psf_sigma_px(_psf())}
+        self.meta = {
+            "stamp_size_px": 53,
+            "pixel_scale_arcsec": SCALE,
+            "psf_moment_sigma_px": psf_sigma_px(_psf()),
+        }
         if experiment:
-            self.meta["experiment"] = {"name": "baseline", "noise_sigma": sigma,
-                                       "train_dataset": "train", "profile": {"name": "quick"}}
+            self.meta["experiment"] = {
+                "name": "baseline",
+                "noise_sigma": sigma,
+                "train_dataset": "train",
+                "profile": {"name": "quick"},
+            }
 
     def predict(self, stamps, batch_size):
         g = np.broadcast_to(self.g, (len(stamps), 2)) if self.g.ndim == 1 else self.g[: len(stamps)]
@@ -88,11 +95,13 @@ def test_a_network_flags_scaled_negated_empty_and_hot_pixel_stamps():
     assert net.measure(x, _psf(), SCALE, 1e-3).flags.tolist() == [0] * 16
     hot = np.zeros((1, 53, 53), np.float32)
     hot[0, 20, 30] = 2.0
-    for what, stamps, sigma, bit in (("x 1000", x * 1000, 1e-3, FLAG_OUT_OF_DOMAIN),
-                                     ("/ 1000", x / 1000, 1e-6, FLAG_OUT_OF_DOMAIN),
-                                     ("negated", -x, 1e-3, FLAG_NONPOSITIVE_FLUX),
-                                     ("all zero", np.zeros_like(x), 1e-3, FLAG_NONPOSITIVE_FLUX),
-                                     ("hot pixel", hot, 1e-3, FLAG_OUT_OF_DOMAIN)):
+    for what, stamps, sigma, bit in (
+        ("x 1000", x * 1000, 1e-3, FLAG_OUT_OF_DOMAIN),
+        ("/ 1000", x / 1000, 1e-6, FLAG_OUT_OF_DOMAIN),
+        ("negated", -x, 1e-3, FLAG_NONPOSITIVE_FLUX),
+        ("all zero", np.zeros_like(x), 1e-3, FLAG_NONPOSITIVE_FLUX),
+        ("hot pixel", hot, 1e-3, FLAG_OUT_OF_DOMAIN),
+    ):
         flags = net.measure(stamps, _psf(), SCALE, sigma).flags
         assert np.all(flags == bit), f"{what}: {flags}"
     # the study's calls (noise not told) flag the same
@@ -118,13 +127,21 @@ def test_no_galaxy_of_the_projects_sets_is_flagged_at_any_noise_level():
     from shearbridge.estimators.base import FLAG_NONPOSITIVE_FLUX
     from shearbridge.estimators.network import PSFNetEstimator
 
-    sets = [_galaxies(24, 5), _galaxies(12, 6, dataclasses.replace(SIM, galaxy="exp")),
-            _galaxies(12, 7, dataclasses.replace(SIM, psf="moffat")),
-            _galaxies(12, 8, dataclasses.replace(SIM, psf_sigma_arcsec=0.30))]
+    sets = [
+        _galaxies(24, 5),
+        _galaxies(12, 6, dataclasses.replace(SIM, galaxy="exp")),
+        _galaxies(12, 7, dataclasses.replace(SIM, psf="moffat")),
+        _galaxies(12, 8, dataclasses.replace(SIM, psf_sigma_arcsec=0.30)),
+    ]
     n = 32
-    extremes = {"g1": np.zeros(n), "g2": np.zeros(n), "dx_arcsec": np.full(n, 0.2),
-                "dy_arcsec": np.full(n, 0.2), "size_arcsec": np.repeat([2.4, 0.141], n // 2),
-                "flux": np.repeat([1.0, 5.0], n // 2)}
+    extremes = {
+        "g1": np.zeros(n),
+        "g2": np.zeros(n),
+        "dx_arcsec": np.full(n, 0.2),
+        "dy_arcsec": np.full(n, 0.2),
+        "size_arcsec": np.repeat([2.4, 0.141], n // 2),
+        "flux": np.repeat([1.0, 5.0], n // 2),
+    }
     clean = np.concatenate(sets + [simmod.render_rows(SIM, extremes, range(n))])
     net = _net()
     for sigma in (*GRID, 2e-2 * math.sqrt(2)):
@@ -173,8 +190,11 @@ def test_a_per_level_network_checks_its_inputs_with_one_clear_error_each():
         strict.measure(x, psf, 0.2, 1e-3)
     with pytest.raises(EstimatorInputError, match="noise sigma") as err:
         strict.measure(x, psf, SCALE, 1e-2)
-    for part in ("trained at noise sigma 0.001", "told 0.01",
-                 "python -m shearbridge train --config baseline --noise 0.01 --profile quick"):
+    for part in (
+        "trained at noise sigma 0.001",
+        "told 0.01",
+        "python -m shearbridge train --config baseline --noise 0.01 --profile quick",
+    ):
         assert part in str(err.value)
     strict.measure(x, psf, SCALE, 1e-3 * (1 + 1e-8))  # the same level
     # the studies' calls stay accepted: metacal's doubled variance, no noise or scale, a wider PSF
@@ -194,8 +214,9 @@ def test_psfnet_checks_its_inputs_and_flags():
     model = PSFNet(channels=(2,), dilations=(1,), hidden=8, head_layers=1)
     x = _noisy(_galaxies(4, 10), 1e-3)
     psf = _psf().astype(np.float32)
-    params = model.init(jax.random.PRNGKey(0), x[:2], np.stack([psf, psf]),
-                        np.full(2, 1e-3, np.float32))
+    params = model.init(
+        jax.random.PRNGKey(0), x[:2], np.stack([psf, psf]), np.full(2, 1e-3, np.float32)
+    )
     est = PSFNetEstimator(model, params, "psfnet", batch_size=4)
     assert est.measure(x, psf, SCALE, 5e-3).flags.tolist() == [0] * 4, "any positive noise level"
     assert np.all(est.measure(-x, psf, SCALE, 1e-3).flags == FLAG_NONPOSITIVE_FLUX)
@@ -254,8 +275,15 @@ def test_every_factory_refuses_a_bad_noise_sigma_at_construction(sigma):
         raise AssertionError("nothing is loaded for a bad noise sigma")
 
     ctx = MethodContext(seed=1, noise_sigma=sigma, load_network=never, load_population=never)
-    for build in (factories.mlfit, factories.hsm("REGAUSS"), factories.hsm("KSB"), factories.ngmix,
-                  factories.anacal, factories.psfnet, factories.network("baseline")):
+    for build in (
+        factories.mlfit,
+        factories.hsm("REGAUSS"),
+        factories.hsm("KSB"),
+        factories.ngmix,
+        factories.anacal,
+        factories.psfnet,
+        factories.network("baseline"),
+    ):
         with pytest.raises(EstimatorInputError, match=NOISE_MSG):
             build(ctx)
 

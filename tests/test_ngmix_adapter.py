@@ -93,16 +93,25 @@ def test_missing_ngmix_raises_clear_error(monkeypatch):
 
 
 def test_importing_the_adapter_does_not_import_ngmix():
-    code = ("import sys, shearbridge.estimators.ngmix_adapter as m; "
-            "assert 'ngmix' not in sys.modules; print(issubclass(m.NgmixUnavailable, ImportError))")
+    code = (
+        "import sys, shearbridge.estimators.ngmix_adapter as m; "
+        "assert 'ngmix' not in sys.modules; print(issubclass(m.NgmixUnavailable, ImportError))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
 
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(model="sersic"), dict(psf_model="moffat"), dict(ntry=0), dict(seed=-1),
-     dict(seed=1.5), dict(min_s2n=-1.0), dict(psf_model="em3")],
+    [
+        dict(model="sersic"),
+        dict(psf_model="moffat"),
+        dict(ntry=0),
+        dict(seed=-1),
+        dict(seed=1.5),
+        dict(min_s2n=-1.0),
+        dict(psf_model="em3"),
+    ],
 )
 def test_bad_settings_raise_value_error(kwargs):
     args = dict(model="gauss", seed=0) | kwargs
@@ -135,8 +144,7 @@ def test_ensemble_shear_inverts_a_known_response():
     flags = np.zeros(n, dtype=np.int64)
     flags[:10] = 16
     g[:10] = 50.0  # flagged garbage must be ignored
-    res = EstimatorResult(g1=g[:, 0], g2=g[:, 1], flags=flags,
-                          extra={"R": R, "g_noshear": g})
+    res = EstimatorResult(g1=g[:, 0], g2=g[:, 1], flags=flags, extra={"R": R, "g_noshear": g})
     R_err = 0.05 / math.sqrt(n - 10)
     np.testing.assert_allclose(metacal_response(res), R_true, atol=5 * R_err)
     est, err = ensemble_shear(res)
@@ -154,8 +162,12 @@ def test_ensemble_shear_inverts_a_known_response():
 @pytest.mark.parametrize("psf", [PSF, MOFFAT], ids=["gauss_psf", "moffat_psf"])
 @pytest.mark.parametrize(
     "truth",  # g1, g2, sigma (arcsec), flux, dx, dy (arcsec)
-    [(0.2, 0.0, 0.4, 3.0, 0.05, -0.1), (0.0, -0.3, 0.3, 2.0, -0.15, 0.1),
-     (-0.1, 0.15, 0.9, 4.0, 0.0, 0.0), (0.5, 0.3, 0.15, 1.5, 0.2, 0.2)],
+    [
+        (0.2, 0.0, 0.4, 3.0, 0.05, -0.1),
+        (0.0, -0.3, 0.3, 2.0, -0.15, 0.1),
+        (-0.1, 0.15, 0.9, 4.0, 0.0, 0.0),
+        (0.5, 0.3, 0.15, 1.5, 0.2, 0.2),
+    ],
 )
 def test_noise_free_gaussian_recovers_labels(truth, psf):
     """Noise-free stamp, correct model. With the noise declared as the project's lowest
@@ -176,8 +188,9 @@ def test_noise_free_gaussian_recovers_labels(truth, psf):
         assert abs(est - true) < 0.5 * err, (est, true, err)
         if true != 0:
             assert np.sign(est) == np.sign(true)
-    np.testing.assert_allclose(res.extra["offset_arcsec"][0], [dx, dy],
-                               atol=math.sqrt(max(cov[0, 0], cov[1, 1])))
+    np.testing.assert_allclose(
+        res.extra["offset_arcsec"][0], [dx, dy], atol=math.sqrt(max(cov[0, 0], cov[1, 1]))
+    )
     if psf is MOFFAT:
         return  # 3 Gaussians miss the Moffat wings: flux -1.3 %, size up to +0.3 %
     np.testing.assert_allclose(res.flux[0], flux, atol=math.sqrt(cov[5, 5]))
@@ -228,8 +241,10 @@ def test_metacal_response_matches_the_shear_addition_derivative():
     sigma_psf^2) describes moments of the *convolved* image, not a deconvolving fit."""
     rng = np.random.default_rng(3)
     n = 6
-    truth = [(*rng.normal(0, 0.1, 2), rng.uniform(0.2, 0.6), 3.0, *rng.uniform(-0.1, 0.1, 2))
-             for _ in range(n)]
+    truth = [
+        (*rng.normal(0, 0.1, 2), rng.uniform(0.2, 0.6), 3.0, *rng.uniform(-0.1, 0.1, 2))
+        for _ in range(n)
+    ]
     stamps = np.stack([draw(*t) for t in truth])
     est = NgmixMetacalEstimator("gauss", seed=4, metacal_psf="fitgauss", step=0.01)
     res = est.measure(stamps, psf_image(), SCALE, 1e-6)
@@ -252,8 +267,10 @@ def test_metacal_noise_field_follows_the_seed():
     noise = 1e-3
     stamps = np.stack([draw(0.1, -0.2, 0.4, 3.0), draw(-0.3, 0.05, 0.3, 2.0)])
     stamps += rng.normal(0.0, noise, stamps.shape)
-    a, b, c = (NgmixMetacalEstimator("gauss", seed=s).measure(stamps, psf_image(), SCALE, noise)
-               for s in (1, 1, 2))
+    a, b, c = (
+        NgmixMetacalEstimator("gauss", seed=s).measure(stamps, psf_image(), SCALE, noise)
+        for s in (1, 1, 2)
+    )
     np.testing.assert_array_equal(a.extra["R"], b.extra["R"])
     np.testing.assert_array_equal(a.g, b.g)
     assert not np.array_equal(a.g, c.g)

@@ -91,7 +91,8 @@ def test_script_outputs_are_relative_files_and_main_does_not_run(tmp_path):
         "def main():\n"
         "    raise AssertionError('main ran')\n"
         "if __name__ == '__main__':\n"
-        "    main()\n")
+        "    main()\n"
+    )
     files = O.script_outputs(script, get_profile("quick"))
     assert files == ["src/tex/output/demo_a.txt", "src/tex/output/demo_b.txt"]
     assert str(O.OUTPUT_DIR_RELATIVE) == "src/tex/output"

@@ -96,8 +96,11 @@ def test_pools_match_naive_loops_anisotropic():
     got_max = ref.max_pool(x, window, strides, "SAME")
     assert got_max.shape == (1, 4, 6, 2)
     for p, q, c in np.ndindex(4, 6, 2):
-        vals = [x[0, r, s, c] for i, j in np.ndindex(*window)
-                if 0 <= (r := p * 2 + i - plh) < 7 and 0 <= (s := q + j - plw) < 6]
+        vals = [
+            x[0, r, s, c]
+            for i, j in np.ndindex(*window)
+            if 0 <= (r := p * 2 + i - plh) < 7 and 0 <= (s := q + j - plw) < 6
+        ]
         assert got_max[0, p, q, c] == max(vals)
         assert got_avg[0, p, q, c] == pytest.approx(np.mean(vals), rel=1e-13)
         assert got_incl[0, p, q, c] == pytest.approx(np.sum(vals) / 6, rel=1e-13)
@@ -105,8 +108,14 @@ def test_pools_match_naive_loops_anisotropic():
 
 @pytest.mark.parametrize(
     "n, k, stride, dilation, expected",
-    [(53, 2, 2, 1, (0, 1)), (4, 4, 1, 1, (1, 2)), (5, 3, 2, 1, (1, 1)), (53, 3, 1, 2, (2, 2)),
-     (10, 1, 3, 1, (0, 0)), (6, 3, 2, 1, (0, 1))],
+    [
+        (53, 2, 2, 1, (0, 1)),
+        (4, 4, 1, 1, (1, 2)),
+        (5, 3, 2, 1, (1, 1)),
+        (53, 3, 1, 2, (2, 2)),
+        (10, 1, 3, 1, (0, 0)),
+        (6, 3, 2, 1, (0, 1)),
+    ],
 )
 def test_same_padding_matches_xla_rule(n, k, stride, dilation, expected):
     assert ref.same_padding(n, k, stride, dilation) == expected
@@ -207,8 +216,14 @@ def test_translation_table_rows_are_complete_and_pass():
     keys = {"op", "case", "max_abs_diff", "max_rel_diff", "tolerance", "passed"}
     assert all(keys <= set(r) for r in rows)
     ops = {r["op"] for r in rows}
-    assert {"lax.conv_general_dilated", "flax.linen.Conv", "flax.linen.avg_pool",
-            "flax.linen.max_pool", "flax.linen.Dense", "jax.nn.gelu (grad)"} <= ops
+    assert {
+        "lax.conv_general_dilated",
+        "flax.linen.Conv",
+        "flax.linen.avg_pool",
+        "flax.linen.max_pool",
+        "flax.linen.Dense",
+        "jax.nn.gelu (grad)",
+    } <= ops
     failed = [r for r in rows if not r["passed"]]
     assert not failed, failed
     assert set(tr.worst_by_op(rows)) == ops

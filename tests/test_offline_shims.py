@@ -19,8 +19,17 @@ import offline_shims as shims  # noqa: E402
 
 
 def test_strip_conda_flags_removes_every_form():
-    args = ["--cores", "2", "--use-conda", "--conda-frontend", "mamba", "--reason",
-            "--conda-frontend=conda", "-s", "build.smk"]
+    args = [
+        "--cores",
+        "2",
+        "--use-conda",
+        "--conda-frontend",
+        "mamba",
+        "--reason",
+        "--conda-frontend=conda",
+        "-s",
+        "build.smk",
+    ]
     assert shims.strip_conda_flags(args) == ["--cores", "2", "--reason", "-s", "build.smk"]
 
 
@@ -40,7 +49,9 @@ def test_patch_asyncio_restores_coroutine_identity(monkeypatch):
 
 
 def test_tectonic_preprocess_pass_maps_to_one_pdflatex_run():
-    cmd = shims.tectonic_command(["--chatter", "minimal", "--keep-logs", "--keep-intermediates", "-r", "0", "/x/ms.tex"])
+    cmd = shims.tectonic_command(
+        ["--chatter", "minimal", "--keep-logs", "--keep-intermediates", "-r", "0", "/x/ms.tex"]
+    )
     assert cmd[0] == "pdflatex"
     assert cmd[-1] == "/x/ms.tex"
     assert "-interaction=nonstopmode" in cmd and "-halt-on-error" in cmd
@@ -53,7 +64,9 @@ def test_tectonic_final_pass_maps_to_latexmk_with_bibtex_and_synctex():
     assert "-synctex=1" not in shims.tectonic_command(["ms.tex"])
 
 
-@pytest.mark.parametrize("bad", [["--unknown-flag", "ms.tex"], [], ["a.tex", "b.tex"], ["-r", "x", "ms.tex"]])
+@pytest.mark.parametrize(
+    "bad", [["--unknown-flag", "ms.tex"], [], ["a.tex", "b.tex"], ["-r", "x", "ms.tex"]]
+)
 def test_tectonic_rejects_what_it_does_not_understand(bad):
     with pytest.raises(ValueError, match="tectonic shim"):
         shims.tectonic_command(bad)
@@ -68,7 +81,9 @@ def test_texinputs_puts_fallback_after_system_tree():
     assert parts.index("/my/tex") < empty
 
 
-@pytest.mark.skipif(shutil.which("kpsewhich") is None, reason="TeX Live not installed (make installs it)")
+@pytest.mark.skipif(
+    shutil.which("kpsewhich") is None, reason="TeX Live not installed (make installs it)"
+)
 def test_fallback_is_used_only_when_the_real_package_is_missing(tmp_path):
     """kpsewhich with the shim's TEXINPUTS: a 'real' fontawesome5.sty earlier in the
     path wins; without it the fallback is found."""
@@ -76,11 +91,17 @@ def test_fallback_is_used_only_when_the_real_package_is_missing(tmp_path):
     real.mkdir()
     (real / "fontawesome5.sty").write_text("% real package\n")
     env = dict(os.environ, TEXINPUTS=shims.texinputs_with_fallback(str(real)))
-    found = subprocess.run(["kpsewhich", "fontawesome5.sty"], env=env, capture_output=True, text=True).stdout.strip()
+    found = subprocess.run(
+        ["kpsewhich", "fontawesome5.sty"], env=env, capture_output=True, text=True
+    ).stdout.strip()
     assert Path(found).resolve() == (real / "fontawesome5.sty").resolve()
-    system = subprocess.run(["kpsewhich", "fontawesome5.sty"], capture_output=True, text=True).stdout.strip()
+    system = subprocess.run(
+        ["kpsewhich", "fontawesome5.sty"], capture_output=True, text=True
+    ).stdout.strip()
     env = dict(os.environ, TEXINPUTS=shims.texinputs_with_fallback(None))
-    found = subprocess.run(["kpsewhich", "fontawesome5.sty"], env=env, capture_output=True, text=True).stdout.strip()
+    found = subprocess.run(
+        ["kpsewhich", "fontawesome5.sty"], env=env, capture_output=True, text=True
+    ).stdout.strip()
     expected = Path(system) if system else shims.FALLBACK_TEX_DIR / "fontawesome5.sty"
     assert Path(found).resolve() == expected.resolve()
 
@@ -90,9 +111,23 @@ def test_snakemake_shim_runs_snakemake_without_conda_flags(tmp_path):
     snakefile = tmp_path / "Snakefile"
     snakefile.write_text("rule all:\n    output: 'done.txt'\n    shell: 'echo ok > {output}'\n")
     proc = subprocess.run(
-        [sys.executable, str(BIN / "snakemake"), "--cores", "1", "--use-conda", "--conda-frontend", "conda",
-         "-s", str(snakefile), "-d", str(tmp_path), "--quiet"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(BIN / "snakemake"),
+            "--cores",
+            "1",
+            "--use-conda",
+            "--conda-frontend",
+            "conda",
+            "-s",
+            str(snakefile),
+            "-d",
+            str(tmp_path),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "done.txt").read_text().strip() == "ok"

@@ -55,7 +55,8 @@ SCRIPT = textwrap.dedent(
     l1, g1 = single(params, x, y, idx)
     l2, g2 = sharded(pr, xr, yr, dp.shard_batch(idx))
     p64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
-    l64, g64 = jax.jit(loss_grad)(p64, jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64), idx)
+    l64, g64 = jax.jit(loss_grad)(
+        p64, jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64), idx)
     out["loss"] = [float(l1), float(l2), float(l64)]
     out["grad_replicated"] = all(
         leaf.sharding.is_fully_replicated for leaf in jax.tree.leaves(g2))
@@ -88,7 +89,10 @@ def two_device_run(tmp_path_factory):
     env |= {"XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(TESTS), str(work)],
-        capture_output=True, text=True, timeout=300, env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT"))
@@ -159,12 +163,21 @@ CLAIM = textwrap.dedent(
 )
 
 
-@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
-                    reason="needs CPU affinity and at least two allowed cores")
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs CPU affinity and at least two allowed cores",
+)
 def test_two_processes_claim_different_cores(tmp_path):
     """Each claimant pins itself to one core that no other claimant holds."""
-    procs = [subprocess.Popen([sys.executable, "-c", CLAIM, str(tmp_path)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CLAIM, str(tmp_path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     try:
         lines = [p.stdout.readline().split("] [") for p in procs]
     finally:

@@ -36,8 +36,14 @@ def test_the_quick_start_runs_as_written(tmp_path):
     env["PYTHONPATH"] = str(work / "src")  # the copy's shearbridge
     env["MPLBACKEND"] = "Agg"
     script = "set -euo pipefail\n" + "\n".join(commands) + "\n"
-    proc = subprocess.run(["bash", "-c", script], cwd=work, env=env, capture_output=True, text=True,
-                          timeout=build_timeout())
+    proc = subprocess.run(
+        ["bash", "-c", script],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=build_timeout(),
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert (work / "src/data/quick/runs/baseline/noise1e-05/model.msgpack").exists()
     assert (work / "src/data/quick/results/baseline/noise1e-05.json").exists()

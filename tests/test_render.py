@@ -15,16 +15,19 @@ SIZE = 53
 PSF_SIGMA = 0.25  # arcsec
 # GalSim's defaults are accurate to ~3e-6 of the peak for the largest galaxy here
 # (its k-space accuracy settings); tightened, it is exact to ~1e-11.
-GSP = galsim.GSParams(folding_threshold=1e-6, maxk_threshold=1e-8, kvalue_accuracy=1e-10,
-                      xvalue_accuracy=1e-10)
+GSP = galsim.GSParams(
+    folding_threshold=1e-6, maxk_threshold=1e-8, kvalue_accuracy=1e-10, xvalue_accuracy=1e-10
+)
 
-THETAS = np.array([
-    # flux, x0 ["], y0 ["], size ["], g1, g2
-    [3.0, 0.10, -0.15, 0.30, 0.20, -0.10],
-    [1.0, 0.00, 0.00, 0.15, 0.50, 0.30],
-    [4.0, -0.20, 0.05, 1.00, -0.40, 0.60],
-    [2.0, 0.03, 0.17, 0.60, 0.00, 0.00],
-])
+THETAS = np.array(
+    [
+        # flux, x0 ["], y0 ["], size ["], g1, g2
+        [3.0, 0.10, -0.15, 0.30, 0.20, -0.10],
+        [1.0, 0.00, 0.00, 0.15, 0.50, 0.30],
+        [4.0, -0.20, 0.05, 1.00, -0.40, 0.60],
+        [2.0, 0.03, 0.17, 0.60, 0.00, 0.00],
+    ]
+)
 
 
 def galsim_stamp(theta, model="gauss"):
@@ -32,17 +35,23 @@ def galsim_stamp(theta, model="gauss"):
     if model == "gauss":
         gal = galsim.Gaussian(sigma=size, flux=flux, gsparams=GSP)
     else:
-        gal = galsim.Exponential(half_light_radius=size * math.sqrt(2 * math.log(2)), flux=flux,
-                                 gsparams=GSP)
-    obj = galsim.Convolve(gal.shear(g1=g1, g2=g2), galsim.Gaussian(sigma=PSF_SIGMA, gsparams=GSP),
-                          gsparams=GSP)
-    return obj.drawImage(nx=SIZE, ny=SIZE, scale=SCALE, offset=(x0 / SCALE, y0 / SCALE),
-                         dtype=np.float64).array
+        gal = galsim.Exponential(
+            half_light_radius=size * math.sqrt(2 * math.log(2)), flux=flux, gsparams=GSP
+        )
+    obj = galsim.Convolve(
+        gal.shear(g1=g1, g2=g2), galsim.Gaussian(sigma=PSF_SIGMA, gsparams=GSP), gsparams=GSP
+    )
+    return obj.drawImage(
+        nx=SIZE, ny=SIZE, scale=SCALE, offset=(x0 / SCALE, y0 / SCALE), dtype=np.float64
+    ).array
 
 
 def galsim_psf():
-    return galsim.Gaussian(sigma=PSF_SIGMA, gsparams=GSP).drawImage(
-        nx=SIZE, ny=SIZE, scale=SCALE, dtype=np.float64).array
+    return (
+        galsim.Gaussian(sigma=PSF_SIGMA, gsparams=GSP)
+        .drawImage(nx=SIZE, ny=SIZE, scale=SCALE, dtype=np.float64)
+        .array
+    )
 
 
 def nyquist_leak():
@@ -87,8 +96,9 @@ def test_flux_and_integer_shift():
     np.testing.assert_allclose(img.sum(), 2.5, rtol=1e-9, err_msg="flux of a contained galaxy")
     shifted = rend.render(base + np.array([0, 2 * SCALE, -3 * SCALE, 0, 0, 0]))
     # +x0 moves along columns (array axis 1), +y0 along rows (axis 0), as GalSim offsets
-    np.testing.assert_allclose(shifted, np.roll(np.roll(img, 2, axis=1), -3, axis=0),
-                               atol=1e-12 * img.max())
+    np.testing.assert_allclose(
+        shifted, np.roll(np.roll(img, 2, axis=1), -3, axis=0), atol=1e-12 * img.max()
+    )
 
 
 def test_shear_convention():

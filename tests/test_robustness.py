@@ -47,7 +47,9 @@ def test_unknown_method_or_dataset_raises_one_clear_error():
     profile = Profile(name="tiny")
     with pytest.raises(rb.RobustnessError, match="unknown robustness method 'nope'.*shapenet_mix"):
         rb.run_robustness("nope", "test_exp", profile, 1e-5)
-    with pytest.raises(rb.RobustnessError, match="unknown robustness dataset 'test_blob'.*test_moffat"):
+    with pytest.raises(
+        rb.RobustnessError, match="unknown robustness dataset 'test_blob'.*test_moffat"
+    ):
         rb.run_robustness("mlfit", "test_blob", profile, 1e-5)
     assert issubclass(rb.RobustnessError, ValueError)
 
@@ -57,13 +59,23 @@ def tiny_run(tmp_path_factory):
     """A tiny profile: test and test_exp sets, FD bounds of 24 galaxies, HSM on both."""
     mp = pytest.MonkeyPatch()
     mp.setenv("SHEARBRIDGE_DATA", str(tmp_path_factory.mktemp("data")))
-    profile = Profile(name="tiny", noise_grid=(1e-4, 1e-3), n_train=64, n_test=64, n_crlb=24,
-                      n_shear_pairs=8, bootstrap=50)
+    profile = Profile(
+        name="tiny",
+        noise_grid=(1e-4, 1e-3),
+        n_train=64,
+        n_test=64,
+        n_crlb=24,
+        n_shear_pairs=8,
+        bootstrap=50,
+    )
     for name in ("test", "test_exp"):
         generate_dataset(name, profile, workers=1, progress=False)
         rb.compute_fd_crlb(name, profile)
-    results = {(d, s): rb.run_robustness("hsm_regauss", d, profile, s)
-               for d in ("test", "test_exp") for s in profile.noise_grid}
+    results = {
+        (d, s): rb.run_robustness("hsm_regauss", d, profile, s)
+        for d in ("test", "test_exp")
+        for s in profile.noise_grid
+    }
     yield profile, results
     mp.undo()
 

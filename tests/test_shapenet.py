@@ -23,10 +23,10 @@ from shearbridge.train.metrics import LOSSES
 from test_train import experiment, gaussian_stamps
 
 
-
 def _shapenet(n_outputs, **kwargs):
-    """ShapeNet told the PSF of the default simulation, as training does (from the data's record)."""
+    """ShapeNet told the default simulation's PSF, as training does (from the data's record)."""
     return get_model("shapenet", n_outputs, **bind_data_kwargs("shapenet", kwargs, SimConfig()))
+
 
 def _init(model, size=53, seed=0):
     return model.init(jax.random.PRNGKey(seed), jnp.zeros((1, size, size)))["params"]
@@ -83,7 +83,7 @@ def test_moment_pool_measures_the_quadrupole_of_a_gaussian():
 
 
 def test_moment_pool_spin2_rows_flip_sign_under_a_quarter_turn():
-    """A 90-degree rotation maps (e1, e2) -> (-e1, -e2); the size and monopole rows do not change."""
+    """A quarter turn maps (e1, e2) -> (-e1, -e2); the size and monopole rows do not change."""
     img = _gaussian(53, 2.0, 0.3, 0.15, x0=0.4, y0=-0.3)
     pool = MomentPool((1.5, 4.0))
     a = np.asarray(pool.apply({}, jnp.asarray(img[None, ..., None], jnp.float32)))[0].reshape(2, 6)
@@ -164,8 +164,10 @@ def test_data_init_solves_the_residual_readout_by_least_squares():
     # the correction starts at zero, so the model now predicts the targets
     pred = np.asarray(model.apply({"params": new}, jnp.asarray(images)))
     np.testing.assert_allclose(pred, targets, atol=1e-4)
-    assert all(np.array_equal(np.asarray(new[k]["kernel"]), np.asarray(params[k]["kernel"]))
-               for k in ("conv1", "dense1"))
+    assert all(
+        np.array_equal(np.asarray(new[k]["kernel"]), np.asarray(params[k]["kernel"]))
+        for k in ("conv1", "dense1")
+    )
 
 
 def test_models_built_from_json_lists_are_hashable():
@@ -183,7 +185,12 @@ def test_the_network_is_told_the_psf_of_its_data_never_a_constant():
     wide = SimConfig(psf_sigma_arcsec=0.30)
     assert bind_data_kwargs("shapenet", {}, wide)["psf_sigma_px"] == pytest.approx(0.30 / 0.141)
     moffat = SimConfig(psf="moffat", psf_fwhm_arcsec=0.7)
-    assert bind_data_kwargs("shapenet", {}, moffat)["psf_sigma_px"] == pytest.approx(0.7 / 2.3548200450309493 / 0.141)
-    assert bind_data_kwargs("shapenet", {"psf_sigma_px": 2.0}, wide)["psf_sigma_px"] == 2.0, "an explicit value wins"
-    assert bind_data_kwargs("enhanced", {}, wide) == {}, "a model without a PSF input is told nothing"
-
+    assert bind_data_kwargs("shapenet", {}, moffat)["psf_sigma_px"] == pytest.approx(
+        0.7 / 2.3548200450309493 / 0.141
+    )
+    assert bind_data_kwargs("shapenet", {"psf_sigma_px": 2.0}, wide)["psf_sigma_px"] == 2.0, (
+        "an explicit value wins"
+    )
+    assert bind_data_kwargs("enhanced", {}, wide) == {}, (
+        "a model without a PSF input is told nothing"
+    )

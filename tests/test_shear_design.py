@@ -72,8 +72,10 @@ def test_design_floor_label_ideal(population):
     Measured (seed 20251123, 2000 galaxies): m1 = -8.8e-7 +- 5.9e-7, m2 = +8.8e-7 +- 6.6e-7,
     c1 = -3.6e-19, c2 = +1.5e-20 (seeds 1-3: |m| <= 6.0e-7, |c| <= 5.4e-19)."""
     res = label_ideal_bias(population)
-    print("\nlabel-ideal floor: " + " ".join(f"{k}={res[k]:+.2e}" for k in
-                                             ("m1", "m1_err", "m2", "m2_err", "c1", "c2")))
+    print(
+        "\nlabel-ideal floor: "
+        + " ".join(f"{k}={res[k]:+.2e}" for k in ("m1", "m1_err", "m2", "m2_err", "c1", "c2"))
+    )
     assert res["n_galaxies"] == N_GAL and res["n_dropped"] == 0
     for k in (1, 2):
         assert abs(res[f"m{k}"]) < 5e-6, res
@@ -105,7 +107,9 @@ def test_four_orientations_remove_the_e2_term_two_do_not(population):
     m4o, comp4 = _per_galaxy(lab, shape, [0, 1, 2, 3])
     assert_array_equal(comp, comp4)
     assert_allclose(m2o, np.real((1 - gb / g * e**2) / (1 - gb**2 * e**2)) - 1, rtol=0, atol=1e-12)
-    assert_allclose(m4o, np.real((1 - gb**3 / g * e**4) / (1 - gb**4 * e**4)) - 1, rtol=0, atol=1e-12)
+    assert_allclose(
+        m4o, np.real((1 - gb**3 / g * e**4) / (1 - gb**4 * e**4)) - 1, rtol=0, atol=1e-12
+    )
     # leading order: -Re(e^2) along g1, +Re(e^2) along g2
     lead = np.where(comp == 0, -1.0, 1.0) * np.real(e**2)
     assert_allclose(m2o, lead, rtol=0, atol=5 * G**2)
@@ -113,9 +117,11 @@ def test_four_orientations_remove_the_e2_term_two_do_not(population):
     for k in (0, 1):
         two, four = m2o[comp == k], m4o[comp == k]
         m_two, err_two = two.mean(), two.std(ddof=1) / np.sqrt(two.size)
-        print(f"\ncomponent {k + 1}: two orientations m={m_two:+.2e}+-{err_two:.1e} "
-              f"(per-galaxy scatter {two.std():.2e}); four: per-galaxy scatter {four.std():.2e}, "
-              f"max |m_i| {np.abs(four).max():.1e}")
+        print(
+            f"\ncomponent {k + 1}: two orientations m={m_two:+.2e}+-{err_two:.1e} "
+            f"(per-galaxy scatter {two.std():.2e}); four: per-galaxy scatter {four.std():.2e}, "
+            f"max |m_i| {np.abs(four).max():.1e}"
+        )
         assert two.std() > 1e-2  # ~2 sigma_e^2
         assert max(abs(m_two), err_two) >= 1e-3  # not a usable floor at 2000 galaxies
         assert four.std() < 1e-4 and np.abs(four).max() < 2e-3
@@ -145,8 +151,13 @@ def test_injected_bias_recovered_through_the_design(population):
     m_true, c_true = np.array([3e-3, -2e-3]), np.array([2e-4, -1e-4])
     g_hat = _injected(population, m_true, c_true, np.random.default_rng(1))
     res = paired_shear_bias(g_hat, population)
-    print("\ninjected: " + " ".join(f"{k}={res[k]:+.2e}" for k in
-                                    ("m1", "m1_err", "m2", "m2_err", "c1", "c1_err", "c2", "c2_err")))
+    print(
+        "\ninjected: "
+        + " ".join(
+            f"{k}={res[k]:+.2e}"
+            for k in ("m1", "m1_err", "m2", "m2_err", "c1", "c1_err", "c2", "c2_err")
+        )
+    )
     assert res["n_galaxies"] == N_GAL
     for k in (1, 2):
         assert abs(res[f"m{k}"] - m_true[k - 1]) < K_SIGMA * res[f"m{k}_err"], res
@@ -164,7 +175,9 @@ def test_injected_bias_recovered_through_the_design(population):
         assert res[f"c{k}_err"] < 1.05 * base[f"c{k}_err"]
     # ... whereas the same field without the noise_sign (not antithetic) swamps c
     same_sign = paired_shear_bias(
-        _injected(population, m_true, c_true, np.random.default_rng(1), antithetic=False), population)
+        _injected(population, m_true, c_true, np.random.default_rng(1), antithetic=False),
+        population,
+    )
     for k in (1, 2):
         assert same_sign[f"c{k}_err"] > 10 * res[f"c{k}_err"]
 
@@ -172,8 +185,9 @@ def test_injected_bias_recovered_through_the_design(population):
     ideal = label_ideal_bias(population)
     rel = relative_to_ideal(res, ideal)
     for k in (1, 2):
-        assert rel[f"m{k}_rel"] == pytest.approx((1 + res[f"m{k}"]) / (1 + ideal[f"m{k}"]) - 1,
-                                                 rel=0, abs=1e-15)
+        assert rel[f"m{k}_rel"] == pytest.approx(
+            (1 + res[f"m{k}"]) / (1 + ideal[f"m{k}"]) - 1, rel=0, abs=1e-15
+        )
         assert abs(rel[f"m{k}_rel"] - res[f"m{k}"]) < 1e-5  # the ideal's m is ~1e-6
         assert abs(rel[f"m{k}_rel"] - m_true[k - 1]) < K_SIGMA * rel[f"m{k}_rel_err"], rel
         assert rel[f"m{k}_ideal"] == ideal[f"m{k}"] and rel[f"c{k}_ideal"] == ideal[f"c{k}"]
@@ -221,8 +235,12 @@ def test_shear_psf_dataset_has_the_sheared_psf(data_root):
     y, x = np.mgrid[: psf.shape[0], : psf.shape[1]]
     w = psf / psf.sum()
     cx, cy = (w * x).sum(), (w * y).sum()
-    cov = np.array([[(w * (x - cx) ** 2).sum(), (w * (x - cx) * (y - cy)).sum()],
-                    [(w * (x - cx) * (y - cy)).sum(), (w * (y - cy) ** 2).sum()]])
+    cov = np.array(
+        [
+            [(w * (x - cx) ** 2).sum(), (w * (x - cx) * (y - cy)).sum()],
+            [(w * (x - cx) * (y - cy)).sum(), (w * (y - cy) ** 2).sum()],
+        ]
+    )
     import galsim
 
     a = galsim.Shear(g1=C.PSF_TEST_G, g2=0.0).getMatrix()
@@ -248,13 +266,19 @@ def _ring(g, size=53, psf_offset=(0.0, 0.0)):
     psf = galsim.Gaussian(sigma=PSF_SIGMA, gsparams=S.GSPARAMS)
     out = []
     for j in range(RING_N):
-        gal = (galsim.Gaussian(sigma=RING_SIGMA, flux=1.0, gsparams=S.GSPARAMS)
-               .shear(g=RING_E, beta=np.pi * j / RING_N * galsim.radians)
-               .shear(g1=g[0], g2=g[1]))
-        out.append(galsim.Convolve(gal, psf, gsparams=S.GSPARAMS).drawImage(
-            nx=size, ny=size, scale=SCALE, dtype=np.float64).array)
-    psf_image = psf.drawImage(nx=size, ny=size, scale=SCALE, dtype=np.float64,
-                              offset=psf_offset).array
+        gal = (
+            galsim.Gaussian(sigma=RING_SIGMA, flux=1.0, gsparams=S.GSPARAMS)
+            .shear(g=RING_E, beta=np.pi * j / RING_N * galsim.radians)
+            .shear(g1=g[0], g2=g[1])
+        )
+        out.append(
+            galsim.Convolve(gal, psf, gsparams=S.GSPARAMS)
+            .drawImage(nx=size, ny=size, scale=SCALE, dtype=np.float64)
+            .array
+        )
+    psf_image = psf.drawImage(
+        nx=size, ny=size, scale=SCALE, dtype=np.float64, offset=psf_offset
+    ).array
     return np.array(out), psf_image
 
 
@@ -313,7 +337,10 @@ def test_anacal_rejects_an_even_stamp_size(fpfs):
 
 
 def test_anacal_rejects_an_off_centre_psf(fpfs):
-    """A PSF rolled by one pixel would bias g1 by ~+0.02 (m ~ +95 %): refused, naming the centroid."""
+    """A PSF rolled by one pixel would bias g1 by ~+0.02 (m ~ +95 %).
+
+    It is refused, naming the centroid.
+    """
     from shearbridge.estimators.anacal import AnaCalEstimator
     from shearbridge.estimators.base import EstimatorInputError
 

@@ -68,24 +68,31 @@ def test_gaussian_stamp_matches_analytic_pixel_integral():
 
 def test_render_error_vs_strict_reference_exp():
     """Exponential (x) Gaussian against much stricter GalSim settings."""
-    strict = galsim.GSParams(folding_threshold=1e-7, maxk_threshold=1e-9,
-                             kvalue_accuracy=1e-10, xvalue_accuracy=1e-10)
+    strict = galsim.GSParams(
+        folding_threshold=1e-7, maxk_threshold=1e-9, kvalue_accuracy=1e-10, xvalue_accuracy=1e-10
+    )
     sim = dataclasses.replace(SIM, galaxy="exp")
     row = dict(g1=0.5, g2=0.3, size_arcsec=0.15, flux=5.0, dx_arcsec=0.1, dy_arcsec=-0.05)
     image = S.render_clean(sim, row)
     gal = galsim.Exponential(half_light_radius=0.15 * S.HLR_PER_SIGMA, flux=5.0, gsparams=strict)
     ref = galsim.Convolve(gal.shear(g1=0.5, g2=0.3), galsim.Gaussian(sigma=0.25, gsparams=strict))
-    ref_im = ref.drawImage(nx=53, ny=53, scale=0.141, offset=(0.1 / 0.141, -0.05 / 0.141),
-                           dtype=np.float64).array
+    ref_im = ref.drawImage(
+        nx=53, ny=53, scale=0.141, offset=(0.1 / 0.141, -0.05 / 0.141), dtype=np.float64
+    ).array
     assert_allclose(image, ref_im, rtol=0, atol=RENDER_TOL)
 
 
-@pytest.mark.parametrize("galaxy,psf", [("sersic", "gauss"), ("bulge_disk", "gauss"),
-                                        ("gauss", "moffat")])
+@pytest.mark.parametrize(
+    "galaxy,psf", [("sersic", "gauss"), ("bulge_disk", "gauss"), ("gauss", "moffat")]
+)
 def test_render_error_vs_strict_reference_slow(galaxy, psf):
-    strict = galsim.GSParams(folding_threshold=1e-7, maxk_threshold=1e-9,
-                             kvalue_accuracy=1e-10, xvalue_accuracy=1e-10,
-                             maximum_fft_size=32768)
+    strict = galsim.GSParams(
+        folding_threshold=1e-7,
+        maxk_threshold=1e-9,
+        kvalue_accuracy=1e-10,
+        xvalue_accuracy=1e-10,
+        maximum_fft_size=32768,
+    )
     sim = dataclasses.replace(SIM, galaxy=galaxy, psf=psf)
     row = dict(g1=0.5, g2=0.3, size_arcsec=0.15, flux=5.0, dx_arcsec=0.1, dy_arcsec=-0.05)
     image = S.render_clean(sim, row)
@@ -125,8 +132,13 @@ def test_adaptive_moments_match_label_shape():
         image = galsim.Image(S.render_clean(SIM, _row(labels, i)), scale=SIM.pixel_scale_arcsec)
         mom = galsim.hsm.FindAdaptiveMom(image)
         tol = (1.0 / 120.0) / eig.min() ** 2
-        assert_allclose([mom.observed_shape.e1, mom.observed_shape.e2], [e1, e2], rtol=0, atol=tol,
-                        err_msg=f"object {i}: g=({g1:.3f}, {g2:.3f}) size={size:.3f}")
+        assert_allclose(
+            [mom.observed_shape.e1, mom.observed_shape.e2],
+            [e1, e2],
+            rtol=0,
+            atol=tol,
+            err_msg=f"object {i}: g=({g1:.3f}, {g2:.3f}) size={size:.3f}",
+        )
         assert_allclose(mom.moments_sigma, np.linalg.det(cov) ** 0.25, rtol=tol)
     assert used >= 20
 
@@ -161,7 +173,7 @@ def test_population_distributions():
     assert size.min() > 0.14
     # truncated half-normal: E[s | s > a] = sqrt(2/pi) sigma exp(-a^2 / 2 sigma^2) / (2 Q(a/sigma))
     sig, a = SIM.size_scale_arcsec, SIM.size_min_arcsec
-    mean = math.sqrt(2 / math.pi) * sig * math.exp(-a**2 / (2 * sig**2)) / (2 * norm.sf(a / sig))
+    mean = math.sqrt(2 / math.pi) * sig * math.exp(-(a**2) / (2 * sig**2)) / (2 * norm.sf(a / sig))
     assert abs(size.mean() - mean) < k * size.std() / math.sqrt(n)
     g = np.hypot(labels["g1"], labels["g2"])
     assert g.max() < 1.0
@@ -245,22 +257,28 @@ def test_shear_test_mode_labels():
         assert_array_equal(grouped, grouped[:, :1].repeat(per, axis=1), err_msg=key)
     # position angle 45 * orient degrees multiplies a spin-2 shape by i**orient
     e_int = (labels["g1_int"] + 1j * labels["g2_int"]).reshape(6, 4, 4)
-    assert_array_equal(e_int, e_int[:, :1, :1].repeat(4, axis=1).repeat(4, axis=2)
-                       * np.array([1, 1j, -1, -1j])[None, :, None])
+    assert_array_equal(
+        e_int,
+        e_int[:, :1, :1].repeat(4, axis=1).repeat(4, axis=2)
+        * np.array([1, 1j, -1, -1j])[None, :, None],
+    )
     assert_array_equal(e_int[:, 2], -e_int[:, 0])  # 90 degrees flips a spin-2 shape
     app = np.stack([labels["applied_g1"], labels["applied_g2"]])
     k = labels["pair_id"] % 2
     assert_array_equal(app[k, np.arange(n)], 0.02 * labels["sign"])
     assert_array_equal(app[1 - k, np.arange(n)], 0.0)
     for i in range(n):
-        lensed = galsim.Shear(g1=app[0, i], g2=app[1, i]) + galsim.Shear(g1=labels["g1_int"][i],
-                                                                          g2=labels["g2_int"][i])
+        lensed = galsim.Shear(g1=app[0, i], g2=app[1, i]) + galsim.Shear(
+            g1=labels["g1_int"][i], g2=labels["g2_int"][i]
+        )
         got = [labels["g1"][i], labels["g2"][i]]
         assert_allclose(got, [lensed.g1, lensed.g2], rtol=0, atol=1e-15)
     # the -n stamp is the same image as its +n neighbour
     minus_n = labels["noise_sign"] < 0
     for key in ("g1", "g2", "g1_int", "g2_int", "applied_g1", "applied_g2", "orient", "sign"):
-        assert_array_equal(labels[key][minus_n], labels[key][np.flatnonzero(minus_n) - 1], err_msg=key)
+        assert_array_equal(
+            labels[key][minus_n], labels[key][np.flatnonzero(minus_n) - 1], err_msg=key
+        )
 
 
 def test_shear_test_label_describes_the_image():

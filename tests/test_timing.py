@@ -19,8 +19,9 @@ from shearbridge.config import Profile, SimConfig, get_profile, noise_tag
 from shearbridge.io import read_json
 from shearbridge.stats.resample import ratio_stats, robust_stats
 
-TINY = Profile(name="tinytiming", n_train=256, n_test=160, n_crlb=32, n_shear_pairs=8,
-               epochs=1, bootstrap=10)
+TINY = Profile(
+    name="tinytiming", n_train=256, n_test=160, n_crlb=32, n_shear_pairs=8, epochs=1, bootstrap=10
+)
 
 
 def test_robust_stats_on_known_values():
@@ -48,7 +49,7 @@ def test_interleaved_rates_alternate_the_order():
     calls: list[str] = []
     jobs = [T.Job(n, 3, lambda n=n: calls.append(n)) for n in "ABC"]
     rates = T.interleaved_rates(jobs, 3)
-    assert calls == list("ABC" "CBA" "ABC")
+    assert calls == list("ABCCBAABC")
     assert all(len(v) == 3 and all(x > 0 and math.isfinite(x) for x in v) for v in rates.values())
     with pytest.raises(ValueError, match="unique"):
         T.interleaved_rates(jobs + [jobs[0]], 1)
@@ -63,9 +64,15 @@ def test_timing_noise_levels():
 
 
 def test_cli_parses_timing():
-    args = build_parser().parse_args(["timing", "--networks", "baseline,shapenet", "--threads", "1"])
+    args = build_parser().parse_args(
+        ["timing", "--networks", "baseline,shapenet", "--threads", "1"]
+    )
     assert (args.command, args.networks, args.threads, args.repeats) == (
-        "timing", "baseline,shapenet", 1, 7)
+        "timing",
+        "baseline,shapenet",
+        1,
+        7,
+    )
 
 
 def analytic_train_flops(s: int, n_out: int = 4) -> float:
@@ -83,8 +90,9 @@ def tiny_timing(tmp_path_factory):
     from shearbridge.sim.datasets import generate_dataset
 
     generate_dataset("test", TINY, workers=1, progress=False)
-    path = T.run_timing(TINY, ["baseline"], repeats=3, n_galaxies=16, train_steps=1,
-                        classical=["hsm_regauss"])
+    path = T.run_timing(
+        TINY, ["baseline"], repeats=3, n_galaxies=16, train_steps=1, classical=["hsm_regauss"]
+    )
     yield path, read_json(path)
     mp.undo()
 
@@ -102,7 +110,9 @@ def test_timing_json_records_every_method_and_level(tiny_timing):
         assert net["kind"] == "network" and net["trained"] is False and net["rmse_g_timed"] is None
         # the paired speed-up is the median of the per-round ratios of the recorded rates
         ratios = np.divide(net["values"], t["speed"][tag]["hsm_regauss"]["values"])
-        assert t["speedup"][tag]["baseline/hsm_regauss"]["median"] == pytest.approx(np.median(ratios))
+        assert t["speedup"][tag]["baseline/hsm_regauss"]["median"] == pytest.approx(
+            np.median(ratios)
+        )
     assert t["galaxies_per_call"] == {"network": 160, "classical": 16}
     assert t["hardware"]["backend"] == "cpu" and t["hardware"]["cores_used"] >= 1
     assert t["hardware"]["cpu"] and t["versions"]["jax"] and t["profile"] == TINY.name
@@ -115,8 +125,9 @@ def test_timed_estimator_calls_compute_the_real_measurement(tiny_timing):
     _, t = tiny_timing
     ds = load_dataset("test", TINY)
     for tag, sigma in t["noise_levels"].items():
-        res = HSMEstimator(method="REGAUSS").measure(ds.images(sigma)[:16], ds.psf,
-                                                     ds.sim.pixel_scale_arcsec, sigma)
+        res = HSMEstimator(method="REGAUSS").measure(
+            ds.images(sigma)[:16], ds.psf, ds.sim.pixel_scale_arcsec, sigma
+        )
         ok = (res.flags == 0) & np.all(np.isfinite(res.g), axis=1)
         rmse = float(np.sqrt(np.mean((res.g[ok] - ds.targets(2)[:16][ok]) ** 2)))
         assert t["speed"][tag]["hsm_regauss"]["rmse_g_timed"] == pytest.approx(rmse, rel=1e-12)
@@ -143,11 +154,18 @@ def test_untrained_and_trained_networks(tiny_timing, monkeypatch, tmp_path):
     net = load_network("baseline", TINY, 1e-3, SimConfig())
     assert net["trained"] is False
     params = jax.tree.map(lambda a: a + 1.0, net["params"])
-    save_model(Layout(TINY).run("baseline", 1e-3) / "model.msgpack", params, np.zeros(4),
-               np.full(4, 2.0), {"model": "enhanced", "n_outputs": 4})
+    save_model(
+        Layout(TINY).run("baseline", 1e-3) / "model.msgpack",
+        params,
+        np.zeros(4),
+        np.full(4, 2.0),
+        {"model": "enhanced", "n_outputs": 4},
+    )
     loaded = load_network("baseline", TINY, 1e-3, SimConfig())
     assert loaded["trained"] is True and np.all(loaded["std"] == 2.0)
-    np.testing.assert_array_equal(loaded["params"]["out"]["bias"], np.asarray(params["out"]["bias"]))
+    np.testing.assert_array_equal(
+        loaded["params"]["out"]["bias"], np.asarray(params["out"]["bias"])
+    )
 
 
 def test_misuse_raises():

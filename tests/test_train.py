@@ -72,7 +72,9 @@ def gaussian_stamps(n: int, size: int, seed: int) -> Stamps:
     img = flux[:, None, None] * PIXEL_ARCSEC**2 / (2 * np.pi * np.sqrt(det)) * np.exp(-0.5 * q)
     noise = rng.standard_normal(img.shape).astype(np.float32)
     labels = {"g1": g1, "g2": g2, "size_arcsec": s, "flux": flux}
-    sim = SimConfig(psf_sigma_arcsec=PSF_SIGMA_ARCSEC, pixel_scale_arcsec=PIXEL_ARCSEC, stamp_size_px=size)
+    sim = SimConfig(
+        psf_sigma_arcsec=PSF_SIGMA_ARCSEC, pixel_scale_arcsec=PIXEL_ARCSEC, stamp_size_px=size
+    )
     return Stamps(f"synthetic{seed}", img.astype(np.float32), noise, labels, sim)
 
 
@@ -286,8 +288,12 @@ def test_trains_and_evaluates_on_cached_galsim_datasets(tmp_path, monkeypatch):
 def test_max_objects_trains_on_the_first_objects_only(tmp_path):
     """The same run on the first 128 of 256 objects equals a run on a 128-object dataset."""
     train, test = gaussian_stamps(256, 21, seed=1), gaussian_stamps(32, 21, seed=2)
-    first = Stamps("first128", train.clean[:128], train.noise[:128],
-                   {k: v[:128] for k, v in train.labels.items()})
+    first = Stamps(
+        "first128",
+        train.clean[:128],
+        train.noise[:128],
+        {k: v[:128] for k, v in train.labels.items()},
+    )
     exp = experiment(epochs=1, max_objects=128)
     a = train_and_evaluate(exp, tmp_path / "a", train_data=train, test_data=test, progress=False)
     log = json.loads((tmp_path / "a" / LOSSES).read_text())
@@ -305,18 +311,30 @@ def test_a_diverging_training_stops_naming_the_epoch_and_publishes_no_model(tmp_
 
     train, test = gaussian_stamps(128, 53, seed=1), gaussian_stamps(32, 53, seed=2)
     with pytest.raises(TrainingDivergedError, match=r"diverged at epoch 1 .*learning rate 100"):
-        train_and_evaluate(experiment(learning_rate=100.0), tmp_path, train_data=train, test_data=test,
-                           progress=False)
+        train_and_evaluate(
+            experiment(learning_rate=100.0),
+            tmp_path,
+            train_data=train,
+            test_data=test,
+            progress=False,
+        )
     assert not (tmp_path / MODEL_FILE).exists() and not (tmp_path / METRICS).exists()
     fresh = tmp_path / "new_run"
     with pytest.raises(TrainingDivergedError):
-        train_and_evaluate(experiment(learning_rate=100.0), fresh, train_data=train, test_data=test, progress=False)
+        train_and_evaluate(
+            experiment(learning_rate=100.0), fresh, train_data=train, test_data=test, progress=False
+        )
     assert not fresh.exists(), "a failed run leaves no empty run folder"
 
 
-@pytest.mark.parametrize("field, value", [("learning_rate", float("inf")), ("learning_rate", float("nan")),
-                                          ("weight_decay", float("inf"))])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("learning_rate", float("inf")),
+        ("learning_rate", float("nan")),
+        ("weight_decay", float("inf")),
+    ],
+)
 def test_non_finite_optimiser_settings_are_refused(field, value):
     with pytest.raises(ConfigError, match=field):
         experiment(**{field: value}).validate()
-

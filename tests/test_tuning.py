@@ -19,7 +19,9 @@ class _Data:
     def __init__(self, sim: SimConfig, n: int, seed: int):
         self.labels = stamps.draw_population(sim, n, np.random.default_rng(seed))
         self.clean = stamps.render_rows(sim, self.labels, range(n)).astype(np.float32)
-        self.noise = np.random.default_rng(seed + 1).normal(size=self.clean.shape).astype(np.float32)
+        self.noise = (
+            np.random.default_rng(seed + 1).normal(size=self.clean.shape).astype(np.float32)
+        )
         self.calls: list[float] = []
 
     def images(self, noise_sigma: float) -> np.ndarray:
@@ -48,10 +50,12 @@ def test_candidate_grid():
 
 def test_scores_on_a_hand_made_table():
     # candidate a wins at the low level by a factor 2, b at the high level by 10%
-    rows = [{"noise_sigma": 1e-5, "fractions": ("a",), "val_rmse": 1e-4},
-            {"noise_sigma": 1e-5, "fractions": ("b",), "val_rmse": 2e-4},
-            {"noise_sigma": 1e-2, "fractions": ("a",), "val_rmse": 0.055},
-            {"noise_sigma": 1e-2, "fractions": ("b",), "val_rmse": 0.050}]
+    rows = [
+        {"noise_sigma": 1e-5, "fractions": ("a",), "val_rmse": 1e-4},
+        {"noise_sigma": 1e-5, "fractions": ("b",), "val_rmse": 2e-4},
+        {"noise_sigma": 1e-2, "fractions": ("a",), "val_rmse": 0.055},
+        {"noise_sigma": 1e-2, "fractions": ("b",), "val_rmse": 0.050},
+    ]
     bound = T.score_candidates(rows, "bound")
     assert bound[("a",)] == pytest.approx(10 + 5.5) and bound[("b",)] == pytest.approx(20 + 5.0)
     assert min(bound, key=bound.get) == ("a",)  # RMSE / sigma: every level counts alike
@@ -68,19 +72,28 @@ def test_tuner_picks_the_known_best():
     the matched weight (1.0: 0.036 against 0.061)."""
     sim = dataclasses.replace(SIM, size_scale_arcsec=0.35, size_min_arcsec=0.175)
     data = _Data(sim, 200, 7)
-    res = T.tune_weight_fractions(data, [1e-6, 3e-3], sim.psf_sigma_px, 0.25, 0,
-                                  candidates=[(1.0,), (0.25,)])
+    res = T.tune_weight_fractions(
+        data, [1e-6, 3e-3], sim.psf_sigma_px, 0.25, 0, candidates=[(1.0,), (0.25,)]
+    )
     assert res["best_per_level"] == {1e-6: (0.25,), 3e-3: (1.0,)}
     rmse = {(r["noise_sigma"], r["fractions"]): r["val_rmse"] for r in res["table"]}
-    assert rmse[1e-6, (1.0,)] > 2 * rmse[1e-6, (0.25,)] and rmse[3e-3, (0.25,)] > 1.3 * rmse[3e-3, (1.0,)]
+    assert (
+        rmse[1e-6, (1.0,)] > 2 * rmse[1e-6, (0.25,)]
+        and rmse[3e-3, (0.25,)] > 1.3 * rmse[3e-3, (1.0,)]
+    )
     # RMSE / sigma weighs the noise-free level; the plain sum the noisy one
     assert res["choice"] == res["choices"]["bound"] == (0.25,) and res["choices"]["sum"] == (1.0,)
 
 
 def test_uses_the_trainers_split_and_is_deterministic():
     data = _Data(dataclasses.replace(SIM, size_scale_arcsec=0.3), 80, 3)
-    kw = dict(noise_levels=[1e-4, 1e-3], psf_sigma_px=SIM.psf_sigma_px, val_fraction=0.2, seed=5,
-              candidates=[(1.0,), (1.0, 0.25)])
+    kw = dict(
+        noise_levels=[1e-4, 1e-3],
+        psf_sigma_px=SIM.psf_sigma_px,
+        val_fraction=0.2,
+        seed=5,
+        candidates=[(1.0,), (1.0, 0.25)],
+    )
     a = T.tune_weight_fractions(data, **kw)
     b = T.tune_weight_fractions(data, **kw)
     assert a == b and data.calls == [1e-4, 1e-3] * 2

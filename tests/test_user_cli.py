@@ -58,8 +58,19 @@ def _measure(capsys, folder: Path, method: str, out: str) -> dict[str, np.ndarra
     from shearbridge.api import read_catalogue
 
     files = ("--stamps", str(folder / "stamps.npy"), "--psf", str(folder / "psf.npy"))
-    status, _, err = run_cli(capsys, "measure", "--method", method, *files, "--noise", "1e-6",
-                             "--profile", "quick", "--out", str(folder / out))
+    status, _, err = run_cli(
+        capsys,
+        "measure",
+        "--method",
+        method,
+        *files,
+        "--noise",
+        "1e-6",
+        "--profile",
+        "quick",
+        "--out",
+        str(folder / out),
+    )
     assert status == 0, err
     return read_catalogue(folder / out)
 
@@ -136,16 +147,24 @@ def test_list_into_a_closed_pipe_ends_quietly(tmp_path):
     os.close(read_end)  # the reader is gone before anything is written
     env = {**os.environ, "SHEARBRIDGE_DATA": str(tmp_path)}
     try:
-        proc = subprocess.run([sys.executable, "-m", "shearbridge", "list", "--profile", "quick"],
-                              stdout=write_end, stderr=subprocess.PIPE, text=True, env=env,
-                              timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "shearbridge", "list", "--profile", "quick"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=120,
+        )
     finally:
         os.close(write_end)
     assert proc.returncode == 141 and proc.stderr == "", proc.stderr
-    script = (f"set -o pipefail; {shlex.quote(sys.executable)} -m shearbridge list --profile quick"
-              " | head -n 2")
-    head = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120,
-                          env=env)
+    script = (
+        f"set -o pipefail; {shlex.quote(sys.executable)} -m shearbridge list --profile quick"
+        " | head -n 2"
+    )
+    head = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, timeout=120, env=env
+    )
     assert head.stdout.startswith("profile quick: noise levels") and head.stdout.count("\n") == 2
     assert head.returncode in (0, 141) and head.stderr == "", head.stderr
 
@@ -169,21 +188,26 @@ def test_list_on_an_empty_data_root_says_how_to_build_each_thing(capsys, tmp_pat
     monkeypatch.setenv("SHEARBRIDGE_DATA", str(tmp_path))
     status, out, _ = run_cli(capsys, "list", "--profile", "quick")
     assert status == 0
-    assert "S/N: simulate the test set first (python -m shearbridge simulate --dataset test " \
-           "--profile quick)" in out
+    assert (
+        "S/N: simulate the test set first (python -m shearbridge simulate --dataset test "
+        "--profile quick)" in out
+    )
     blocks = _blocks(out)
     assert set(blocks) == set(study.names(available_only=False))
     for m in study.methods(available_only=False):
         assert m.description in blocks[m.name], m.name
     assert "ellipticity" in blocks["anacal"][1]  # AnaCal measures an ellipticity, not a shear
-    assert blocks["psfnet"][-1].startswith("not trained: python -m shearbridge population train "
-                                           "--profile quick")
+    assert blocks["psfnet"][-1].startswith(
+        "not trained: python -m shearbridge population train --profile quick"
+    )
     assert "classical" in blocks["moments_affine"][0]  # listed as classical, yet it needs a fit:
     assert blocks["moments_affine"][-1].startswith(
         "not fitted: python -m shearbridge train --config moments_affine --noise SIGMA "
-        "--profile quick")
+        "--profile quick"
+    )
     assert blocks["baseline"][-1].startswith(
-        "not trained: python -m shearbridge train --config baseline --noise SIGMA --profile quick")
+        "not trained: python -m shearbridge train --config baseline --noise SIGMA --profile quick"
+    )
     assert blocks["mlfit"][-1] == "ready at every noise level"
     assert "python -m shearbridge crlb --profile quick" in blocks["crlb"][-1]
     # the flag bits end the listing, each with its meaning
@@ -208,9 +232,11 @@ def test_list_says_which_networks_are_ready_at_which_levels(capsys, tmp_path, mo
     monkeypatch.setitem(base.FLAG_NAMES, 1 << 12, "a_new_bit")  # read when listed
     status, out, _ = run_cli(capsys, "list", "--profile", "quick")
     blocks = _blocks(out)
-    assert blocks["baseline"][-1] == ("ready at noise 1e-05, 0.001 (trained there); other levels: "
-                                      "python -m shearbridge train --config baseline --noise SIGMA "
-                                      "--profile quick")
+    assert blocks["baseline"][-1] == (
+        "ready at noise 1e-05, 0.001 (trained there); other levels: "
+        "python -m shearbridge train --config baseline --noise SIGMA "
+        "--profile quick"
+    )
     assert blocks["psfnet"][-1].startswith("ready at every noise level")
     assert re.search(r"^\s+4096\s+a_new_bit$", out, re.M)
     listed = out.split("\nexperiments (")[1].split("\n\n")[0].splitlines()[1:]
@@ -224,8 +250,15 @@ def test_list_gives_the_matched_filter_snr_of_each_noise_level(capsys, tmp_path,
     from shearbridge.steps import command
 
     monkeypatch.setenv("SHEARBRIDGE_DATA", str(tmp_path))
-    tiny = Profile(name="tiny", noise_grid=(1e-4, 1e-3), n_train=16, n_test=32, n_crlb=32,
-                   n_shear_pairs=4, bootstrap=10)
+    tiny = Profile(
+        name="tiny",
+        noise_grid=(1e-4, 1e-3),
+        n_train=16,
+        n_test=32,
+        n_crlb=32,
+        n_shear_pairs=4,
+        bootstrap=10,
+    )
     generate_dataset("test", tiny, workers=1, progress=False)
     monkeypatch.setattr(command, "get_profile", lambda name: tiny)
     status, out, _ = run_cli(capsys, "list", "--profile", "tiny")

@@ -32,8 +32,9 @@ from shearbridge.errors import ShearbridgeError
 
 SRC = Path(shearbridge.__file__).resolve().parents[1]
 ROOT = SRC.parent
-SMALL = dataclasses.replace(get_profile("quick"), name="tiny", n_train=16, n_test=16, n_crlb=8,
-                            n_shear_pairs=2)
+SMALL = dataclasses.replace(
+    get_profile("quick"), name="tiny", n_train=16, n_test=16, n_crlb=8, n_shear_pairs=2
+)
 
 
 # ------------------------------------------------------------------ item 4: unknown profile
@@ -59,7 +60,9 @@ def test_the_command_line_does_not_blame_the_environment_for_its_option(capsys, 
     monkeypatch.delenv(PROFILE_ENV, raising=False)
     assert main(["info", "--profile", "quik"]) == 2
     err = capsys.readouterr().err
-    assert "unknown profile 'quik' (set by --profile)" in err and "SHEARBRIDGE_PROFILE" not in err, err
+    assert (
+        "unknown profile 'quik' (set by --profile)" in err and "SHEARBRIDGE_PROFILE" not in err
+    ), err
 
 
 # ------------------------------------------------- item 5: scripts on the wrong summaries
@@ -67,10 +70,20 @@ def test_the_command_line_does_not_blame_the_environment_for_its_option(capsys, 
 
 def _run_script(name: str, data: Path, profile: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SHEARBRIDGE_", "PYTEST"))}
-    env.update(SHEARBRIDGE_DATA=str(data), SHEARBRIDGE_PROFILE=profile, MPLBACKEND="Agg",
-               PYTHONPATH=str(SRC))
-    return subprocess.run([sys.executable, f"src/scripts/{name}.py"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    env.update(
+        SHEARBRIDGE_DATA=str(data),
+        SHEARBRIDGE_PROFILE=profile,
+        MPLBACKEND="Agg",
+        PYTHONPATH=str(SRC),
+    )
+    return subprocess.run(
+        [sys.executable, f"src/scripts/{name}.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_a_figure_script_on_another_profiles_summary_says_one_line_and_the_fix(tmp_path):
@@ -83,22 +96,28 @@ def test_a_figure_script_on_another_profiles_summary_says_one_line_and_the_fix(t
     assert proc.stderr == (
         f"error: {summary} holds the quick profile's results, but the active profile is paper: run "
         "`python -m shearbridge summarize stamps --profile paper` "
-        "(or set SHEARBRIDGE_PROFILE=quick to use these)\n")
+        "(or set SHEARBRIDGE_PROFILE=quick to use these)\n"
+    )
 
 
 def test_a_number_script_without_its_summary_names_the_summarize_command(tmp_path):
     proc = _run_script("num_baseline", tmp_path, "quick")
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr == (f"error: missing {tmp_path / 'summary' / 'baseline.json'}: run "
-                           "`python -m shearbridge summarize baseline --profile quick` first\n")
+    assert proc.stderr == (
+        f"error: missing {tmp_path / 'summary' / 'baseline.json'}: run "
+        "`python -m shearbridge summarize baseline --profile quick` first\n"
+    )
 
 
 def test_a_missing_prediction_summary_names_its_experiments_summary(data_root, monkeypatch):
     from shearbridge.summaries import load_summary_npz
 
     monkeypatch.setenv(PROFILE_ENV, "quick")
-    with pytest.raises(ShearbridgeError, match=r"`python -m shearbridge summarize baseline_raw "
-                                               r"--profile quick` first$"):
+    with pytest.raises(
+        ShearbridgeError,
+        match=r"`python -m shearbridge summarize baseline_raw "
+        r"--profile quick` first$",
+    ):
         load_summary_npz("baseline_raw_pred")
 
 
@@ -133,7 +152,8 @@ def test_loading_a_dataset_notices_a_same_size_edit(small_test_set):
     assert str(exc.value) == (
         f"dataset {small_test_set}: {f} was altered after it was made (its SHA-256 differs from "
         "the one in manifest.json); regenerate it with: "
-        "python -m shearbridge simulate --dataset test --profile tiny --force")
+        "python -m shearbridge simulate --dataset test --profile tiny --force"
+    )
 
 
 # ----------------------------------------------------- item 8d: folders honour the umask
@@ -155,8 +175,13 @@ def test_a_diverged_training_leaves_no_empty_run_folder(tmp_path):
     train, test = gaussian_stamps(64, 53, seed=1), gaussian_stamps(16, 53, seed=2)
     workdir = tmp_path / "runs" / "tiny" / "noise1e-05"
     with pytest.raises(TrainingDivergedError, match="diverged at epoch 1"):
-        train_and_evaluate(experiment(learning_rate=1e30), workdir, train_data=train,
-                           test_data=test, progress=False)
+        train_and_evaluate(
+            experiment(learning_rate=1e30),
+            workdir,
+            train_data=train,
+            test_data=test,
+            progress=False,
+        )
     assert list(tmp_path.iterdir()) == [], "the run folder and the folders made for it are removed"
 
 

@@ -10,7 +10,14 @@ import numpy as np
 from shearbridge.models import activations as act
 from shearbridge.paper import plotting
 
-LABELS = {"relu": "ReLU", "leaky_relu": "LeakyReLU", "elu": "ELU", "gelu": "GELU", "silu": "SiLU", "mish": "Mish"}
+LABELS = {
+    "relu": "ReLU",
+    "leaky_relu": "LeakyReLU",
+    "elu": "ELU",
+    "gelu": "GELU",
+    "silu": "SiLU",
+    "mish": "Mish",
+}
 
 
 def main() -> None:
@@ -25,13 +32,23 @@ def main() -> None:
         f, df = act.jax_activation(name), act.jax_derivative(name)
         axes[0].plot(x, np.asarray(f(x)), color=color, ls=ls, label=LABELS[name])
         axes[1].plot(x, np.asarray(df(x)), color=color, ls=ls)
-        axes[0].plot(xm, act.numpy_activation(name)(xm), color=color, marker=marker, ls="none", mfc="none")
-        axes[1].plot(xm, act.numpy_derivative(name)(xm), color=color, marker=marker, ls="none", mfc="none")
+        axes[0].plot(
+            xm, act.numpy_activation(name)(xm), color=color, marker=marker, ls="none", mfc="none"
+        )
+        axes[1].plot(
+            xm, act.numpy_derivative(name)(xm), color=color, marker=marker, ls="none", mfc="none"
+        )
     axes[0].set(xlabel="pre-activation $x$", ylabel="$f(x)$", ylim=(-1.5, 4.0))
     axes[1].set(xlabel="pre-activation $x$", ylabel=r"$\mathrm{d}f/\mathrm{d}x$", ylim=(-0.3, 1.3))
     axes[0].legend(ncol=2, loc="upper left")
-    axes[1].text(0.03, 0.95, "lines: jax.nn (autodiff)\nmarkers: NumPy (by hand)", transform=axes[1].transAxes,
-                 va="top", fontsize=7)
+    axes[1].text(
+        0.03,
+        0.95,
+        "lines: jax.nn (autodiff)\nmarkers: NumPy (by hand)",
+        transform=axes[1].transAxes,
+        va="top",
+        fontsize=7,
+    )
     fig.tight_layout()
     plotting.save(fig, "fig_activations")
 

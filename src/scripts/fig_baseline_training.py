@@ -12,7 +12,6 @@ from shearbridge.paper import plotting
 from shearbridge.summaries import load_summary_json
 
 
-
 def main() -> None:
     plotting.use_style()
     import matplotlib.pyplot as plt
@@ -24,20 +23,48 @@ def main() -> None:
     for run, style in zip(runs, plotting.series_styles()):
         hist = [h for h in run["history"] if h["epoch"] > 0]
         ep = np.array([h["epoch"] for h in hist])
-        label = (rf"$10^{{{np.log10(run['noise_sigma']):.0f}}}$ "  # "sigma_n =" is in the legend title
-                 rf"(S/N$\approx${plotting.snr_label(snr[noise_tag(run['noise_sigma'])]['median'])})")
-        ax.plot(ep, [h["train_loss"] for h in hist], color=style["color"], ls=style["linestyle"], lw=0.9, alpha=0.6)
-        ax.plot(ep, [h["val_loss"] for h in hist], color=style["color"], ls=style["linestyle"],
-                marker=style["marker"], label=label)
+        label = (
+            rf"$10^{{{np.log10(run['noise_sigma']):.0f}}}$ "  # "sigma_n =" is in the legend title
+            rf"(S/N$\approx${plotting.snr_label(snr[noise_tag(run['noise_sigma'])]['median'])})"
+        )
+        ax.plot(
+            ep,
+            [h["train_loss"] for h in hist],
+            color=style["color"],
+            ls=style["linestyle"],
+            lw=0.9,
+            alpha=0.6,
+        )
+        ax.plot(
+            ep,
+            [h["val_loss"] for h in hist],
+            color=style["color"],
+            ls=style["linestyle"],
+            marker=style["marker"],
+            label=label,
+        )
         best = run["best_epoch"]
-        ax.plot([best], [next(h["val_loss"] for h in hist if h["epoch"] == best)], marker="*", color=style["color"],
-                ms=8, ls="none")
+        ax.plot(
+            [best],
+            [next(h["val_loss"] for h in hist if h["epoch"] == best)],
+            marker="*",
+            color=style["color"],
+            ms=8,
+            ls="none",
+        )
     ax.set(xlabel="epoch", ylabel="MSE of standardised labels", yscale="log")
     # above the axes: the curves keep the whole panel
-    ax.legend(title=r"$\sigma_n$ (validation: markers; training: thin)", title_fontsize=7,
-              ncol=(len(runs) + 1) // 2,  # with their S/N, two rows
-              loc="lower center", bbox_to_anchor=(0.5, 1.0), borderaxespad=0.2, handlelength=2.6,
-              handletextpad=0.4, columnspacing=1.0)
+    ax.legend(
+        title=r"$\sigma_n$ (validation: markers; training: thin)",
+        title_fontsize=7,
+        ncol=(len(runs) + 1) // 2,  # with their S/N, two rows
+        loc="lower center",
+        bbox_to_anchor=(0.5, 1.0),
+        borderaxespad=0.2,
+        handlelength=2.6,
+        handletextpad=0.4,
+        columnspacing=1.0,
+    )
     fig.tight_layout(pad=0.3)
     plotting.save(fig, "fig_baseline_training")
 

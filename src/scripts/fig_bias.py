@@ -5,7 +5,8 @@ PSF). Panels: m1, m2 (top), c1, c2 (middle; round PSF), the PSF leakage alpha = 
 anisotropic-PSF test and the achieved sigma(m) against its target (bottom). m and c are on a
 symmetric-log axis, linear within the LSST requirement (dark band; light band: Euclid's), so
 values near zero and the networks' shrinkage at low S/N are both readable. Horizontal axis: the
-median matched-filter S/N of the shear-test galaxies. Run on its own: ``python src/scripts/fig_bias.py``.
+median matched-filter S/N of the shear-test galaxies. Run on its own:
+``python src/scripts/fig_bias.py``.
 """
 
 import numpy as np
@@ -20,8 +21,18 @@ ALPHA_RANGE = (-0.5, 1.5)
 
 
 def _series(ax, snr, y, err, style, label=None):
-    ax.errorbar(snr, y, err, color=style["color"], ls=style["linestyle"], marker=style["marker"], lw=0.8, ms=3,
-                capsize=1.5, label=label)
+    ax.errorbar(
+        snr,
+        y,
+        err,
+        color=style["color"],
+        ls=style["linestyle"],
+        marker=style["marker"],
+        lw=0.8,
+        ms=3,
+        capsize=1.5,
+        label=label,
+    )
 
 
 def main() -> None:
@@ -36,12 +47,31 @@ def main() -> None:
         tags = sorted(per, key=lambda t: per[t]["median_snr_mf"])
         snr = np.array([per[t]["median_snr_mf"] for t in tags])
         for ax, key in zip(axes[:2].ravel(), ("m1", "m2", "c1", "c2")):
-            _series(ax, snr, [per[t][key] for t in tags], [per[t][f"{key}_err"] for t in tags], style,
-                    plotting.method_label(m) if key == "m1" else None)
+            _series(
+                ax,
+                snr,
+                [per[t][key] for t in tags],
+                [per[t][f"{key}_err"] for t in tags],
+                style,
+                plotting.method_label(m) if key == "m1" else None,
+            )
         psf = s["bias_psf"][m]
-        _series(axes[2, 0], snr, [psf[t]["alpha"] for t in tags], [psf[t]["alpha_err"] for t in tags], style)
-        axes[2, 1].plot(snr, [per[t]["precision"]["sigma_m"] for t in tags], color=style["color"],
-                        ls=style["linestyle"], marker=style["marker"], lw=0.8, ms=3)
+        _series(
+            axes[2, 0],
+            snr,
+            [psf[t]["alpha"] for t in tags],
+            [psf[t]["alpha_err"] for t in tags],
+            style,
+        )
+        axes[2, 1].plot(
+            snr,
+            [per[t]["precision"]["sigma_m"] for t in tags],
+            color=style["color"],
+            ls=style["linestyle"],
+            marker=style["marker"],
+            lw=0.8,
+            ms=3,
+        )
     for ax, key in zip(axes[:2].ravel(), ("m1", "m2", "c1", "c2")):
         lsst, euclid = req[key[0]], req[f"euclid_{key[0]}"]
         ax.axhspan(-euclid, euclid, color="0.9", lw=0, zorder=0)
@@ -56,8 +86,15 @@ def main() -> None:
     ax = axes[2, 1]
     first = next(iter(s["bias"].values()))
     tags = sorted(first, key=lambda t: first[t]["median_snr_mf"])
-    ax.step([first[t]["median_snr_mf"] for t in tags], [first[t]["precision"]["target"] for t in tags], where="mid",
-            color="k", lw=0.8, ls="--", label="target")
+    ax.step(
+        [first[t]["median_snr_mf"] for t in tags],
+        [first[t]["precision"]["target"] for t in tags],
+        where="mid",
+        color="k",
+        lw=0.8,
+        ls="--",
+        label="target",
+    )
     ax.set_yscale("log")
     ax.set_ylabel(r"achieved $\sigma(m)$")
     ax.legend(loc="upper right", frameon=False)

@@ -1,5 +1,6 @@
-"""Figure: what EnhancedGalaxyNN sees. Feature maps of one galaxy, and its saliency vs the ML weights.
+"""Figure: what EnhancedGalaxyNN sees.
 
+Feature maps of one galaxy, and its saliency vs the ML weights.
 Reads ``src/data/summary/diagnosis.npz`` and ``diagnosis.json``. Top: the stamp (lowest
 noise) and three channels of each layer (the most variable ones after each ReLU), each
 map scaled to its own range. Bottom: the saliency d g1_hat / d x of the networks trained
@@ -17,7 +18,6 @@ from shearbridge.paper import plotting
 from shearbridge.summaries import load_summary_json, load_summary_npz
 
 KEEP = 0.6  # central fraction of each map shown
-
 
 
 def centre(a: np.ndarray) -> np.ndarray:
@@ -57,16 +57,31 @@ def main() -> None:
             if c == 0:
                 ax.set_title(layer, fontsize=7)
             ax.set_ylabel(f"ch {int(chans[c])}", fontsize=7)
-    bottom = GridSpec(1, 4, figure=fig, top=0.32, bottom=0.02, wspace=0.15)  # room for 3-line titles
+    bottom = GridSpec(
+        1, 4, figure=fig, top=0.32, bottom=0.02, wspace=0.15
+    )  # room for 3-line titles
     corr = z["vision_corr_ml"]
     for b, k in enumerate((0, len(grid) - 1)):
         r = corr[k]
-        signed(fig.add_subplot(bottom[0, b]), z["vision_saliency"][k],
-               rf"saliency, $\sigma_n=10^{{{np.log10(grid[k]):.0f}}}$" + "\n"
-               + rf"S/N$\approx${plotting.snr_label(snr[s['noise_tags'][k]]['median'])}" + "\n"
-               + rf"$\rho={r[s['vision']['galaxy_index']]:.2f}$ (mean {r.mean():.2f})")
-    signed(fig.add_subplot(bottom[0, 2]), z["vision_ml_weight"], "ML weight map\n" + r"$\partial\hat g_{1,\rm ML}/\partial x$")
-    signed(fig.add_subplot(bottom[0, 3]), z["vision_template"], "template\n" + r"$\partial I/\partial g_1$")
+        signed(
+            fig.add_subplot(bottom[0, b]),
+            z["vision_saliency"][k],
+            rf"saliency, $\sigma_n=10^{{{np.log10(grid[k]):.0f}}}$"
+            + "\n"
+            + rf"S/N$\approx${plotting.snr_label(snr[s['noise_tags'][k]]['median'])}"
+            + "\n"
+            + rf"$\rho={r[s['vision']['galaxy_index']]:.2f}$ (mean {r.mean():.2f})",
+        )
+    signed(
+        fig.add_subplot(bottom[0, 2]),
+        z["vision_ml_weight"],
+        "ML weight map\n" + r"$\partial\hat g_{1,\rm ML}/\partial x$",
+    )
+    signed(
+        fig.add_subplot(bottom[0, 3]),
+        z["vision_template"],
+        "template\n" + r"$\partial I/\partial g_1$",
+    )
     for a in fig.axes:
         a.set_xticks([])
         a.set_yticks([])

@@ -37,9 +37,18 @@ def main() -> None:
             if key == "size_px":
                 x = np.array([r["x_median"] for r in rows])
             else:  # categorical: bin index (empty bins are absent from rows)
-                x = np.array([s["flux_edges"].index(r["lo"]) for r in rows], float) + 0.08 * (i - 1.5)
-            ax.errorbar(x, [r["rms_ratio"] for r in rows], [r["rms_ratio_err"] for r in rows], ls="-", lw=0.9,
-                        label=plotting.method_label(m) if key == "size_px" else None, **kw)
+                x = np.array([s["flux_edges"].index(r["lo"]) for r in rows], float) + 0.08 * (
+                    i - 1.5
+                )
+            ax.errorbar(
+                x,
+                [r["rms_ratio"] for r in rows],
+                [r["rms_ratio_err"] for r in rows],
+                ls="-",
+                lw=0.9,
+                label=plotting.method_label(m) if key == "size_px" else None,
+                **kw,
+            )
             ax.plot(x, [r["median_ratio"] for r in rows], ls="none", mfc="white", **kw)
     for ax in axes:
         ax.axhline(1, color="0.4", ls="--", lw=0.8)
@@ -53,10 +62,19 @@ def main() -> None:
     axes[0].plot([], [], color="0.3", marker="o", ls="-", label="RMS")
     axes[0].plot([], [], color="0.3", marker="o", mfc="white", ls="none", label="median")
     handles, labels = axes[0].get_legend_handles_labels()
-    order = sorted(range(len(labels)), key=lambda k: labels[k] in ("RMS", "median"))  # methods first
+    order = sorted(
+        range(len(labels)), key=lambda k: labels[k] in ("RMS", "median")
+    )  # methods first
     handles, labels = [handles[k] for k in order], [labels[k] for k in order]
-    fig.legend(handles, labels, ncol=3, loc="upper center", bbox_to_anchor=(0.5, 1.0), handlelength=1.5,
-               columnspacing=0.8)
+    fig.legend(
+        handles,
+        labels,
+        ncol=3,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 1.0),
+        handlelength=1.5,
+        columnspacing=0.8,
+    )
     fig.tight_layout(w_pad=0.3, rect=(0, 0, 1, 0.83))
     plotting.save(fig, "fig_floor")
 

@@ -23,7 +23,6 @@ from shearbridge.summaries import load_summary_json
 VISIBLE = 1.1  # draw the matched budget when some network's last snapshot is > 10% beyond it
 
 
-
 def main() -> None:
     plotting.use_style()
     import matplotlib.pyplot as plt
@@ -32,8 +31,9 @@ def main() -> None:
     s = load_summary_json("learning")
     snr = load_summary_json("compare")["snr_mf"]  # median matched-filter S/N, comparison galaxies
     tags = sorted(s["curves"], key=float)
-    fig, axes = plt.subplots(1, len(tags), figsize=(plotting.COLUMN_WIDTH_IN, 2.4), sharey=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(tags), figsize=(plotting.COLUMN_WIDTH_IN, 2.4), sharey=True, squeeze=False
+    )
     for ax, tag in zip(axes[0], tags):
         last = []
         for name, c in sorted(s["curves"][tag].items()):
@@ -41,17 +41,39 @@ def main() -> None:
             pts = c["points"]
             x = np.array([p["train_flops"] for p in pts])
             last.append(x[-1])
-            ax.errorbar(x, [p["ratio"] for p in pts], [p["ratio_err"] for p in pts], color=style["color"],
-                        ls=style["linestyle"], marker=style["marker"], ms=3, label=plotting.method_label(name))
+            ax.errorbar(
+                x,
+                [p["ratio"] for p in pts],
+                [p["ratio_err"] for p in pts],
+                color=style["color"],
+                ls=style["linestyle"],
+                marker=style["marker"],
+                ms=3,
+                label=plotting.method_label(name),
+            )
         budget = s["matched"][tag]["train_flops"]
         if max(last) > VISIBLE * budget:
             ax.axvline(budget, color="0.5", ls=":", lw=1)
-            ax.text(budget, 0.97, "equal compute ", transform=ax.get_xaxis_transform(), rotation=90,
-                    ha="right", va="top", color="0.3")
+            ax.text(
+                budget,
+                0.97,
+                "equal compute ",
+                transform=ax.get_xaxis_transform(),
+                rotation=90,
+                ha="right",
+                va="top",
+                color="0.3",
+            )
         ax.axhline(1, color="0.4", ls="--", lw=1)
         exp = round(np.log10(float(tag)))
-        ax.set(xscale="log", yscale="log", xlabel="training FLOPs",
-               title=rf"$\sigma_n = 10^{{{exp}}}$" + "\n" + rf"S/N$\approx${plotting.snr_label(snr[tag]['median'])}")
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="training FLOPs",
+            title=rf"$\sigma_n = 10^{{{exp}}}$"
+            + "\n"
+            + rf"S/N$\approx${plotting.snr_label(snr[tag]['median'])}",
+        )
         ax.xaxis.set_minor_formatter(NullFormatter())  # within one decade, minor labels collide
     axes[0][0].set_ylabel(r"RMSE / $\sigma_{\rm CRLB}$")
     handles, labels = axes[0][0].get_legend_handles_labels()

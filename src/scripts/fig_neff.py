@@ -24,7 +24,9 @@ def main() -> None:
     tags = sorted(yard["levels"], key=float)
     fig, ax = plt.subplots(figsize=(plotting.COLUMN_WIDTH_IN, 3.3))
     for m, per in yard["yardstick"].items():
-        rates = [timing["speed"][t][m]["median"] for t in timing["speed"] if m in timing["speed"][t]]
+        rates = [
+            timing["speed"][t][m]["median"] for t in timing["speed"] if m in timing["speed"][t]
+        ]
         if not rates:
             print(f"fig_neff: no timing of {m}; left out")
             continue
@@ -34,12 +36,25 @@ def main() -> None:
         y = [r["neff_lost_pct"] for _, r in pts]
         ax.plot([rate] * len(y), y, color=st["color"], lw=0.6, ls=st["linestyle"])
         for k, (i, r) in enumerate(pts):
-            ax.errorbar(rate, r["neff_lost_pct"], yerr=r["neff_lost_pct_err"], marker=st["marker"], color=st["color"],
-                        ms=2.5 + 1.2 * i, ls="none", label=plotting.method_label(m) if k == 0 else None)
+            ax.errorbar(
+                rate,
+                r["neff_lost_pct"],
+                yerr=r["neff_lost_pct_err"],
+                marker=st["marker"],
+                color=st["color"],
+                ms=2.5 + 1.2 * i,
+                ls="none",
+                label=plotting.method_label(m) if k == 0 else None,
+            )
     ax.set_xscale("log")
     ax.set_yscale("symlog", linthresh=0.1, linscale=0.5)
     ax.set(xlabel="galaxies / s (one core)", ylabel=r"$n_{\rm eff}$ lost (%)")
-    lost = [r["neff_lost_pct"] for per in yard["yardstick"].values() for r in per.values() if r["calibratable"]]
+    lost = [
+        r["neff_lost_pct"]
+        for per in yard["yardstick"].values()
+        for r in per.values()
+        if r["calibratable"]
+    ]
     ax.set_ylim(bottom=min(0.0, 1.3 * min(lost)))  # a negative loss (see the caption) stays visible
     ax.axhline(0, color="0.4", lw=0.5)
     ax.margins(x=0.25)

@@ -17,7 +17,6 @@ from shearbridge.paper import plotting
 from shearbridge.summaries import load_summary_json
 
 
-
 def rms(pair: list[float]) -> float:
     return float(np.sqrt(np.mean(np.square(pair))))
 
@@ -32,16 +31,32 @@ def main() -> None:
     snr = load_summary_json("compare")["snr_mf"]  # median matched-filter S/N, comparison galaxies
     probes, layers = s["probes"], s["layers"]
     x = np.arange(len(layers))
-    fig, axes = plt.subplots(2, 1, figsize=(plotting.COLUMN_WIDTH_IN, 3.9), sharex=True, sharey=True)
+    fig, axes = plt.subplots(
+        2, 1, figsize=(plotting.COLUMN_WIDTH_IN, 3.9), sharex=True, sharey=True
+    )
     for ax, kind, title in zip(axes, ("linear", "mlp"), ("linear (ridge) probe", "MLP probe")):
         for tag, sigma, style in zip(s["noise_tags"], s["noise_grid"], plotting.series_styles()):
             p = probes[tag]
             y = [rms(p[kind][layer]) for layer in layers]
-            ax.plot(x, y, color=style["color"], ls=style["linestyle"], marker=style["marker"],
-                    label=rf"$\sigma_n=10^{{{np.log10(sigma):.0f}}}$ "
-                          rf"(S/N$\approx${plotting.snr_label(snr[tag]['median'])})")
-            ax.plot([x[-1] + 0.6], [rms(p["network"])], marker=style["marker"], color=style["color"],
-                    mfc="none", ms=5, ls="none", clip_on=False)
+            ax.plot(
+                x,
+                y,
+                color=style["color"],
+                ls=style["linestyle"],
+                marker=style["marker"],
+                label=rf"$\sigma_n=10^{{{np.log10(sigma):.0f}}}$ "
+                rf"(S/N$\approx${plotting.snr_label(snr[tag]['median'])})",
+            )
+            ax.plot(
+                [x[-1] + 0.6],
+                [rms(p["network"])],
+                marker=style["marker"],
+                color=style["color"],
+                mfc="none",
+                ms=5,
+                ls="none",
+                clip_on=False,
+            )
         ax.axhline(rms(probes["prior_rmse"]), color="0.5", lw=0.7, ls=":", zorder=0)
         ax.set_title(title, loc="left", pad=2)
         ax.set_yscale("log")
@@ -51,11 +66,20 @@ def main() -> None:
         ax.xaxis.set_minor_locator(NullLocator())  # one tick per layer
     axes[-1].set_xlim(-0.4, len(layers) - 0.1)
     handles, _ = axes[0].get_legend_handles_labels()
-    handles += [Line2D([], [], color="0.5", lw=0.7, ls=":", label="prior spread"),
-                Line2D([], [], color="0.3", marker="o", mfc="none", ls="none", label="network output")]
+    handles += [
+        Line2D([], [], color="0.5", lw=0.7, ls=":", label="prior spread"),
+        Line2D([], [], color="0.3", marker="o", mfc="none", ls="none", label="network output"),
+    ]
     # two columns: a noise level's entry with its S/N is half the column wide
-    leg = fig.legend(handles=handles, loc="upper center", ncol=2, bbox_to_anchor=(0.5, 1.0),
-                     handlelength=2.2, columnspacing=1.0, borderaxespad=0.1)
+    leg = fig.legend(
+        handles=handles,
+        loc="upper center",
+        ncol=2,
+        bbox_to_anchor=(0.5, 1.0),
+        handlelength=2.2,
+        columnspacing=1.0,
+        borderaxespad=0.1,
+    )
     fig.canvas.draw()  # the legend's height, to keep the panels below it
     top = 1 - leg.get_window_extent().height / fig.bbox.height - 0.02
     fig.tight_layout(pad=0.3, h_pad=0.4, rect=(0, 0, 1, top))

@@ -21,19 +21,30 @@ def main() -> None:
     size = s["clean"].shape[-1]
     half = size * float(s["pixel_scale"]) / 2
     extent = (-half, half, -half, half)
-    fig, axes = plt.subplots(n_gal, n_noise + 1, figsize=(plotting.PAGE_WIDTH_IN, 1.45 * n_gal + 0.2))
+    fig, axes = plt.subplots(
+        n_gal, n_noise + 1, figsize=(plotting.PAGE_WIDTH_IN, 1.45 * n_gal + 0.2)
+    )
     for i in range(n_gal):
         for j, sigma in enumerate(grid):
             img = s["clean"][i] + sigma * s["noise"][i]
             vmax = float(s["clean"][i].max())
             ax = axes[i, j]
-            ax.imshow(img, origin="lower", cmap="cividis", vmin=-0.05 * vmax, vmax=vmax, extent=extent)
+            ax.imshow(
+                img, origin="lower", cmap="cividis", vmin=-0.05 * vmax, vmax=vmax, extent=extent
+            )
             snr = float(s["label_flux"][i]) / (size * sigma)
             if i == 0:
                 ax.set_title(rf"$\sigma_n = 10^{{{np.log10(sigma):.0f}}}$", fontsize=7)
             # white on a dark box: legible over the bright noise of the large galaxy
-            ax.text(0.04, 0.04, f"S/N$\\approx${snr:.0f}", color="w", fontsize=7, transform=ax.transAxes,
-                    bbox=dict(boxstyle="round,pad=0.2", fc="black", ec="none", alpha=0.75))
+            ax.text(
+                0.04,
+                0.04,
+                f"S/N$\\approx${snr:.0f}",
+                color="w",
+                fontsize=7,
+                transform=ax.transAxes,
+                bbox=dict(boxstyle="round,pad=0.2", fc="black", ec="none", alpha=0.75),
+            )
             if i < n_gal - 1 and j < n_noise:
                 ax.tick_params(labelbottom=False)  # arcsec scale read off the bottom row
             if j > 0:
@@ -45,8 +56,14 @@ def main() -> None:
     psf_ax.set_title("PSF", fontsize=7)
     psf_ax.tick_params(labelleft=False)
     axes[1, -1].axis("off")
-    axes[1, -1].text(0.05, 0.5, "arcsec axes;\ncolour scale\nclean peak", fontsize=7, va="center",
-                     transform=axes[1, -1].transAxes)
+    axes[1, -1].text(
+        0.05,
+        0.5,
+        "arcsec axes;\ncolour scale\nclean peak",
+        fontsize=7,
+        va="center",
+        transform=axes[1, -1].transAxes,
+    )
     for ax in axes.flat:
         ax.tick_params(labelsize=7, length=2)
         ax.minorticks_off()

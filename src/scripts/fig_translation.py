@@ -28,27 +28,48 @@ def main() -> None:
     from matplotlib.lines import Line2D
 
     rows = load_summary_json("translation")["rows"]
-    groups = sorted({group(r["op"]) for r in rows}, key=lambda g: [r["op"] for r in rows].index(
-        next(r["op"] for r in rows if group(r["op"]) == g)))
+    groups = sorted(
+        {group(r["op"]) for r in rows},
+        key=lambda g: [r["op"] for r in rows].index(
+            next(r["op"] for r in rows if group(r["op"]) == g)
+        ),
+    )
     fig, ax = plt.subplots(figsize=(plotting.COLUMN_WIDTH_IN, 2.6))
     for j, (g, style) in enumerate(zip(groups, plotting.series_styles())):
         sel = [r for r in rows if group(r["op"]) == g]
         obs = np.array([r["max_rel_diff"] for r in sel]) / U
         tol = np.array([r["tolerance"] for r in sel]) / U
         x = j + np.linspace(-0.25, 0.25, len(sel))
-        ax.plot(x, np.maximum(obs, FLOOR), ls="none", marker=style["marker"], color=style["color"], mfc="none",
-                label=None)
+        ax.plot(
+            x,
+            np.maximum(obs, FLOOR),
+            ls="none",
+            marker=style["marker"],
+            color=style["color"],
+            mfc="none",
+            label=None,
+        )
         ax.plot(x, np.maximum(tol, FLOOR), ls="none", marker="_", color="0.3", ms=6)
     ax.set_xticks(range(len(groups)), groups, rotation=30, ha="right")
     ax.set(yscale="log", ylabel=r"max $|\Delta| / A$  [units of $u=2^{-24}$]", ylim=(0.02, 5000))
     ax.minorticks_off()
     # exact results sit on the floor, which the y axis names; the key sits above the axes
-    ax.set_yticks([FLOOR, 0.1, 1, 10, 100, 1000], ["exact", *(rf"$10^{{{k}}}$" for k in range(-1, 4))])
-    ax.legend([Line2D([], [], ls="none", marker="o", mfc="none", color="0.3"),
-               Line2D([], [], ls="none", marker="_", ms=6, color="0.3")],
-              ["observed (one per case)", r"float32 bound $\gamma_n$"],
-              loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2, borderaxespad=0.2, handletextpad=0.3,
-              columnspacing=1.0)
+    ax.set_yticks(
+        [FLOOR, 0.1, 1, 10, 100, 1000], ["exact", *(rf"$10^{{{k}}}$" for k in range(-1, 4))]
+    )
+    ax.legend(
+        [
+            Line2D([], [], ls="none", marker="o", mfc="none", color="0.3"),
+            Line2D([], [], ls="none", marker="_", ms=6, color="0.3"),
+        ],
+        ["observed (one per case)", r"float32 bound $\gamma_n$"],
+        loc="lower left",
+        bbox_to_anchor=(0.0, 1.0),
+        ncol=2,
+        borderaxespad=0.2,
+        handletextpad=0.3,
+        columnspacing=1.0,
+    )
     fig.tight_layout(pad=0.3)
     plotting.save(fig, "fig_translation")
 

@@ -10,8 +10,19 @@ from shearbridge.config import Profile
 from shearbridge.paper.outputs import fmt_int, fmt_pm, write_variable
 from shearbridge.summaries import load_summary_json
 
-WORDS = {1: "all", 2: "half", 3: "a third", 4: "a quarter", 5: "a fifth", 6: "a sixth", 7: "a seventh",
-         8: "an eighth", 9: "a ninth", 10: "a tenth", 20: "a twentieth"}
+WORDS = {
+    1: "all",
+    2: "half",
+    3: "a third",
+    4: "a quarter",
+    5: "a fifth",
+    6: "a sixth",
+    7: "a seventh",
+    8: "an eighth",
+    9: "a ninth",
+    10: "a tenth",
+    20: "a twentieth",
+}
 
 
 def fraction_words(part: int, full: int) -> str:
@@ -22,7 +33,8 @@ def fraction_words(part: int, full: int) -> str:
 
 
 def step_name(label: str) -> str:
-    """A ladder label as running text: ``'+ residual read-out (final)'`` -> ``'residual read-out'``."""
+    """A ladder label as running text:
+    ``'+ residual read-out (final)'`` -> ``'residual read-out'``."""
     return label.removeprefix("+ ").removesuffix(" (final)").strip()
 
 
@@ -44,7 +56,9 @@ def main() -> None:
         write_variable(f"ablation_best_factor_{tag}", fmt_pm(best["factor"], best["factor_err"]))
     write_variable("ablation_epochs", f"${s['epochs_ablation']}$")
     write_variable("ablation_objects", fmt_int(s["objects_ablation"]))
-    write_variable("ablation_fraction", fraction_words(s["sample_steps_ablation"], s["sample_steps_full"]))
+    write_variable(
+        "ablation_fraction", fraction_words(s["sample_steps_ablation"], s["sample_steps_full"])
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,10 @@ def outputs(profile: Profile) -> list[str]:
     facts."""
     tags = [noise_tag(s) for s in profile.noise_grid]
     return [f"baseline_{k}_{t}" for k in ("rmse", "m") for t in tags] + [
-        "baseline_n_test", "baseline_best_epochs", "baseline_train_rate"]
+        "baseline_n_test",
+        "baseline_best_epochs",
+        "baseline_train_rate",
+    ]
 
 
 def main() -> None:

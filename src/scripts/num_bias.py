@@ -11,12 +11,13 @@ label-ideal |m|, |c|: the design's floor); ``bias_precision_table``; ``psf_test_
 ``snr_mf_over_shearnet``; ``bias_table`` (Table 2: the ``bias`` study's levels, with alpha) and
 ``bias_noise_levels``; ``lsst_meet_<tag>``, ``lsst_fail_<tag>``, ``lsst_open_<tag>`` (the methods
 whose |m1| and |m2| are below the LSST requirement by more than two errors, above it by more
-than two errors in either component, or neither); AnaCal's recorded configuration and tuning (``anacal_version``,
-``anacal_sigma``, ``anacal_c0``, ``anacal_tune_n``, ``anacal_tune_tol``,
+than two errors in either component, or neither); AnaCal's recorded configuration and tuning
+(``anacal_version``, ``anacal_sigma``, ``anacal_c0``, ``anacal_tune_n``, ``anacal_tune_tol``,
 ``anacal_sigma_over_psf``); ``shear_test_g``; the metacal-calibrated test of the registry's
-``metacal`` methods: ``mcal_<method>_<k>_<tag>`` (k: m1, m2 calibrated, R the mean response, wild the per cent of
-stamps whose response exceeds :data:`shearbridge.stats.bias.WILD_RESPONSE` in size),
-``mcal_table``, ``mcal_step``, ``mcal_noise_levels``. Run on its own: ``python src/scripts/num_bias.py``.
+``metacal`` methods: ``mcal_<method>_<k>_<tag>`` (k: m1, m2 calibrated, R the mean response, wild
+the per cent of stamps whose response exceeds :data:`shearbridge.stats.bias.WILD_RESPONSE` in size),
+``mcal_table``, ``mcal_step``, ``mcal_noise_levels``. Run on its own:
+``python src/scripts/num_bias.py``.
 """
 
 from shearbridge import study
@@ -49,12 +50,29 @@ def outputs(profile: Profile) -> list[str]:
     names += [f"bias_ngal_{m}" for m in methods]
     names += [f"lsst_{k}_{t}" for k in ("meet", "fail", "open") for t in tags]
     names += [f"bias_{v}_{t}" for v in ("snr", "snrmf") for t in tags]
-    names += ["snr_mf_over_shearnet", "shear_test_g", "bias_ideal_m", "bias_ideal_c",
-              "sigmam_target_high", "sigmam_target_survey", "sigmam_high_snr",
-              "bias_precision_table", "bias_table", "bias_noise_levels", "psf_test_g", "mcal_table",
-              "mcal_step", "mcal_wild", "mcal_noise_levels"]
-    names += [f"mcal_{m}_{k}_{t}" for m in study.names("metacal") for k in ("m1", "m2", "R", "wild")
-              for t in study.study_tags(profile, "metacal")]
+    names += [
+        "snr_mf_over_shearnet",
+        "shear_test_g",
+        "bias_ideal_m",
+        "bias_ideal_c",
+        "sigmam_target_high",
+        "sigmam_target_survey",
+        "sigmam_high_snr",
+        "bias_precision_table",
+        "bias_table",
+        "bias_noise_levels",
+        "psf_test_g",
+        "mcal_table",
+        "mcal_step",
+        "mcal_wild",
+        "mcal_noise_levels",
+    ]
+    names += [
+        f"mcal_{m}_{k}_{t}"
+        for m in study.names("metacal")
+        for k in ("m1", "m2", "R", "wild")
+        for t in study.study_tags(profile, "metacal")
+    ]
     return names + ([f"anacal_{v}" for v in ANACAL_KEYS] if "anacal" in methods else [])
 
 
@@ -67,25 +85,37 @@ def main() -> None:
     from shearbridge.stats.bias import WILD_RESPONSE
 
     s = load_summary_json("bias")
-    tags = sorted(next(iter(s["bias"].values())), key=float)  # noise ascending (the summary sorts keys as text)
+    tags = sorted(
+        next(iter(s["bias"].values())), key=float
+    )  # noise ascending (the summary sorts keys as text)
     for m in s["bias"]:
         for tag in (t for t in tags if t in s["bias"][m]):  # the levels the method runs at
             r, rp = s["bias"][m][tag], s["bias_psf"][m][tag]
             for k in ("m1", "m2", "c1", "c2"):
                 write_variable(f"bias_{m}_{k}_{tag}", fmt_pm(r[k], r[f"{k}_err"]))
             for k in (1, 2):
-                write_variable(f"bias_{m}_mrel{k}_{tag}", fmt_pm(r[f"m{k}_rel"], r[f"m{k}_rel_err"]))
+                write_variable(
+                    f"bias_{m}_mrel{k}_{tag}", fmt_pm(r[f"m{k}_rel"], r[f"m{k}_rel_err"])
+                )
             write_variable(f"bias_{m}_alpha_{tag}", fmt_pm(rp["alpha"], rp["alpha_err"]))
             write_variable(f"sigmam_{m}_{tag}", fmt_sci(r["precision"]["sigma_m"], 1))
             write_variable(f"nneed_{m}_{tag}", fmt_int(r["precision"]["n_needed"]))
         write_variable(f"bias_ngal_{m}", fmt_int(s["bias"][m][tags[0]]["n_galaxies_measured"]))
-    for tag in tags:  # which methods meet |m| < the LSST requirement, with errors small enough to tell
+    for (
+        tag
+    ) in tags:  # which methods meet |m| < the LSST requirement, with errors small enough to tell
         verdict = {v: [] for v in ("meet", "fail", "open")}
         for m in (m for m in s["bias"] if tag in s["bias"][m]):
             r = s["bias"][m][tag]
             hi = max(abs(r[f"m{k}"]) + 2 * r[f"m{k}_err"] for k in (1, 2))
             lo = max(abs(r[f"m{k}"]) - 2 * r[f"m{k}_err"] for k in (1, 2))
-            key = "meet" if hi < s["requirements"]["m"] else "fail" if lo > s["requirements"]["m"] else "open"
+            key = (
+                "meet"
+                if hi < s["requirements"]["m"]
+                else "fail"
+                if lo > s["requirements"]["m"]
+                else "open"
+            )
             verdict[key].append(study.get_method(m).label)
         for key, names in verdict.items():
             write_variable(f"lsst_{key}_{tag}", ", ".join(names) if names else "none")
@@ -103,8 +133,14 @@ def main() -> None:
     write_variable("sigmam_high_snr", f"${SIGMA_M_HIGH_SNR:.0f}$")
     chosen = study.study_tags(get_profile(s["profile"]), "bias")  # Table 2's levels
     write_variable("bias_noise_levels", " and ".join(fmt_noise(float(t)) for t in chosen))
-    write_variable("bias_table", bias_table(s["bias"], chosen, lambda m: study.get_method(m).label, s["bias_psf"]))
-    write_variable("bias_precision_table", bias_precision_table(s["bias"], tags, lambda m: study.get_method(m).label))
+    write_variable(
+        "bias_table",
+        bias_table(s["bias"], chosen, lambda m: study.get_method(m).label, s["bias_psf"]),
+    )
+    write_variable(
+        "bias_precision_table",
+        bias_precision_table(s["bias"], tags, lambda m: study.get_method(m).label),
+    )
     write_variable("psf_test_g", f"${PSF_TEST_G:g}$")
     mcal = s["bias_mcal"]
     for m, per in mcal.items():
@@ -113,29 +149,41 @@ def main() -> None:
                 write_variable(f"mcal_{m}_{k}_{tag}", fmt_pm(r[k], r[f"{k}_err"]))
             write_variable(f"mcal_{m}_R_{tag}", fmt_pm(*mean_response(r)))
             write_variable(f"mcal_{m}_wild_{tag}", f"${100 * r['wild_response_fraction']:.1f}$")
-    write_variable("mcal_table", metacal_table(s["bias"], mcal, lambda m: study.get_method(m).label))
+    write_variable(
+        "mcal_table", metacal_table(s["bias"], mcal, lambda m: study.get_method(m).label)
+    )
     write_variable("mcal_step", f"${METACAL_STEP:g}$")
     write_variable("mcal_wild", f"${WILD_RESPONSE:g}$")
-    write_variable("mcal_noise_levels", " and ".join(fmt_noise(float(t)) for t in study.study_tags(
-        get_profile(s["profile"]), "metacal")))
+    write_variable(
+        "mcal_noise_levels",
+        " and ".join(
+            fmt_noise(float(t)) for t in study.study_tags(get_profile(s["profile"]), "metacal")
+        ),
+    )
     if "anacal" in s["bias"]:  # the configuration the runs recorded
         cfg = s["bias"]["anacal"][tags[0]]["config"]
         write_variable("anacal_version", cfg["anacal_version"])
         write_variable("anacal_sigma", f"${cfg['sigma_arcsec']:g}$")
-        psf = SimConfig().psf_sigma_arcsec  # the study's PSF (shear-test set: the default simulation)
+        psf = (
+            SimConfig().psf_sigma_arcsec
+        )  # the study's PSF (shear-test set: the default simulation)
         write_variable("anacal_sigma_over_psf", f"${cfg['sigma_arcsec'] / psf:.1f}$")
         tuning_path = Layout(s["profile"]).diagnosis("anacal_tuning.json")
         tuning = read_json(tuning_path)
         if not tuning["agrees"]:
-            msg = (f"AnaCal's defaults {tuning['current']} are not the tuning scan's choice {tuning['choice']} "
-                   f"({tuning_path}): set them in estimators/anacal.py")
+            msg = (
+                f"AnaCal's defaults {tuning['current']} are not the tuning scan's choice "
+                f"{tuning['choice']} ({tuning_path}): set them in estimators/anacal.py"
+            )
             if s["profile"] == "paper":
                 raise SystemExit(msg)
             print(f"num_bias: warning ({s['profile']} profile): {msg}")
         write_variable("anacal_c0", f"${tuning['current']['c0']:g}$")
         write_variable("anacal_tune_n", fmt_int(tuning["n_galaxies"]))
         write_variable("anacal_tune_tol", f"${100 * SCORE_TOLERANCE:g}$")
-    write_variable("shear_test_g", f"${SimConfig().applied_shear:g}$")  # |g| applied in the paired test
+    write_variable(
+        "shear_test_g", f"${SimConfig().applied_shear:g}$"
+    )  # |g| applied in the paired test
 
 
 if __name__ == "__main__":

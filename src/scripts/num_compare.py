@@ -1,4 +1,4 @@
-"""Numbers: RMSE/CRLB per method and noise level, the comparison and bias tables, the hypothesis test.
+"""Numbers: RMSE/CRLB per method and noise level, comparison and bias tables, the hypothesis test.
 
 Every method is scored on the same galaxies: those no method flags (``common`` in the summary).
 Writes ``ratio_<m>_<t>`` (RMS ratio on the common set), ``robratio_<m>_<t>`` (robust ratio),
@@ -29,14 +29,33 @@ def outputs(profile: Profile) -> list[str]:
     tags = [noise_tag(s) for s in profile.noise_grid]
     names = [f"{k}_{m}_{t}" for k in ("ratio", "robratio", "fail", "ratioall") for m, t in cells]
     names += [f"{k}_{t}" for k in ("ncommon", "snr") for t in tags]
-    names += [f"gain_{a}_{b}_{t}" for a, b in study.TRAINING_GAIN if {a, b} <= set(methods)
-              for t in tags if (a, t) in cells and (b, t) in cells]
-    names += [f"seedsd_{n}_{t}" for n in SEED_VARIANTS if n in methods
-              for t in study.study_tags(profile, "seeds")]
+    names += [
+        f"gain_{a}_{b}_{t}"
+        for a, b in study.TRAINING_GAIN
+        if {a, b} <= set(methods)
+        for t in tags
+        if (a, t) in cells and (b, t) in cells
+    ]
+    names += [
+        f"seedsd_{n}_{t}"
+        for n in SEED_VARIANTS
+        if n in methods
+        for t in study.study_tags(profile, "seeds")
+    ]
     names += [f"improve_shapenet_{t}" for m, t in cells if m == "shapenet"]
-    return names + ["ntotal_compare", "n_seeds", "compare_table", "crlb_rms_1e-05",
-                    "crlb_median_1e-05", "n_crlb", "crlb_band_pct", "mlfit_impl", "ngmix_status",
-                    "hypothesis_ratio_low", "shapenet_within2"]
+    return names + [
+        "ntotal_compare",
+        "n_seeds",
+        "compare_table",
+        "crlb_rms_1e-05",
+        "crlb_median_1e-05",
+        "n_crlb",
+        "crlb_band_pct",
+        "mlfit_impl",
+        "ngmix_status",
+        "hypothesis_ratio_low",
+        "shapenet_within2",
+    ]
 
 
 def main() -> None:
@@ -56,16 +75,30 @@ def main() -> None:
             write_variable(f"fail_{m}_{t}", f"${100 * r['flagged_fraction']:.1f}$")
             write_variable(f"ratioall_{m}_{t}", f"${r['ratio_all_finite']:.2f}$")
         for pair, g in common[t]["gain"].items():
-            write_variable(f"gain_{pair.replace('/', '_')}_{t}", fmt_pm(g["ratio"], g["ratio_err"], err_digits=2))
+            write_variable(
+                f"gain_{pair.replace('/', '_')}_{t}",
+                fmt_pm(g["ratio"], g["ratio_err"], err_digits=2),
+            )
     write_variable("ntotal_compare", f"${common[tags[0]]['n_total']}$")
-    seed_sd = {}  # (method, tag) -> seed scatter of RMSE/CRLB, added in quadrature to the bootstrap error
+    # (method, tag) -> seed scatter of RMSE/CRLB, added in quadrature to the bootstrap error
+    seed_sd = {}
     for t, per in s["seeds"].items():
         for net, r in per.items():
             seed_sd[net, t] = r["sd"]
             write_variable(f"seedsd_{net}_{t}", f"${r['sd']:.2g}$")
             write_variable("n_seeds", f"${len(r['seeds'])}$")
-    write_variable("compare_table", compare_table(common, s["snr_mf"], tags, sigma, list(comp),
-                                                  lambda m: study.get_method(m).label, seed_sd))
+    write_variable(
+        "compare_table",
+        compare_table(
+            common,
+            s["snr_mf"],
+            tags,
+            sigma,
+            list(comp),
+            lambda m: study.get_method(m).label,
+            seed_sd,
+        ),
+    )
     low = tags[0]
     unit = s["crlb_unit"]
     sigma_low = sigma[low]
@@ -73,22 +106,33 @@ def main() -> None:
     write_variable("crlb_median_1e-05", fmt_sci(unit["median"] * sigma_low))
     write_variable("crlb_band_pct", f"{PERCENTILES[0]}--{PERCENTILES[1]}")
     write_variable("n_crlb", f"${comp['baseline'][low]['n']}$")
-    write_variable("mlfit_impl", "the JAX Levenberg--Marquardt fit of this work (\\texttt{shearbridge.estimators.mlfit})")
+    write_variable(
+        "mlfit_impl",
+        "the JAX Levenberg--Marquardt fit of this work (\\texttt{shearbridge.estimators.mlfit})",
+    )
     if "ngmix" in comp:
         write_variable("ngmix_status", "ngmix was installed on the build machine and is included")
     else:
-        write_variable("ngmix_status", "ngmix (conda-forge only) was not installed on the build machine, so the "
-                       "ML-fit numbers come from our JAX fitter")
+        write_variable(
+            "ngmix_status",
+            "ngmix (conda-forge only) was not installed on the build machine, so the "
+            "ML-fit numbers come from our JAX fitter",
+        )
     b, f = common[low]["methods"]["baseline"], common[low]["methods"]["mlfit"]
-    write_variable("hypothesis_ratio_low", fmt_pm(*quotient(b["rmse_g"], b["rmse_g_err"], f["rmse_g"], f["rmse_g_err"])))
+    write_variable(
+        "hypothesis_ratio_low",
+        fmt_pm(*quotient(b["rmse_g"], b["rmse_g_err"], f["rmse_g"], f["rmse_g_err"])),
+    )
 
     # the improved network against the baseline (same galaxies, same noise), per noise level
     if "shapenet" in comp:
         within, levels = 0, [t for t in tags if t in comp["shapenet"]]  # the levels it runs at
         for tag in levels:
             b, n = common[tag]["methods"]["baseline"], common[tag]["methods"]["shapenet"]
-            write_variable(f"improve_shapenet_{tag}",
-                           fmt_pm(*quotient(b["rmse_g"], b["rmse_g_err"], n["rmse_g"], n["rmse_g_err"])))
+            write_variable(
+                f"improve_shapenet_{tag}",
+                fmt_pm(*quotient(b["rmse_g"], b["rmse_g_err"], n["rmse_g"], n["rmse_g_err"])),
+            )
             within += n["ratio"] < 2.0
         write_variable("shapenet_within2", f"{within} of the {len(levels)}")
 

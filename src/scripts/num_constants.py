@@ -20,11 +20,39 @@ from shearbridge.paper.tables import BASELINE_BLOCKS, layer_table
 def outputs(profile: Profile) -> list[str]:
     """The variables :func:`main` writes: the fixed settings, ``noise_<tag>`` per level of the
     profile."""
-    names = ["req_lsst_m", "req_lsst_c", "stamp_size", "pixel_scale", "psf_sigma", "psf_fwhm_gauss",
-             "g_sigma", "size_scale", "size_min", "flux_range", "offset_max", "noise_grid",
-             "n_train", "n_val_pct", "n_test", "n_epochs", "full_epochs", "full_n_train"]
-    names += [f"arch_{k}" for k in ("kernel", "filters", "pool", "pool1_size", "pool2_size",
-                                    "flatten", "dense", "n_params")]
+    names = [
+        "req_lsst_m",
+        "req_lsst_c",
+        "stamp_size",
+        "pixel_scale",
+        "psf_sigma",
+        "psf_fwhm_gauss",
+        "g_sigma",
+        "size_scale",
+        "size_min",
+        "flux_range",
+        "offset_max",
+        "noise_grid",
+        "n_train",
+        "n_val_pct",
+        "n_test",
+        "n_epochs",
+        "full_epochs",
+        "full_n_train",
+    ]
+    names += [
+        f"arch_{k}"
+        for k in (
+            "kernel",
+            "filters",
+            "pool",
+            "pool1_size",
+            "pool2_size",
+            "flatten",
+            "dense",
+            "n_params",
+        )
+    ]
     names += ["layer_table", "hp_lr", "hp_wd", "hp_batch"]
     return names + [f"noise_{noise_tag(s)}" for s in profile.noise_grid]
 
@@ -61,10 +89,15 @@ def write_baseline_architecture(profile) -> None:
     from shearbridge.models import count_params, feature_shapes, get_model
 
     exp = get_experiment("baseline", profile, profile.noise_grid[0])
-    params, shape = feature_shapes(get_model(exp.train.model, exp.train.n_outputs), SimConfig().stamp_size_px)
+    params, shape = feature_shapes(
+        get_model(exp.train.model, exp.train.n_outputs), SimConfig().stamp_size_px
+    )
     k1 = params["conv1"]["kernel"].shape
     write_variable("arch_kernel", f"${k1[0]}\\times{k1[1]}$")
-    write_variable("arch_filters", f"{params['conv1']['kernel'].shape[-1]} and {params['conv2']['kernel'].shape[-1]}")
+    write_variable(
+        "arch_filters",
+        f"{params['conv1']['kernel'].shape[-1]} and {params['conv2']['kernel'].shape[-1]}",
+    )
     pool = shape["relu1"][0] // shape["pool1"][0]
     write_variable("arch_pool", f"${pool}\\times{pool}$")
     write_variable("arch_pool1_size", f"${shape['pool1'][0]}\\times{shape['pool1'][1]}$")

@@ -21,12 +21,29 @@ def outputs(profile: Profile) -> list[str]:
     profile, the sizes and the sub-pixel results."""
     tags = [noise_tag(s) for s in profile.noise_grid]
     layers = ("pool1", "pool2", "relu3", "out", "dense1", "convpool_min")
-    names = [f"info_{mode}_{layer}_{t}" for mode in ("fixed", "prior") for layer in layers
-             for t in tags]
-    names += [f"{name}_{t}" for name in ("probe_best", "probe_best_layer", "probe_network",
-                                         "saliency_corr", "saliency_eff") for t in tags]
-    return names + ["info_n_galaxies", "info_window", "probe_n_train", "subpixel_ratio_small",
-                    "subpixel_size_small", "subpixel_avg_small", "subpixel_blur_small"]
+    names = [
+        f"info_{mode}_{layer}_{t}" for mode in ("fixed", "prior") for layer in layers for t in tags
+    ]
+    names += [
+        f"{name}_{t}"
+        for name in (
+            "probe_best",
+            "probe_best_layer",
+            "probe_network",
+            "saliency_corr",
+            "saliency_eff",
+        )
+        for t in tags
+    ]
+    return names + [
+        "info_n_galaxies",
+        "info_window",
+        "probe_n_train",
+        "subpixel_ratio_small",
+        "subpixel_size_small",
+        "subpixel_avg_small",
+        "subpixel_blur_small",
+    ]
 
 
 def main() -> None:
@@ -51,7 +68,9 @@ def main() -> None:
         net = d["probes"][tag]["network"]
         write_variable(f"probe_network_{tag}", f"${fmt_num(float(np.mean(net)), 2)}$")
         v = d["vision"][tag]
-        write_variable(f"saliency_corr_{tag}", f"${v['corr_ml']['mean']:.2f}\\pm{v['corr_ml']['std']:.2f}$")
+        write_variable(
+            f"saliency_corr_{tag}", f"${v['corr_ml']['mean']:.2f}\\pm{v['corr_ml']['std']:.2f}$"
+        )
         write_variable(f"saliency_eff_{tag}", f"${v['efficiency']['mean']:.2f}$")
     sub = d["subpixel"]
     last = -1  # the deepest layer of the pooling stack
@@ -59,8 +78,12 @@ def main() -> None:
     ratio = sub["random_avg"]["g_equiv"][small][last] / sub["random_blur"]["g_equiv"][small][last]
     write_variable("subpixel_ratio_small", f"${fmt_num(ratio, 2)}$")
     write_variable("subpixel_size_small", f"${sub['sizes_arcsec'][small]:.2f}''$")
-    write_variable("subpixel_avg_small", f"${fmt_num(sub['random_avg']['g_equiv'][small][last], 2)}$")
-    write_variable("subpixel_blur_small", f"${fmt_num(sub['random_blur']['g_equiv'][small][last], 2)}$")
+    write_variable(
+        "subpixel_avg_small", f"${fmt_num(sub['random_avg']['g_equiv'][small][last], 2)}$"
+    )
+    write_variable(
+        "subpixel_blur_small", f"${fmt_num(sub['random_blur']['g_equiv'][small][last], 2)}$"
+    )
 
 
 if __name__ == "__main__":

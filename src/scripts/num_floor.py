@@ -45,33 +45,51 @@ def check_agreement(tuning: Mapping[str, Any], configured: Sequence[float] | Non
     recorded = [float(f) for f in tuning["current"]]
     problems = []
     if not tuning.get("agrees", False) or choice != recorded:
-        problems.append(f"the tuning step chose {tuple(choice)} on the validation split, but "
-                        f"WEIGHT_FRACTIONS was {tuple(recorded)} when it ran")
+        problems.append(
+            f"the tuning step chose {tuple(choice)} on the validation split, but "
+            f"WEIGHT_FRACTIONS was {tuple(recorded)} when it ran"
+        )
     if configured is not None and [float(f) for f in configured] != choice:
-        problems.append(f"shearbridge.models.moments.WEIGHT_FRACTIONS is now {tuple(configured)}, "
-                        f"the validation choice {tuple(choice)}")
+        problems.append(
+            f"shearbridge.models.moments.WEIGHT_FRACTIONS is now {tuple(configured)}, "
+            f"the validation choice {tuple(choice)}"
+        )
     if problems:
-        raise SystemExit("num_floor.py: the configured weight fractions are not the validation choice: "
-                         + "; ".join(problems) + ". Set WEIGHT_FRACTIONS in src/shearbridge/models/moments.py "
-                         "to the choice (then retrain) or rerun `python -m shearbridge tune`.")
+        raise SystemExit(
+            "num_floor.py: the configured weight fractions are not the validation choice: "
+            + "; ".join(problems)
+            + ". Set WEIGHT_FRACTIONS in src/shearbridge/models/moments.py "
+            "to the choice (then retrain) or rerun `python -m shearbridge tune`."
+        )
 
 
 def tune_table(t: Mapping[str, Any]) -> str:
-    """Candidates x noise levels: validation RMSE(g) (in units of 1e-3), then the score; the choice starred."""
+    """Candidates x noise levels: validation RMSE(g), then the score; the choice starred.
+
+    RMSE(g) is in units of 1e-3."""
     tags = t["noise_tags"]
     rmse = {(tuple(r["fractions"]), r["noise_tag"]): r["val_rmse"] for r in t["table"]}
     score = dict(zip(map(tuple, t["candidates"]), t["scores"][t["score"]]))
     sigmas = dict(zip(tags, t["noise_grid"]))
-    rows = [f"\\begin{{tabular}}{{l{'r' * len(tags)}r}}", "\\toprule",
-            f" & \\multicolumn{{{len(tags)}}}{{c}}{{$10^3\\,$RMSE$(g)$, validation split}} & \\\\",
-            "fractions & " + " & ".join(f"$\\sigma_n={fmt_noise(sigmas[g]).strip('$')}$" for g in tags)
-            + " & score \\\\", "\\midrule"]
+    rows = [
+        f"\\begin{{tabular}}{{l{'r' * len(tags)}r}}",
+        "\\toprule",
+        f" & \\multicolumn{{{len(tags)}}}{{c}}{{$10^3\\,$RMSE$(g)$, validation split}} & \\\\",
+        "fractions & "
+        + " & ".join(f"$\\sigma_n={fmt_noise(sigmas[g]).strip('$')}$" for g in tags)
+        + " & score \\\\",
+        "\\midrule",
+    ]
     for c in map(tuple, t["candidates"]):
         label = fmt_fractions(c)
         if list(c) == t["choice"]:
             label = label[:-1] + "^\\star$"
-        rows.append(label + " & " + " & ".join(f"${fmt_num(1e3 * rmse[(c, g)], 3)}$" for g in tags)
-                    + f" & ${fmt_num(score[c], 4)}$ \\\\")
+        rows.append(
+            label
+            + " & "
+            + " & ".join(f"${fmt_num(1e3 * rmse[(c, g)], 3)}$" for g in tags)
+            + f" & ${fmt_num(score[c], 4)}$ \\\\"
+        )
     rows += ["\\bottomrule", "\\end{tabular}"]
     return fit_width("\n".join(rows))
 
@@ -89,16 +107,31 @@ def main() -> None:
             r = rows[(key, subset)]
             write_variable(f"floor_{key}_{suffix}", fmt_pm(r["rms_ratio"], r["rms_ratio_err"]))
             if key != f["floor"]["variants"][0]:
-                write_variable(f"floor_delta_{key}_{suffix}", fmt_pm(r["d_rms_ratio"], r["d_rms_ratio_err"]))
+                write_variable(
+                    f"floor_delta_{key}_{suffix}", fmt_pm(r["d_rms_ratio"], r["d_rms_ratio_err"])
+                )
         r = rows[(key, "all")]
         write_variable(f"floor_median_{key}", fmt_pm(r["median_ratio"], r["median_ratio_err"]))
     clean = f["clean"]
-    write_variable("floor_clean_ratio", fmt_pm(clean["noise_free"]["all"]["rms_ratio"],
-                                               clean["noise_free"]["all"]["rms_ratio_err"]))
-    write_variable("floor_clean_ratio_no5", fmt_pm(clean["noise_free"]["no_largest"]["rms_ratio"],
-                                                   clean["noise_free"]["no_largest"]["rms_ratio_err"]))
-    write_variable("floor_noisepart_ratio", fmt_pm(clean["noise_part"]["all"]["rms_ratio"],
-                                                   clean["noise_part"]["all"]["rms_ratio_err"]))
+    write_variable(
+        "floor_clean_ratio",
+        fmt_pm(
+            clean["noise_free"]["all"]["rms_ratio"], clean["noise_free"]["all"]["rms_ratio_err"]
+        ),
+    )
+    write_variable(
+        "floor_clean_ratio_no5",
+        fmt_pm(
+            clean["noise_free"]["no_largest"]["rms_ratio"],
+            clean["noise_free"]["no_largest"]["rms_ratio_err"],
+        ),
+    )
+    write_variable(
+        "floor_noisepart_ratio",
+        fmt_pm(
+            clean["noise_part"]["all"]["rms_ratio"], clean["noise_part"]["all"]["rms_ratio_err"]
+        ),
+    )
     for m in f["methods"]:
         small = f["binned"][m]["size_px"][0]
         write_variable(f"floor_smallbin_{m}", fmt_pm(small["rms_ratio"], small["rms_ratio_err"]))
@@ -125,8 +158,19 @@ def outputs(profile: Profile) -> list[str]:
     names += [f"floor_delta_{k}_{s}" for k in keys[1:] for s in ("all", "no5")]
     names += [f"floor_median_{k}" for k in keys]
     names += [f"floor_{v}_{m}" for v in ("smallbin", "lowflux") for m in methods]
-    names += [f"floor_{v}" for v in ("clean_ratio", "clean_ratio_no5", "noisepart_ratio", "noise", "n",
-                                     "nfit", "smallbin_hi", "lowflux_n")]
+    names += [
+        f"floor_{v}"
+        for v in (
+            "clean_ratio",
+            "clean_ratio_no5",
+            "noisepart_ratio",
+            "noise",
+            "n",
+            "nfit",
+            "smallbin_hi",
+            "lowflux_n",
+        )
+    ]
     return names + [f"tune_{v}" for v in ("choice", "current", "table", "nval")]
 
 

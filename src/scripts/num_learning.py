@@ -18,8 +18,12 @@ from shearbridge.summaries import load_summary_json
 def outputs(profile: Profile) -> list[str]:
     """The variables :func:`main` writes: every network of the learning study at its levels."""
     nets, tags = study.names("learning"), study.study_tags(profile, "learning")
-    return [f"learn_{what}_{e}_{t}" for what in ("first", "final", "matched", "gain") for e in nets
-            for t in tags] + ["learn_matched_flops"]
+    return [
+        f"learn_{what}_{e}_{t}"
+        for what in ("first", "final", "matched", "gain")
+        for e in nets
+        for t in tags
+    ] + ["learn_matched_flops"]
 
 
 def main() -> None:
@@ -36,8 +40,10 @@ def main() -> None:
             mid = c["points"][(len(c["points"]) - 1) // 2]
             gain = quotient(mid["ratio"], mid["ratio_err"], last["ratio"], last["ratio_err"])
             write_variable(f"learn_gain_{name}_{tag}", fmt_pm(*gain))
-            write_variable(f"learn_matched_{name}_{tag}",
-                           fmt_pm(matched["ratio"][name], matched["ratio_err"][name]))
+            write_variable(
+                f"learn_matched_{name}_{tag}",
+                fmt_pm(matched["ratio"][name], matched["ratio_err"][name]),
+            )
     write_variable("learn_matched_flops", fmt_sci(min(budgets)))
 
 

@@ -33,8 +33,17 @@ def tex_escape(text: str) -> str:
 
 def outputs(profile: Profile) -> list[str]:
     """The variables :func:`main` writes (the same for every profile)."""
-    return ["profile", "profile_description", "hardware", "n_cores", "software", "commit",
-            "build_date", "runtime_table", "runtime_total_min"]
+    return [
+        "profile",
+        "profile_description",
+        "hardware",
+        "n_cores",
+        "software",
+        "commit",
+        "build_date",
+        "runtime_table",
+        "runtime_total_min",
+    ]
 
 
 def main() -> None:
@@ -47,7 +56,17 @@ def main() -> None:
     mem = f", {hw['memory_gib']:.0f}\\,GiB memory" if hw["memory_gib"] else ""
     write_variable("hardware", f"{tex_escape(hw['cpu'])} ({hw['cores']} cores{mem}; {gpu})")
     write_variable("n_cores", str(hw["cores"]))
-    keys = ("python", "jax", "flax", "optax", "galsim", "numpy", "showyourwork", "snakemake", "ngmix")
+    keys = (
+        "python",
+        "jax",
+        "flax",
+        "optax",
+        "galsim",
+        "numpy",
+        "showyourwork",
+        "snakemake",
+        "ngmix",
+    )
     write_variable("software", ", ".join(f"{k}~{tex_escape(ver[k])}" for k in keys))
     write_variable("commit", f"\\texttt{{{tex_escape(rec['commit'])}}}")
     write_variable("build_date", rec["date_utc"][:10])
@@ -56,13 +75,23 @@ def main() -> None:
     grouped: dict[str, float] = defaultdict(float)
     for rule, seconds in runtimes.items():
         grouped[rule.split("-", 1)[0]] += seconds
-    rows = [f"{STEP_NAMES.get(k, tex_escape(k))} & {fmt_num(v / 60, 2)} \\\\" for k, v in sorted(grouped.items())]
+    rows = [
+        f"{STEP_NAMES.get(k, tex_escape(k))} & {fmt_num(v / 60, 2)} \\\\"
+        for k, v in sorted(grouped.items())
+    ]
     if not rows:
         rows = ["(no compute step has run yet) & -- \\\\"]
     total = sum(grouped.values()) / 60
     rows.append(f"\\midrule total & {fmt_num(total, 2) if grouped else '--'} \\\\")
-    table = ["\\begin{tabular}{lr}", "\\toprule", "step & wall time [min] \\\\", "\\midrule", *rows,
-             "\\bottomrule", "\\end{tabular}"]
+    table = [
+        "\\begin{tabular}{lr}",
+        "\\toprule",
+        "step & wall time [min] \\\\",
+        "\\midrule",
+        *rows,
+        "\\bottomrule",
+        "\\end{tabular}",
+    ]
     write_variable("runtime_table", "\n".join(table))
     write_variable("runtime_total_min", fmt_num(total, 2) if grouped else "0")
 

@@ -40,10 +40,18 @@ def outputs(profile: Profile) -> list[str]:
     timed = networks + study.names("timing", kind="classical")
     tags = study.study_tags(profile, "timing")
     names = [f"tspeed_{m}_{t}" for m in timed for t in tags]
-    names += [f"tspeedup_{n}_{ref}_{t}" for n in networks for ref in study.SPEEDUP_REFERENCES
-              for t in tags]
-    names += [f"train_step_{k}_{n}" for n in networks for k in ("rate", "pct")
-              if not study.trained_once(n)]
+    names += [
+        f"tspeedup_{n}_{ref}_{t}"
+        for n in networks
+        for ref in study.SPEEDUP_REFERENCES
+        for t in tags
+    ]
+    names += [
+        f"train_step_{k}_{n}"
+        for n in networks
+        for k in ("rate", "pct")
+        if not study.trained_once(n)
+    ]
     return names + ["matmul_gflops", "timing_repeats", "speed_hardware"]
 
 
@@ -57,7 +65,9 @@ def main() -> None:
             write_variable(f"tspeedup_{net}_{ref}_{tag}", fmt_pm(r["median"], r["err"]))
     for net, r in t["train_step"].items():
         write_variable(f"train_step_rate_{net}", fmt_pm(r["median"], r["err"]))
-        write_variable(f"train_step_pct_{net}", fmt_pm(r["pct_of_matmul"]["median"], r["pct_of_matmul"]["err"]))
+        write_variable(
+            f"train_step_pct_{net}", fmt_pm(r["pct_of_matmul"]["median"], r["pct_of_matmul"]["err"])
+        )
     mm = t["matmul_gflops"]
     write_variable("matmul_gflops", fmt_pm(mm["median"], mm["err"]))
     write_variable("timing_repeats", f"${t['repeats']}$")

@@ -13,8 +13,18 @@ U = 2.0**-24
 
 def outputs(profile: Profile) -> list[str]:
     """The variables :func:`main` writes (the same for every profile)."""
-    return [f"translation_{n}" for n in ("n_cases", "n_passed", "conv_maxabs", "conv_maxrel_u",
-                                         "conv_bound_u", "pool_maxabs", "maxpool_maxabs")]
+    return [
+        f"translation_{n}"
+        for n in (
+            "n_cases",
+            "n_passed",
+            "conv_maxabs",
+            "conv_maxrel_u",
+            "conv_bound_u",
+            "pool_maxabs",
+            "maxpool_maxabs",
+        )
+    ]
 
 
 def main() -> None:
@@ -24,13 +34,21 @@ def main() -> None:
     conv = [r for r in rows if "onv" in r["op"]]
     write_variable("translation_conv_maxabs", fmt_sci(max(r["max_abs_diff"] for r in conv)))
     big = [r for r in conv if r["n_terms"] > 16]
-    write_variable("translation_conv_maxrel_u", f"${fmt_num(max(r['max_rel_diff'] for r in big) / U, 2)}$")
-    write_variable("translation_conv_bound_u", f"${fmt_num(min(r['tolerance'] for r in big) / U, 2)}$")
+    write_variable(
+        "translation_conv_maxrel_u", f"${fmt_num(max(r['max_rel_diff'] for r in big) / U, 2)}$"
+    )
+    write_variable(
+        "translation_conv_bound_u", f"${fmt_num(min(r['tolerance'] for r in big) / U, 2)}$"
+    )
     pool = [r for r in rows if "avg_pool" in r["op"]]
     write_variable("translation_pool_maxabs", fmt_sci(max(r["max_abs_diff"] for r in pool)))
     mx = [r for r in rows if "max_pool" in r["op"]]
-    write_variable("translation_maxpool_maxabs", fmt_sci(max(r["max_abs_diff"] for r in mx)) if any(
-        r["max_abs_diff"] for r in mx) else "$0$")
+    write_variable(
+        "translation_maxpool_maxabs",
+        fmt_sci(max(r["max_abs_diff"] for r in mx))
+        if any(r["max_abs_diff"] for r in mx)
+        else "$0$",
+    )
 
 
 if __name__ == "__main__":

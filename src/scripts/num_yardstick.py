@@ -4,8 +4,9 @@ Reads ``src/data/summary/yardstick.json``; writes ``neff_<method>_<tag>`` (effec
 density lost against a perfect estimator, per cent, bootstrap error; "--" where the method's
 response cannot be calibrated), ``measratio_<method>_<tag>`` (calibrated measurement noise over
 the Cramér–Rao bound of the same galaxies), ``neffw_<method>_<tag>`` (n_eff lost with the method's
-own inverse-variance weights, where it predicts each galaxy's error), ``vantrees_gain_<tag>`` (the van Trees RMSE
-bound with the population prior over its value without it) and ``sigma_e`` (the population's shape noise per component).
+own inverse-variance weights, where it predicts each galaxy's error), ``vantrees_gain_<tag>`` (the
+van Trees RMSE bound with the population prior over its value without it) and ``sigma_e`` (the
+population's shape noise per component).
 Run on its own: ``python src/scripts/num_yardstick.py``.
 """
 
@@ -36,11 +37,17 @@ def main() -> None:
                     write_variable(f"neffw_{m}_{tag}", "--")
                 continue
             write_variable(f"neff_{m}_{tag}", fmt_pm(r["neff_lost_pct"], r["neff_lost_pct_err"]))
-            write_variable(f"measratio_{m}_{tag}", fmt_pm(r["meas_over_crlb"], r["meas_over_crlb_err"]))
+            write_variable(
+                f"measratio_{m}_{tag}", fmt_pm(r["meas_over_crlb"], r["meas_over_crlb_err"])
+            )
             if "neff_w_lost_pct" in r:
-                write_variable(f"neffw_{m}_{tag}", fmt_pm(r["neff_w_lost_pct"], r["neff_w_lost_pct_err"]))
+                write_variable(
+                    f"neffw_{m}_{tag}", fmt_pm(r["neff_w_lost_pct"], r["neff_w_lost_pct_err"])
+                )
     for tag, lv in s["levels"].items():
-        write_variable(f"vantrees_gain_{tag}", f"${lv['van_trees'] / lv['van_trees_no_prior']:.3f}$")
+        write_variable(
+            f"vantrees_gain_{tag}", f"${lv['van_trees'] / lv['van_trees_no_prior']:.3f}$"
+        )
     write_variable("sigma_e", f"${s['sigma_e']:g}$")
 
 

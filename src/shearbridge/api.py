@@ -26,8 +26,15 @@ from shearbridge.errors import InputError, MissingFileError
 from shearbridge.io import save_npz, write_text
 from shearbridge.runs import method_estimator
 
-__all__ = ["estimator", "load_stamps", "write_catalogue", "read_catalogue", "ensemble_shear",
-           "catalogue_kind", "CATALOGUE_COLUMNS"]
+__all__ = [
+    "estimator",
+    "load_stamps",
+    "write_catalogue",
+    "read_catalogue",
+    "ensemble_shear",
+    "catalogue_kind",
+    "CATALOGUE_COLUMNS",
+]
 
 #: Help of ``measure`` and of the catalogue: what its columns hold and how to get a shear from them.
 CATALOGUE_COLUMNS = """\
@@ -55,8 +62,10 @@ def estimator(method: str, noise_sigma: float, *, profile: Profile | None = None
     profile = profile or active_profile()
     m = study.get_method(method)
     if m.build is None:
-        raise ConfigError(f"method {method!r} ({m.kind}) does not measure stamps; measuring methods: "
-                          f"{[x.name for x in study.methods(available_only=False) if x.build is not None]}")
+        raise ConfigError(
+            f"method {method!r} ({m.kind}) does not measure stamps; measuring methods: "
+            f"{[x.name for x in study.methods(available_only=False) if x.build is not None]}"
+        )
     if not m.available():
         raise ConfigError(f"method {method!r} is not installed here ({m.description})")
     est = method_estimator(method, profile, float(noise_sigma))
@@ -75,8 +84,10 @@ def load_stamps(path: str | Path, what: str, ndim: tuple[int, ...]) -> np.ndarra
     except (ValueError, OSError) as exc:
         raise InputError(f"{what} file {path} is not a readable .npy array: {exc}") from None
     if arr.ndim not in ndim:
-        raise InputError(f"{what} in {path} must have {' or '.join(map(str, ndim))} dimensions, "
-                         f"got shape {arr.shape}")
+        raise InputError(
+            f"{what} in {path} must have {' or '.join(map(str, ndim))} dimensions, "
+            f"got shape {arr.shape}"
+        )
     return arr
 
 
@@ -112,8 +123,11 @@ def write_catalogue(path: str | Path, result: Any) -> Path:
     elif response.ndim == 2:
         cols.update(e1=result.g1, e2=result.g2, R1=response[:, 0], R2=response[:, 1])
     else:
-        cols.update(e1=result.g1, e2=result.g2, **{f"R{i + 1}{j + 1}": response[:, i, j]
-                                                   for i in (0, 1) for j in (0, 1)})
+        cols.update(
+            e1=result.g1,
+            e2=result.g2,
+            **{f"R{i + 1}{j + 1}": response[:, i, j] for i in (0, 1) for j in (0, 1)},
+        )
     cols["flags"] = result.flags
     for name in ("size", "flux"):
         if getattr(result, name) is not None:
@@ -164,8 +178,7 @@ def ensemble_shear(catalogue: str | Path | dict[str, np.ndarray]) -> tuple[float
     elif {"g1", "g2"} <= set(cols):
         names = ["g1", "g2"]
     else:
-        raise InputError(f"a catalogue needs columns g1, g2 or e1, e2, R1, R2; "
-                         f"got {sorted(cols)}")
+        raise InputError(f"a catalogue needs columns g1, g2 or e1, e2, R1, R2; got {sorted(cols)}")
     data = np.stack([np.asarray(cols[c], np.float64) for c in names], axis=1)
     ok = np.all(np.isfinite(data), axis=1)
     if "flags" in cols:

@@ -42,23 +42,59 @@ from collections.abc import Sequence
 from shearbridge.errors import ShearbridgeError
 from shearbridge.steps.command import Command
 
-__all__ = ["STEPS", "commands", "build_parser", "main"]
+__all__ = ["STEPS", "step_modules", "commands", "build_parser", "main"]
 
 #: The step modules (under ``shearbridge.steps``) whose ``COMMANDS`` make the command line, in the
-#: order ``--help`` lists them: the pipeline's order, then the user's commands.
-STEPS = ("simulate", "train", "evaluate", "crlb", "compare", "bias", "metacal", "yardstick",
-         "robustness", "learning", "timing", "diagnose", "population_cmd", "tune", "tune_anacal",
-         "floor", "summarize", "info", "catalogue")
+#: order ``--help`` lists them: the pipeline's order, then the user's commands. A new step module
+#: that declares ``COMMANDS`` joins after them without an entry here (:func:`step_modules`).
+STEPS = (
+    "simulate",
+    "train",
+    "evaluate",
+    "crlb",
+    "compare",
+    "bias",
+    "metacal",
+    "yardstick",
+    "robustness",
+    "learning",
+    "timing",
+    "diagnose",
+    "population_cmd",
+    "tune",
+    "tune_anacal",
+    "floor",
+    "summarize",
+    "info",
+    "catalogue",
+)
 
-DESCRIPTION = ("ShearBridge: simulate galaxies, train networks, measure shear with every method "
-               "and write the paper's results. Each command runs one pipeline step; "
-               "'shearbridge list' shows what exists and what is built.")
+DESCRIPTION = (
+    "ShearBridge: simulate galaxies, train networks, measure shear with every method "
+    "and write the paper's results. Each command runs one pipeline step; "
+    "'shearbridge list' shows what exists and what is built."
+)
+
+
+def step_modules() -> list[str]:
+    """:data:`STEPS`, then every other module of ``shearbridge/steps/`` that declares
+    ``COMMANDS`` at its top level (read from its source: nothing else is imported)."""
+    import re
+    from pathlib import Path
+
+    here = Path(__file__).parent / "steps"
+    others = sorted(
+        p.stem
+        for p in here.glob("*.py")
+        if p.stem not in STEPS and re.search(r"^COMMANDS\b", p.read_text(), re.M)
+    )
+    return [*STEPS, *others]
 
 
 def commands() -> dict[str, Command]:
-    """Every command of the :data:`STEPS`, by name (a name declared twice is a bug)."""
+    """Every command of the :func:`step_modules`, by name (a name declared twice is a bug)."""
     found: dict[str, Command] = {}
-    for module in STEPS:
+    for module in step_modules():
         for cmd in importlib.import_module(f"shearbridge.steps.{module}").COMMANDS:
             if cmd.name in found:
                 raise RuntimeError(f"command {cmd.name!r} is declared twice (steps.{module})")
@@ -71,9 +107,14 @@ def build_parser(cmds: dict[str, Command] | None = None) -> argparse.ArgumentPar
     parser = argparse.ArgumentParser(prog="shearbridge", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
     for cmd in (commands() if cmds is None else cmds).values():
-        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.description or cmd.help,
-                           formatter_class=argparse.RawDescriptionHelpFormatter
-                           if cmd.description else argparse.HelpFormatter)  # as written, or wrapped
+        p = sub.add_parser(
+            cmd.name,
+            help=cmd.help,
+            description=cmd.description or cmd.help,
+            formatter_class=argparse.RawDescriptionHelpFormatter
+            if cmd.description
+            else argparse.HelpFormatter,
+        )  # as written, or wrapped
         cmd.add_arguments(p)
     return parser
 
@@ -101,8 +142,10 @@ def _run(argv: Sequence[str] | None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # outputs are written atomically: nothing half-written is left
-        print(f"interrupted: {args.command} stopped (finished outputs are kept; rerun to "
-              f"continue)", file=sys.stderr)
+        print(
+            f"interrupted: {args.command} stopped (finished outputs are kept; rerun to continue)",
+            file=sys.stderr,
+        )
         return 130
     return 0
 

@@ -36,7 +36,10 @@ class ShearbridgeValueError(ShearbridgeError, ValueError):
 
 
 class ConfigError(ShearbridgeValueError):
-    """A configuration (profile, experiment, method, study) is malformed; the message names the field."""
+    """A configuration (profile, experiment, method, study) is malformed.
+
+    The message names the field.
+    """
 
 
 class InputError(ShearbridgeValueError):

@@ -24,8 +24,20 @@ from pathlib import Path
 
 from shearbridge.config import Profile, active_profile, noise_tag
 
-__all__ = ["ROOT", "SRC", "TEX", "FIGURES", "OUTPUT", "SCRIPTS", "MATPLOTLIBRC", "Layout",
-           "data_root", "summary_dir", "summary", "layout"]
+__all__ = [
+    "ROOT",
+    "SRC",
+    "TEX",
+    "FIGURES",
+    "OUTPUT",
+    "SCRIPTS",
+    "MATPLOTLIBRC",
+    "Layout",
+    "data_root",
+    "summary_dir",
+    "summary",
+    "layout",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"
@@ -65,7 +77,9 @@ class Layout:
         Snakefile passes the relative ``"src/data"``.
     """
 
-    def __init__(self, profile: Profile | str | None = None, root: str | Path | None = None) -> None:
+    def __init__(
+        self, profile: Profile | str | None = None, root: str | Path | None = None
+    ) -> None:
         name = profile if isinstance(profile, str) else (profile or active_profile()).name
         self.profile_name = name
         self.root = Path(root) if root is not None else data_root()
@@ -121,8 +135,9 @@ class Layout:
         bias_mcal, yardstick, learning)."""
         return self.results / kind / method / f"noise{_tag(noise)}{suffix}"
 
-    def evaluation(self, experiment: str, noise: Noise, dataset: str | None = None,
-                   suffix: str = ".json") -> Path:
+    def evaluation(
+        self, experiment: str, noise: Noise, dataset: str | None = None, suffix: str = ".json"
+    ) -> Path:
         """``results/<experiment>/noise<tag>.json`` of a trained run on its test set (another
         set: ``noise<tag>_<dataset>.json``)."""
         stem = f"noise{_tag(noise)}" + (f"_{dataset}" if dataset else "")

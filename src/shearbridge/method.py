@@ -20,8 +20,9 @@ KINDS = ("network", "classical", "bound")
 LEVEL_SETS = ("grid", "pair")
 #: The built-in studies (the table, with any added at run time: :mod:`shearbridge.studies`).
 STUDIES = study_names()
-#: The fewest shear-test galaxies a slow per-galaxy fit measures (or the whole set): at the lowest S/N the
-#: ML fit flags most galaxies, and a handful measured leaves too few for m (the quick profile: 256 and 64).
+#: The fewest shear-test galaxies a slow per-galaxy fit measures (or the whole set): at the lowest
+#: S/N the ML fit flags most galaxies, and a handful measured leaves too few for m (the quick
+#: profile: 256 and 64).
 MIN_SHEAR_GALAXIES = 64
 
 
@@ -29,8 +30,9 @@ MIN_SHEAR_GALAXIES = 64
 class MethodContext:
     """What a method's factory may use: the profile's root seed, the noise level it measures at,
     and loaders of trained networks that the calling pipeline step provides (the registry knows no
-    paths): ``load_network(experiment, noise_sigma) -> Trained`` (a run trained at one noise level) and
-    ``load_population(entry) -> (model, params)`` (a network of the population study, trained once)."""
+    paths): ``load_network(experiment, noise_sigma) -> Trained`` (a run trained at one noise level)
+    and ``load_population(entry) -> (model, params)`` (a network of the population study, trained
+    once)."""
 
     seed: int
     noise_sigma: float
@@ -61,21 +63,24 @@ class Method:
     experiment : str or None
         Networks: the experiment (:mod:`shearbridge.config.experiments`) whose trained run it uses.
     style : int or None
-        Index into the house palette (:mod:`shearbridge.paper.plotting`); ``None``: the next free one.
+        Index into the house palette (:mod:`shearbridge.paper.plotting`); ``None``: the next free
+        one.
     available : callable
         False where an optional dependency is missing (ngmix): the method is then left out.
     shear_fraction : float
-        Fraction of the shear-test galaxies it measures (the first ones): see :data:`SLOW_SHEAR_FRACTION`.
+        Fraction of the shear-test galaxies it measures (the first ones): see
+        :data:`SLOW_SHEAR_FRACTION`.
     once : bool
-        A network trained once for every noise level (the population study's, ``python -m shearbridge
-        population train``) rather than one run per level: it has no experiment and no :func:`trainings`.
+        A network trained once for every noise level (the population study's,
+        ``python -m shearbridge population train``) rather than one run per level: it has no
+        experiment and no :func:`trainings`.
     levels : {"grid", "pair"}
-        The noise levels it runs at in any study: every level the study has (``"grid"``), or only the
-        study's levels among the pair levels (``"pair"``: a per-level network that a network trained once
-        replaces elsewhere, so the build trains it at two levels instead of five).
+        The noise levels it runs at in any study: every level the study has (``"grid"``), or only
+        the study's levels among the pair levels (``"pair"``: a per-level network that a network
+        trained once replaces elsewhere, so the build trains it at two levels instead of five).
     uncertainty : bool
-        It predicts each galaxy's shear error (``extra["sigma_g"]``): the yardstick also scores it with
-        inverse-variance weights (:mod:`shearbridge.summaries.yardstick`).
+        It predicts each galaxy's shear error (``extra["sigma_g"]``): the yardstick also scores it
+        with inverse-variance weights (:mod:`shearbridge.summaries.yardstick`).
     """
 
     name: str
@@ -99,15 +104,23 @@ class Method:
             raise ConfigError(f"method {self.name}: kind must be one of {KINDS}, got {self.kind!r}")
         unknown = sorted(set(self.studies) - set(study_names()))
         if unknown:
-            raise ConfigError(f"method {self.name}: unknown studies {unknown}; known: {list(study_names())}")
+            raise ConfigError(
+                f"method {self.name}: unknown studies {unknown}; known: {list(study_names())}"
+            )
         if self.kind == "network" and not (self.experiment or self.once):
             raise ConfigError(f"network method {self.name} needs an experiment (or once=True)")
         if self.once and (self.kind != "network" or self.experiment):
-            raise ConfigError(f"method {self.name}: once=True is for a network with no per-level experiment")
+            raise ConfigError(
+                f"method {self.name}: once=True is for a network with no per-level experiment"
+            )
         if self.levels not in LEVEL_SETS:
-            raise ConfigError(f"method {self.name}: levels must be one of {LEVEL_SETS}, got {self.levels!r}")
+            raise ConfigError(
+                f"method {self.name}: levels must be one of {LEVEL_SETS}, got {self.levels!r}"
+            )
         if not 0.0 < self.shear_fraction <= 1.0:
-            raise ConfigError(f"method {self.name}: shear_fraction must lie in (0, 1], got {self.shear_fraction}")
+            raise ConfigError(
+                f"method {self.name}: shear_fraction must lie in (0, 1], got {self.shear_fraction}"
+            )
         if self.kind != "bound" and self.build is None:
             raise ConfigError(f"method {self.name} needs a build(context) factory")
 

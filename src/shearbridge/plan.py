@@ -29,8 +29,9 @@ __all__ = ["Plan", "git_commit"]
 def git_commit() -> str:
     """The commit being built (a provenance rerun trigger); ``unknown`` without git."""
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True,
-                              text=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
     except OSError:
         return "unknown"
 
@@ -55,9 +56,14 @@ class Plan:
         The data root, relative to the repository (Snakemake's working directory).
     """
 
-    def __init__(self, profile: Profile, cores: int | None = None,
-                 options: Mapping[str, Any] | None = None, run_local: bool = True,
-                 root: str = "src/data") -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        cores: int | None = None,
+        options: Mapping[str, Any] | None = None,
+        run_local: bool = True,
+        root: str = "src/data",
+    ) -> None:
         options = options or {}
         self.profile = profile
         self.layout = Layout(profile, root=root)
@@ -136,7 +142,14 @@ class Plan:
 
         plan = population_plan(self.profile)
         levels = set(plan.cell_noise) | set(plan.shear_noise)
-        nets = {m.experiment for st in ("population", "population_shear")
-                for m in study.methods(st) if m.experiment}
-        return [self.layout.run_metrics(e, noise_tag(s)) for e, s in study.trainings(self.profile)
-                if e in nets and any(math.isclose(s, x) for x in levels)]
+        nets = {
+            m.experiment
+            for st in ("population", "population_shear")
+            for m in study.methods(st)
+            if m.experiment
+        }
+        return [
+            self.layout.run_metrics(e, noise_tag(s))
+            for e, s in study.trainings(self.profile)
+            if e in nets and any(math.isclose(s, x) for x in levels)
+        ]

@@ -17,8 +17,19 @@ from typing import Any
 
 from shearbridge import layout
 
-SOFTWARE = ("jax", "jaxlib", "flax", "optax", "galsim", "numpy", "scipy", "matplotlib",
-            "showyourwork", "snakemake", "ngmix")
+SOFTWARE = (
+    "jax",
+    "jaxlib",
+    "flax",
+    "optax",
+    "galsim",
+    "numpy",
+    "scipy",
+    "matplotlib",
+    "showyourwork",
+    "snakemake",
+    "ngmix",
+)
 
 
 def cpu_model() -> str:
@@ -68,10 +79,19 @@ def versions() -> dict[str, str]:
 def git_commit() -> str:
     """Short commit hash, with ``+dirty`` when the work tree has changes."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=layout.ROOT,
-                             capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=layout.ROOT, capture_output=True, text=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short=10", "HEAD"],
+            cwd=layout.ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=layout.ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

@@ -21,9 +21,15 @@ __all__ = ["network_loader", "require_trained", "population_network", "method_es
 
 
 def network_loader(profile: Profile):
-    """``load(experiment, noise_sigma) -> Trained``: the profile's run trained at that noise level."""
+    """``load(experiment, noise_sigma) -> Trained``, the profile's loader.
+
+    ``load`` returns the profile's run trained at that noise level.
+    """
+
     def load(experiment: str, sigma: float) -> Any:
-        return require_trained(Layout(profile).run(experiment, sigma), experiment, sigma, profile.name)
+        return require_trained(
+            Layout(profile).run(experiment, sigma), experiment, sigma, profile.name
+        )
 
     return load
 
@@ -38,8 +44,10 @@ def population_network(profile: Profile, name: int | str) -> tuple[Any, Any]:
 
     path = Layout(profile).population_network(name)
     if not path.exists():
-        raise MissingFileError(f"{path} is missing: run `python -m shearbridge population train --profile "
-                               f"{profile.name}` first")
+        raise MissingFileError(
+            f"{path} is missing: run `python -m shearbridge population train --profile "
+            f"{profile.name}` first"
+        )
     kwargs = {n: k for n, _, k in population_plan(profile).entries()}.get(str(name), {})
     return PSFNet(**kwargs), serialization.msgpack_restore(path.read_bytes())
 
@@ -51,8 +59,10 @@ def require_trained(run: Path, experiment: str, sigma: float, profile_name: str)
 
     if not (Path(run) / MODEL_FILE).exists():
         raise MissingFileError(
-            f"no trained model in {run} (has training finished?): train it with `python -m shearbridge "
-            f"train --config {experiment} --noise {sigma:g} --profile {profile_name}`")
+            f"no trained model in {run} (has training finished?): train it with "
+            f"`python -m shearbridge train --config {experiment} --noise {sigma:g} "
+            f"--profile {profile_name}`"
+        )
     trained = load_trained(run)
     trained.check_trained_for(experiment, sigma, run)
     return trained
@@ -60,6 +70,10 @@ def require_trained(run: Path, experiment: str, sigma: float, profile_name: str)
 
 def method_estimator(method: str, profile: Profile, sigma: float) -> Any:
     """The estimator of registered ``method`` at pixel noise ``sigma`` (image units)."""
-    context = study.MethodContext(seed=profile.seed, noise_sigma=sigma, load_network=network_loader(profile),
-                                  load_population=lambda name: population_network(profile, name))
+    context = study.MethodContext(
+        seed=profile.seed,
+        noise_sigma=sigma,
+        load_network=network_loader(profile),
+        load_population=lambda name: population_network(profile, name),
+    )
     return study.get_method(method).estimator(context)

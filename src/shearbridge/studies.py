@@ -23,17 +23,29 @@ from dataclasses import dataclass
 from shearbridge.config import ConfigError, noise_tag
 from shearbridge.config.noise import METACAL_NOISE, SHEARNET_HIGH
 
-__all__ = ["Study", "STUDY_TABLE", "LEVEL_RULES", "pair_levels", "register_study", "registered_study",
-           "get_study", "study_names", "levels_of"]
+__all__ = [
+    "Study",
+    "STUDY_TABLE",
+    "LEVEL_RULES",
+    "pair_levels",
+    "register_study",
+    "registered_study",
+    "get_study",
+    "study_names",
+    "levels_of",
+]
 
 Grid = tuple[float, ...]
 
 
 def pair_levels(grid: Sequence[float]) -> Grid:
-    """The "pair" levels: the grid's lowest and ShearNet's "high" 1e-3 (else the highest), no repeats."""
+    """The "pair" levels: the grid's lowest and ShearNet's "high" 1e-3 (else the highest), no
+    repeats."""
     grid = tuple(grid)
     tags = [noise_tag(s) for s in grid]
-    high = grid[tags.index(noise_tag(SHEARNET_HIGH))] if noise_tag(SHEARNET_HIGH) in tags else grid[-1]
+    high = (
+        grid[tags.index(noise_tag(SHEARNET_HIGH))] if noise_tag(SHEARNET_HIGH) in tags else grid[-1]
+    )
     return (grid[0],) if math.isclose(high, grid[0]) else (grid[0], high)
 
 
@@ -72,8 +84,9 @@ class Study:
         if not self.name or not self.name.replace("_", "").isalnum():
             raise ConfigError(f"study name must be alphanumeric (with _), got {self.name!r}")
         if self.levels not in LEVEL_RULES:
-            raise ConfigError(f"study {self.name}: levels must be one of {list(LEVEL_RULES)}, "
-                              f"got {self.levels!r}")
+            raise ConfigError(
+                f"study {self.name}: levels must be one of {list(LEVEL_RULES)}, got {self.levels!r}"
+            )
 
     def noise(self, grid: Sequence[float]) -> Grid:
         """Its noise levels on ``grid``."""
@@ -82,20 +95,35 @@ class Study:
 
 _DEFAULTS = (
     Study("compare", "grid", "RMSE against the per-galaxy Cramér–Rao bound"),
-    Study("bias", "pair_and_highest", "the shear test's table (m, c, alpha): the pair levels and the "
-                                      "highest (survey S/N)"),
+    Study(
+        "bias",
+        "pair_and_highest",
+        "the shear test's table (m, c, alpha): the pair levels and the highest (survey S/N)",
+    ),
     Study("bias_grid", "grid", "the shear test (round and anisotropic PSF) at every level"),
-    Study("metacal", "metacal", "the round-PSF shear test calibrated by metacalibration (survey S/N)"),
+    Study(
+        "metacal", "metacal", "the round-PSF shear test calibrated by metacalibration (survey S/N)"
+    ),
     Study("timing", "pair", "galaxies/s side by side in one process"),
     Study("robustness", "pair", "out-of-distribution sets"),
     Study("ablation", "pair", "the ablation ladder and removals"),
     Study("learning", "pair", "learning curves from per-epoch snapshots"),
     Study("evaluate", "grid", "a headline network trained and evaluated at every level"),
-    Study("diagnosis", "grid", "layer-by-layer information: the first network at every level, the "
-                               "others at the pair levels"),
-    Study("seeds", "lowest", "the headline networks retrained with other seeds, at the lowest level"),
-    Study("population", "grid", "the population study's cells (its plan sets the levels; the grid "
-                                "stands for them)", trains=False),
+    Study(
+        "diagnosis",
+        "grid",
+        "layer-by-layer information: the first network at every level, the "
+        "others at the pair levels",
+    ),
+    Study(
+        "seeds", "lowest", "the headline networks retrained with other seeds, at the lowest level"
+    ),
+    Study(
+        "population",
+        "grid",
+        "the population study's cells (its plan sets the levels; the grid stands for them)",
+        trains=False,
+    ),
     Study("population_shear", "grid", "the population cells' shear tests", trains=False),
 )
 #: Every study by name, in the paper's order.

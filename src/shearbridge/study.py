@@ -16,12 +16,13 @@ table :data:`shearbridge.config.seeds.SEED_STREAMS`.
 
 Adding a classical estimator: write it (``estimators/<name>.py``, the
 :class:`~shearbridge.estimators.base.ShapeEstimator` interface), its builder
-(:mod:`shearbridge.estimators.factories`) and :func:`register` it in ``_register_defaults`` below.
-Adding a network: the model (``models/<name>.py``), its experiment
-(:mod:`shearbridge.config.experiments`) and its entry here; a network trained once for every
-noise level (the population study's ``psfnet``) has ``once=True`` and no experiment. A module named in
-``$SHEARBRIDGE_METHODS`` that calls :func:`register` is imported with the registry (a method
-outside the package: the Snakefile, the summaries and the CLI see it).
+(:mod:`shearbridge.estimators.factories`) and :func:`register` it in
+:func:`shearbridge.methods_table.declare_methods`. Adding a network: the model
+(``models/<name>.py``), its experiment (:mod:`shearbridge.config.experiments`) and its entry
+there; a network trained once for every noise level (the population study's ``psfnet``) has
+``once=True`` and no experiment. A module named in ``$SHEARBRIDGE_METHODS`` that calls
+:func:`register` is imported with the registry (a method outside the package: the Snakefile, the
+summaries and the CLI see it).
 """
 
 from __future__ import annotations
@@ -33,25 +34,48 @@ from contextlib import contextmanager
 
 from shearbridge.config import ConfigError, Profile, noise_tag
 from shearbridge.config.seeds import SEED_STREAMS
-from shearbridge.estimators.factories import (
-    anacal,
-    anacal_installed,
-    hsm,
-    mlfit,
-    network,
-    ngmix,
-    ngmix_installed,
-    psfnet,
-)
+from shearbridge.methods_table import SLOW_SHEAR_FRACTION, declare_methods
 from shearbridge.method import KINDS, LEVEL_SETS, MIN_SHEAR_GALAXIES, STUDIES, Method, MethodContext
-from shearbridge.studies import STUDY_TABLE, Study, get_study, pair_levels, register_study, study_names
+from shearbridge.studies import (
+    STUDY_TABLE,
+    Study,
+    get_study,
+    pair_levels,
+    register_study,
+    study_names,
+)
 
 __all__ = [
-    "KINDS", "STUDIES", "SPEEDUP_REFERENCES", "TRAINING_GAIN", "SLOW_SHEAR_FRACTION", "MIN_SHEAR_GALAXIES",
+    "KINDS",
+    "STUDIES",
+    "SPEEDUP_REFERENCES",
+    "TRAINING_GAIN",
+    "SLOW_SHEAR_FRACTION",
+    "MIN_SHEAR_GALAXIES",
     "SEED_STREAMS",
-    "Method", "MethodContext", "register", "registered", "get_method", "methods", "names", "study_noise", "at",
-    "cells", "LEVEL_SETS", "Study", "STUDY_TABLE", "register_study", "study_names", "pair_levels",
-    "study_tags", "run_of", "trainings", "trained_once", "diagnosed", "diagnosis_noise", "PLUGINS_ENV",
+    "Method",
+    "MethodContext",
+    "register",
+    "registered",
+    "get_method",
+    "methods",
+    "names",
+    "study_noise",
+    "at",
+    "cells",
+    "LEVEL_SETS",
+    "Study",
+    "STUDY_TABLE",
+    "register_study",
+    "study_names",
+    "pair_levels",
+    "study_tags",
+    "run_of",
+    "trainings",
+    "trained_once",
+    "diagnosed",
+    "diagnosis_noise",
+    "PLUGINS_ENV",
 ]
 
 #: Methods the networks' speed-ups are quoted against (timing study).
@@ -59,9 +83,6 @@ SPEEDUP_REFERENCES = ("mlfit", "hsm_regauss")
 #: (analytic method, network built on it): RMSE(formula) / RMSE(network) on the same galaxies at
 #: each noise level is what training the network adds (comparison summary).
 TRAINING_GAIN = (("moments_affine", "shapenet"),)
-#: Shear-test galaxies the slow per-galaxy fits (ML fit, HSM, ngmix) measure: the first eighth, a random
-#: subset of the same population, so the build keeps its hour.
-SLOW_SHEAR_FRACTION = 0.125
 
 
 _REGISTRY: dict[str, Method] = {}
@@ -74,7 +95,9 @@ def register(method: Method) -> Method:
         raise ConfigError(f"method {method.name!r} is already registered")
     if method.style is None:
         used = {m.style for m in _REGISTRY.values() if m.style is not None}
-        method = dataclasses.replace(method, style=next(i for i in range(len(used) + 1) if i not in used))
+        method = dataclasses.replace(
+            method, style=next(i for i in range(len(used) + 1) if i not in used)
+        )
     _REGISTRY[method.name] = method
     return method
 
@@ -98,16 +121,24 @@ def get_method(name: str) -> Method:
         raise ConfigError(f"unknown method {name!r}; known: {sorted(_REGISTRY)}") from None
 
 
-def methods(study: str | None = None, *, kind: str | None = None, available_only: bool = True) -> list[Method]:
+def methods(
+    study: str | None = None, *, kind: str | None = None, available_only: bool = True
+) -> list[Method]:
     """Registered methods in registration order, optionally of one study and one kind."""
     if study is not None:
         get_study(study)  # ConfigError naming the known studies
-    return [m for m in _REGISTRY.values()
-            if (study is None or study in m.studies) and (kind is None or m.kind == kind)
-            and (not available_only or m.available())]
+    return [
+        m
+        for m in _REGISTRY.values()
+        if (study is None or study in m.studies)
+        and (kind is None or m.kind == kind)
+        and (not available_only or m.available())
+    ]
 
 
-def names(study: str | None = None, *, kind: str | None = None, available_only: bool = True) -> list[str]:
+def names(
+    study: str | None = None, *, kind: str | None = None, available_only: bool = True
+) -> list[str]:
     """The names of :func:`methods`."""
     return [m.name for m in methods(study, kind=kind, available_only=available_only)]
 
@@ -124,14 +155,23 @@ def study_noise(profile: Profile, study: str, method: str | None = None) -> tupl
 
 def at(profile: Profile, study: str, sigma: float) -> list[str]:
     """The (available) methods of ``study`` that run at noise level ``sigma``."""
-    return [n for n in names(study) if any(math.isclose(sigma, s) for s in study_noise(profile, study, n))]
+    return [
+        n
+        for n in names(study)
+        if any(math.isclose(sigma, s) for s in study_noise(profile, study, n))
+    ]
 
 
-def cells(profile: Profile, study: str, methods: Sequence[str] | None = None) -> list[tuple[str, str]]:
-    """Every (method, noise tag) of ``study`` (default: its available methods), in registry then grid order:
-    what the Snakefile expands and the summaries read."""
-    return [(m, noise_tag(s)) for m in (names(study) if methods is None else methods)
-            for s in study_noise(profile, study, m)]
+def cells(
+    profile: Profile, study: str, methods: Sequence[str] | None = None
+) -> list[tuple[str, str]]:
+    """Every (method, noise tag) of ``study`` (default: its available methods), in registry then
+    grid order: what the Snakefile expands and the summaries read."""
+    return [
+        (m, noise_tag(s))
+        for m in (names(study) if methods is None else methods)
+        for s in study_noise(profile, study, m)
+    ]
 
 
 def _study_noise(profile: Profile, study: str) -> tuple[float, ...]:
@@ -140,8 +180,9 @@ def _study_noise(profile: Profile, study: str) -> tuple[float, ...]:
 
 
 def diagnosis_noise(profile: Profile, primary: bool) -> tuple[float, ...]:
-    """Noise levels of the layer-by-layer diagnosis: every level for the network diagnosed in full
-    (the first of :func:`diagnosed`), the pair levels for the per-layer information of the others."""
+    """Noise levels of the layer-by-layer diagnosis: every level for the network diagnosed in
+    full (the first of :func:`diagnosed`), the pair levels for the per-layer information of the
+    others."""
     grid = tuple(profile.noise_grid)
     return grid if primary else pair_levels(grid)
 
@@ -160,7 +201,8 @@ def run_of(name: str) -> str | None:
 
 
 def trained_once(name: str) -> bool:
-    """Whether method ``name`` is a network trained once for every noise level (:attr:`Method.once`)."""
+    """Whether method ``name`` is a network trained once for every noise level
+    (:attr:`Method.once`)."""
     m = _REGISTRY.get(name)
     return bool(m is not None and m.once)
 
@@ -196,67 +238,6 @@ def trainings(profile: Profile) -> list[tuple[str, float]]:
     return out
 
 
-# ------------------------------------------------------------------------ the methods
-
-
-def _register_defaults() -> None:
-    from shearbridge.config.ablation import ABLATION_LADDER, ABLATION_REMOVALS
-    from shearbridge.config.experiments import SEED_VARIANTS
-
-    headline = frozenset({"compare", "bias", "bias_grid", "timing", "robustness", "learning", "evaluate",
-                          "diagnosis", "population", "population_shear"})
-    register(Method("baseline", "network", "EnhancedGalaxyNN", headline, network("baseline"),
-                    experiment="baseline", style=0,
-                    description="ShearNet's EnhancedGalaxyNN, layer for layer, ShearNet's recipe"))
-    register(Method("shapenet", "network", "ShapeNet", headline, network("shapenet"),
-                    experiment="shapenet", style=4, levels="pair",
-                    description="the precision-preserving network (moment head, adaptive-moment residual), "
-                                "one per noise level: trained at the pair levels (PSFNet serves every level)"))
-    register(Method("shapenet_mix", "network", "ShapeNet (mixture)", frozenset({"robustness"}),
-                    network("shapenet_mix"), experiment="shapenet_mix", style=5,
-                    description="ShapeNet trained on the galaxy-model mixture"))
-    register(Method("psfnet", "network", "PSFNet", frozenset({"compare", "bias", "bias_grid", "metacal", "timing"}),
-                    psfnet,
-                    style=9, once=True, uncertainty=True,
-                    description="the population study's PSF- and noise-aware network (its first seed), trained "
-                                "once on fresh noise over every level; told each stamp's PSF image and noise sigma"))
-    register(Method("moments_affine", "classical", "Moments + affine fit",
-                    (headline - {"diagnosis", "learning", "evaluate", "population", "population_shear"}) | {"metacal"},
-                    network("moments_affine"), experiment="moments_affine", style=7,
-                    description="ShapeNet's analytic part alone: PSF-deconvolved adaptive moments and a "
-                                "least-squares affine read-out fitted on the training split, no network"))
-    register(Method("mlfit", "classical", "ML fit (JAX)",
-                    frozenset({"compare", "bias", "bias_grid", "metacal", "timing", "robustness", "population"}), mlfit, style=3,
-                    shear_fraction=SLOW_SHEAR_FRACTION,
-                    description="JAX maximum-likelihood fit of an elliptical Gaussian"))
-    register(Method("hsm_regauss", "classical", "HSM REGAUSS",
-                    frozenset({"compare", "bias", "bias_grid", "timing", "robustness", "population",
-                               "population_shear"}), hsm("REGAUSS"),
-                    style=2,
-                    shear_fraction=SLOW_SHEAR_FRACTION,
-                    description="GalSim HSM re-Gaussianization"))
-    register(Method("hsm_ksb", "classical", "HSM KSB", frozenset({"compare", "bias", "bias_grid", "timing"}),
-                    hsm("KSB"), style=1, shear_fraction=SLOW_SHEAR_FRACTION, description="GalSim HSM KSB"))
-    register(Method("anacal", "classical", "AnaCal (FPFS)",
-                    frozenset({"bias", "bias_grid", "timing", "population_shear"}), anacal,
-                    available=anacal_installed, style=8,
-                    description="AnaCal FPFS ellipticity with its analytic shear response; the shear of an "
-                                "ensemble is sum e / sum R (not a per-galaxy shear, so not in the RMSE studies)"))
-    register(Method("ngmix", "classical", "ngmix ML fit", frozenset({"compare", "bias", "timing"}), ngmix,
-                    style=6, shear_fraction=SLOW_SHEAR_FRACTION, available=ngmix_installed,
-                    description="ngmix maximum-likelihood fit (where ngmix is installed)"))
-    for net, extra in SEED_VARIANTS.items():
-        for k in extra:
-            register(Method(f"{net}_seed{k}", "network", f"{_REGISTRY[net].label} (seed {k})",
-                            frozenset({"seeds"}), network(f"{net}_seed{k}"), experiment=f"{net}_seed{k}",
-                            style=-1, description=f"{_REGISTRY[net].label} trained with seed {k}"))
-    for step, label, _ in ABLATION_LADDER + ABLATION_REMOVALS:
-        register(Method(step, "network", label, frozenset({"ablation"}), network(step), experiment=step,
-                        style=-1, description=f"ablation: {label}"))
-    register(Method("crlb", "bound", "Cramér–Rao bound", frozenset(), style=-2,
-                    description="per-galaxy Cramér–Rao bound on (g1, g2), six free parameters"))
-
-
 #: Comma-separated modules imported after the defaults, each registering its own methods with
 #: :func:`register`: a group adds a method without editing this package.
 PLUGINS_ENV = "SHEARBRIDGE_METHODS"
@@ -270,8 +251,10 @@ def _load_plugins() -> None:
         try:
             importlib.import_module(name)
         except ImportError as exc:
-            raise ConfigError(f"${PLUGINS_ENV} names {name!r}, which cannot be imported: {exc}") from None
+            raise ConfigError(
+                f"${PLUGINS_ENV} names {name!r}, which cannot be imported: {exc}"
+            ) from None
 
 
-_register_defaults()
+declare_methods(register, get_method)
 _load_plugins()

@@ -56,7 +56,9 @@ def net_inputs(stamps):
 
 
 def _init(name: str):
-    model = get_model(name, 4, **bind_data_kwargs(name, {}, SimConfig()))  # told the PSF of its data
+    model = get_model(
+        name, 4, **bind_data_kwargs(name, {}, SimConfig())
+    )  # told the PSF of its data
     params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, STAMP, STAMP)))["params"]
     return model, params
 
@@ -94,7 +96,9 @@ def test_bench_train_step(benchmark, net_inputs, name):
     expected = jnp.mean((model.apply({"params": params}, images[idx]) - targets[idx]) ** 2)
     assert float(loss) == pytest.approx(float(expected), rel=1e-5)
     assert jax.tree.structure(p2) == jax.tree.structure(params)
-    assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(p2), jax.tree.leaves(params)))
+    assert any(
+        not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(p2), jax.tree.leaves(params))
+    )
 
 
 def test_bench_mlfit(benchmark, stamps):

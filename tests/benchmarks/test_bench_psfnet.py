@@ -16,7 +16,12 @@ import pytest
 from shearbridge.config import SimConfig
 from shearbridge.models import bind_data_kwargs, get_model
 from shearbridge.models.psfnet import PSFNet
-from shearbridge.sim.population import PopulationConfig, draw_population, render_population, training_families
+from shearbridge.sim.population import (
+    PopulationConfig,
+    draw_population,
+    render_population,
+    training_families,
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,4 +57,3 @@ def test_bench_psfnet_inference(benchmark, population, name, batch):
     benchmark.extra_info["galaxies_per_call"] = batch
     assert bool(jnp.all(jnp.isfinite(out)))
     np.testing.assert_allclose(np.asarray(out[:2]), np.asarray(rows), rtol=1e-4, atol=1e-5)
-

@@ -67,14 +67,14 @@ import optax
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
-from shearbridge.models.fastconv import (
+from shearbridge.models.fastconv import (  # noqa: E402  (after the sys.path line)
     ConvReluAvgPool,
     PatchConv,
     avg_pool2,
     gather_batch,
 )
-from shearbridge.models.enhanced import EnhancedGalaxyNN
-from shearbridge.train.runtime import recommended_compiler_options
+from shearbridge.models.enhanced import EnhancedGalaxyNN  # noqa: E402
+from shearbridge.train.runtime import recommended_compiler_options  # noqa: E402
 
 STAMP = 53
 N_OUT = 4
@@ -475,7 +475,9 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", action="store_true", help="print the slowest XLA ops of each variant first"
     )
     p.add_argument(
-        "--malloc", action="store_true", help="call shearbridge.train.runtime.configure_malloc() first"
+        "--malloc",
+        action="store_true",
+        help="call shearbridge.train.runtime.configure_malloc() first",
     )
     p.add_argument(
         "--inference", action="store_true", help="time forward passes only (predict), not training"

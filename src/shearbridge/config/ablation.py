@@ -37,9 +37,17 @@ E = TypeVar("E")
 
 #: ShapeNet settings that reproduce the baseline's architecture: step 0 of the ladder.
 BASELINE_LIKE: dict[str, Any] = {
-    "channels": [16, 32], "dilations": [1, 1], "activation": "relu", "pool": "avg",
-    "head": "dense", "head_layers": 1, "hidden": 128, "input_norm": False,
-    "moments": False, "residual": False, "attention": False,
+    "channels": [16, 32],
+    "dilations": [1, 1],
+    "activation": "relu",
+    "pool": "avg",
+    "head": "dense",
+    "head_layers": 1,
+    "hidden": 128,
+    "input_norm": False,
+    "moments": False,
+    "residual": False,
+    "attention": False,
 }
 #: ``(name, label, change)`` of each step, each change applied on top of the previous ones.
 ABLATION_LADDER: tuple[tuple[str, str, dict[str, Any]], ...] = (
@@ -106,6 +114,7 @@ def ablation_factory(
     replaces the ShapeNet settings, the epochs (:func:`ablation_epochs`), the training
     objects (:func:`ablation_objects`), the name and the description.
     """
+
     def make(profile: Profile, noise_sigma: float) -> E:
         """An ablation step: ShapeNet settings, trained for a tenth of the profile's epochs
         (at least one) on the first half of the training set, so that all steps fit the
@@ -117,7 +126,9 @@ def ablation_factory(
         exp: Any = final(profile, noise_sigma)
         label, kwargs = ablation_kwargs(name)
         train = dataclasses.replace(
-            exp.train, model_kwargs=kwargs, epochs=ablation_epochs(profile),
+            exp.train,
+            model_kwargs=kwargs,
+            epochs=ablation_epochs(profile),
             max_objects=ablation_objects(profile),
         )
         return dataclasses.replace(exp, name=name, train=train, description=label)

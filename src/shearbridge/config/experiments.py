@@ -70,15 +70,22 @@ SEED_VARIANTS: dict[str, tuple[int, ...]] = {"baseline": (1, 2)}
 def seed_variant(name: str, seed: int) -> Callable[[Profile, float], ExperimentConfig]:
     """Experiment ``<name>_seed<seed>``: ``name`` with another ``TrainConfig.seed`` (initial
     parameters, training/validation split and batch order all change), no snapshots."""
+
     def make(profile: Profile, noise_sigma: float) -> ExperimentConfig:
         base = EXPERIMENTS[name](profile, noise_sigma)
-        return dataclasses.replace(base, name=f"{name}_seed{seed}", save_every=0,
-                                   train=dataclasses.replace(base.train, seed=seed),
-                                   description=f"{base.description} (training seed {seed})")
+        return dataclasses.replace(
+            base,
+            name=f"{name}_seed{seed}",
+            save_every=0,
+            train=dataclasses.replace(base.train, seed=seed),
+            description=f"{base.description} (training seed {seed})",
+        )
 
-    make.__doc__ = (f"``{name}`` trained with seed {seed}: the seed scatter of the headline numbers.\n\n"
-                    f"    Command: ``python -m shearbridge train --config {name}_seed{seed} --noise 1e-5``.\n"
-                    f"    Runtime: as ``{name}``.")
+    make.__doc__ = (
+        f"``{name}`` trained with seed {seed}: the seed scatter of the headline numbers.\n\n"
+        f"    Command: ``python -m shearbridge train --config {name}_seed{seed} --noise 1e-5``.\n"
+        f"    Runtime: as ``{name}``."
+    )
     return make
 
 
@@ -91,7 +98,9 @@ EXPERIMENTS: dict[str, Callable[[Profile, float], ExperimentConfig]] = {
     "moments_affine": moments_affine,
     **{name: ablation_factory(name, shapenet) for name in ablation_names()},
 }
-EXPERIMENTS |= {f"{name}_seed{k}": seed_variant(name, k) for name, ks in SEED_VARIANTS.items() for k in ks}
+EXPERIMENTS |= {
+    f"{name}_seed{k}": seed_variant(name, k) for name, ks in SEED_VARIANTS.items() for k in ks
+}
 
 
 def get_experiment(name: str, profile: Profile, noise_sigma: float) -> ExperimentConfig:

@@ -87,7 +87,9 @@ PROFILES: dict[str, Profile] = {
         epochs=300,
         patience=20,
         bootstrap=500,
-        description="converged, ShearNet-sized training (1e5 galaxies, <=300 epochs): meant for a GPU",
+        description=(
+            "converged, ShearNet-sized training (1e5 galaxies, <=300 epochs): meant for a GPU"
+        ),
     ),
 }
 

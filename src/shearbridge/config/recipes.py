@@ -4,8 +4,9 @@ An experiment is one network trained at one noise level on one profile's data. E
 experiment is a function ``name(profile, noise_sigma) -> ExperimentConfig`` whose docstring gives
 the command, the expected runtime and the headline number; epochs and training objects come from
 the profile (``python -m shearbridge info --profile quick``), so the docstrings do not repeat them.
-Variants derive from :func:`baseline` by overriding a few fields. :mod:`shearbridge.config.experiments`
-registers them, with the ablation steps and the seed variants, and looks them up.
+Variants derive from :func:`baseline` by overriding a few fields.
+:mod:`shearbridge.config.experiments` registers them, with the ablation steps and the seed
+variants, and looks them up.
 """
 
 from __future__ import annotations
@@ -224,8 +225,12 @@ def shapenet_mix(profile: Profile, noise_sigma: float) -> ExperimentConfig:
     Epochs, training objects and runtime: as ``shapenet``.
     """
     base = shapenet(profile, noise_sigma)
-    return dataclasses.replace(base, name="shapenet_mix", train_dataset="train_mix",
-                               description="ShapeNet trained on the galaxy-model mixture")
+    return dataclasses.replace(
+        base,
+        name="shapenet_mix",
+        train_dataset="train_mix",
+        description="ShapeNet trained on the galaxy-model mixture",
+    )
 
 
 def moments_affine(profile: Profile, noise_sigma: float) -> ExperimentConfig:
@@ -242,7 +247,9 @@ def moments_affine(profile: Profile, noise_sigma: float) -> ExperimentConfig:
     return dataclasses.replace(
         base,
         name="moments_affine",
-        train=dataclasses.replace(base.train, model="moments_affine", model_kwargs={}, n_outputs=2, epochs=0),
+        train=dataclasses.replace(
+            base.train, model="moments_affine", model_kwargs={}, n_outputs=2, epochs=0
+        ),
         save_every=0,
         description="adaptive moments + least-squares affine read-out, no network",
     )

@@ -21,17 +21,24 @@ SEED_STREAMS: dict[str, int] = {
     "robustness_bootstrap": 0xB0B,  # bootstrap errors of RMSE/CRLB on the robustness sets
     "learning_bootstrap": 0x1EA,  # bootstrap errors of the learning curves
     "ablation_bootstrap": 0xAB1,  # paired bootstrap of the ablation's RMSE factors
-    "metacal_noise": 0x3CA1,  # the correlated-noise fix of the metacal images (per galaxy, orientation)
+    # the correlated-noise fix of the metacal images (per galaxy, orientation)
+    "metacal_noise": 0x3CA1,
     "timing_train_batches": 0x71E,  # batch indices of the timed training steps
     "probe_permutation": 0x7157,  # shuffle of the layer probes' training features
-    "common_bootstrap": 0xC0AA,  # bootstrap errors on the galaxies no method flags (comparison summary)
-    "population_galaxies": 0x90B1,  # the population study's training / validation galaxies (key: split)
+    # bootstrap errors on the galaxies no method flags (comparison summary)
+    "common_bootstrap": 0xC0AA,
+    # the population study's training / validation galaxies (key: split)
+    "population_galaxies": 0x90B1,
     "population_cells": 0x90C3,  # its test galaxies (keys: galaxy family, PSF family)
-    "population_noise": 0x90D5,  # the noise of its cells (keys: galaxy family, PSF family, noise level)
+    # the noise of its cells (keys: galaxy family, PSF family, noise level)
+    "population_noise": 0x90D5,
     "population_bootstrap": 0x90E7,  # bootstrap errors of its cell table (same keys)
-    "population_shear": 0x90F9,  # the galaxies of its cells' shear tests (keys: galaxy family, PSF family)
-    "population_shear_noise": 0x910B,  # their noise fields (keys: galaxy family, PSF family, noise level)
-    "population_metacal_noise": 0x911D,  # the correlated-noise fix of their metacal images (same keys)
+    # the galaxies of its cells' shear tests (keys: galaxy family, PSF family)
+    "population_shear": 0x90F9,
+    # their noise fields (keys: galaxy family, PSF family, noise level)
+    "population_shear_noise": 0x910B,
+    # the correlated-noise fix of their metacal images (same keys)
+    "population_metacal_noise": 0x911D,
 }
 
 

@@ -75,9 +75,7 @@ class SimConfig:
         if self.stamp_size_px < 8:
             raise ConfigError(f"stamp_size_px must be >= 8, got {self.stamp_size_px}")
         if self.flux_max <= self.flux_min:
-            raise ConfigError(
-                f"flux_max ({self.flux_max}) must exceed flux_min ({self.flux_min})"
-            )
+            raise ConfigError(f"flux_max ({self.flux_max}) must exceed flux_min ({self.flux_min})")
         if self.offset_max_arcsec < 0:
             raise ConfigError(f"offset_max_arcsec must be >= 0, got {self.offset_max_arcsec}")
         if self.moffat_beta <= 1:
@@ -86,8 +84,14 @@ class SimConfig:
             raise ConfigError(f"sersic_n must lie in [0.3, 6.2] (GalSim), got {self.sersic_n}")
         if not 0.0 <= self.bulge_fraction <= 1.0:
             raise ConfigError(f"bulge_fraction must lie in [0, 1], got {self.bulge_fraction}")
-        if not (math.isfinite(self.psf_g1) and math.isfinite(self.psf_g2)
-                and math.hypot(self.psf_g1, self.psf_g2) < 0.5):
-            raise ConfigError(f"psf_g1, psf_g2 must be finite with |g_psf| < 0.5, got {self.psf_g1}, {self.psf_g2}")
+        if not (
+            math.isfinite(self.psf_g1)
+            and math.isfinite(self.psf_g2)
+            and math.hypot(self.psf_g1, self.psf_g2) < 0.5
+        ):
+            raise ConfigError(
+                "psf_g1, psf_g2 must be finite with |g_psf| < 0.5, "
+                f"got {self.psf_g1}, {self.psf_g2}"
+            )
         if not 0.0 < abs(self.applied_shear) < 0.2:
             raise ConfigError(f"applied_shear must satisfy 0 < |g| < 0.2, got {self.applied_shear}")

@@ -38,13 +38,19 @@ class TrainConfig:
 
     def validate(self) -> None:
         if self.n_outputs not in (2, 4):
-            raise ConfigError(f"n_outputs must be 2 (g1, g2) or 4 (g1, g2, size, flux), got {self.n_outputs}")
+            raise ConfigError(
+                f"n_outputs must be 2 (g1, g2) or 4 (g1, g2, size, flux), got {self.n_outputs}"
+            )
         check_positive("learning_rate", self.learning_rate)
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ConfigError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
-        for name in ("epochs", "patience", "max_objects"):  # None defaults: from_dict cannot type-check them
+        for name in (
+            "epochs",
+            "patience",
+            "max_objects",
+        ):  # None defaults: from_dict cannot type-check them
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ConfigError(f"{name} must be an integer or null, got {value!r}")
@@ -55,6 +61,9 @@ class TrainConfig:
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"patience must be >= 1, got {self.patience}")
         if self.max_objects is not None and self.max_objects < 2:
-            raise ConfigError(f"max_objects must be >= 2 (a training and a validation object), got {self.max_objects}")
+            raise ConfigError(
+                "max_objects must be >= 2 (a training and a validation object), "
+                f"got {self.max_objects}"
+            )
         if self.warmup_epochs < 0:
             raise ConfigError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")

@@ -80,6 +80,10 @@ def feature_fn_for(model: nn.Module, w: int) -> tuple[FeatureFn, tuple[str, ...]
     if isinstance(model, EnhancedGalaxyNN):
         return enhanced_feature_fn(model, w), LAYERS
     if isinstance(model, ShapeNet):  # lists from a saved model's JSON meta -> tuples (hashable)
-        model = model.clone(**{k: tuple(getattr(model, k)) for k in ("channels", "dilations", "moment_scales_px")})
+        model = model.clone(
+            **{k: tuple(getattr(model, k)) for k in ("channels", "dilations", "moment_scales_px")}
+        )
         return shapenet_feature_fn(model, w), shapenet_layers(model)
-    raise ValueError(f"no per-layer diagnosis for {type(model).__name__}; supported: EnhancedGalaxyNN, ShapeNet")
+    raise ValueError(
+        f"no per-layer diagnosis for {type(model).__name__}; supported: EnhancedGalaxyNN, ShapeNet"
+    )

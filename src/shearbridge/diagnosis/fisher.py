@@ -51,8 +51,16 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
-    "DEFAULT_RCOND", "MODES", "PARAM_NAMES", "SCHUR_RCOND", "SHEAR", "FeatureFn", "layer_fisher",
-    "projected_information", "retained_fraction", "shear_information",
+    "DEFAULT_RCOND",
+    "MODES",
+    "PARAM_NAMES",
+    "SCHUR_RCOND",
+    "SHEAR",
+    "FeatureFn",
+    "layer_fisher",
+    "projected_information",
+    "retained_fraction",
+    "shear_information",
 ]
 
 #: Parameters of ``G`` (see :mod:`shearbridge.estimators.render`); g1, g2 are the last two.
@@ -160,9 +168,16 @@ def layer_fisher(
     G = np.asarray(G, np.float64).reshape(w * w, -1)
     with jax.enable_x64(True):
         p64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
-        out = _layer_fisher(feature_fn, p64, jnp.asarray(x0, jnp.float64),
-                            jnp.asarray([r0, c0], jnp.int32), jnp.asarray(G),
-                            jnp.asarray(rcond, jnp.float64), w, min(chunk, w * w))
+        out = _layer_fisher(
+            feature_fn,
+            p64,
+            jnp.asarray(x0, jnp.float64),
+            jnp.asarray([r0, c0], jnp.int32),
+            jnp.asarray(G),
+            jnp.asarray(rcond, jnp.float64),
+            w,
+            min(chunk, w * w),
+        )
         return {k: np.asarray(v) for k, v in out.items()}
 
 
@@ -184,7 +199,10 @@ def _schur_diag(F: np.ndarray, scale: np.ndarray, shear: tuple[int, ...]) -> np.
 
 
 def shear_information(
-    F: np.ndarray, mode: str, *, reference: np.ndarray | None = None,
+    F: np.ndarray,
+    mode: str,
+    *,
+    reference: np.ndarray | None = None,
     prior_precision: np.ndarray | None = None,
 ) -> np.ndarray:
     """Effective Fisher information on g1 and g2 (..., 2): ``1 / [I^-1]_kk`` generalised.
@@ -221,7 +239,7 @@ def shear_information(
 def retained_fraction(
     F_layer: np.ndarray, F_image: np.ndarray, mode: str, prior_precision: np.ndarray | None = None
 ) -> np.ndarray:
-    """Ratio of CRLB variances ``[I_image^-1]_kk / [I_layer^-1]_kk`` per shear component (..., 2)."""
+    """CRLB variance ratio ``[I_image^-1]_kk / [I_layer^-1]_kk`` per shear component (..., 2)."""
     F_image = np.broadcast_to(F_image, np.shape(F_layer))
     kw = {"prior_precision": prior_precision}
     eff_l = shear_information(F_layer, mode, reference=F_image, **kw)

@@ -34,9 +34,21 @@ from shearbridge.models.moments_affine import affine_lstsq
 from shearbridge.models.predict import map_batches
 from shearbridge.sim.stamps import HLR_PER_SIGMA
 
-__all__ = ["Variant", "DEFAULT_VARIANTS", "MAD_GAUSS", "TRIM_GAUSS", "galaxy_quantities",
-           "outside_flux_fraction", "error_ratios", "bootstrap_ratios", "binned_ratios",
-           "moment_shears", "fit_affine", "apply_affine", "floor_experiment"]
+__all__ = [
+    "Variant",
+    "DEFAULT_VARIANTS",
+    "MAD_GAUSS",
+    "TRIM_GAUSS",
+    "galaxy_quantities",
+    "outside_flux_fraction",
+    "error_ratios",
+    "bootstrap_ratios",
+    "binned_ratios",
+    "moment_shears",
+    "fit_affine",
+    "apply_affine",
+    "floor_experiment",
+]
 
 #: median of |z| for a standard normal z (Phi^-1(0.75)): |err|/CRLB is divided by it
 MAD_GAUSS = 0.6744897501960817
@@ -47,8 +59,9 @@ TRIM_GAUSS = (1 - _TRIM - 2 * _A * math.exp(-0.5 * _A**2) / math.sqrt(2 * math.p
 _STATS = ("rms_ratio", "median_ratio", "trimmed_ratio")
 
 
-def outside_flux_fraction(cov: np.ndarray, centre: np.ndarray, half_width: float,
-                          n_nodes: int = 96) -> np.ndarray:
+def outside_flux_fraction(
+    cov: np.ndarray, centre: np.ndarray, half_width: float, n_nodes: int = 96
+) -> np.ndarray:
     """Fraction of a 2-d Gaussian's flux outside the square ``|x|, |y| <= half_width``.
 
     Parameters
@@ -77,7 +90,11 @@ def outside_flux_fraction(cov: np.ndarray, centre: np.ndarray, half_width: float
     u = 0.5 * (hi - lo)[:, None] * (t[None] + 1) + lo[:, None]  # standardised x
     my = centre[:, 1:2] + (cov[:, 0, 1] / sx)[:, None] * u  # E[y | x]
     py = ndtr((half_width - my) / sy_x[:, None]) - ndtr((-half_width - my) / sy_x[:, None])
-    inside = 0.5 * (hi - lo) * np.sum(w[None] * np.exp(-0.5 * u**2) / math.sqrt(2 * math.pi) * py, axis=1)
+    inside = (
+        0.5
+        * (hi - lo)
+        * np.sum(w[None] * np.exp(-0.5 * u**2) / math.sqrt(2 * math.pi) * py, axis=1)
+    )
     return np.clip(1.0 - inside, 0.0, 1.0)
 
 
@@ -94,8 +111,10 @@ def galaxy_quantities(labels: Mapping[str, np.ndarray], sim: SimConfig) -> dict[
         does not change the sum over whole pixels).
     """
     if sim.galaxy != "gauss" or sim.psf != "gauss":
-        raise ValueError(f"analytic out-of-stamp flux needs a Gaussian galaxy and PSF, "
-                         f"got galaxy={sim.galaxy!r}, psf={sim.psf!r}")
+        raise ValueError(
+            f"analytic out-of-stamp flux needs a Gaussian galaxy and PSF, "
+            f"got galaxy={sim.galaxy!r}, psf={sim.psf!r}"
+        )
     s = np.asarray(labels["size_arcsec"], np.float64)
     g1, g2 = np.asarray(labels["g1"], np.float64), np.asarray(labels["g2"], np.float64)
     # GalSim's shear matrix A = [[1 + g1, g2], [g2, 1 - g1]] / sqrt(1 - |g|^2), det 1
@@ -107,9 +126,12 @@ def galaxy_quantities(labels: Mapping[str, np.ndarray], sim: SimConfig) -> dict[
     scale = sim.pixel_scale_arcsec
     cov /= scale**2
     centre = np.stack([labels["dx_arcsec"], labels["dy_arcsec"]], axis=1) / scale
-    return {"size_px": s / scale, "hlr_arcsec": s * HLR_PER_SIGMA,
-            "obs_major_px": np.sqrt(np.linalg.eigvalsh(cov)[:, 1]),
-            "out_flux": outside_flux_fraction(cov, centre, sim.stamp_size_px / 2.0)}
+    return {
+        "size_px": s / scale,
+        "hlr_arcsec": s * HLR_PER_SIGMA,
+        "obs_major_px": np.sqrt(np.linalg.eigvalsh(cov)[:, 1]),
+        "out_flux": outside_flux_fraction(cov, centre, sim.stamp_size_px / 2.0),
+    }
 
 
 def error_ratios(err: np.ndarray, crlb: np.ndarray) -> dict[str, float]:
@@ -122,13 +144,16 @@ def error_ratios(err: np.ndarray, crlb: np.ndarray) -> dict[str, float]:
     """
     z = np.abs(err / crlb).ravel()
     kept = np.sort(z)[: max(1, int(round((1 - _TRIM) * z.size)))]
-    return {"rms_ratio": float(np.sqrt(np.mean(err**2) / np.mean(crlb**2))),
-            "median_ratio": float(np.median(z) / MAD_GAUSS),
-            "trimmed_ratio": float(np.sqrt(np.mean(kept**2) / TRIM_GAUSS))}
+    return {
+        "rms_ratio": float(np.sqrt(np.mean(err**2) / np.mean(crlb**2))),
+        "median_ratio": float(np.median(z) / MAD_GAUSS),
+        "trimmed_ratio": float(np.sqrt(np.mean(kept**2) / TRIM_GAUSS)),
+    }
 
 
-def bootstrap_ratios(err: np.ndarray, crlb: np.ndarray, rng: np.random.Generator,
-                     n_boot: int = 200) -> dict[str, float]:
+def bootstrap_ratios(
+    err: np.ndarray, crlb: np.ndarray, rng: np.random.Generator, n_boot: int = 200
+) -> dict[str, float]:
     """:func:`error_ratios` with bootstrap standard errors (``<stat>_err``; galaxies resampled,
     both components of a galaxy together), plus ``n``."""
     n = len(err)
@@ -140,21 +165,36 @@ def bootstrap_ratios(err: np.ndarray, crlb: np.ndarray, rng: np.random.Generator
     return out
 
 
-def binned_ratios(err: np.ndarray, crlb: np.ndarray, x: np.ndarray, rng: np.random.Generator,
-                  edges: Sequence[float] | int = 5, n_boot: int = 200) -> list[dict[str, float]]:
+def binned_ratios(
+    err: np.ndarray,
+    crlb: np.ndarray,
+    x: np.ndarray,
+    rng: np.random.Generator,
+    edges: Sequence[float] | int = 5,
+    n_boot: int = 200,
+) -> list[dict[str, float]]:
     """:func:`bootstrap_ratios` in bins of ``x`` (N,): ``edges`` explicit, or that many
     equal-count bins. Each row also has ``lo``, ``hi`` (bin edges; a galaxy at the top
     edge goes to the last bin) and ``x_median``; empty bins are left out."""
     x = np.asarray(x, np.float64)
-    e = (np.quantile(x, np.linspace(0, 1, edges + 1)) if isinstance(edges, int)
-         else np.asarray(edges, np.float64))
+    e = (
+        np.quantile(x, np.linspace(0, 1, edges + 1))
+        if isinstance(edges, int)
+        else np.asarray(edges, np.float64)
+    )
     which = np.clip(np.searchsorted(e, x, side="right") - 1, 0, len(e) - 2)
     rows = []
     for b in range(len(e) - 1):
         m = (which == b) & (x >= e[0]) & (x <= e[-1])
         if m.any():
-            rows.append({"lo": float(e[b]), "hi": float(e[b + 1]), "x_median": float(np.median(x[m])),
-                         **bootstrap_ratios(err[m], crlb[m], rng, n_boot)})
+            rows.append(
+                {
+                    "lo": float(e[b]),
+                    "hi": float(e[b + 1]),
+                    "x_median": float(np.median(x[m])),
+                    **bootstrap_ratios(err[m], crlb[m], rng, n_boot),
+                }
+            )
     return rows
 
 
@@ -170,21 +210,35 @@ class Variant:
 
 
 #: the reference (ShapeNet's numerics) first, then one change at a time, then all of them
-DEFAULT_VARIANTS = (Variant("reference"), Variant("float64", x64=True), Variant("n_iter=8", n_iter=8),
-                    Variant("n_iter=16", n_iter=16), Variant("no pixel", pixel_var=0.0),
-                    Variant("float64, n_iter=16", x64=True, n_iter=16))
+DEFAULT_VARIANTS = (
+    Variant("reference"),
+    Variant("float64", x64=True),
+    Variant("n_iter=8", n_iter=8),
+    Variant("n_iter=16", n_iter=16),
+    Variant("no pixel", pixel_var=0.0),
+    Variant("float64, n_iter=16", x64=True, n_iter=16),
+)
 
 
-def moment_shears(images: np.ndarray, psf_sigma_px: float,
-                  fractions: Sequence[float] = WEIGHT_FRACTIONS, variant: Variant = DEFAULT_VARIANTS[0],
-                  batch_size: int = 512) -> np.ndarray:
+def moment_shears(
+    images: np.ndarray,
+    psf_sigma_px: float,
+    fractions: Sequence[float] = WEIGHT_FRACTIONS,
+    variant: Variant = DEFAULT_VARIANTS[0],
+    batch_size: int = 512,
+) -> np.ndarray:
     """Adaptive-moment shears ``(N, len(fractions), 2)`` (float64 array) of stamps ``(N, S, S)``.
 
     The reference variant and :data:`WEIGHT_FRACTIONS` give ShapeNet's ``analytic_shears``.
     """
+
     def fn(x: jax.Array) -> jax.Array:
-        outs = [adaptive_moments(x, psf_sigma_px, variant.n_iter, weight_fraction=f,
-                                 pixel_var=variant.pixel_var) for f in fractions]
+        outs = [
+            adaptive_moments(
+                x, psf_sigma_px, variant.n_iter, weight_fraction=f, pixel_var=variant.pixel_var
+            )
+            for f in fractions
+        ]
         return jnp.stack([jnp.stack([o["g1"], o["g2"]], axis=-1) for o in outs], axis=1)
 
     dtype = np.float64 if variant.x64 else np.float32
@@ -205,11 +259,20 @@ def apply_affine(g: np.ndarray, coef: np.ndarray) -> np.ndarray:
     return np.einsum("nkc,kc->nc", g, coef[:-1]) + coef[-1]
 
 
-def floor_experiment(train_images: np.ndarray, train_targets: np.ndarray, test_images: np.ndarray,
-                     test_targets: np.ndarray, crlb: np.ndarray, sizes: np.ndarray, psf_sigma_px: float,
-                     seed: int, variants: Sequence[Variant] = DEFAULT_VARIANTS,
-                     fractions: Sequence[float] = WEIGHT_FRACTIONS, drop_largest: float = 0.05,
-                     n_boot: int = 200) -> list[dict[str, Any]]:
+def floor_experiment(
+    train_images: np.ndarray,
+    train_targets: np.ndarray,
+    test_images: np.ndarray,
+    test_targets: np.ndarray,
+    crlb: np.ndarray,
+    sizes: np.ndarray,
+    psf_sigma_px: float,
+    seed: int,
+    variants: Sequence[Variant] = DEFAULT_VARIANTS,
+    fractions: Sequence[float] = WEIGHT_FRACTIONS,
+    drop_largest: float = 0.05,
+    n_boot: int = 200,
+) -> list[dict[str, Any]]:
     """The moments-only estimator under each variant: fitted on the training stamps, scored
     on the test stamps against their bound ``crlb`` (N, 2).
 
@@ -225,7 +288,10 @@ def floor_experiment(train_images: np.ndarray, train_targets: np.ndarray, test_i
     errs = []
     for v in variants:
         coef = fit_affine(moment_shears(train_images, psf_sigma_px, fractions, v), train_targets)
-        errs.append(apply_affine(moment_shears(test_images, psf_sigma_px, fractions, v), coef) - test_targets)
+        errs.append(
+            apply_affine(moment_shears(test_images, psf_sigma_px, fractions, v), coef)
+            - test_targets
+        )
     rows = []
     for name, m in subsets.items():
         e0, c = errs[0][m], crlb[m]
@@ -239,8 +305,14 @@ def floor_experiment(train_images: np.ndarray, train_targets: np.ndarray, test_i
         for v, e in zip(variants, errs):
             e = e[m]
             delta = [rms(e, i) - rms(e0, i) for i in idx]
-            rows.append({**asdict(v), "subset": name, "rmse": float(np.sqrt(np.mean(e**2))),
-                         **bootstrap_ratios(e, c, np.random.default_rng(seed), n_boot),
-                         "d_rms_ratio": rms(e, np.arange(n)) - rms(e0, np.arange(n)),
-                         "d_rms_ratio_err": float(np.std(delta, ddof=1))})
+            rows.append(
+                {
+                    **asdict(v),
+                    "subset": name,
+                    "rmse": float(np.sqrt(np.mean(e**2))),
+                    **bootstrap_ratios(e, c, np.random.default_rng(seed), n_boot),
+                    "d_rms_ratio": rms(e, np.arange(n)) - rms(e0, np.arange(n)),
+                    "d_rms_ratio_err": float(np.std(delta, ddof=1)),
+                }
+            )
     return rows

@@ -6,8 +6,15 @@ Light (no JAX): the step (:mod:`shearbridge.steps.floor`), the summary and the n
 
 from __future__ import annotations
 
-__all__ = ["N_FIT", "SIZE_QUANTILES", "FLUX_EDGES", "FLOOR_METHODS", "DROP_LARGEST", "VARIANT_KEYS",
-           "FLOOR_VARIANTS"]
+__all__ = [
+    "N_FIT",
+    "SIZE_QUANTILES",
+    "FLUX_EDGES",
+    "FLOOR_METHODS",
+    "DROP_LARGEST",
+    "VARIANT_KEYS",
+    "FLOOR_VARIANTS",
+]
 
 #: training-split objects the affine read-outs are fitted on (the first ones of the split)
 N_FIT = 8192
@@ -20,6 +27,11 @@ FLOOR_METHODS = ("shapenet", "moments_affine", "hsm_regauss", "mlfit")
 #: fraction of the largest galaxies left out of the "no_largest" subset
 DROP_LARGEST = 0.05
 #: short keys (names of \variable files) of the variants' names
-VARIANT_KEYS = {"reference": "reference", "float64": "float64", "n_iter=16": "niter16", "no pixel": "nopixel"}
+VARIANT_KEYS = {
+    "reference": "reference",
+    "float64": "float64",
+    "n_iter=16": "niter16",
+    "no pixel": "nopixel",
+}
 #: reference, float64, 16 weight iterations, no pixel term (one change at a time)
 FLOOR_VARIANTS = tuple(VARIANT_KEYS)

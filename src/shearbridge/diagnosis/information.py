@@ -28,8 +28,15 @@ from shearbridge.diagnosis.fisher import (
 from shearbridge.estimators.render import Renderer
 
 __all__ = [
-    "RCOND_SENSITIVITY", "galaxy_theta", "galaxy_window", "image_jacobian", "information_summary",
-    "network_information", "rcond_sensitivity", "summarise", "window_capture",
+    "RCOND_SENSITIVITY",
+    "galaxy_theta",
+    "galaxy_window",
+    "image_jacobian",
+    "information_summary",
+    "network_information",
+    "rcond_sensitivity",
+    "summarise",
+    "window_capture",
 ]
 
 #: Soft rank thresholds compared with :data:`~shearbridge.diagnosis.fisher.DEFAULT_RCOND`.
@@ -62,7 +69,9 @@ def image_jacobian(psf: np.ndarray, pixel_scale_arcsec: float, theta: np.ndarray
     return jac
 
 
-def galaxy_window(theta: np.ndarray, stamp_size: int, pixel_scale_arcsec: float, w: int) -> tuple[int, int]:
+def galaxy_window(
+    theta: np.ndarray, stamp_size: int, pixel_scale_arcsec: float, w: int
+) -> tuple[int, int]:
     """Top-left (row, column) of the ``w x w`` window centred on the galaxy's centroid pixel."""
     centre = (stamp_size - 1) / 2.0
     row = centre + float(theta[2]) / pixel_scale_arcsec  # y0 -> rows
@@ -76,15 +85,25 @@ def window_capture(G_full: np.ndarray, origin: tuple[int, int], w: int) -> dict[
     """Fraction of the stamp's (g1, g2) information in a window ("marginal", "fixed" modes)."""
     gw = G_full[origin[0] : origin[0] + w, origin[1] : origin[1] + w].reshape(-1, G_full.shape[-1])
     g = G_full.reshape(-1, G_full.shape[-1])
-    return {m: float(retained_fraction(gw.T @ gw, g.T @ g, m).mean()) for m in ("marginal", "fixed")}
+    return {
+        m: float(retained_fraction(gw.T @ gw, g.T @ g, m).mean()) for m in ("marginal", "fixed")
+    }
 
 
 # --------------------------------------------------------------------------- networks
 
 
 def network_information(
-    trained: Any, clean: np.ndarray, noise: np.ndarray, sigma: float, G_full: np.ndarray,
-    windows: list[tuple[int, int]], w: int, *, rcond: float = DEFAULT_RCOND, progress=None,
+    trained: Any,
+    clean: np.ndarray,
+    noise: np.ndarray,
+    sigma: float,
+    G_full: np.ndarray,
+    windows: list[tuple[int, int]],
+    w: int,
+    *,
+    rcond: float = DEFAULT_RCOND,
+    progress=None,
 ) -> np.ndarray:
     """Per-layer information (unit noise) at the noisy and the clean stamps: (2, N, L, 6, 6).
 
@@ -105,16 +124,25 @@ def network_information(
     return out
 
 
-def rcond_sensitivity(trained: Any, x: np.ndarray, G: np.ndarray, origin: tuple[int, int], w: int,
-                      F_image: np.ndarray, F_default: np.ndarray,
-                      rconds: tuple[float, ...] = RCOND_SENSITIVITY) -> dict[str, list[float]]:
+def rcond_sensitivity(
+    trained: Any,
+    x: np.ndarray,
+    G: np.ndarray,
+    origin: tuple[int, int],
+    w: int,
+    F_image: np.ndarray,
+    F_default: np.ndarray,
+    rconds: tuple[float, ...] = RCOND_SENSITIVITY,
+) -> dict[str, list[float]]:
     """Marginal retained fraction per layer of an EnhancedGalaxyNN at stamp ``x`` for each soft
     rank threshold ``rconds``, then for :data:`~shearbridge.diagnosis.fisher.DEFAULT_RCOND`
     (whose per-layer information ``F_default`` (L, 6, 6) is already known); keys ``f"{rcond:.0e}"``.
     ``G`` is the window's image derivatives and ``F_image`` their information."""
     sens = {}
     for rc in rconds:
-        info = layer_fisher(enhanced_feature_fn(trained.model, w), trained.params, x, G, origin, w, rcond=rc)
+        info = layer_fisher(
+            enhanced_feature_fn(trained.model, w), trained.params, x, G, origin, w, rcond=rc
+        )
         sens[f"{rc:.0e}"] = np.stack([info[k] for k in LAYERS])
     sens[f"{DEFAULT_RCOND:.0e}"] = F_default
     return {k: retained_fraction(v, F_image, "marginal").mean(-1).tolist() for k, v in sens.items()}
@@ -126,8 +154,12 @@ def rcond_sensitivity(trained: Any, x: np.ndarray, G: np.ndarray, origin: tuple[
 def summarise(x: np.ndarray) -> dict[str, list[float]]:
     """Mean, median, 16th and 84th percentiles over galaxies (axis 0) -> per layer lists."""
     q = np.percentile(x, [16, 50, 84], axis=0)
-    return {"mean": np.mean(x, axis=0).tolist(), "median": q[1].tolist(), "p16": q[0].tolist(),
-            "p84": q[2].tolist()}
+    return {
+        "mean": np.mean(x, axis=0).tolist(),
+        "median": q[1].tolist(),
+        "p16": q[0].tolist(),
+        "p84": q[2].tolist(),
+    }
 
 
 def _ensemble(F_l: np.ndarray, F_img: np.ndarray, mode: str, prec: np.ndarray) -> list[float]:
@@ -141,17 +173,30 @@ def _ensemble(F_l: np.ndarray, F_img: np.ndarray, mode: str, prec: np.ndarray) -
     return (np.mean(1.0 / eff_i) / var_l.mean(axis=(0, 2))).tolist()
 
 
-def information_summary(F_layers: np.ndarray, F_win: np.ndarray, grid: tuple[float, ...],
-                        prior_prec: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def information_summary(
+    F_layers: np.ndarray, F_win: np.ndarray, grid: tuple[float, ...], prior_prec: np.ndarray
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Retained fractions (K, 2, N, L, 2) per mode and their per-tag summaries, from
     ``F_layers`` (K noise levels ``grid``, noisy/clean, N galaxies, L layers, 6, 6), the
     windows' information ``F_win`` (N, 6, 6) and the priors' precision at unit noise (6,)."""
-    retained = {m: np.stack([retained_fraction(F_layers[k], F_win[None, :, None], m, prior_prec * s**2)
-                             for k, s in enumerate(grid)]) for m in MODES}
+    retained = {
+        m: np.stack(
+            [
+                retained_fraction(F_layers[k], F_win[None, :, None], m, prior_prec * s**2)
+                for k, s in enumerate(grid)
+            ]
+        )
+        for m in MODES
+    }
     information = {
-        noise_tag(s): {pt: {m: summarise(retained[m][k, p].mean(-1)) for m in MODES}
-                       | {f"ensemble_{m}": _ensemble(F_layers[k, p], F_win, m, prior_prec * s**2) for m in MODES}
-                       for p, pt in enumerate(("noisy", "clean"))}
+        noise_tag(s): {
+            pt: {m: summarise(retained[m][k, p].mean(-1)) for m in MODES}
+            | {
+                f"ensemble_{m}": _ensemble(F_layers[k, p], F_win, m, prior_prec * s**2)
+                for m in MODES
+            }
+            for p, pt in enumerate(("noisy", "clean"))
+        }
         for k, s in enumerate(grid)
     }
     return retained, information

@@ -1,11 +1,11 @@
-"""Empirical counterparts of the per-layer Fisher diagnosis (:mod:`shearbridge.diagnosis.fisher`): probes.
+"""Probes: empirical counterparts of the per-layer Fisher diagnosis.
 
-Small decoders trained on each layer's frozen activations to predict ``(g1, g2)``: a
-ridge-regularised linear probe (closed form, ridge strength chosen on a validation split)
-and a one-hidden-layer MLP (optax AdamW). Layers wider than ``dim`` are first compressed by
-signed feature hashing (a fixed, seeded random linear sketch: feature ``i`` is added with
-sign ``s_i`` to bucket ``b_i``; Weinberger et al. 2009), so every probe sees at most ``dim``
-inputs. The sub-pixel sensitivity of the pooling and the saliency maps are in
+The diagnosis is :mod:`shearbridge.diagnosis.fisher`. Small decoders trained on each layer's frozen
+activations to predict ``(g1, g2)``: a ridge-regularised linear probe (closed form, ridge strength
+chosen on a validation split) and a one-hidden-layer MLP (optax AdamW). Layers wider than ``dim``
+are first compressed by signed feature hashing (a fixed, seeded random linear sketch: feature ``i``
+is added with sign ``s_i`` to bucket ``b_i``; Weinberger et al. 2009), so every probe sees at most
+``dim`` inputs. The sub-pixel sensitivity of the pooling and the saliency maps are in
 :mod:`shearbridge.diagnosis.subpixel` and :mod:`shearbridge.diagnosis.vision`.
 """
 
@@ -32,7 +32,9 @@ __all__ = ["hash_layout", "layer_activations", "mlp_probe", "ridge_probe", "run_
 def hash_layout(d: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Bucket (d,) in ``[0, dim)`` and sign (d,) in ``{-1, +1}`` of a signed feature hash."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, d, dim]))
-    return rng.integers(0, dim, size=d).astype(np.int32), rng.choice([-1.0, 1.0], size=d).astype(np.float32)
+    return rng.integers(0, dim, size=d).astype(np.int32), rng.choice([-1.0, 1.0], size=d).astype(
+        np.float32
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("model", "dim"))
@@ -48,14 +50,19 @@ def _features(model: nn.Module, params: Any, x: jax.Array, layouts: Mapping, dim
     return out
 
 
-def layer_activations(trained: Any, images: np.ndarray, dim: int, seed: int, batch: int = 250) -> dict:
+def layer_activations(
+    trained: Any, images: np.ndarray, dim: int, seed: int, batch: int = 250
+) -> dict:
     """Each layer's activations (N, <= dim) float32 for stamps ``images`` (N, S, S)."""
-    shapes = jax.eval_shape(lambda x: trained.model.apply({"params": trained.params}, x,
-                                                          return_features=True),
-                            jax.ShapeDtypeStruct((1, *images.shape[1:]), jnp.float32))
+    shapes = jax.eval_shape(
+        lambda x: trained.model.apply({"params": trained.params}, x, return_features=True),
+        jax.ShapeDtypeStruct((1, *images.shape[1:]), jnp.float32),
+    )
     sizes = {k: int(np.prod(shapes[k].shape[1:])) for k in LAYERS if k != "input"}
     sizes["input"] = int(np.prod(images.shape[1:]))
-    layouts = {k: tuple(map(jnp.asarray, hash_layout(d, dim, seed))) for k, d in sizes.items() if d > dim}
+    layouts = {
+        k: tuple(map(jnp.asarray, hash_layout(d, dim, seed))) for k, d in sizes.items() if d > dim
+    }
     chunks = []
     for a in range(0, len(images), batch):
         x = np.asarray(images[a : a + batch], np.float32)
@@ -74,10 +81,16 @@ def _standardise(xtr: np.ndarray, xte: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def ridge_probe(
-    xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.ndarray, *, seed: int,
-    lambdas: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0), val_fraction: float = 0.2,
+    xtr: np.ndarray,
+    ytr: np.ndarray,
+    xte: np.ndarray,
+    yte: np.ndarray,
+    *,
+    seed: int,
+    lambdas: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0),
+    val_fraction: float = 0.2,
 ) -> dict:
-    """Linear probe ``y ~ X beta + c`` with ridge strength ``lambda * n`` picked on a validation split.
+    """Linear probe ``y ~ X beta + c``, ridge strength ``lambda * n`` picked on a validation split.
 
     Returns
     -------
@@ -126,7 +139,9 @@ def _fit_mlp(x, y, key, lr, hidden, steps, batch):
 
     def step(carry, i):
         p, s = carry
-        loss, g = jax.value_and_grad(lambda q: jnp.mean((mlp.apply({"params": q}, x[i]) - y[i]) ** 2))(p)
+        loss, g = jax.value_and_grad(
+            lambda q: jnp.mean((mlp.apply({"params": q}, x[i]) - y[i]) ** 2)
+        )(p)
         u, s = tx.update(g, s, p)
         return (optax.apply_updates(p, u), s), loss
 
@@ -135,8 +150,16 @@ def _fit_mlp(x, y, key, lr, hidden, steps, batch):
 
 
 def mlp_probe(
-    xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.ndarray, *, seed: int,
-    hidden: int = 64, steps: int = 300, lr: float = 1e-3, batch: int = 128,
+    xtr: np.ndarray,
+    ytr: np.ndarray,
+    xte: np.ndarray,
+    yte: np.ndarray,
+    *,
+    seed: int,
+    hidden: int = 64,
+    steps: int = 300,
+    lr: float = 1e-3,
+    batch: int = 128,
 ) -> dict:
     """One-hidden-layer ReLU MLP probe (AdamW, cosine decay, MSE on standardised targets).
 
@@ -146,17 +169,35 @@ def mlp_probe(
     xtr, xte = _standardise(np.asarray(xtr, np.float32), np.asarray(xte, np.float32))
     ym, ys = ytr.mean(0), ytr.std(0)
     key = jax.random.key(seed)
-    params, losses = _fit_mlp(jnp.asarray(xtr, jnp.float32), jnp.asarray((ytr - ym) / ys, jnp.float32),
-                              key, lr, hidden, steps, min(batch, len(xtr)))
-    pred = np.asarray(_MLP(hidden, ytr.shape[1]).apply({"params": params}, jnp.asarray(xte, jnp.float32)))
+    params, losses = _fit_mlp(
+        jnp.asarray(xtr, jnp.float32),
+        jnp.asarray((ytr - ym) / ys, jnp.float32),
+        key,
+        lr,
+        hidden,
+        steps,
+        min(batch, len(xtr)),
+    )
+    pred = np.asarray(
+        _MLP(hidden, ytr.shape[1]).apply({"params": params}, jnp.asarray(xte, jnp.float32))
+    )
     err = pred * ys + ym - yte
     return {"rmse": np.sqrt(np.mean(err**2, axis=0)), "final_loss": float(losses[-1])}
 
 
-def run_probes(trained: Mapping[float, Any], grid: tuple[float, ...],
-               train_images: Callable[[float], np.ndarray], ytr: np.ndarray,
-               test_images: Callable[[float], np.ndarray], yte: np.ndarray, *,
-               seed: int, dim: int, mlp_steps: int, progress: Any = None) -> dict:
+def run_probes(
+    trained: Mapping[float, Any],
+    grid: tuple[float, ...],
+    train_images: Callable[[float], np.ndarray],
+    ytr: np.ndarray,
+    test_images: Callable[[float], np.ndarray],
+    yte: np.ndarray,
+    *,
+    seed: int,
+    dim: int,
+    mlp_steps: int,
+    progress: Any = None,
+) -> dict:
     """Linear and MLP probe test RMSE on (g1, g2) for every layer and noise level.
 
     ``trained[sigma]`` is the EnhancedGalaxyNN trained at noise ``sigma`` (each of ``grid``);
@@ -174,8 +215,12 @@ def run_probes(trained: Mapping[float, Any], grid: tuple[float, ...],
         a_te = layer_activations(trained[sigma], test_images(sigma), dim, seed)
         for j, layer in enumerate(LAYERS):
             lin[k, j] = ridge_probe(a_tr[layer], ytr, a_te[layer], yte, seed=seed_k)["rmse"]
-            mlp[k, j] = mlp_probe(a_tr[layer], ytr, a_te[layer], yte, seed=seed_k, steps=mlp_steps)["rmse"]
-        net[k] = np.sqrt(np.mean((trained[sigma].predict(test_images(sigma))[:, :2] - yte) ** 2, axis=0))
+            mlp[k, j] = mlp_probe(a_tr[layer], ytr, a_te[layer], yte, seed=seed_k, steps=mlp_steps)[
+                "rmse"
+            ]
+        net[k] = np.sqrt(
+            np.mean((trained[sigma].predict(test_images(sigma))[:, :2] - yte) ** 2, axis=0)
+        )
         if progress is not None:
             progress.update(1)
     summary = {
@@ -187,10 +232,17 @@ def run_probes(trained: Mapping[float, Any], grid: tuple[float, ...],
         for k, s in enumerate(grid)
     } | {
         "prior_rmse": np.sqrt(np.mean((yte - ytr.mean(0)) ** 2, axis=0)).tolist(),
-        "n_train": len(ytr), "n_test": len(yte), "dim": dim, "mlp_steps": mlp_steps,
-        "method": "ridge (closed form, lambda on a 20% validation split) and MLP (64 ReLU units, AdamW "
-                  "1e-3 cosine, batch 128) on standardised activations; layers wider than dim "
-                  "feature-hashed to dim",
+        "n_train": len(ytr),
+        "n_test": len(yte),
+        "dim": dim,
+        "mlp_steps": mlp_steps,
+        "method": (
+            "ridge (closed form, lambda on a 20% validation split) and MLP (64 ReLU units, AdamW "
+            "1e-3 cosine, batch 128) on standardised activations; layers wider than dim "
+            "feature-hashed to dim"
+        ),
     }
-    return {"summary": summary, "arrays": {"probe_rmse_linear": lin, "probe_rmse_mlp": mlp,
-                                           "probe_rmse_network": net}}
+    return {
+        "summary": summary,
+        "arrays": {"probe_rmse_linear": lin, "probe_rmse_mlp": mlp, "probe_rmse_network": net},
+    }

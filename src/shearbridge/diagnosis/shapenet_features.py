@@ -1,8 +1,9 @@
-"""Per-layer Fisher information of ShapeNet: which stages :mod:`shearbridge.diagnosis.fisher` analyses.
+"""Per-layer Fisher information of ShapeNet: which stages the diagnosis analyses.
 
-:func:`shapenet_layers` names the stages of a :class:`~shearbridge.models.shapenet.ShapeNet`
-(they depend on its switches) and :func:`shapenet_feature_fn` returns them for one stamp in
-the form :func:`shearbridge.diagnosis.fisher.layer_fisher` expects.
+The diagnosis is :mod:`shearbridge.diagnosis.fisher`. :func:`shapenet_layers` names the stages of a
+:class:`~shearbridge.models.shapenet.ShapeNet` (they depend on its switches) and
+:func:`shapenet_feature_fn` returns them for one stamp in the form
+:func:`shearbridge.diagnosis.fisher.layer_fisher` expects.
 
 ShapeNet stops gradients through its adaptive-moment features
 (:func:`shearbridge.models.moments.moment_features`; a training device). The information carried
@@ -43,11 +44,11 @@ def _without_stop_gradient() -> Iterator[None]:
 
 
 def shapenet_layers(model: nn.Module) -> tuple[str, ...]:
-    """Analysed stages of a :class:`~shearbridge.models.shapenet.ShapeNet` (its switches decide which).
+    """Analysed stages of a :class:`~shearbridge.models.shapenet.ShapeNet`.
 
-    ``input`` is the raw window; ``normed`` the flux-normalised stamp (``input_norm``);
-    ``conv``/``act``/``pool`` per block (no ``pool`` when ``pool='none'``); ``attention``;
-    ``moments`` the analytic adaptive-moment features; ``pooled`` the head's input
+    Its switches decide which. ``input`` is the raw window; ``normed`` the flux-normalised stamp
+    (``input_norm``); ``conv``/``act``/``pool`` per block (no ``pool`` when ``pool='none'``);
+    ``attention``; ``moments`` the analytic adaptive-moment features; ``pooled`` the head's input
     (moment pooling or flatten, plus the extra features); ``dense1..``; ``out``.
     """
     layers = ["input"] + (["normed"] if model.input_norm else [])
@@ -60,9 +61,10 @@ def shapenet_layers(model: nn.Module) -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=32)
 def shapenet_feature_fn(model: nn.Module, w: int) -> FeatureFn:
-    """Feature function of ShapeNet for a ``w x w`` window (:func:`shapenet_layers`), maps uncropped.
+    """Feature function of ShapeNet for a ``w x w`` window, maps uncropped.
 
-    Unlike :func:`shearbridge.diagnosis.features.enhanced_feature_fn` the maps are not cropped to the
+    The maps are those of :func:`shapenet_layers`. Unlike
+    :func:`shearbridge.diagnosis.features.enhanced_feature_fn` the maps are not cropped to the
     window's receptive field (BlurPool's reflect padding and the stamp-wide flux normalisation
     and moment features make every map depend on every pixel), so each call costs several
     times more.

@@ -74,7 +74,12 @@ def subpixel_response(conv_params: Mapping, images: np.ndarray, pool: str) -> di
 
 def _metrics(f: dict[str, np.ndarray], n_d: int) -> dict[str, np.ndarray]:
     """Rows: 0..n_d-1 shifted stamps (row 0 unshifted), then +g1, -g1."""
-    res: dict[str, list] = {"rel_change": [], "shear_signal": [], "energy_var": [], "energy_shear": []}
+    res: dict[str, list] = {
+        "rel_change": [],
+        "shear_signal": [],
+        "energy_var": [],
+        "energy_shear": [],
+    }
     for k in SPATIAL_LAYERS:
         h = f[k].reshape(len(f[k]), -1)
         e = (f[k] ** 2).sum(axis=(1, 2))  # per-channel energy: invariant to whole-pixel shifts
@@ -86,8 +91,13 @@ def _metrics(f: dict[str, np.ndarray], n_d: int) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in res.items()}
 
 
-def run_subpixel(seed: int, sim: SimConfig, trained_conv: Mapping | None = None,
-                 sizes_arcsec: tuple[float, ...] = (0.15, 0.3, 0.6), n_delta: int = 11) -> dict:
+def run_subpixel(
+    seed: int,
+    sim: SimConfig,
+    trained_conv: Mapping | None = None,
+    sizes_arcsec: tuple[float, ...] = (0.15, 0.3, 0.6),
+    n_delta: int = 11,
+) -> dict:
     """Average vs blur pooling: response to sub-pixel x shifts (0..1 px) and to g1 = +-0.01.
 
     Galaxies: round Gaussians of the given sigmas (arcsec), flux 1, through the
@@ -99,20 +109,33 @@ def run_subpixel(seed: int, sim: SimConfig, trained_conv: Mapping | None = None,
     rend = Renderer.from_psf_image(render_psf(sim), sim.pixel_scale_arcsec)
     deltas = np.linspace(0.0, 1.0, n_delta)
     s = sim.stamp_size_px
-    init = EnhancedGalaxyNN(4).init(jax.random.key(seed), jnp.zeros((1, s, s), jnp.float32))["params"]
+    init = EnhancedGalaxyNN(4).init(jax.random.key(seed), jnp.zeros((1, s, s), jnp.float32))[
+        "params"
+    ]
     nets = {"random": {k: init[k] for k in ("conv1", "conv2")}}
     if trained_conv is not None:
         nets["trained"] = dict(trained_conv)
-    arrays: dict[str, np.ndarray] = {"subpixel_deltas_px": deltas, "subpixel_sizes_arcsec": np.asarray(sizes_arcsec)}
-    summary: dict[str, Any] = {"layers": list(SPATIAL_LAYERS), "sizes_arcsec": list(sizes_arcsec),
-                               "shear_step": SHEAR_STEP}
+    arrays: dict[str, np.ndarray] = {
+        "subpixel_deltas_px": deltas,
+        "subpixel_sizes_arcsec": np.asarray(sizes_arcsec),
+    }
+    summary: dict[str, Any] = {
+        "layers": list(SPATIAL_LAYERS),
+        "sizes_arcsec": list(sizes_arcsec),
+        "shear_step": SHEAR_STEP,
+    }
     for net, params in nets.items():
         for pool in ("avg", "blur"):
             per = {key: [] for key in ("rel_change", "shear_signal", "energy_var", "energy_shear")}
             for size in sizes_arcsec:
                 rows = [[1.0, d * sim.pixel_scale_arcsec, 0.0, size, 0.0, 0.0] for d in deltas]
-                rows += [[1.0, 0.0, 0.0, size, SHEAR_STEP, 0.0], [1.0, 0.0, 0.0, size, -SHEAR_STEP, 0.0]]
-                m = _metrics(subpixel_response(params, rend.render(np.asarray(rows)), pool), n_delta)
+                rows += [
+                    [1.0, 0.0, 0.0, size, SHEAR_STEP, 0.0],
+                    [1.0, 0.0, 0.0, size, -SHEAR_STEP, 0.0],
+                ]
+                m = _metrics(
+                    subpixel_response(params, rend.render(np.asarray(rows)), pool), n_delta
+                )
                 for key, values in per.items():
                     values.append(m[key])
             per_arr = {key: np.stack(v) for key, v in per.items()}  # (n_size, n_layer[, n_delta])

@@ -4,11 +4,11 @@
 shears ShapeNet reads out. Here it is chosen the way a hyper-parameter should be: each
 candidate set of fractions gives a moments-only estimator (adaptive-moment shears,
 :func:`shearbridge.diagnosis.floor.moment_shears`, with an affine read-out fitted by least
-squares on the *training* part of the training set, :func:`~shearbridge.diagnosis.floor.fit_affine`),
-scored by its RMSE(g) on the *validation* part, at every noise level of the study. The
-split is the trainer's own (:func:`shearbridge.train.data.split_indices`, same
-``val_fraction`` and seed), so no galaxy used for the choice is one the networks were
-fitted on, and no test galaxy is used at all.
+squares on the *training* part of the training set,
+:func:`~shearbridge.diagnosis.floor.fit_affine`), scored by its RMSE(g) on the *validation*
+part, at every noise level of the study. The split is the trainer's own
+(:func:`shearbridge.train.data.split_indices`, same ``val_fraction`` and seed), so no galaxy
+used for the choice is one the networks were fitted on, and no test galaxy is used at all.
 
 Scores of a candidate over the levels (lower is better; ties go to the earlier candidate):
 
@@ -34,15 +34,23 @@ import numpy as np
 from shearbridge.diagnosis.floor import apply_affine, fit_affine, moment_shears
 from shearbridge.train.data import DatasetLike, split_indices
 
-__all__ = ["SCORES", "BASE_FRACTIONS", "candidate_grid", "validation_table", "score_candidates",
-           "tune_weight_fractions"]
+__all__ = [
+    "SCORES",
+    "BASE_FRACTIONS",
+    "candidate_grid",
+    "validation_table",
+    "score_candidates",
+    "tune_weight_fractions",
+]
 
 SCORES = ("bound", "sum", "quadrature")
 #: the single fractions the default grid is built from (largest first)
 BASE_FRACTIONS = (1.0, 0.5, 0.25, 0.125)
 
 
-def candidate_grid(fractions: Sequence[float] = BASE_FRACTIONS, max_size: int = 2) -> list[tuple[float, ...]]:
+def candidate_grid(
+    fractions: Sequence[float] = BASE_FRACTIONS, max_size: int = 2
+) -> list[tuple[float, ...]]:
     """Every set of 1 .. ``max_size`` distinct ``fractions``, each largest first, singles first."""
     fr = sorted(set(float(f) for f in fractions), reverse=True)
     if not fr or min(fr) <= 0 or max_size < 1:
@@ -50,9 +58,16 @@ def candidate_grid(fractions: Sequence[float] = BASE_FRACTIONS, max_size: int = 
     return [c for k in range(1, max_size + 1) for c in itertools.combinations(fr, k)]
 
 
-def validation_table(data: DatasetLike, noise_levels: Sequence[float], psf_sigma_px: float,
-                     val_fraction: float, seed: int, candidates: Sequence[Sequence[float]],
-                     n_fit: int | None = None, batch_size: int = 512) -> list[dict[str, Any]]:
+def validation_table(
+    data: DatasetLike,
+    noise_levels: Sequence[float],
+    psf_sigma_px: float,
+    val_fraction: float,
+    seed: int,
+    candidates: Sequence[Sequence[float]],
+    n_fit: int | None = None,
+    batch_size: int = 512,
+) -> list[dict[str, Any]]:
     """Validation RMSE(g) of the moments-only estimator of every candidate at every level.
 
     Parameters
@@ -93,29 +108,50 @@ def validation_table(data: DatasetLike, noise_levels: Sequence[float], psf_sigma
             cols = [union.index(f) for f in c]
             coef = fit_affine(g_tr[:, cols], targets[tr])
             err = apply_affine(g_va[:, cols], coef) - targets[va]
-            rows.append({"noise_sigma": float(sigma), "fractions": c,
-                         "val_rmse": float(np.sqrt(np.mean(err**2))),
-                         "per_component": [float(v) for v in np.sqrt(np.mean(err**2, axis=0))],
-                         "n_fit": int(len(tr)), "n_val": int(len(va))})
+            rows.append(
+                {
+                    "noise_sigma": float(sigma),
+                    "fractions": c,
+                    "val_rmse": float(np.sqrt(np.mean(err**2))),
+                    "per_component": [float(v) for v in np.sqrt(np.mean(err**2, axis=0))],
+                    "n_fit": int(len(tr)),
+                    "n_val": int(len(va)),
+                }
+            )
     return rows
 
 
-def score_candidates(table: Sequence[dict[str, Any]], score: str = "bound") -> dict[tuple[float, ...], float]:
+def score_candidates(
+    table: Sequence[dict[str, Any]], score: str = "bound"
+) -> dict[tuple[float, ...], float]:
     """Each candidate's score over the levels of ``table`` (see the module docstring), in
     the table's candidate order."""
     if score not in SCORES:
         raise ValueError(f"score must be one of {SCORES}, got {score!r}")
     out: dict[tuple[float, ...], list[float]] = {}
     for r in table:
-        v = {"bound": r["val_rmse"] / r["noise_sigma"], "sum": r["val_rmse"], "quadrature": r["val_rmse"] ** 2}
+        v = {
+            "bound": r["val_rmse"] / r["noise_sigma"],
+            "sum": r["val_rmse"],
+            "quadrature": r["val_rmse"] ** 2,
+        }
         out.setdefault(tuple(r["fractions"]), []).append(v[score])
-    return {c: float(np.sqrt(np.sum(v)) if score == "quadrature" else np.sum(v)) for c, v in out.items()}
+    return {
+        c: float(np.sqrt(np.sum(v)) if score == "quadrature" else np.sum(v)) for c, v in out.items()
+    }
 
 
-def tune_weight_fractions(data: DatasetLike, noise_levels: Sequence[float], psf_sigma_px: float,
-                          val_fraction: float, seed: int,
-                          candidates: Sequence[Sequence[float]] | None = None, score: str = "bound",
-                          n_fit: int | None = None, batch_size: int = 512) -> dict[str, Any]:
+def tune_weight_fractions(
+    data: DatasetLike,
+    noise_levels: Sequence[float],
+    psf_sigma_px: float,
+    val_fraction: float,
+    seed: int,
+    candidates: Sequence[Sequence[float]] | None = None,
+    score: str = "bound",
+    n_fit: int | None = None,
+    batch_size: int = 512,
+) -> dict[str, Any]:
     """Choose the weight fractions on the validation split (arguments: :func:`validation_table`).
 
     Returns
@@ -128,15 +164,25 @@ def tune_weight_fractions(data: DatasetLike, noise_levels: Sequence[float], psf_
     """
     if score not in SCORES:
         raise ValueError(f"score must be one of {SCORES}, got {score!r}")
-    cands = candidate_grid() if candidates is None else [tuple(float(f) for f in c) for c in candidates]
+    cands = (
+        candidate_grid() if candidates is None else [tuple(float(f) for f in c) for c in candidates]
+    )
     if not cands:
         raise ValueError("no candidates to choose from")
-    table = validation_table(data, noise_levels, psf_sigma_px, val_fraction, seed, cands, n_fit, batch_size)
+    table = validation_table(
+        data, noise_levels, psf_sigma_px, val_fraction, seed, cands, n_fit, batch_size
+    )
     scores = {s: score_candidates(table, s) for s in SCORES}
     choices = {s: min(v, key=lambda c: (v[c], cands.index(c))) for s, v in scores.items()}
     best = {}
     for sigma in noise_levels:
         rows = [r for r in table if r["noise_sigma"] == float(sigma)]
         best[float(sigma)] = min(rows, key=lambda r: r["val_rmse"])["fractions"]
-    return {"table": table, "scores": scores, "choice": choices[score], "choices": choices,
-            "best_per_level": best, "score": score}
+    return {
+        "table": table,
+        "scores": scores,
+        "choice": choices[score],
+        "choices": choices,
+        "best_per_level": best,
+        "score": score,
+    }

@@ -46,8 +46,16 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / np.sqrt((a @ a) * (b @ b)))
 
 
-def run_vision(trained: Mapping[float, Any], grid: tuple[float, ...], clean: np.ndarray, noise: np.ndarray,
-               G_full: np.ndarray, n_vision: int, pick: int = 0, n_channels: int = 3) -> dict:
+def run_vision(
+    trained: Mapping[float, Any],
+    grid: tuple[float, ...],
+    clean: np.ndarray,
+    noise: np.ndarray,
+    G_full: np.ndarray,
+    n_vision: int,
+    pick: int = 0,
+    n_channels: int = 3,
+) -> dict:
     """Saliency vs ML weight map (all noise levels) and feature maps (lowest-noise network).
 
     Per galaxy ``i < n_vision`` and noise level: ``corr_ml`` = Pearson(saliency,
@@ -79,9 +87,15 @@ def run_vision(trained: Mapping[float, Any], grid: tuple[float, ...], clean: np.
                 sal_maps.append(sal)
     low = trained[grid[0]]
     x = clean[pick] + grid[0] * noise[pick]
-    f = low.model.apply({"params": low.params}, jnp.asarray(x, jnp.float32)[None], return_features=True)
-    arrays = {"vision_image": x, "vision_saliency": np.stack(sal_maps), "vision_ml_weight": w_ml[pick],
-              "vision_template": G_full[pick, ..., 4]}
+    f = low.model.apply(
+        {"params": low.params}, jnp.asarray(x, jnp.float32)[None], return_features=True
+    )
+    arrays = {
+        "vision_image": x,
+        "vision_saliency": np.stack(sal_maps),
+        "vision_ml_weight": w_ml[pick],
+        "vision_template": G_full[pick, ..., 4],
+    }
     half = len(SPATIAL_LAYERS) // 2
     for layers in (SPATIAL_LAYERS[:half], SPATIAL_LAYERS[half:]):  # conv, relu, pool of each block
         block = layers[1]  # channels ranked by their variance after the ReLU
@@ -92,8 +106,14 @@ def run_vision(trained: Mapping[float, Any], grid: tuple[float, ...], clean: np.
         arrays[f"vision_channels_{block}"] = chans
     arrays |= {f"vision_{key}": v for key, v in stats.items()}
     summary = {
-        noise_tag(s): {key: {"mean": float(v[k].mean()), "std": float(v[k].std()),
-                             "median": float(np.median(v[k]))} for key, v in stats.items()}
+        noise_tag(s): {
+            key: {
+                "mean": float(v[k].mean()),
+                "std": float(v[k].std()),
+                "median": float(np.median(v[k])),
+            }
+            for key, v in stats.items()
+        }
         for k, s in enumerate(grid)
     } | {"n_galaxies": n, "galaxy_index": pick, "saliency_units": "g1 per image unit"}
     return {"summary": summary, "arrays": arrays}

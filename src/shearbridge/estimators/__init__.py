@@ -50,8 +50,15 @@ __all__ = [
     "FLAG_OUT_OF_DOMAIN",
 ]
 
-_SUBMODULES = ("render", "mlfit", "hsm", "ngmix_adapter", "ngmix_support", "network",
-               "network_domain")
+_SUBMODULES = (
+    "render",
+    "mlfit",
+    "hsm",
+    "ngmix_adapter",
+    "ngmix_support",
+    "network",
+    "network_domain",
+)
 
 
 def __getattr__(name: str) -> Any:

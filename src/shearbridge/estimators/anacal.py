@@ -75,8 +75,17 @@ from shearbridge.estimators.base import (
 )
 from shearbridge.estimators.fpfs_inputs import check_psf_centred, weighted_centroid
 
-__all__ = ["AnaCalEstimator", "AnaCalUnavailable", "anacal_available", "check_psf_centred", "ensemble_shear",
-           "import_anacal", "weighted_centroid", "ANACAL_VERSION", "MAG_ZERO"]
+__all__ = [
+    "AnaCalEstimator",
+    "AnaCalUnavailable",
+    "anacal_available",
+    "check_psf_centred",
+    "ensemble_shear",
+    "import_anacal",
+    "weighted_centroid",
+    "ANACAL_VERSION",
+    "MAG_ZERO",
+]
 
 #: The version this wrapper was written and tested against (requirements.lock pins it).
 ANACAL_VERSION = "0.8.3"
@@ -112,8 +121,9 @@ def anacal_available() -> bool:
     return True
 
 
-def ensemble_shear(e: np.ndarray, response: np.ndarray,
-                   mask: np.ndarray | None = None) -> tuple[float, float]:
+def ensemble_shear(
+    e: np.ndarray, response: np.ndarray, mask: np.ndarray | None = None
+) -> tuple[float, float]:
     """Shear ``(g1, g2)`` of an ensemble: ``sum(e_k) / sum(R_k)`` for ``k = 1, 2``.
 
     ``e`` and ``response`` are (N, 2): ``EstimatorResult.g`` and ``extra["response"]`` of
@@ -201,16 +211,23 @@ class AnaCalEstimator:
             raise ValueError(f"c0_units must be one of {_C0_UNITS}, got {self.c0_units!r}")
         if self.detection not in _DETECTIONS:
             raise ValueError(f"detection must be one of {_DETECTIONS}, got {self.detection!r}")
-        if isinstance(self.npix, bool) or int(self.npix) != self.npix or self.npix < 8 \
-                or self.npix % 2:
+        if (
+            isinstance(self.npix, bool)
+            or int(self.npix) != self.npix
+            or self.npix < 8
+            or self.npix % 2
+        ):
             raise ValueError(f"npix must be an even integer >= 8, got {self.npix!r}")
         if int(self.chunk) < 1:
             raise ValueError(f"chunk must be >= 1, got {self.chunk!r}")
         self.npix, self.chunk = int(self.npix), int(self.chunk)
         if not self.name:
             self.name = "anacal_fpfs"
-        if isinstance(self.noise_share, bool) or int(self.noise_share) != self.noise_share \
-                or self.noise_share < 1:
+        if (
+            isinstance(self.noise_share, bool)
+            or int(self.noise_share) != self.noise_share
+            or self.noise_share < 1
+        ):
             raise ValueError(f"noise_share must be a positive integer, got {self.noise_share!r}")
         self.noise_share = int(self.noise_share)
         if not isinstance(self.antithetic, bool):
@@ -225,21 +242,26 @@ class AnaCalEstimator:
         size = psf.shape[0]
         out = np.zeros((self.npix, self.npix))
         o = self.npix // 2 - size // 2
-        out[o:o + size, o:o + size] = psf / psf.sum()
+        out[o : o + size, o : o + size] = psf / psf.sum()
         return out
 
-    def sigma_m00(self, psf_array: np.ndarray, pixel_scale_arcsec: float,
-                  noise_sigma: float) -> float:
+    def sigma_m00(
+        self, psf_array: np.ndarray, pixel_scale_arcsec: float, noise_sigma: float
+    ) -> float:
         """Standard deviation of ``m00`` due to one image's white pixel noise (no renoising)."""
-        task = self._fpfs.FpfsTask(npix=self.npix, pixel_scale=float(pixel_scale_arcsec),
-                                   sigma_shapelets=float(self.sigma_arcsec), psf_array=psf_array)
+        task = self._fpfs.FpfsTask(
+            npix=self.npix,
+            pixel_scale=float(pixel_scale_arcsec),
+            sigma_shapelets=float(self.sigma_arcsec),
+            psf_array=psf_array,
+        )
         cov = task.calculate_covariance(variance=float(noise_sigma) ** 2, psf_pow=task.psf_pow)
         return float(np.sqrt(cov[task.di["m00"], task.di["m00"]]))
 
     def _noise_images(self, n: int, size: int, noise_sigma: float) -> np.ndarray:
         """Renoising images of the next ``n`` stamps (global stamp index ``j``: child
-        ``j // noise_share`` of ``SeedSequence(seed)``, negated at odd positions within its group when
-        ``antithetic``)."""
+        ``j // noise_share`` of ``SeedSequence(seed)``, negated at odd positions within its group
+        when ``antithetic``)."""
         out = np.empty((n, size, size))
         first = self._n_measured
         for i in range(n):
@@ -251,9 +273,17 @@ class AnaCalEstimator:
             out[i] = flip * noise_sigma * field_
         return out
 
-    def _run_chunk(self, cfg: Any, stamps: np.ndarray, noise: np.ndarray | None,
-                   x: np.ndarray, y: np.ndarray, psf64: np.ndarray, scale: float,
-                   noise_sigma: float) -> np.ndarray:
+    def _run_chunk(
+        self,
+        cfg: Any,
+        stamps: np.ndarray,
+        noise: np.ndarray | None,
+        x: np.ndarray,
+        y: np.ndarray,
+        psf64: np.ndarray,
+        scale: float,
+        noise_sigma: float,
+    ) -> np.ndarray:
         """One AnaCal call over a mosaic of stamps (cells ``npix + S`` wide, one row)."""
         n, size, _ = stamps.shape
         half = self.npix // 2
@@ -261,21 +291,31 @@ class AnaCalEstimator:
         mosaic = np.zeros((cell, cell * n), dtype=np.float32)
         nmosaic = None if noise is None else np.zeros_like(mosaic)
         for i in range(n):
-            mosaic[half:half + size, i * cell + half:i * cell + half + size] = stamps[i]
+            mosaic[half : half + size, i * cell + half : i * cell + half + size] = stamps[i]
             if nmosaic is not None:
-                nmosaic[half:half + size, i * cell + half:i * cell + half + size] = noise[i]
+                nmosaic[half : half + size, i * cell + half : i * cell + half + size] = noise[i]
         det = np.zeros(n, dtype=[("y", "f8"), ("x", "f8")])
         det["y"] = y + half
         det["x"] = x + half + cell * np.arange(n)
         return self._fpfs.process_image(
-            fpfs_config=cfg, pixel_scale=scale, noise_variance=float(noise_sigma) ** 2,
-            mag_zero=MAG_ZERO, gal_array=mosaic, psf_array=psf64, detection=det,
+            fpfs_config=cfg,
+            pixel_scale=scale,
+            noise_variance=float(noise_sigma) ** 2,
+            mag_zero=MAG_ZERO,
+            gal_array=mosaic,
+            psf_array=psf64,
+            detection=det,
             noise_array=nmosaic,
         )
 
     # -- interface ---------------------------------------------------------------------------
-    def measure(self, stamps: np.ndarray, psf_image: np.ndarray, pixel_scale_arcsec: float,
-                noise_sigma: float) -> EstimatorResult:
+    def measure(
+        self,
+        stamps: np.ndarray,
+        psf_image: np.ndarray,
+        pixel_scale_arcsec: float,
+        noise_sigma: float,
+    ) -> EstimatorResult:
         """FPFS ``e`` and ``de/dg`` of every stamp; see :class:`.base.ShapeEstimator` for the
         arguments and the module docstring for what is returned."""
         stamps, psf = validate_inputs(stamps, psf_image, pixel_scale_arcsec, noise_sigma)
@@ -283,13 +323,16 @@ class AnaCalEstimator:
         check_psf_centred(psf)
         if size > self.npix:
             raise EstimatorInputError(
-                f"stamps of {size} px do not fit AnaCal's npix = {self.npix}: raise npix")
+                f"stamps of {size} px do not fit AnaCal's npix = {self.npix}: raise npix"
+            )
         scale = float(pixel_scale_arcsec)
         psf64 = self._psf_array(psf)
-        c0 = float(self.c0) * (self.sigma_m00(psf64, scale, noise_sigma)
-                               if self.c0_units == "sigma" else 1.0)
-        cfg = self._fpfs.FpfsConfig(npix=self.npix, sigma_shapelets1=float(self.sigma_arcsec),
-                                    c0=c0)
+        c0 = float(self.c0) * (
+            self.sigma_m00(psf64, scale, noise_sigma) if self.c0_units == "sigma" else 1.0
+        )
+        cfg = self._fpfs.FpfsConfig(
+            npix=self.npix, sigma_shapelets1=float(self.sigma_arcsec), c0=c0
+        )
         if self.detection == "centroid":
             x, y, flags = weighted_centroid(stamps)
         else:
@@ -301,10 +344,28 @@ class AnaCalEstimator:
         out = {k: np.full(n, np.nan) for k in cols}
         for lo in range(0, n, self.chunk):
             hi = min(n, lo + self.chunk)
-            cat = self._run_chunk(cfg, stamps[lo:hi], None if noise is None else noise[lo:hi],
-                                  x[lo:hi], y[lo:hi], psf64, scale, float(noise_sigma))
-            for k, col in zip(cols, ("fpfs1_e1", "fpfs1_e2", "fpfs1_de1_dg1", "fpfs1_de2_dg2",
-                                     "fpfs1_m00", "fpfs1_m00_err", "s2n_fpfs1")):
+            cat = self._run_chunk(
+                cfg,
+                stamps[lo:hi],
+                None if noise is None else noise[lo:hi],
+                x[lo:hi],
+                y[lo:hi],
+                psf64,
+                scale,
+                float(noise_sigma),
+            )
+            for k, col in zip(
+                cols,
+                (
+                    "fpfs1_e1",
+                    "fpfs1_e2",
+                    "fpfs1_de1_dg1",
+                    "fpfs1_de2_dg2",
+                    "fpfs1_m00",
+                    "fpfs1_m00_err",
+                    "s2n_fpfs1",
+                ),
+            ):
                 out[k][lo:hi] = cat[col]
             if self.progress is not None:
                 self.progress(hi - lo)
@@ -314,10 +375,19 @@ class AnaCalEstimator:
         bad = flags != 0
         for arr in (e1, e2, r1, r2):
             arr[bad] = np.nan
-        extra = {"response": np.stack([r1, r2], axis=1), "x": x, "y": y, "m00": out["m00"],
-                 "m00_err": out["m00_err"], "s2n": out["s2n"], "c0_m00": c0,
-                 "sigma_arcsec": float(self.sigma_arcsec), "noise_rev": bool(self.noise_rev),
-                 "detection": self.detection, "anacal_version": _anacal_version()}
+        extra = {
+            "response": np.stack([r1, r2], axis=1),
+            "x": x,
+            "y": y,
+            "m00": out["m00"],
+            "m00_err": out["m00_err"],
+            "s2n": out["s2n"],
+            "c0_m00": c0,
+            "sigma_arcsec": float(self.sigma_arcsec),
+            "noise_rev": bool(self.noise_rev),
+            "detection": self.detection,
+            "anacal_version": _anacal_version(),
+        }
         return EstimatorResult(g1=e1, g2=e2, size=None, flux=None, flags=flags, extra=extra)
 
 

@@ -171,8 +171,12 @@ class EstimatorResult:
             else:
                 extra[key] = val
         return EstimatorResult(
-            g1=cat("g1"), g2=cat("g2"), size=cat("size"), flux=cat("flux"),
-            flags=cat("flags"), extra=extra,
+            g1=cat("g1"),
+            g2=cat("g2"),
+            size=cat("size"),
+            flux=cat("flux"),
+            flags=cat("flags"),
+            extra=extra,
         )
 
 
@@ -270,13 +274,17 @@ def check_psf_image(psf: np.ndarray, prefix: str = "") -> np.ndarray:
     total = psf.sum(axis=(-2, -1))
     if not np.all(total > 0):
         worst = float(np.min(total))
-        raise EstimatorInputError(f"{prefix}psf_image has non-positive total flux {worst:.6g}; "
-                                  "it must have positive total flux (a PSF, not a negated or empty "
-                                  "image)")
+        raise EstimatorInputError(
+            f"{prefix}psf_image has non-positive total flux {worst:.6g}; "
+            "it must have positive total flux (a PSF, not a negated or empty "
+            "image)"
+        )
     return psf
 
 
-def usable(g: np.ndarray, flags: np.ndarray | None, response: np.ndarray | None = None) -> np.ndarray:
+def usable(
+    g: np.ndarray, flags: np.ndarray | None, response: np.ndarray | None = None
+) -> np.ndarray:
     """Boolean mask (N,) of the estimates a study scores: unflagged (``flags`` None: none is) and
     finite in both components (``g`` (N, 2)), and, for an estimator with a shear response
     (``response`` (N, 2), AnaCal), a finite response."""

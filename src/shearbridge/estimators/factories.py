@@ -1,4 +1,4 @@
-"""The builders of the registry's methods (:mod:`shearbridge.study`): ``build(context) -> estimator``.
+"""Builders of the registry's methods (:mod:`shearbridge.study`): ``build(context) -> estimator``.
 
 Each takes a :class:`shearbridge.study.MethodContext` (the profile's seed, the noise level, the
 loaders of trained networks the calling step provides) and returns an object with the common
@@ -13,10 +13,21 @@ from typing import Any
 
 from shearbridge.config import ConfigError
 
-__all__ = ["network", "psfnet", "mlfit", "hsm", "ngmix", "anacal", "anacal_installed", "ngmix_installed",
-           "PSFNET_ENTRY", "checked_noise"]
+__all__ = [
+    "network",
+    "psfnet",
+    "mlfit",
+    "hsm",
+    "ngmix",
+    "anacal",
+    "anacal_installed",
+    "ngmix_installed",
+    "PSFNET_ENTRY",
+    "checked_noise",
+]
 
-#: The population study's network entry the ``psfnet`` method measures with (its first training seed).
+#: The population study's network entry the ``psfnet`` method measures with (its first
+#: training seed).
 PSFNET_ENTRY = "0"
 
 
@@ -52,6 +63,7 @@ def psfnet(ctx: Any) -> Any:
 
 def mlfit(ctx: Any) -> Any:
     from shearbridge.estimators.mlfit import MLFitEstimator
+
     checked_noise(ctx, "mlfit")
     return MLFitEstimator(model="gauss", seed=ctx.seed)
 
@@ -59,26 +71,32 @@ def mlfit(ctx: Any) -> Any:
 def hsm(method: str) -> Callable[[Any], Any]:
     def build(ctx: Any) -> Any:
         from shearbridge.estimators.hsm import HSMEstimator
+
         checked_noise(ctx, f"hsm_{method.lower()}")
         return HSMEstimator(method=method)
+
     return build
 
 
 def ngmix(ctx: Any) -> Any:
     from shearbridge.estimators.ngmix_adapter import NgmixMLEstimator
+
     checked_noise(ctx, "ngmix")
     return NgmixMLEstimator(model="gauss", seed=ctx.seed)
 
 
 def anacal(ctx: Any) -> Any:
     from shearbridge.estimators.anacal import AnaCalEstimator
+
     checked_noise(ctx, "anacal")
-    # the shear test's four stamps of one galaxy and orientation share one renoising image, antithetic in +-n
+    # the shear test's four stamps of one galaxy and orientation share one renoising image,
+    # antithetic in +-n
     return AnaCalEstimator(seed=ctx.seed, noise_share=4, antithetic=True)
 
 
 def anacal_installed() -> bool:
     from shearbridge.estimators.anacal import anacal_available
+
     return anacal_available()
 
 

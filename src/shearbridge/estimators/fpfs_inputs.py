@@ -28,13 +28,20 @@ def check_psf_centred(psf: np.ndarray) -> None:
     and biases the shear by per cents. Raises :class:`EstimatorInputError` naming the problem."""
     size = psf.shape[0]
     if size % 2 == 0:
-        raise EstimatorInputError(f"AnaCal needs an odd-sized PSF image (centred on a pixel), got {size} x {size}")
+        raise EstimatorInputError(
+            f"AnaCal needs an odd-sized PSF image (centred on a pixel), got {size} x {size}"
+        )
     pix = np.arange(size) - size // 2
     total = float(psf.sum())
-    cx, cy = float((psf.sum(axis=0) * pix).sum() / total), float((psf.sum(axis=1) * pix).sum() / total)
+    cx, cy = (
+        float((psf.sum(axis=0) * pix).sum() / total),
+        float((psf.sum(axis=1) * pix).sum() / total),
+    )
     if np.hypot(cx, cy) > PSF_CENTRE_TOL_PX:
-        raise EstimatorInputError(f"the PSF image's centroid is ({cx:+.2f}, {cy:+.2f}) px from its centre pixel "
-                                  f"{size // 2}: centre it (AnaCal assumes the PSF sits on pixel S // 2)")
+        raise EstimatorInputError(
+            f"the PSF image's centroid is ({cx:+.2f}, {cy:+.2f}) px from its centre pixel "
+            f"{size // 2}: centre it (AnaCal assumes the PSF sits on pixel S // 2)"
+        )
 
 
 def weighted_centroid(

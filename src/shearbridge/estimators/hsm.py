@@ -117,14 +117,21 @@ class HSMEstimator:
                 self.progress(1)
             gal_im = galsim.Image(np.ascontiguousarray(stamps[i]), scale=pixel_scale_arcsec)
             res = galsim.hsm.EstimateShear(
-                gal_im, psf_im, shear_est=self.method, strict=False,
-                sky_var=float(noise_sigma) ** 2, guess_sig_gal=self.guess_sig_gal_px,
-                guess_sig_PSF=self.guess_sig_psf_px, hsmparams=self.hsmparams,
+                gal_im,
+                psf_im,
+                shear_est=self.method,
+                strict=False,
+                sky_var=float(noise_sigma) ** 2,
+                guess_sig_gal=self.guess_sig_gal_px,
+                guess_sig_PSF=self.guess_sig_psf_px,
+                hsmparams=self.hsmparams,
             )
             if res.error_message or res.correction_status != 0:
                 flags[i] |= FLAG_HSM_FAILURE
                 continue
-            if not res.moments_amp > 0:  # a negated galaxy: HSM measures its shape as if it were one
+            if (
+                not res.moments_amp > 0
+            ):  # a negated galaxy: HSM measures its shape as if it were one
                 flags[i] |= FLAG_NONPOSITIVE_FLUX
                 continue
             if self.method == "REGAUSS":
@@ -149,7 +156,16 @@ class HSMEstimator:
         g1[flags != 0] = np.nan
         g2[flags != 0] = np.nan
         return EstimatorResult(
-            g1=g1, g2=g2, size=None, flux=out["amp"], flags=flags,
-            extra={"moments_sigma_arcsec": out["sigma"], "resolution": out["res"],
-                   "shape_err": out["err"], "method": self.method, **raw},
+            g1=g1,
+            g2=g2,
+            size=None,
+            flux=out["amp"],
+            flags=flags,
+            extra={
+                "moments_sigma_arcsec": out["sigma"],
+                "resolution": out["res"],
+                "shape_err": out["err"],
+                "method": self.method,
+                **raw,
+            },
         )

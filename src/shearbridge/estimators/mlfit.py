@@ -120,8 +120,9 @@ def _moments_guess(data, psf_cov, pixel_scale, n_adapt=6):
         inv = jnp.linalg.inv(wcov)
         dx = x - mu[0]
         dy = y - mu[1]
-        wd = data * jnp.exp(-0.5 * (inv[0, 0] * dx * dx + 2 * inv[0, 1] * dx * dy
-                                    + inv[1, 1] * dy * dy))
+        wd = data * jnp.exp(
+            -0.5 * (inv[0, 0] * dx * dx + 2 * inv[0, 1] * dx * dy + inv[1, 1] * dy * dy)
+        )
         norm = jnp.sum(wd)
         ok = norm > 0
         norm = jnp.where(ok, norm, 1.0)
@@ -130,8 +131,9 @@ def _moments_guess(data, psf_cov, pixel_scale, n_adapt=6):
         dx = x - mx
         dy = y - my
         mxy = jnp.sum(wd * dx * dy) / norm
-        new = 2.0 * jnp.array([[jnp.sum(wd * dx * dx) / norm, mxy],
-                               [mxy, jnp.sum(wd * dy * dy) / norm]])
+        new = 2.0 * jnp.array(
+            [[jnp.sum(wd * dx * dx) / norm, mxy], [mxy, jnp.sum(wd * dy * dy) / norm]]
+        )
         det = new[0, 0] * new[1, 1] - new[0, 1] ** 2
         good = ok & (det > 1e-6) & (new[0, 0] > 0) & (jnp.abs(mx) < 2.0) & (jnp.abs(my) < 2.0)
         return jnp.where(good, new, wcov), jnp.where(good, jnp.stack([mx, my]), mu)
@@ -175,18 +177,26 @@ def _lm_fit(p0, data, grid, model, inv_var, n_iter, lam0, jac_dtype):
         ok = jnp.isfinite(chi_n) & (chi_n <= chi) & jnp.all(jnp.isfinite(g_n))
         pick = lambda new, old: jnp.where(ok, new, old)  # noqa: E731
         lam = jnp.where(ok, jnp.maximum(lam * 0.1, 1e-10), jnp.minimum(lam * 10.0, 1e10))
-        return (pick(p_new, p), pick(chi_n, chi), pick(g_n, grad), pick(f_n, fis),
-                pick(ft_n, fis_t), lam)
+        return (
+            pick(p_new, p),
+            pick(chi_n, chi),
+            pick(g_n, grad),
+            pick(f_n, fis),
+            pick(ft_n, fis_t),
+            lam,
+        )
 
     p, chi, grad, fis, fis_t, _ = jax.lax.fori_loop(
-        0, n_iter, body, (p0, chi0, g0, f0, ft0, jnp.asarray(lam0, dtype=p0.dtype)))
+        0, n_iter, body, (p0, chi0, g0, f0, ft0, jnp.asarray(lam0, dtype=p0.dtype))
+    )
     step = -jnp.linalg.solve(fis + 1e-14 * jnp.trace(fis) * eye, 0.5 * grad)
     return p, chi, step, fis_t, fis
 
 
 @partial(jax.jit, static_argnames=("model", "n_iter", "n_try", "jac_dtype"))
-def _fit_batch(data, key, grid, psf_cov, pixel_scale, inv_var, lam0, jitter, model, n_iter, n_try,
-               jac_dtype):
+def _fit_batch(
+    data, key, grid, psf_cov, pixel_scale, inv_var, lam0, jitter, model, n_iter, n_try, jac_dtype
+):
     """Fit a batch (B, S, S); returns theta (B, 6), chi2, max relative last step, cov(theta)."""
 
     def one(d, k):
@@ -194,8 +204,9 @@ def _fit_batch(data, key, grid, psf_cov, pixel_scale, inv_var, lam0, jitter, mod
         kick = jax.random.normal(k, (n_try, 6)) * jitter
         kick = kick.at[0].set(0.0)  # the first try starts at the moments guess
         starts = guess[None, :] + kick * jnp.array([guess[0], 1.0, 1.0, 1.0, 1.0, 1.0])
-        fits = jax.vmap(
-            lambda s0: _lm_fit(s0, d, grid, model, inv_var, n_iter, lam0, jac_dtype))(starts)
+        fits = jax.vmap(lambda s0: _lm_fit(s0, d, grid, model, inv_var, n_iter, lam0, jac_dtype))(
+            starts
+        )
         best = jnp.argmin(jnp.where(jnp.isfinite(fits[1]), fits[1], jnp.inf))
         return jax.tree_util.tree_map(lambda a: a[best], fits)
 
@@ -258,7 +269,8 @@ class MLFitEstimator:
     try_jitter: float = 0.1
     jacobian_precision: str = "float32"
     name: str = "mlfit"
-    #: Called with the number of stamps just fitted (a pipeline step's progress bar); no effect on results.
+    #: Called with the number of stamps just fitted (a pipeline step's progress bar);
+    #: no effect on results.
     progress: Callable[[int], Any] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -267,8 +279,10 @@ class MLFitEstimator:
         if self.n_iter < 1 or self.n_try < 1 or self.batch_size < 1:
             raise ValueError("n_iter, n_try and batch_size must be >= 1")
         if self.jacobian_precision not in _JAC_DTYPES:
-            raise ValueError(f"jacobian_precision must be one of {sorted(_JAC_DTYPES)}, "
-                             f"got {self.jacobian_precision!r}")
+            raise ValueError(
+                f"jacobian_precision must be one of {sorted(_JAC_DTYPES)}, "
+                f"got {self.jacobian_precision!r}"
+            )
         if self.n_try > 1 and self.seed is None:
             raise ValueError("n_try > 1 needs an explicit seed for the extra starting points")
         if self.name == "mlfit":
@@ -292,15 +306,24 @@ class MLFitEstimator:
             grid = rend.grid
             key = jax.random.key(0 if self.seed is None else int(self.seed))
             for start in range(0, n, bs):
-                chunk = stamps[start:start + bs]
+                chunk = stamps[start : start + bs]
                 m = chunk.shape[0]
                 if m < bs:  # pad the last batch: one compilation per batch size
                     chunk = np.concatenate([chunk, np.repeat(chunk[-1:], bs - m, axis=0)])
                 key, sub = jax.random.split(key)
                 res = _fit_batch(
-                    jnp.asarray(chunk), sub, grid, jnp.asarray(psf_cov), float(pixel_scale_arcsec),
-                    1.0 / noise_sigma**2, self.lm_lambda0, self.try_jitter,
-                    self.model, self.n_iter, self.n_try, _JAC_DTYPES[self.jacobian_precision],
+                    jnp.asarray(chunk),
+                    sub,
+                    grid,
+                    jnp.asarray(psf_cov),
+                    float(pixel_scale_arcsec),
+                    1.0 / noise_sigma**2,
+                    self.lm_lambda0,
+                    self.try_jitter,
+                    self.model,
+                    self.n_iter,
+                    self.n_try,
+                    _JAC_DTYPES[self.jacobian_precision],
                 )
                 outs.append([np.asarray(a)[:m] for a in res])
                 if self.progress is not None:
@@ -317,11 +340,21 @@ class MLFitEstimator:
             degenerate = ~(theta[:, 0] > 0) | ~(np.maximum(sig[:, 4], sig[:, 5]) < 1.0)
         flags[degenerate] |= FLAG_FIT_FAILURE
         return EstimatorResult(
-            g1=theta[:, 4], g2=theta[:, 5], size=theta[:, 3], flux=theta[:, 0], flags=flags,
+            g1=theta[:, 4],
+            g2=theta[:, 5],
+            size=theta[:, 3],
+            flux=theta[:, 0],
+            flags=flags,
             extra={
-                "chi2": chi2, "x0": theta[:, 1], "y0": theta[:, 2],
-                "sigma_g1": sig[:, 4], "sigma_g2": sig[:, 5], "rel_step": rel_step,
-                "model": self.model, "n_iter": self.n_iter, "n_try": self.n_try,
+                "chi2": chi2,
+                "x0": theta[:, 1],
+                "y0": theta[:, 2],
+                "sigma_g1": sig[:, 4],
+                "sigma_g2": sig[:, 5],
+                "rel_step": rel_step,
+                "model": self.model,
+                "n_iter": self.n_iter,
+                "n_try": self.n_try,
             },
         )
 
@@ -334,6 +367,6 @@ def _psf_covariance(psf: np.ndarray, pixel_scale: float) -> np.ndarray:
     w = psf / psf.sum()
     mx, my = (w * x).sum(), (w * y).sum()
     dx, dy = x - mx, y - my
-    return np.array([[(w * dx * dx).sum(), (w * dx * dy).sum()],
-                     [(w * dx * dy).sum(), (w * dy * dy).sum()]])
-
+    return np.array(
+        [[(w * dx * dx).sum(), (w * dx * dy).sum()], [(w * dx * dy).sum(), (w * dy * dy).sum()]]
+    )

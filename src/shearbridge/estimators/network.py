@@ -58,8 +58,9 @@ class NetworkEstimator:
         Stamps per compiled call.
     """
 
-    def __init__(self, trained: Any, name: str, batch_size: int = NETWORK_BATCH,
-                 strict: bool = False) -> None:
+    def __init__(
+        self, trained: Any, name: str, batch_size: int = NETWORK_BATCH, strict: bool = False
+    ) -> None:
         self.trained = trained
         self.name = name
         self.batch_size = int(batch_size)
@@ -70,9 +71,13 @@ class NetworkEstimator:
         self._flux_range = training_flux_range(meta)
         self._psf_px = meta.get("psf_moment_sigma_px")
 
-    def measure(self, stamps: np.ndarray, psf_image: np.ndarray | None = None,
-                pixel_scale_arcsec: float | None = None,
-                noise_sigma: float | None = None) -> EstimatorResult:
+    def measure(
+        self,
+        stamps: np.ndarray,
+        psf_image: np.ndarray | None = None,
+        pixel_scale_arcsec: float | None = None,
+        noise_sigma: float | None = None,
+    ) -> EstimatorResult:
         """(g1, g2) of each stamp, flagged as :mod:`.network_domain` says. Today's networks do not
         use the PSF, pixel scale or noise: each given one is checked (module docstring), and a
         ``strict`` estimator compares them with its training's."""
@@ -96,24 +101,35 @@ class NetworkEstimator:
 
         model = self.trained.model
         if getattr(model, "psf_sigma_px", None) is None:
-            raise EstimatorInputError(f"{self.name}: the network has no PSF parameter to be told another PSF")
-        told = dataclasses.replace(self.trained, model=model.clone(psf_sigma_px=psf_sigma_px(psf_image)))
+            raise EstimatorInputError(
+                f"{self.name}: the network has no PSF parameter to be told another PSF"
+            )
+        told = dataclasses.replace(
+            self.trained, model=model.clone(psf_sigma_px=psf_sigma_px(psf_image))
+        )
         return NetworkEstimator(told, self.name, self.batch_size, self.strict)
 
-    def _check_like_training(self, psf_image: np.ndarray | None, pixel_scale_arcsec: float | None,
-                             noise_sigma: float | None) -> None:
+    def _check_like_training(
+        self,
+        psf_image: np.ndarray | None,
+        pixel_scale_arcsec: float | None,
+        noise_sigma: float | None,
+    ) -> None:
         """Refuse a PSF whose size or a pixel scale that differs from the training data's by more
         than :data:`PSF_TOLERANCE` / 1e-6, or a noise sigma other than the training's (relative
         1e-6; the robustness study measures networks off their training data on purpose; a user's
         catalogue should not do so silently)."""
         meta = self.trained.meta
         if pixel_scale_arcsec is None or noise_sigma is None:
-            raise EstimatorInputError(f"{self.name}: needs the stamps' pixel scale and noise "
-                                      f"sigma, got {pixel_scale_arcsec!r} and {noise_sigma!r}")
+            raise EstimatorInputError(
+                f"{self.name}: needs the stamps' pixel scale and noise "
+                f"sigma, got {pixel_scale_arcsec!r} and {noise_sigma!r}"
+            )
         scale = meta.get("pixel_scale_arcsec")
         if scale is not None and abs(pixel_scale_arcsec / scale - 1) > 1e-6:
-            raise EstimatorInputError(f"{self.name}: trained on {scale}''/px stamps, got "
-                                      f"{pixel_scale_arcsec}''/px")
+            raise EstimatorInputError(
+                f"{self.name}: trained on {scale}''/px stamps, got {pixel_scale_arcsec}''/px"
+            )
         rec = meta.get("experiment") if isinstance(meta.get("experiment"), dict) else {}
         trained_sigma = rec.get("noise_sigma")
         if trained_sigma is not None and abs(noise_sigma / float(trained_sigma) - 1) > 1e-6:
@@ -124,24 +140,27 @@ class NetworkEstimator:
                 f"{noise_sigma:g}: measure with the network trained at {noise_sigma:g} "
                 f"(shearbridge.estimator({self.name!r}, {noise_sigma:g}); train it with `python "
                 f"-m shearbridge train --config {config} --noise {noise_sigma:g} "
-                f"--profile {profile}`)")
+                f"--profile {profile}`)"
+            )
         want = meta.get("psf_moment_sigma_px")
         if want is not None and psf_image is not None:
             got = psf_sigma_px(np.asarray(psf_image, np.float64))
             if abs(got / want - 1) > PSF_TOLERANCE:
                 raise EstimatorInputError(
                     f"{self.name}: trained for a PSF of moment sigma {want:.3g} px, this PSF image "
-                    f"has {got:.3g} px (unweighted second moments, pixel removed)")
+                    f"has {got:.3g} px (unweighted second moments, pixel removed)"
+                )
 
 
 class PSFNetEstimator:
-    """``measure`` = PSFNet's (g1, g2) (:mod:`shearbridge.models.psfnet`), told the PSF image and the
-    noise sigma of the stamps; its per-galaxy uncertainty ``s`` is ``extra["sigma_g"]``.
+    """``measure`` = PSFNet's (g1, g2) (:mod:`shearbridge.models.psfnet`), told the PSF image and
+    the noise sigma of the stamps; its per-galaxy uncertainty ``s`` is ``extra["sigma_g"]``.
 
     Parameters
     ----------
     model, params
-        The network and its trained parameters (the population study's, as the pipeline step loads them).
+        The network and its trained parameters (the population study's, as the pipeline step loads
+        them).
     name : str
         The method's registry name (for messages).
     stamp_size_px : int
@@ -152,8 +171,16 @@ class PSFNetEstimator:
         range (:mod:`.network_domain`).
     """
 
-    def __init__(self, model: Any, params: Any, name: str, batch_size: int = NETWORK_BATCH,
-                 stamp_size_px: int = 53, sim: Any = None, strict: bool = False) -> None:
+    def __init__(
+        self,
+        model: Any,
+        params: Any,
+        name: str,
+        batch_size: int = NETWORK_BATCH,
+        stamp_size_px: int = 53,
+        sim: Any = None,
+        strict: bool = False,
+    ) -> None:
         import jax
 
         from shearbridge.config import SimConfig
@@ -165,9 +192,13 @@ class PSFNetEstimator:
         self.warmup_stamps = self.batch_size
         self._apply = jax.jit(model.apply)
 
-    def measure(self, stamps: np.ndarray, psf_image: np.ndarray | None = None,
-                pixel_scale_arcsec: float | None = None,
-                noise_sigma: float | None = None) -> EstimatorResult:
+    def measure(
+        self,
+        stamps: np.ndarray,
+        psf_image: np.ndarray | None = None,
+        pixel_scale_arcsec: float | None = None,
+        noise_sigma: float | None = None,
+    ) -> EstimatorResult:
         """(g1, g2) of each stamp, flagged as :mod:`.network_domain` says. ``psf_image`` is one
         (S, S) image for every stamp or one per stamp (N, S, S), scaled to unit sum; ``noise_sigma``
         (image units, any positive level: the network was trained over a range) is required."""
@@ -175,27 +206,35 @@ class PSFNetEstimator:
         stamps = _checked_stamps(self.name, stamps, s).astype(np.float32)
         scale, sigma = _checked_scale_noise(self.name, pixel_scale_arcsec, noise_sigma, self.strict)
         if sigma is None:
-            raise EstimatorInputError(f"{self.name}: needs the noise sigma of the stamps (a "
-                                      "positive, finite number), got None")
+            raise EstimatorInputError(
+                f"{self.name}: needs the noise sigma of the stamps (a "
+                "positive, finite number), got None"
+            )
         if psf_image is None:
             raise EstimatorInputError(f"{self.name}: needs the PSF image of the stamps, got None")
         if self.strict and abs(scale / self.sim.pixel_scale_arcsec - 1) > 1e-6:
-            raise EstimatorInputError(f"{self.name}: trained on {self.sim.pixel_scale_arcsec}''/px "
-                                      f"stamps, got {scale}''/px")
+            raise EstimatorInputError(
+                f"{self.name}: trained on {self.sim.pixel_scale_arcsec}''/px "
+                f"stamps, got {scale}''/px"
+            )
         psf = _checked_psf(self.name, psf_image, s, one_only=False)
         if psf.ndim == 3 and len(psf) != len(stamps):
-            raise EstimatorInputError(f"{self.name}: psf_image must be ({s}, {s}) or (N, {s}, {s}) "
-                                      f"with N = {len(stamps)} stamps; got {psf.shape}")
+            raise EstimatorInputError(
+                f"{self.name}: psf_image must be ({s}, {s}) or (N, {s}, {s}) "
+                f"with N = {len(stamps)} stamps; got {psf.shape}"
+            )
         psf = np.broadcast_to(psf, stamps.shape)
         unit = psf / psf.sum(axis=(1, 2), keepdims=True)
         out = np.asarray(self.predict(stamps, unit.astype(np.float32), sigma), np.float64)
         one = np.asarray(psf_image).ndim == 2
         floor = moment_sigma_px(unit[:1])[0] if one else moment_sigma_px(unit)
         flux_range = (self.sim.flux_min, self.sim.flux_max)
-        flags = (domain_flags(stamps, sigma, flux_range, floor, self._statistics(stamps))
-                 | shear_flags(out[:, :2]))
-        return EstimatorResult(g1=out[:, 0], g2=out[:, 1], flags=flags,
-                               extra={"sigma_g": np.exp(out[:, 2])})
+        flags = domain_flags(
+            stamps, sigma, flux_range, floor, self._statistics(stamps)
+        ) | shear_flags(out[:, :2])
+        return EstimatorResult(
+            g1=out[:, 0], g2=out[:, 1], flags=flags, extra={"sigma_g": np.exp(out[:, 2])}
+        )
 
     def _statistics(self, stamps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:func:`~shearbridge.estimators.network_domain.linear_statistics` of float32 ``stamps``
@@ -217,14 +256,16 @@ class PSFNetEstimator:
         return np.asarray(m, np.float64), np.asarray(peak, np.float64)
 
     def predict(self, stamps: np.ndarray, psfs: np.ndarray, noise_sigma: float) -> np.ndarray:
-        """The network's raw ``(N, 3)`` output (``g1, g2, log s``) on checked inputs: stamps ``(N, S, S)``,
-        one PSF image per stamp as given (not rescaled), one noise sigma; in fixed-size batches
-        (:func:`shearbridge.models.predict.map_batches`). :meth:`measure` checks and calls it; the
-        population study calls it directly on its own cells."""
+        """The network's raw ``(N, 3)`` output (``g1, g2, log s``) on checked inputs: stamps
+        ``(N, S, S)``, one PSF image per stamp as given (not rescaled), one noise sigma; in
+        fixed-size batches (:func:`shearbridge.models.predict.map_batches`). :meth:`measure` checks
+        and calls it; the population study calls it directly on its own cells."""
         from shearbridge.models.predict import map_batches
 
         sigma = np.full(len(stamps), noise_sigma, np.float32)
-        return map_batches(lambda x, p, n: self._apply(self.params, x, p, n), stamps, self.batch_size, psfs, sigma)
+        return map_batches(
+            lambda x, p, n: self._apply(self.params, x, p, n), stamps, self.batch_size, psfs, sigma
+        )
 
 
 #: Largest relative difference of PSF sigma between a user's PSF image and the training data's.
@@ -252,11 +293,13 @@ def _checked_stamps(name: str, stamps: Any, size: int | None) -> np.ndarray:
         stamps = stamps[None]
     if stamps.ndim != 3 or stamps.shape[1] != stamps.shape[2] or len(stamps) == 0:
         want = "(N, S, S)" if size is None else f"(N, {size}, {size})"
-        raise EstimatorInputError(f"{name}: stamps must have shape {want} with N > 0, "
-                                  f"got {stamps.shape}")
+        raise EstimatorInputError(
+            f"{name}: stamps must have shape {want} with N > 0, got {stamps.shape}"
+        )
     if size is not None and stamps.shape[1] != size:
-        raise EstimatorInputError(f"{name}: trained on {size}x{size} stamps, "
-                                  f"got {stamps.shape[1]}x{stamps.shape[2]}")
+        raise EstimatorInputError(
+            f"{name}: trained on {size}x{size} stamps, got {stamps.shape[1]}x{stamps.shape[2]}"
+        )
     if not np.issubdtype(stamps.dtype, np.number) or not np.all(np.isfinite(stamps)):
         raise EstimatorInputError(f"{name}: stamps contain NaN or inf (or are not numbers)")
     return stamps
@@ -281,6 +324,7 @@ def _checked_psf(name: str, psf_image: Any, size: int, one_only: bool) -> np.nda
         raise EstimatorInputError(f"{name}: psf_image must be an array of numbers") from None
     shapes = f"({size}, {size})" + ("" if one_only else f" or (N, {size}, {size})")
     if psf.shape[-2:] != (size, size) or psf.ndim not in ((2,) if one_only else (2, 3)):
-        raise EstimatorInputError(f"{name}: psf_image must have the stamps' shape {shapes}, "
-                                  f"got {psf.shape}")
+        raise EstimatorInputError(
+            f"{name}: psf_image must have the stamps' shape {shapes}, got {psf.shape}"
+        )
     return check_psf_image(psf, f"{name}: ")

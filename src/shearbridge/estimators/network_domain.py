@@ -50,9 +50,21 @@ from shearbridge.estimators.base import (
     FLAG_UNPHYSICAL,
 )
 
-__all__ = ["FLUX_WEIGHT_SIGMA_PX", "NOISE_SIGMAS", "FLUX_FACTOR", "SIZE_MIN_SNR", "SIZE_FLOOR",
-           "UNIT_TOL", "training_flux_range", "statistic_filters", "linear_statistics",
-           "stamp_statistics", "moment_sigma_px", "domain_flags", "shear_flags"]
+__all__ = [
+    "FLUX_WEIGHT_SIGMA_PX",
+    "NOISE_SIGMAS",
+    "FLUX_FACTOR",
+    "SIZE_MIN_SNR",
+    "SIZE_FLOOR",
+    "UNIT_TOL",
+    "training_flux_range",
+    "statistic_filters",
+    "linear_statistics",
+    "stamp_statistics",
+    "moment_sigma_px",
+    "domain_flags",
+    "shear_flags",
+]
 
 #: Sigma (pixels) of the Gaussian weight of the weighted flux and the moment size (about a typical
 #: galaxy of the training set seen through its PSF: matched-filter-like).
@@ -144,19 +156,29 @@ def _deweighted_sigma(m: np.ndarray) -> np.ndarray:
     return np.where(m[:, 1] > 0, sigma, np.nan)
 
 
-def stamp_statistics(stamps: np.ndarray, noise_sigma: float | None,
-                     linear: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+def stamp_statistics(
+    stamps: np.ndarray,
+    noise_sigma: float | None,
+    linear: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
     """Per stamp of ``stamps`` (N, S, S): ``flux`` (summed) and ``flux_err``, ``flux_w`` (weighted)
     and ``flux_w_err``, ``peak`` (largest pixel), ``noise`` (the sigma used) and ``size_px`` (the
     deweighted moment sigma, NaN below :data:`SIZE_MIN_SNR`). ``linear``: the stamps'
     :func:`linear_statistics` when already computed (PSFNet computes them on its device)."""
     s = stamps.shape[-1]
     m, peak = linear_statistics(stamps) if linear is None else linear
-    noise = (_stamp_noise(stamps) if noise_sigma is None
-             else np.full(len(stamps), float(noise_sigma)))
+    noise = (
+        _stamp_noise(stamps) if noise_sigma is None else np.full(len(stamps), float(noise_sigma))
+    )
     w_norm = np.sqrt(np.sum(statistic_filters(s)[:, 1] ** 2))
-    out = {"flux": m[:, 0], "flux_w": m[:, 1], "peak": peak, "noise": noise,
-           "flux_err": noise * s, "flux_w_err": noise * w_norm}
+    out = {
+        "flux": m[:, 0],
+        "flux_w": m[:, 1],
+        "peak": peak,
+        "noise": noise,
+        "flux_err": noise * s,
+        "flux_w_err": noise * w_norm,
+    }
     with np.errstate(divide="ignore", invalid="ignore"):  # a noiseless stamp: S/N inf or NaN
         detected = out["flux_w"] / out["flux_w_err"] >= SIZE_MIN_SNR
     out["size_px"] = np.where(detected, _deweighted_sigma(m), np.nan)
@@ -170,9 +192,13 @@ def moment_sigma_px(images: np.ndarray) -> np.ndarray:
     return _deweighted_sigma(x.reshape(len(x), -1) @ statistic_filters(x.shape[-1]))
 
 
-def domain_flags(stamps: np.ndarray, noise_sigma: float | None,
-                 flux_range: tuple[float, float] | None, psf_sigma_px: float | np.ndarray | None,
-                 linear: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+def domain_flags(
+    stamps: np.ndarray,
+    noise_sigma: float | None,
+    flux_range: tuple[float, float] | None,
+    psf_sigma_px: float | np.ndarray | None,
+    linear: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
     """``FLAG_NONPOSITIVE_FLUX`` and ``FLAG_OUT_OF_DOMAIN`` bits (N,) of ``stamps`` by the module's
     rules. ``flux_range``: the training's ``(flux_min, flux_max)`` (None: no flux-range rule);
     ``psf_sigma_px``: the PSF's moment sigma, one or one per stamp (None: no size rule);
@@ -180,8 +206,11 @@ def domain_flags(stamps: np.ndarray, noise_sigma: float | None,
     st = stamp_statistics(stamps, noise_sigma, linear)
     k = NOISE_SIGMAS
     flags = np.zeros(len(stamps), np.int64)
-    nonpositive = ((st["peak"] <= 0) | (st["flux_w"] + k * st["flux_w_err"] < 0)
-                   | (st["flux"] + k * st["flux_err"] < 0))
+    nonpositive = (
+        (st["peak"] <= 0)
+        | (st["flux_w"] + k * st["flux_w_err"] < 0)
+        | (st["flux"] + k * st["flux_err"] < 0)
+    )
     flags[nonpositive] |= FLAG_NONPOSITIVE_FLUX
     outside = np.zeros(len(stamps), bool)
     if flux_range is not None:

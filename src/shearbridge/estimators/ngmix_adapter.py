@@ -37,9 +37,17 @@ from shearbridge.estimators.ngmix_support import (
 )
 
 __all__ = [
-    "NgmixUnavailable", "import_ngmix", "ngmix_version", "NgmixMLEstimator",
-    "NgmixMetacalEstimator", "metacal_response", "ensemble_shear", "GALAXY_MODELS",
-    "PSF_MODELS", "METACAL_PSFS", "METACAL_TYPES",
+    "NgmixUnavailable",
+    "import_ngmix",
+    "ngmix_version",
+    "NgmixMLEstimator",
+    "NgmixMetacalEstimator",
+    "metacal_response",
+    "ensemble_shear",
+    "GALAXY_MODELS",
+    "PSF_MODELS",
+    "METACAL_PSFS",
+    "METACAL_TYPES",
 ]
 
 
@@ -82,9 +90,10 @@ class NgmixMLEstimator(NgmixEstimatorBase):
 
     Notes
     -----
-    ``size`` is in arcsec (:mod:`~shearbridge.estimators.ngmix_support`). ``flags``: ``FLAG_FIT_FAILURE`` for an
-    ngmix flag or exception, flux <= 0 or ``s2n < min_s2n``; ``FLAG_NOT_CONVERGED``
-    when only ``maxfev`` was hit; ``FLAG_AT_BOUND`` for ``|g| > 0.99`` or ``T <= 0``.
+    ``size`` is in arcsec (:mod:`~shearbridge.estimators.ngmix_support`). ``flags``:
+    ``FLAG_FIT_FAILURE`` for an ngmix flag or exception, flux <= 0 or ``s2n < min_s2n``;
+    ``FLAG_NOT_CONVERGED`` when only ``maxfev`` was hit; ``FLAG_AT_BOUND`` for ``|g| > 0.99``
+    or ``T <= 0``.
     ``extra`` (per object): ``g_cov`` (N, 2, 2) and ``g_err`` (N, 2), ngmix's LM
     covariance, which ngmix rescales by ``chi2 / dof`` (meaningless on noise-free
     stamps); ``pars_cov_fisher`` (N, 6, 6), the unscaled inverse Fisher matrix
@@ -107,12 +116,24 @@ class NgmixMLEstimator(NgmixEstimatorBase):
         lm_pars: Mapping[str, float] | None = None,
         min_s2n: float | None = None,
     ) -> None:
-        super().__init__(model=model, seed=seed, ntry=ntry, psf_model=psf_model,
-                         psf_ntry=psf_ntry, lm_pars=lm_pars, min_s2n=min_s2n)
+        super().__init__(
+            model=model,
+            seed=seed,
+            ntry=ntry,
+            psf_model=psf_model,
+            psf_ntry=psf_ntry,
+            lm_pars=lm_pars,
+            min_s2n=min_s2n,
+        )
         self.name = f"ngmix_ml_{model}"
 
-    def measure(self, stamps: np.ndarray, psf_image: np.ndarray, pixel_scale_arcsec: float,
-                noise_sigma: float) -> EstimatorResult:
+    def measure(
+        self,
+        stamps: np.ndarray,
+        psf_image: np.ndarray,
+        pixel_scale_arcsec: float,
+        noise_sigma: float,
+    ) -> EstimatorResult:
         """Fit every stamp; see :class:`~shearbridge.estimators.base.ShapeEstimator`."""
         stamps, psf = self._prepare(stamps, psf_image, pixel_scale_arcsec, noise_sigma)
         failures = self._failures()
@@ -136,16 +157,32 @@ class NgmixMLEstimator(NgmixEstimatorBase):
             for row in rows:
                 row["ngmix_flags"] = int(psf_res["flags"])
         cols = self._stack(rows)
-        extra = {k: cols[k] for k in ("g_cov", "T", "T_err", "flux_err", "s2n", "chi2per",
-                                      "nfev", "psf_T", "ngmix_flags")}
+        extra = {
+            k: cols[k]
+            for k in (
+                "g_cov",
+                "T",
+                "T_err",
+                "flux_err",
+                "s2n",
+                "chi2per",
+                "nfev",
+                "psf_T",
+                "ngmix_flags",
+            )
+        }
         extra["pars_cov_fisher"] = fisher = cols["pars_cov_fisher"]
         extra["g_err"] = np.sqrt(np.diagonal(cols["g_cov"], axis1=1, axis2=2))
         extra["g_err_fisher"] = np.sqrt(np.diagonal(fisher[:, 2:4, 2:4], axis1=1, axis2=2))
         extra["offset_arcsec"] = cols["offset"]
         extra.update(self._metadata())
         return EstimatorResult(
-            g1=cols["g"][:, 0], g2=cols["g"][:, 1], size=cols["size"], flux=cols["flux"],
-            flags=cols["flags"], extra=extra,
+            g1=cols["g"][:, 0],
+            g2=cols["g"][:, 1],
+            size=cols["size"],
+            flux=cols["flux"],
+            flags=cols["flags"],
+            extra=extra,
         )
 
 
@@ -197,8 +234,15 @@ class NgmixMetacalEstimator(NgmixEstimatorBase):
         lm_pars: Mapping[str, float] | None = None,
         min_s2n: float | None = None,
     ) -> None:
-        super().__init__(model=model, seed=seed, ntry=ntry, psf_model="gauss",
-                         psf_ntry=psf_ntry, lm_pars=lm_pars, min_s2n=min_s2n)
+        super().__init__(
+            model=model,
+            seed=seed,
+            ntry=ntry,
+            psf_model="gauss",
+            psf_ntry=psf_ntry,
+            lm_pars=lm_pars,
+            min_s2n=min_s2n,
+        )
         check_choice("metacal_psf", metacal_psf, METACAL_PSFS)
         if not (isinstance(step, (float, int)) and 0.0 < step < 0.1):
             raise ValueError(f"step must be a number in (0, 0.1), got {step!r}")
@@ -207,8 +251,13 @@ class NgmixMetacalEstimator(NgmixEstimatorBase):
         self.fixnoise = bool(fixnoise)
         self.name = f"ngmix_metacal_{model}"
 
-    def measure(self, stamps: np.ndarray, psf_image: np.ndarray, pixel_scale_arcsec: float,
-                noise_sigma: float) -> EstimatorResult:
+    def measure(
+        self,
+        stamps: np.ndarray,
+        psf_image: np.ndarray,
+        pixel_scale_arcsec: float,
+        noise_sigma: float,
+    ) -> EstimatorResult:
         """Run metacal on every stamp; see :class:`~shearbridge.estimators.base.ShapeEstimator`."""
         stamps, psf = self._prepare(stamps, psf_image, pixel_scale_arcsec, noise_sigma)
         ngmix = self._ngmix
@@ -218,8 +267,12 @@ class NgmixMetacalEstimator(NgmixEstimatorBase):
             psf_obs = self._psf_observation(psf, pixel_scale_arcsec)  # metacal may modify it
             obs = self._observation(stamp, psf_obs, pixel_scale_arcsec, noise_sigma)
             boot = ngmix.metacal.MetacalBootstrapper(
-                runner=self._runner(rng), psf_runner=self._psf_runner(rng), rng=rng,
-                psf=self.metacal_psf, step=self.step, fixnoise=self.fixnoise,
+                runner=self._runner(rng),
+                psf_runner=self._psf_runner(rng),
+                rng=rng,
+                psf=self.metacal_psf,
+                step=self.step,
+                fixnoise=self.fixnoise,
                 types=list(METACAL_TYPES),
             )
             try:
@@ -242,8 +295,12 @@ class NgmixMetacalEstimator(NgmixEstimatorBase):
         extra.update(self._metadata())
         extra.update(step=self.step, metacal_psf=self.metacal_psf, fixnoise=self.fixnoise)
         return EstimatorResult(
-            g1=ns["g"][:, 0], g2=ns["g"][:, 1], size=ns["size"], flux=ns["flux"],
-            flags=flags, extra=extra,
+            g1=ns["g"][:, 0],
+            g2=ns["g"][:, 1],
+            size=ns["size"],
+            flux=ns["flux"],
+            flags=flags,
+            extra=extra,
         )
 
 

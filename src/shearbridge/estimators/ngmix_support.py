@@ -45,8 +45,16 @@ from shearbridge.estimators.base import (
 )
 
 __all__ = [
-    "NgmixUnavailable", "import_ngmix", "ngmix_version", "NgmixEstimatorBase",
-    "check_choice", "check_int", "GALAXY_MODELS", "PSF_MODELS", "METACAL_PSFS", "METACAL_TYPES",
+    "NgmixUnavailable",
+    "import_ngmix",
+    "ngmix_version",
+    "NgmixEstimatorBase",
+    "check_choice",
+    "check_int",
+    "GALAXY_MODELS",
+    "PSF_MODELS",
+    "METACAL_PSFS",
+    "METACAL_TYPES",
 ]
 
 GALAXY_MODELS = ("gauss", "exp")
@@ -157,8 +165,17 @@ class _MomentTGuesser:
 class NgmixEstimatorBase:
     """Shared set-up: validation, observations, PSF runner, object runner, result rows."""
 
-    def __init__(self, *, model: str, seed: int, ntry: int, psf_model: str, psf_ntry: int,
-                 lm_pars: Mapping[str, float] | None, min_s2n: float | None) -> None:
+    def __init__(
+        self,
+        *,
+        model: str,
+        seed: int,
+        ntry: int,
+        psf_model: str,
+        psf_ntry: int,
+        lm_pars: Mapping[str, float] | None,
+        min_s2n: float | None,
+    ) -> None:
         check_choice("model", model, GALAXY_MODELS)
         if min_s2n is not None and not (np.isfinite(min_s2n) and min_s2n >= 0):
             raise ValueError(f"min_s2n must be None or a number >= 0, got {min_s2n!r}")
@@ -212,20 +229,28 @@ class NgmixEstimatorBase:
 
     def _psf_observation(self, psf: np.ndarray, scale: float) -> Any:
         weight = np.full(psf.shape, (5e4 / psf.max()) ** 2)  # ngmix metacal's PSF weight
-        return self._ngmix.Observation(psf, weight=weight,
-                                       jacobian=self._jacobian(psf.shape[0], scale))
+        return self._ngmix.Observation(
+            psf, weight=weight, jacobian=self._jacobian(psf.shape[0], scale)
+        )
 
-    def _observation(self, stamp: np.ndarray, psf_obs: Any, scale: float,
-                     noise_sigma: float) -> Any:
+    def _observation(
+        self, stamp: np.ndarray, psf_obs: Any, scale: float, noise_sigma: float
+    ) -> Any:
         weight = np.full(stamp.shape, 1.0 / noise_sigma**2)
-        return self._ngmix.Observation(stamp, weight=weight, psf=psf_obs,
-                                       jacobian=self._jacobian(stamp.shape[0], scale))
+        return self._ngmix.Observation(
+            stamp, weight=weight, psf=psf_obs, jacobian=self._jacobian(stamp.shape[0], scale)
+        )
 
     def _failures(self) -> tuple[type[BaseException], ...]:
         import galsim  # noqa: PLC0415 (ngmix.metacal needs it; only reached with ngmix)
 
-        return (self._ngmix.gexceptions.NGmixBaseException, galsim.errors.GalSimError,
-                ZeroDivisionError, FloatingPointError, np.linalg.LinAlgError)
+        return (
+            self._ngmix.gexceptions.NGmixBaseException,
+            galsim.errors.GalSimError,
+            ZeroDivisionError,
+            FloatingPointError,
+            np.linalg.LinAlgError,
+        )
 
     def _prepare(
         self, stamps: Any, psf_image: Any, pixel_scale_arcsec: float, noise_sigma: float
@@ -240,11 +265,21 @@ class NgmixEstimatorBase:
     def _row(self, res: Any, obs: Any) -> dict[str, Any]:
         """Convert an ngmix fit result (or ``None`` after an exception) to one output row."""
         row: dict[str, Any] = {
-            "g": np.full(2, np.nan), "g_cov": np.full((2, 2), np.nan),
-            "pars_cov_fisher": np.full((6, 6), np.nan), "T": np.nan,
-            "T_err": np.nan, "flux": np.nan, "flux_err": np.nan, "s2n": np.nan,
-            "chi2per": np.nan, "nfev": -1, "offset": np.full(2, np.nan), "size": np.nan,
-            "psf_T": np.nan, "ngmix_flags": -1, "flags": FLAG_FIT_FAILURE,
+            "g": np.full(2, np.nan),
+            "g_cov": np.full((2, 2), np.nan),
+            "pars_cov_fisher": np.full((6, 6), np.nan),
+            "T": np.nan,
+            "T_err": np.nan,
+            "flux": np.nan,
+            "flux_err": np.nan,
+            "s2n": np.nan,
+            "chi2per": np.nan,
+            "nfev": -1,
+            "offset": np.full(2, np.nan),
+            "size": np.nan,
+            "psf_T": np.nan,
+            "ngmix_flags": -1,
+            "flags": FLAG_FIT_FAILURE,
         }
         if obs is not None and obs.psf.has_gmix():
             row["psf_T"] = float(obs.psf.gmix.get_T())
@@ -258,10 +293,15 @@ class NgmixEstimatorBase:
         pars = np.asarray(res["pars"], dtype=float)
         g = np.asarray(res["g"], dtype=float)
         row.update(
-            g=g, g_cov=np.asarray(res["g_cov"], dtype=float), T=float(res["T"]),
-            T_err=float(res["T_err"]), flux=float(res["flux"]),
-            flux_err=float(res["flux_err"]), s2n=float(res["s2n"]),
-            chi2per=float(res["chi2per"]), offset=pars[[1, 0]],
+            g=g,
+            g_cov=np.asarray(res["g_cov"], dtype=float),
+            T=float(res["T"]),
+            T_err=float(res["T_err"]),
+            flux=float(res["flux"]),
+            flux_err=float(res["flux_err"]),
+            s2n=float(res["s2n"]),
+            chi2per=float(res["chi2per"]),
+            offset=pars[[1, 0]],
         )
         if res.get("pars_cov0") is not None:
             row["pars_cov_fisher"] = np.asarray(res["pars_cov0"], dtype=float)
@@ -285,7 +325,10 @@ class NgmixEstimatorBase:
 
     def _metadata(self) -> dict[str, Any]:
         return {
-            "ngmix_version": str(self._ngmix.__version__), "model": self.model,
-            "psf_model": self.psf_model, "seed": self.seed, "ntry": self.ntry,
+            "ngmix_version": str(self._ngmix.__version__),
+            "model": self.model,
+            "psf_model": self.psf_model,
+            "seed": self.seed,
+            "ntry": self.ntry,
             "min_s2n": self.min_s2n,
         }

@@ -97,8 +97,9 @@ def _q_coefficients(shape: jax.Array) -> jax.Array:
     """
     size, g1, g2 = shape[0], shape[1], shape[2]
     s2d = size * size / (1.0 - g1 * g1 - g2 * g2)
-    return jnp.stack([s2d * ((1 + g1) ** 2 + g2 * g2), s2d * 4.0 * g2,
-                      s2d * ((1 - g1) ** 2 + g2 * g2)])
+    return jnp.stack(
+        [s2d * ((1 + g1) ** 2 + g2 * g2), s2d * 4.0 * g2, s2d * ((1 - g1) ** 2 + g2 * g2)]
+    )
 
 
 def _profile_and_logderiv(q: jax.Array, model: str) -> tuple[jax.Array, jax.Array]:
@@ -144,7 +145,10 @@ def model_image(theta: jax.Array, grid: FourierGrid, model: str) -> jax.Array:
 
 
 def model_and_jacobian(
-    theta: jax.Array, grid: FourierGrid, model: str, jac_dtype: Any = jnp.float64,
+    theta: jax.Array,
+    grid: FourierGrid,
+    model: str,
+    jac_dtype: Any = jnp.float64,
 ) -> tuple[jax.Array, jax.Array]:
     """Stamp (S, S) and its exact Jacobian d image / d theta, shape (6, S, S) -- pure JAX.
 
@@ -159,8 +163,9 @@ def model_and_jacobian(
     dcoef = jax.jacfwd(_q_coefficients)(theta[3:])  # (3 coefficients, 3 shape params)
     kx = jnp.broadcast_to(grid.kx, mk_r.shape)
     ky = jnp.broadcast_to(grid.ky, mk_r.shape)
-    real_factors = [dlog * (dcoef[0, j] * kxx + dcoef[1, j] * kxy + dcoef[2, j] * kyy)
-                    for j in range(3)]
+    real_factors = [
+        dlog * (dcoef[0, j] * kxx + dcoef[1, j] * kxy + dcoef[2, j] * kyy) for j in range(3)
+    ]
     res = jnp.stack([mk_r / theta[0], kx * mk_i, ky * mk_i] + [c * mk_r for c in real_factors])
     ims = jnp.stack([mk_i / theta[0], -kx * mk_r, -ky * mk_r] + [c * mk_i for c in real_factors])
     image = _inverse_crop(mk_r, mk_i, grid)
@@ -169,7 +174,9 @@ def model_and_jacobian(
 
 
 def gaussian_psf_image(
-    sigma_arcsec: float, pixel_scale_arcsec: float, stamp_size: int,
+    sigma_arcsec: float,
+    pixel_scale_arcsec: float,
+    stamp_size: int,
 ) -> np.ndarray:
     """Exact pixel-integrated, unit-flux round Gaussian PSF image (S, S), float64.
 
@@ -211,8 +218,9 @@ class Renderer:
         The JAX arrays (float64) that :func:`model_image` needs.
     """
 
-    def __init__(self, psf_k: np.ndarray, stamp_size: int, pixel_scale_arcsec: float,
-                 model: str, n_pad: int) -> None:
+    def __init__(
+        self, psf_k: np.ndarray, stamp_size: int, pixel_scale_arcsec: float, model: str, n_pad: int
+    ) -> None:
         if model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {model!r}")
         self.model = model
@@ -234,8 +242,13 @@ class Renderer:
         return 1 << (2 * int(stamp_size) - 1).bit_length()
 
     @classmethod
-    def from_psf_image(cls, psf_image: np.ndarray, pixel_scale_arcsec: float,
-                       model: str = "gauss", n_pad: int | None = None) -> "Renderer":
+    def from_psf_image(
+        cls,
+        psf_image: np.ndarray,
+        pixel_scale_arcsec: float,
+        model: str = "gauss",
+        n_pad: int | None = None,
+    ) -> "Renderer":
         """Use a PSF image (S, S) that already contains the pixel response.
 
         The image is normalised to unit sum; its centre ``(S-1)/2`` is the centre of
@@ -256,8 +269,14 @@ class Renderer:
         return cls(np.fft.rfft2(padded), s, pixel_scale_arcsec, model, n_pad)
 
     @classmethod
-    def gaussian_psf(cls, psf_sigma_arcsec: float, pixel_scale_arcsec: float, stamp_size: int,
-                     model: str = "gauss", n_pad: int | None = None) -> "Renderer":
+    def gaussian_psf(
+        cls,
+        psf_sigma_arcsec: float,
+        pixel_scale_arcsec: float,
+        stamp_size: int,
+        model: str = "gauss",
+        n_pad: int | None = None,
+    ) -> "Renderer":
         """Analytic round Gaussian PSF (sigma in arcsec) times the pixel ``sinc``."""
         if not psf_sigma_arcsec > 0:
             raise ValueError(f"psf_sigma_arcsec must be > 0, got {psf_sigma_arcsec}")
@@ -265,9 +284,12 @@ class Renderer:
         kx, ky = fourier_frequencies(n_pad, pixel_scale_arcsec)
         p = pixel_scale_arcsec
         c = (stamp_size - 1) / 2.0 * p  # the stamp centre, arcsec from pixel 0
-        psf_k = (np.exp(-0.5 * psf_sigma_arcsec**2 * (kx**2 + ky**2))
-                 * np.sinc(kx * p / (2 * np.pi)) * np.sinc(ky * p / (2 * np.pi))
-                 * np.exp(-1j * (kx + ky) * c))
+        psf_k = (
+            np.exp(-0.5 * psf_sigma_arcsec**2 * (kx**2 + ky**2))
+            * np.sinc(kx * p / (2 * np.pi))
+            * np.sinc(ky * p / (2 * np.pi))
+            * np.exp(-1j * (kx + ky) * c)
+        )
         return cls(psf_k, stamp_size, pixel_scale_arcsec, model, n_pad)
 
     # ------------------------------------------------------------------ NumPy API
@@ -297,7 +319,8 @@ class Renderer:
         theta2 = np.atleast_2d(np.asarray(theta, dtype=np.float64))
         if theta2.ndim != 2 or theta2.shape[-1] != 6:
             raise ValueError(
-                f"theta must have 6 columns {PARAM_NAMES}, got shape {np.shape(theta)}")
+                f"theta must have 6 columns {PARAM_NAMES}, got shape {np.shape(theta)}"
+            )
         if np.any(np.hypot(theta2[:, 4], theta2[:, 5]) >= 1) or np.any(theta2[:, 3] <= 0):
             raise ValueError("theta needs |g| < 1 and size > 0 for every row")
         return theta2

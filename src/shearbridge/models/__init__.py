@@ -22,6 +22,20 @@ from shearbridge.models.registry import (
     register_model,
 )
 
-__all__ = ["TARGET_NAMES", "MODEL_FILE", "get_model", "register_model", "model_names", "bind_data_kwargs",
-           "count_params", "feature_shapes", "check_images", "predict", "map_batches", "init_params",
-           "Trained", "save_model", "load_trained"]
+__all__ = [
+    "TARGET_NAMES",
+    "MODEL_FILE",
+    "get_model",
+    "register_model",
+    "model_names",
+    "bind_data_kwargs",
+    "count_params",
+    "feature_shapes",
+    "check_images",
+    "predict",
+    "map_batches",
+    "init_params",
+    "Trained",
+    "save_model",
+    "load_trained",
+]

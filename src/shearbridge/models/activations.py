@@ -109,6 +109,10 @@ def max_abs_difference(name: str, x: np.ndarray) -> tuple[float, float]:
     """Largest |JAX - NumPy| of the function and of its derivative at points ``x`` (float32 JAX)."""
     xj = jnp.asarray(x, dtype=jnp.float32)
     x64 = np.asarray(xj, dtype=np.float64)  # compare at the float32 points JAX saw
-    f_err = np.max(np.abs(np.asarray(jax_activation(name)(xj), np.float64) - numpy_activation(name)(x64)))
-    d_err = np.max(np.abs(np.asarray(jax_derivative(name)(xj), np.float64) - numpy_derivative(name)(x64)))
+    f_err = np.max(
+        np.abs(np.asarray(jax_activation(name)(xj), np.float64) - numpy_activation(name)(x64))
+    )
+    d_err = np.max(
+        np.abs(np.asarray(jax_derivative(name)(xj), np.float64) - numpy_derivative(name)(x64))
+    )
     return float(f_err), float(d_err)

@@ -41,16 +41,20 @@ class Trained:
     label_std: np.ndarray
     meta: dict
 
-    def check_trained_for(self, experiment: str | None, noise_sigma: float, where: Any = "") -> None:
-        """Refuse a model trained for another experiment or noise level (its ``meta`` says which)."""
+    def check_trained_for(
+        self, experiment: str | None, noise_sigma: float, where: Any = ""
+    ) -> None:
+        """Refuse a model trained for another experiment or noise level (``meta`` says which)."""
         rec = self.meta.get("experiment", {})
         name, sigma = rec.get("name"), rec.get("noise_sigma")
         if experiment is not None and name is not None and name != experiment:
             raise ConfigError(f"{where} holds a model of experiment {name!r}, not {experiment!r}")
         if sigma is not None and not math.isclose(float(sigma), float(noise_sigma), rel_tol=1e-12):
-            raise ConfigError(f"{where} holds a model trained at noise {sigma:g}, not {float(noise_sigma):g}: "
-                              f"train one for {float(noise_sigma):g} (python -m shearbridge train ... --noise "
-                              f"{float(noise_sigma):g})")
+            raise ConfigError(
+                f"{where} holds a model trained at noise {sigma:g}, not {float(noise_sigma):g}: "
+                f"train one for {float(noise_sigma):g} (python -m shearbridge train ... --noise "
+                f"{float(noise_sigma):g})"
+            )
 
     def predict(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Predictions in label units (columns as :data:`TARGET_NAMES`)."""

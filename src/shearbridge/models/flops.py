@@ -15,8 +15,10 @@ import numpy as np
 
 __all__ = ["FLOPS_METHOD", "compiled_flops", "forward_flops"]
 
-FLOPS_METHOD = ("XLA cost analysis (jax.stages.Compiled.cost_analysis()['flops']) of the jitted "
-                "float32 forward pass of one stamp (batch 1); a multiply-add counts as 2")
+FLOPS_METHOD = (
+    "XLA cost analysis (jax.stages.Compiled.cost_analysis()['flops']) of the jitted "
+    "float32 forward pass of one stamp (batch 1); a multiply-add counts as 2"
+)
 
 
 def compiled_flops(compiled: Any) -> float:

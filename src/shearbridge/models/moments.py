@@ -30,9 +30,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["adaptive_moments", "image_covariance", "psf_covariance", "moment_features", "sym2_inv", "sym2_clip",
-           "distortion_to_shear",
-           "MOMENT_KEYS", "WEIGHT_FRACTIONS"]
+__all__ = [
+    "adaptive_moments",
+    "image_covariance",
+    "psf_covariance",
+    "moment_features",
+    "sym2_inv",
+    "sym2_clip",
+    "distortion_to_shear",
+    "MOMENT_KEYS",
+    "WEIGHT_FRACTIONS",
+]
 
 MOMENT_KEYS = ("g1", "g2", "log_t_gal", "log_t_obs", "x0", "y0", "log_flux_w")
 
@@ -58,8 +66,13 @@ def sym2_clip(
     return m + h * c2, h * s2, m - h * c2
 
 
-def distortion_to_shear(cxx: jax.Array, cxy: jax.Array, cyy: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Reduced shear ``g`` of the ellipse with covariance ``[[cxx, cxy], [cxy, cyy]]`` (positive definite)."""
+def distortion_to_shear(
+    cxx: jax.Array, cxy: jax.Array, cyy: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Reduced shear ``g`` of the ellipse with covariance ``[[cxx, cxy], [cxy, cyy]]``.
+
+    The covariance is positive definite.
+    """
     t = cxx + cyy
     chi1, chi2 = (cxx - cyy) / t, 2 * cxy / t
     chi2sq = jnp.clip(chi1**2 + chi2**2, 0.0, 1.0 - 1e-7)
@@ -111,19 +124,24 @@ def image_covariance(
         ra, rb, rd = sym2_clip(ra, rb, rd, 1.0 / hi, 1.0 / lo)
         ca, cb, cd = sym2_inv(ra, rb, rd)
         # next weight: the image covariance, centred on the weighted centroid
-        wa, wb, wd = sym2_clip(weight_fraction * ca, weight_fraction * cb, weight_fraction * cd, lo, hi)
-        # image centre from the weighted one: C^-1 mu = C'^-1 mu' - W^-1 c  =>  mu = c + C C'^-1 delta
+        wa, wb, wd = sym2_clip(
+            weight_fraction * ca, weight_fraction * cb, weight_fraction * cd, lo, hi
+        )
+        # image centre from the weighted one:
+        # C^-1 mu = C'^-1 mu' - W^-1 c  =>  mu = c + C C'^-1 delta
         vx, vy = qa * mx + qb * my, qb * mx + qd * my
         cx = jnp.clip(cx + ca * vx + cb * vy, -c / 2, c / 2)
         cy = jnp.clip(cy + cb * vx + cd * vy, -c / 2, c / 2)
     return ca, cb, cd, cx, cy, m0
 
 
-def psf_covariance(psf_images: jax.Array, n_iter: int = 6) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """The Gaussian-equivalent covariance ``(Cxx, Cxy, Cyy)`` (px^2) of each PSF image ``(B, S, S)``,
-    pixel response included (:func:`image_covariance`: exact for a Gaussian, the matched-weight
-    covariance of a Moffat or Kolmogorov profile); it is what :func:`adaptive_moments` subtracts
-    as ``psf_cov``."""
+def psf_covariance(
+    psf_images: jax.Array, n_iter: int = 6
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The Gaussian-equivalent covariance ``(Cxx, Cxy, Cyy)`` (px^2) of each PSF image
+    ``(B, S, S)``, pixel response included (:func:`image_covariance`: exact for a Gaussian, the
+    matched-weight covariance of a Moffat or Kolmogorov profile); it is what
+    :func:`adaptive_moments` subtracts as ``psf_cov``."""
     ca, cb, cd, *_ = image_covariance(psf_images, n_iter, init_sigma_px=2.0)
     return ca, cb, cd
 
@@ -171,7 +189,9 @@ def adaptive_moments(
         ``x0, y0`` (centroid, px from the stamp centre), ``log_flux_w``
         (log of the weighted flux, softened).
     """
-    ca, cb, cd, cx, cy, m0 = image_covariance(images, n_iter, init_sigma_px, max_sigma_px, weight_fraction)
+    ca, cb, cd, cx, cy, m0 = image_covariance(
+        images, n_iter, init_sigma_px, max_sigma_px, weight_fraction
+    )
     hi = max_sigma_px**2
     if psf_cov is None:
         psf_var = psf_sigma_px**2 + pixel_var

@@ -335,4 +335,3 @@ def dense(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None) -> 
     if bias is not None:
         y = y + np.asarray(bias, dtype=np.float64)
     return y
-

@@ -154,8 +154,14 @@ def _conv_case(k, s, d, p, c_in, c_out) -> str:
 
 
 def compare_lax_conv(
-    rng: np.random.Generator, k: int, stride: int, dilation: int, padding: str,
-    c_in: int, c_out: int, size: int = STAMP_PX,
+    rng: np.random.Generator,
+    k: int,
+    stride: int,
+    dilation: int,
+    padding: str,
+    c_in: int,
+    c_out: int,
+    size: int = STAMP_PX,
 ) -> dict:
     """``jax.lax.conv_general_dilated`` (no bias) vs :func:`numpy_ref.conv2d`; one table row."""
     x, w, _ = _conv_inputs(rng, k, c_in, c_out, size)
@@ -165,13 +171,26 @@ def compare_lax_conv(
     want = ref.conv2d(x, w, None, stride, padding, dilation)
     scale = ref.conv2d_abs_terms(x, w, None, stride, padding, dilation)
     n = k * k * c_in
-    return _row("lax.conv_general_dilated", _conv_case(k, stride, dilation, padding, c_in, c_out),
-                got, want, scale, gamma(n), n)
+    return _row(
+        "lax.conv_general_dilated",
+        _conv_case(k, stride, dilation, padding, c_in, c_out),
+        got,
+        want,
+        scale,
+        gamma(n),
+        n,
+    )
 
 
 def compare_flax_conv(
-    rng: np.random.Generator, k: int, stride: int, dilation: int, padding: str,
-    c_in: int, c_out: int, size: int = STAMP_PX,
+    rng: np.random.Generator,
+    k: int,
+    stride: int,
+    dilation: int,
+    padding: str,
+    c_in: int,
+    c_out: int,
+    size: int = STAMP_PX,
 ) -> dict:
     """``flax.linen.Conv`` with given kernel and bias vs :func:`numpy_ref.conv2d`; one table row."""
     x, w, b = _conv_inputs(rng, k, c_in, c_out, size)
@@ -180,13 +199,25 @@ def compare_flax_conv(
     want = ref.conv2d(x, w, b, stride, padding, dilation)
     scale = ref.conv2d_abs_terms(x, w, b, stride, padding, dilation)
     n = k * k * c_in + 1
-    return _row("flax.linen.Conv", _conv_case(k, stride, dilation, padding, c_in, c_out),
-                got, want, scale, gamma(n), n)
+    return _row(
+        "flax.linen.Conv",
+        _conv_case(k, stride, dilation, padding, c_in, c_out),
+        got,
+        want,
+        scale,
+        gamma(n),
+        n,
+    )
 
 
 def compare_avg_pool(
-    rng: np.random.Generator, window: int, stride: int, padding: str, count_include_pad: bool,
-    channels: int = 4, size: int = STAMP_PX,
+    rng: np.random.Generator,
+    window: int,
+    stride: int,
+    padding: str,
+    count_include_pad: bool,
+    channels: int = 4,
+    size: int = STAMP_PX,
 ) -> dict:
     """``flax.linen.avg_pool`` vs :func:`numpy_ref.avg_pool`; one table row."""
     x = _f32(rng.standard_normal((BATCH, size, size, channels)))
@@ -201,15 +232,26 @@ def compare_avg_pool(
 
 
 def compare_max_pool(
-    rng: np.random.Generator, window: int, stride: int, padding: str,
-    channels: int = 4, size: int = STAMP_PX,
+    rng: np.random.Generator,
+    window: int,
+    stride: int,
+    padding: str,
+    channels: int = 4,
+    size: int = STAMP_PX,
 ) -> dict:
     """``flax.linen.max_pool`` vs :func:`numpy_ref.max_pool` (exact: tolerance 0); one row."""
     x = _f32(rng.standard_normal((BATCH, size, size, channels)))
     got = nn.max_pool(x, (window, window), (stride, stride), padding)
     want = ref.max_pool(x, window, stride, padding)
-    return _row("flax.linen.max_pool", f"w{window} s{stride} {padding}", got, want,
-                np.abs(want), 0.0, window * window)
+    return _row(
+        "flax.linen.max_pool",
+        f"w{window} s{stride} {padding}",
+        got,
+        want,
+        np.abs(want),
+        0.0,
+        window * window,
+    )
 
 
 def compare_dense(rng: np.random.Generator, d_in: int, d_out: int, batch: int = 8) -> dict:
@@ -241,9 +283,15 @@ def compare_activation(rng: np.random.Generator, name: str) -> list[dict]:
         ("function", jax_activation(name), numpy_activation(name), f_abs),
         ("derivative", jax_derivative(name), numpy_derivative(name), d_abs),
     ):
-        row = _row(f"jax.nn.{name}" + ("" if kind == "function" else " (grad)"),
-                   f"{x.size} points, |x|<=8", np.asarray(jfun(xj)), nfun(x64), scale,
-                   activation_tolerance(kind), _ACT_OPS[kind])
+        row = _row(
+            f"jax.nn.{name}" + ("" if kind == "function" else " (grad)"),
+            f"{x.size} points, |x|<=8",
+            np.asarray(jfun(xj)),
+            nfun(x64),
+            scale,
+            activation_tolerance(kind),
+            _ACT_OPS[kind],
+        )
         if row["max_abs_diff"] != abs_err:  # the two routes must see the same numbers
             raise RuntimeError(
                 f"{name} {kind}: max_abs_difference disagrees ({abs_err} vs {row['max_abs_diff']})"

@@ -66,10 +66,10 @@ def predict(
 def map_batches(fn: Any, images: np.ndarray, batch_size: int, *more: np.ndarray) -> Any:
     """``fn`` (a jitted function of a batch) over ``images`` in fixed-size batches, concatenated.
 
-    ``more``: further per-row arrays (a PSF image and a noise sigma per stamp, say), batched alongside
-    and passed as ``fn(batch, *more_batches)``. ``fn`` may return an array or a pytree of arrays
-    (concatenated leaf by leaf). The last batch is zero-padded and its padding trimmed, so ``fn``
-    compiles once.
+    ``more``: further per-row arrays (a PSF image and a noise sigma per stamp, say), batched
+    alongside and passed as ``fn(batch, *more_batches)``. ``fn`` may return an array or a pytree of
+    arrays (concatenated leaf by leaf). The last batch is zero-padded and its padding trimmed, so
+    ``fn`` compiles once.
     """
     n = len(images)
     if n == 0:
@@ -85,6 +85,8 @@ def map_batches(fn: Any, images: np.ndarray, batch_size: int, *more: np.ndarray)
         return np.concatenate([a, np.zeros((pad, *a.shape[1:]), a.dtype)]) if pad else a
 
     arrays = [padded(np.asarray(a)) for a in (images, *more)]
-    out = [jax.tree_util.tree_map(np.asarray, fn(*(a[i : i + batch_size] for a in arrays)))
-           for i in range(0, n + pad, batch_size)]
+    out = [
+        jax.tree_util.tree_map(np.asarray, fn(*(a[i : i + batch_size] for a in arrays)))
+        for i in range(0, n + pad, batch_size)
+    ]
     return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs)[:n], *out)

@@ -5,8 +5,9 @@ A model is a ``flax.linen.Module`` whose ``__call__(x)`` maps stamps of shape
 ``n_outputs`` attribute. New models plug in by adding a line to
 ``_BUILTIN`` (``"name": "module:Class"``, imported lazily), by calling
 :func:`register_model` at run time, or by naming them ``"package.module:Class"`` in an
-experiment's ``TrainConfig.model`` (a new network then needs no edit here). What a model must be told about its data (the
-PSF) comes from the dataset's simulation record (:func:`bind_data_kwargs`).
+experiment's ``TrainConfig.model`` (a new network then needs no edit here). What a model must
+be told about its data (the PSF) comes from the dataset's simulation record
+(:func:`bind_data_kwargs`).
 """
 
 from __future__ import annotations
@@ -23,8 +24,15 @@ import numpy as np
 
 from shearbridge.config import ConfigError
 
-__all__ = ["get_model", "register_model", "model_names", "bind_data_kwargs", "count_params", "init_params",
-           "feature_shapes"]
+__all__ = [
+    "get_model",
+    "register_model",
+    "model_names",
+    "bind_data_kwargs",
+    "count_params",
+    "init_params",
+    "feature_shapes",
+]
 
 # name -> "module path:attribute" (relative to this package), imported on first use
 _BUILTIN: dict[str, str] = {
@@ -83,10 +91,16 @@ def bind_data_kwargs(name: str, kwargs: Mapping[str, Any], sim: Any) -> dict[str
     ``psf_sigma_px`` field gets the data's PSF sigma in pixels unless ``kwargs`` sets it."""
     kwargs = dict(kwargs)
     factory = _factory(name)
-    fields = {f.name for f in dataclasses.fields(factory)} if dataclasses.is_dataclass(factory) else set()
+    fields = (
+        {f.name for f in dataclasses.fields(factory)}
+        if dataclasses.is_dataclass(factory)
+        else set()
+    )
     if "psf_sigma_px" in fields and kwargs.get("psf_sigma_px") is None:
         if sim is None:
-            raise ConfigError(f"model {name!r} needs the PSF of its data: no simulation record was given")
+            raise ConfigError(
+                f"model {name!r} needs the PSF of its data: no simulation record was given"
+            )
         kwargs["psf_sigma_px"] = float(sim.psf_sigma_px)
     return kwargs
 

@@ -116,7 +116,9 @@ class MomentPool(nn.Module):
 
 
 def aperture_flux(x: jax.Array, aperture_px: float) -> jax.Array:
-    """Gaussian-weighted flux ``sum(x w)``, ``w = exp(-r^2 / 2 a^2)`` (peak 1), per stamp ``(B,)``."""
+    """Gaussian-weighted flux ``sum(x w)`` per stamp ``(B,)``.
+
+    ``w = exp(-r^2 / 2 a^2)`` (peak 1)."""
     size = x.shape[1]
     c = (size - 1) / 2.0
     yy, xx = np.mgrid[0:size, 0:size] - c
@@ -175,7 +177,9 @@ class ShapeNet(nn.Module):
 
     def _check(self) -> None:
         if self.activation not in ACTIVATIONS:
-            raise LayerConfigError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+            raise LayerConfigError(
+                f"activation must be one of {ACTIVATIONS}, got {self.activation!r}"
+            )
         if self.pool not in POOLS:
             raise LayerConfigError(f"pool must be one of {POOLS}, got {self.pool!r}")
         if self.head not in HEADS:
@@ -188,11 +192,15 @@ class ShapeNet(nn.Module):
         if self.head_layers < 1 or self.hidden < 1:
             raise LayerConfigError("head_layers and hidden must be >= 1")
         if self.residual and not self.moments:
-            raise LayerConfigError("residual=True needs moments=True (it corrects the analytic shear)")
+            raise LayerConfigError(
+                "residual=True needs moments=True (it corrects the analytic shear)"
+            )
         if self.moments and not (self.psf_sigma_px is not None and self.psf_sigma_px > 0):
             raise LayerConfigError(
-                "moments=True needs psf_sigma_px, the PSF sigma of the data in pixels (set from the "
-                f"dataset's simulation record by shearbridge.models.bind_data_kwargs), got {self.psf_sigma_px!r}")
+                "moments=True needs psf_sigma_px, the PSF sigma of the data in pixels "
+                "(set from the dataset's simulation record by "
+                f"shearbridge.models.bind_data_kwargs), got {self.psf_sigma_px!r}"
+            )
 
     @nn.compact
     def __call__(
@@ -256,8 +264,14 @@ class ShapeNet(nn.Module):
         corr = nn.Dense(self.n_outputs, kernel_init=nn.initializers.zeros, name="out")(z)
         nk = len(MOMENT_KEYS)
         g_an = jnp.stack(
-            [f["moments"][:, [k * nk + MOMENT_KEYS.index("g1"), k * nk + MOMENT_KEYS.index("g2")]]
-             for k in range(len(WEIGHT_FRACTIONS))], axis=1)  # (B, n_weights, 2)
+            [
+                f["moments"][
+                    :, [k * nk + MOMENT_KEYS.index("g1"), k * nk + MOMENT_KEYS.index("g2")]
+                ]
+                for k in range(len(WEIGHT_FRACTIONS))
+            ],
+            axis=1,
+        )  # (B, n_weights, 2)
         # (replaced by the least-squares solution on the training data, see data_init)
         init = 1.0 / (G_STD * len(WEIGHT_FRACTIONS))
         scale = self.param("g_scale", nn.initializers.constant(init), (len(WEIGHT_FRACTIONS), 2))
@@ -267,8 +281,9 @@ class ShapeNet(nn.Module):
         f["out"] = corr + skip
         return f if return_features else f["out"]
 
-    def data_init(self, params: dict, images: np.ndarray, targets: np.ndarray,
-                  batch_size: int = 1024) -> dict:
+    def data_init(
+        self, params: dict, images: np.ndarray, targets: np.ndarray, batch_size: int = 1024
+    ) -> dict:
         """Set the residual read-out's ``g_scale``, ``g_offset`` to their least-squares values.
 
         The analytic shears have no parameters, so the best affine combination of

@@ -32,9 +32,22 @@ from shearbridge.io import write_text
 if TYPE_CHECKING:
     from shearbridge.config import Profile
 
-__all__ = ["write_variable", "fmt_sci", "fmt_pm", "fmt_num", "fmt_int", "fmt_noise", "fmt_range", "fmt_list",
-           "OUTPUT_DIR_RELATIVE", "OutputDeclarationError", "script_outputs", "declared_outputs",
-           "check_outputs", "run_numbers"]
+__all__ = [
+    "write_variable",
+    "fmt_sci",
+    "fmt_pm",
+    "fmt_num",
+    "fmt_int",
+    "fmt_noise",
+    "fmt_range",
+    "fmt_list",
+    "OUTPUT_DIR_RELATIVE",
+    "OutputDeclarationError",
+    "script_outputs",
+    "declared_outputs",
+    "check_outputs",
+    "run_numbers",
+]
 
 #: ``src/tex/output``, relative to the repository root (where the Snakefile runs).
 OUTPUT_DIR_RELATIVE = Path(os.path.relpath(layout.OUTPUT, layout.ROOT))
@@ -71,15 +84,17 @@ def _valid(name: object) -> bool:
     return isinstance(name, str) and name.replace("_", "").replace("-", "").isalnum()
 
 
-def declared_outputs(outputs: Callable[["Profile"], list[str]], profile: "Profile",
-                     where: str) -> list[str]:
+def declared_outputs(
+    outputs: Callable[["Profile"], list[str]], profile: "Profile", where: str
+) -> list[str]:
     """``outputs(profile)``, checked: valid variable names, none twice."""
     names = list(outputs(profile))
     bad = [n for n in names if not _valid(n)]
     twice = sorted({n for n in names if names.count(n) > 1})
     if bad or twice:
-        raise OutputDeclarationError(f"{where}: outputs() declares invalid variable names {bad} "
-                                     f"or names twice {twice}")
+        raise OutputDeclarationError(
+            f"{where}: outputs() declares invalid variable names {bad} or names twice {twice}"
+        )
     return names
 
 
@@ -114,8 +129,11 @@ def check_outputs(declared: "list[str] | set[str]", written: "set[str]", where: 
         raise OutputDeclarationError("; ".join(msg))
 
 
-def run_numbers(main: Callable[[], object], outputs: Callable[["Profile"], list[str]],
-                profile: "Profile | None" = None) -> None:
+def run_numbers(
+    main: Callable[[], object],
+    outputs: Callable[["Profile"], list[str]],
+    profile: "Profile | None" = None,
+) -> None:
     """Run a number script's ``main`` (as :func:`shearbridge.paper.script.run_script` does: a
     package error is one line and exit status 2), then check that the variables it wrote are
     exactly ``outputs(profile)`` (default profile: the active one)."""
@@ -148,7 +166,9 @@ def fmt_sci(x: float, digits: int = 2, math_mode: bool = True) -> str:
         body = f"{mant}\\times10^{{{exp}}}"
     else:
         body = fmt_num(x, digits)
-    return f"${{{body}}}$" if math_mode else body  # braced: TeX does not break a number across lines
+    return (
+        f"${{{body}}}$" if math_mode else body
+    )  # braced: TeX does not break a number across lines
 
 
 def fmt_num(x: float, digits: int = 2) -> str:

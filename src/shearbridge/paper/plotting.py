@@ -27,10 +27,32 @@ PAGE_WIDTH_IN = 7.1
 # Okabe & Ito (2008) colours, paired with distinct dashes and markers so that
 # every series is still distinguishable in greyscale.
 # The last entry is the style -1 (seed and ablation variants) falls back to.
-COLORS = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#D55E00", "#0072B2", "#CC79A7", "#882255", "#999999",
-          "#44AA99", "#F0E442")
-LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 1)), (0, (6, 2)),
-              (0, (4, 2, 1, 2)), (0, (8, 2, 2, 2)), (0, (2, 2)))
+COLORS = (
+    "#000000",
+    "#E69F00",
+    "#56B4E9",
+    "#009E73",
+    "#D55E00",
+    "#0072B2",
+    "#CC79A7",
+    "#882255",
+    "#999999",
+    "#44AA99",
+    "#F0E442",
+)
+LINESTYLES = (
+    "-",
+    "--",
+    "-.",
+    ":",
+    (0, (5, 1, 1, 1)),
+    (0, (3, 1, 1, 1, 1, 1)),
+    (0, (1, 1)),
+    (0, (6, 2)),
+    (0, (4, 2, 1, 2)),
+    (0, (8, 2, 2, 2)),
+    (0, (2, 2)),
+)
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "p", "<", "h")
 
 
@@ -50,12 +72,16 @@ def method_style(method: str) -> dict[str, object]:
     (:attr:`shearbridge.study.Method.style`; a calibrated network shares its network's)."""
     i = study.get_method(method).style or 0
     i = i if i >= 0 else len(COLORS) - 1
-    return {"color": COLORS[i % len(COLORS)], "linestyle": LINESTYLES[i % len(LINESTYLES)],
-            "marker": MARKERS[i % len(MARKERS)]}
+    return {
+        "color": COLORS[i % len(COLORS)],
+        "linestyle": LINESTYLES[i % len(LINESTYLES)],
+        "marker": MARKERS[i % len(MARKERS)],
+    }
 
 
 def method_label(method: str) -> str:
-    """A registered method's label in figures and tables (:attr:`shearbridge.study.Method.label`)."""
+    """A registered method's label in figures and tables
+    (:attr:`shearbridge.study.Method.label`)."""
     return study.get_method(method).label
 
 

@@ -64,11 +64,13 @@ class Dataset:
             idx = np.asarray(idx)
             if idx.dtype == bool:
                 if idx.shape != (len(self),):
-                    raise ValueError(f"boolean mask must have shape ({len(self)},), "
-                                     f"got {idx.shape}")
+                    raise ValueError(
+                        f"boolean mask must have shape ({len(self)},), got {idx.shape}"
+                    )
             elif not np.issubdtype(idx.dtype, np.integer):
-                raise ValueError(f"idx must be a slice, integer indices or a boolean mask, "
-                                 f"got dtype {idx.dtype}")
+                raise ValueError(
+                    f"idx must be a slice, integer indices or a boolean mask, got dtype {idx.dtype}"
+                )
         return Dataset(
             name=self.name,
             clean=self.clean[idx],

@@ -98,8 +98,10 @@ def dataset_specs(profile: Profile) -> dict[str, DatasetSpec]:
         "test_moffat": (dataclasses.replace(base, psf="moffat", psf_fwhm_arcsec=0.7), n_rob),
         "test_wide_psf": (dataclasses.replace(base, psf_sigma_arcsec=0.30), n_rob),
         "train_mix": (dataclasses.replace(base, galaxy="mix"), max(256, profile.n_train // 4)),
-        "shear_psf": (dataclasses.replace(base, shear_test=True, psf_g1=PSF_TEST_G),
-                      max(2, profile.n_shear_pairs // 4)),
+        "shear_psf": (
+            dataclasses.replace(base, shear_test=True, psf_g1=PSF_TEST_G),
+            max(2, profile.n_shear_pairs // 4),
+        ),
     }
     return {
         name: DatasetSpec(name=name, sim=s, n_objects=int(n), stream_id=STREAM_ID[name])

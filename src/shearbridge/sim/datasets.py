@@ -4,7 +4,8 @@ A dataset lives in ``Layout(profile).dataset(name)`` = ``src/data/<profile>/data
 
 ``clean.npy``      (N, S, S) float32 noiseless stamps (:func:`shearbridge.sim.stamps.render_clean`)
 ``noise.npy``      (N, S, S) float32 standard-normal (unit variance) noise fields
-``labels.npz``     per-stamp labels, arrays of shape (N,) (:func:`shearbridge.sim.stamps.draw_population`)
+``labels.npz``     per-stamp labels, arrays of shape (N,)
+                   (:func:`shearbridge.sim.stamps.draw_population`)
 ``psf.npy``        (S, S) float32 unit-flux PSF image, drawn like the galaxies
 ``manifest.json``  spec, seeds, ``config_hash``, software versions, creation time and wall time
 
@@ -51,8 +52,13 @@ from shearbridge.io import atomic_dir, read_json, write_json
 from shearbridge.sim import stamps as simmod
 from shearbridge.sim.arrays import TARGET_NAMES, Dataset, validate_stamps
 from shearbridge.sim.catalogue import FORMAT_VERSION, get_spec, spec_hash
-from shearbridge.sim.integrity import (FILES, check_arrays, check_content, check_fluxes,
-                                      content_hashes)
+from shearbridge.sim.integrity import (
+    FILES,
+    check_arrays,
+    check_content,
+    check_fluxes,
+    content_hashes,
+)
 
 __all__ = [
     "TARGET_NAMES",
@@ -70,8 +76,9 @@ CHUNK_OBJECTS = 128
 # --------------------------------------------------------------------------- generation
 
 
-def _render_chunk(sim: SimConfig, part: dict[str, np.ndarray], start: int, n: int,
-                  seed: int, stream_id: int) -> tuple[int, int, np.ndarray, np.ndarray]:
+def _render_chunk(
+    sim: SimConfig, part: dict[str, np.ndarray], start: int, n: int, seed: int, stream_id: int
+) -> tuple[int, int, np.ndarray, np.ndarray]:
     """Render ``n`` objects (labels ``part``, first object ``start``) and draw their noise.
 
     Runs in a worker process; returns ``(start, n, clean, noise)`` as float32 stamps.
@@ -84,7 +91,9 @@ def _render_chunk(sim: SimConfig, part: dict[str, np.ndarray], start: int, n: in
     drawn = simmod.render_rows(sim, part, rows)
     bad = np.flatnonzero(~np.isfinite(drawn).all(axis=(1, 2)))
     if bad.size:
-        raise RuntimeError(f"GalSim produced non-finite pixels in stamp {per * start + rows[bad[0]]}")
+        raise RuntimeError(
+            f"GalSim produced non-finite pixels in stamp {per * start + rows[bad[0]]}"
+        )
     clean = np.repeat(drawn, 2, axis=0) if sim.shear_test else drawn
     fields = simmod.SHEAR_TEST_ORIENTATIONS if sim.shear_test else 1
     noise = np.empty((n, fields, size, size), np.float32)
@@ -164,11 +173,11 @@ def generate_dataset(
         clean = np.lib.format.open_memmap(tmp / "clean.npy", "w+", np.float32, shape)
         noise = np.lib.format.open_memmap(tmp / "noise.npy", "w+", np.float32, shape)
         bar = _progress(n_stamps, f"simulate {profile.name}/{name}", disable=not progress)
-        jobs = [({k: v[per * a: per * b] for k, v in labels.items()}, a, b - a) for a, b in bounds]
+        jobs = [({k: v[per * a : per * b] for k, v in labels.items()}, a, b - a) for a, b in bounds]
         try:
             for a, n, c, nz in _run_chunks(spec.sim, jobs, profile.seed, spec.stream_id, n_workers):
-                clean[per * a: per * (a + n)] = c
-                noise[per * a: per * (a + n)] = nz
+                clean[per * a : per * (a + n)] = c
+                noise[per * a : per * (a + n)] = nz
                 bar.update(per * n)
         finally:
             bar.close()
@@ -179,27 +188,35 @@ def generate_dataset(
         with open(tmp / "labels.npz", "wb") as fh:
             np.savez(fh, **labels)
         wall = time.perf_counter() - t0
-        write_json(tmp / "manifest.json", {
-            "dataset": name,
-            "profile": profile.name,
-            "sim": to_dict(spec.sim),
-            "n_objects": spec.n_objects,
-            "n_stamps": n_stamps,
-            "seed": profile.seed,
-            "stream_id": spec.stream_id,
-            "streams": {"population": [spec.stream_id, 0], "noise": [spec.stream_id, 1, "object"]},
-            "gsparams": simmod.GSPARAMS_DICT,
-            "format": FORMAT_VERSION,
-            "config_hash": expected,
-            "content_sha256": content_hashes(tmp),
-            "versions": {
-                "galsim": galsim.__version__, "numpy": np.__version__, "shearbridge": __version__
+        write_json(
+            tmp / "manifest.json",
+            {
+                "dataset": name,
+                "profile": profile.name,
+                "sim": to_dict(spec.sim),
+                "n_objects": spec.n_objects,
+                "n_stamps": n_stamps,
+                "seed": profile.seed,
+                "stream_id": spec.stream_id,
+                "streams": {
+                    "population": [spec.stream_id, 0],
+                    "noise": [spec.stream_id, 1, "object"],
+                },
+                "gsparams": simmod.GSPARAMS_DICT,
+                "format": FORMAT_VERSION,
+                "config_hash": expected,
+                "content_sha256": content_hashes(tmp),
+                "versions": {
+                    "galsim": galsim.__version__,
+                    "numpy": np.__version__,
+                    "shearbridge": __version__,
+                },
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "workers": n_workers,
+                "wall_time_s": round(wall, 3),
+                "stamps_per_s": round(n_stamps / wall, 1),
             },
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "workers": n_workers,
-            "wall_time_s": round(wall, 3),
-            "stamps_per_s": round(n_stamps / wall, 1),
-        })
+        )
     return out
 
 
@@ -219,8 +236,10 @@ def _run_chunks(
     # never JAX, so a parent that has started JAX's threads is not at risk from them.
     ctx = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=min(n_workers, len(jobs)), mp_context=ctx) as pool:
-        futures = [pool.submit(_render_chunk, sim, part, start, n, seed, stream_id)
-                   for part, start, n in jobs]
+        futures = [
+            pool.submit(_render_chunk, sim, part, start, n, seed, stream_id)
+            for part, start, n in jobs
+        ]
         try:
             for fut in as_completed(futures):
                 yield fut.result()
@@ -275,15 +294,20 @@ def load_dataset(name: str, profile: Profile | None = None, mmap: bool = True) -
         try:
             arrays[fname] = np.load(path / fname, mmap_mode=fmode)
         except (ValueError, OSError, EOFError) as exc:
-            raise InputError(f"dataset {path}: {fname} is corrupt or truncated ({exc}); {fix}") from None
+            raise InputError(
+                f"dataset {path}: {fname} is corrupt or truncated ({exc}); {fix}"
+            ) from None
     clean, noise, psf = arrays["clean.npy"], arrays["noise.npy"], arrays["psf.npy"]
     try:
         with np.load(path / "labels.npz") as z:
             labels = {k: z[k] for k in z.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise InputError(f"dataset {path}: labels.npz is corrupt or truncated ({exc}); {fix}") from None
+        raise InputError(
+            f"dataset {path}: labels.npz is corrupt or truncated ({exc}); {fix}"
+        ) from None
     check_arrays(path, spec, clean, noise, psf, labels)
     check_fluxes(path, clean, labels, fix)
     check_content(path, manifest, fix)  # a same-size edit: the manifest's SHA-256 no longer match
-    return Dataset(name=name, clean=clean, noise=noise, labels=labels, psf=psf, sim=spec.sim,
-                   manifest=manifest)
+    return Dataset(
+        name=name, clean=clean, noise=noise, labels=labels, psf=psf, sim=spec.sim, manifest=manifest
+    )

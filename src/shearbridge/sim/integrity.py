@@ -15,8 +15,14 @@ from shearbridge.errors import InputError
 from shearbridge.sim import stamps as simmod
 from shearbridge.sim.catalogue import DatasetSpec
 
-__all__ = ["FILES", "FLUX_RATIO_LIMIT", "content_hashes", "check_content", "check_arrays",
-           "check_fluxes"]
+__all__ = [
+    "FILES",
+    "FLUX_RATIO_LIMIT",
+    "content_hashes",
+    "check_content",
+    "check_arrays",
+    "check_fluxes",
+]
 
 #: The files of a dataset folder.
 FILES = ("clean.npy", "noise.npy", "labels.npz", "psf.npy", "manifest.json")
@@ -61,8 +67,10 @@ def check_content(path: Path, manifest: Mapping[str, object], fix: str) -> None:
     for fname, digest in actual.items():
         if stored.get(fname) != digest:
             _VERIFIED.pop(key, None)
-            raise InputError(f"dataset {path}: {path / fname} was altered after it was made (its "
-                             f"SHA-256 differs from the one in manifest.json); {fix}")
+            raise InputError(
+                f"dataset {path}: {path / fname} was altered after it was made (its "
+                f"SHA-256 differs from the one in manifest.json); {fix}"
+            )
     _VERIFIED[key] = stamp
 
 
@@ -75,21 +83,34 @@ def check_fluxes(path: Path, clean: np.ndarray, labels: Mapping[str, np.ndarray]
     n = min(len(clean), 256)
     if n == 0 or "flux" not in labels:
         return
-    ratio = float(np.median(np.asarray(clean[:n], np.float64).sum(axis=(1, 2)) / labels["flux"][:n]))
+    ratio = float(
+        np.median(np.asarray(clean[:n], np.float64).sum(axis=(1, 2)) / labels["flux"][:n])
+    )
     if not 1.0 / FLUX_RATIO_LIMIT < ratio < FLUX_RATIO_LIMIT:
-        raise InputError(f"dataset {path}: the stamps of clean.npy hold {ratio:.3g} times the flux of their "
-                         f"labels (expected about 1): the file was altered; {fix}")
+        raise InputError(
+            f"dataset {path}: the stamps of clean.npy hold {ratio:.3g} times the flux of their "
+            f"labels (expected about 1): the file was altered; {fix}"
+        )
 
 
-def check_arrays(path: Path, spec: DatasetSpec, clean: np.ndarray, noise: np.ndarray,
-                  psf: np.ndarray, labels: Mapping[str, np.ndarray]) -> None:
+def check_arrays(
+    path: Path,
+    spec: DatasetSpec,
+    clean: np.ndarray,
+    noise: np.ndarray,
+    psf: np.ndarray,
+    labels: Mapping[str, np.ndarray],
+) -> None:
     s, n = spec.sim.stamp_size_px, spec.n_stamps
-    for fname, arr, shape in (("clean.npy", clean, (n, s, s)), ("noise.npy", noise, (n, s, s)),
-                              ("psf.npy", psf, (s, s))):
+    for fname, arr, shape in (
+        ("clean.npy", clean, (n, s, s)),
+        ("noise.npy", noise, (n, s, s)),
+        ("psf.npy", psf, (s, s)),
+    ):
         if arr.shape != shape:
             raise InputError(f"{path / fname}: shape {arr.shape}, expected {shape}")
         for a in range(0, max(len(arr), 1), 4096):
-            if not np.isfinite(arr[a: a + 4096]).all():
+            if not np.isfinite(arr[a : a + 4096]).all():
                 raise InputError(f"{path / fname}: non-finite values")
     required = simmod.BASE_LABELS + (simmod.SHEAR_LABELS if spec.sim.shear_test else ())
     for key in required:

@@ -1,11 +1,11 @@
 """GalSim galaxy stamps: ShearNet's 2025 setup by default, plus robustness variants.
 
 The default :class:`~shearbridge.config.SimConfig` reproduces ShearNet's 2025
-simulation (ShearNet, github.com/s-Sayan/ShearNet; the paper's data section): a ``galsim.Gaussian(sigma=s, flux=F)`` sheared by
-the label ``(g1, g2)`` (reduced shear ``g``, not distortion ``e``), convolved with a
-``galsim.Gaussian(sigma=0.25)`` PSF (sigma in arcsec, FWHM ~ 0.59"), drawn with the
-default pixel response on a 53 x 53 grid of 0.141" pixels and offset from the stamp
-centre by ``(dx, dy)`` arcsec.
+simulation (ShearNet, github.com/s-Sayan/ShearNet; the paper's data section): a
+``galsim.Gaussian(sigma=s, flux=F)`` sheared by the label ``(g1, g2)`` (reduced shear ``g``,
+not distortion ``e``), convolved with a ``galsim.Gaussian(sigma=0.25)`` PSF (sigma in arcsec,
+FWHM ~ 0.59"), drawn with the default pixel response on a 53 x 53 grid of 0.141" pixels and
+offset from the stamp centre by ``(dx, dy)`` arcsec.
 
 Label distributions (all drawn from an explicit ``numpy.random.Generator``):
 
@@ -105,7 +105,16 @@ HLR_PER_SIGMA = math.sqrt(2.0 * math.log(2.0))
 #: Labels of every population (float64 except ``model_id``, int64).
 BASE_LABELS = ("g1", "g2", "size_arcsec", "flux", "dx_arcsec", "dy_arcsec", "model_id")
 #: Extra labels of a shear-test population.
-SHEAR_LABELS = ("g1_int", "g2_int", "applied_g1", "applied_g2", "pair_id", "orient", "sign", "noise_sign")
+SHEAR_LABELS = (
+    "g1_int",
+    "g2_int",
+    "applied_g1",
+    "applied_g2",
+    "pair_id",
+    "orient",
+    "sign",
+    "noise_sign",
+)
 #: Orientations of a shear-test galaxy (position angles 45 degrees apart).
 SHEAR_TEST_ORIENTATIONS = 4
 #: Stamps per shear-test galaxy: orientations x (+g, -g) x (+n, -n).
@@ -182,22 +191,23 @@ def draw_population(sim: SimConfig, n: int, rng: np.random.Generator) -> dict[st
     if sim.shear_test:
         labels = expand_shear_test(sim, labels)
     return {
-        k: np.asarray(v, np.int64 if k in _INT_LABELS else np.float64)
-        for k, v in labels.items()
+        k: np.asarray(v, np.int64 if k in _INT_LABELS else np.float64) for k, v in labels.items()
     }
 
 
 def expand_shear_test(sim: SimConfig, base: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Sixteen stamps per galaxy: orientation x (+g, -g) x (+n, -n) (module docstring), shear
-    ``sim.applied_shear``. Every label of ``base`` (``g1, g2``: the intrinsic shape) is repeated; ``g1, g2``
-    become the lensed shape, and :data:`SHEAR_LABELS` are added."""
+    ``sim.applied_shear``. Every label of ``base`` (``g1, g2``: the intrinsic shape) is repeated;
+    ``g1, g2`` become the lensed shape, and :data:`SHEAR_LABELS` are added."""
     n, per = base["g1"].shape[0], SHEAR_TEST_STAMPS
     slot = np.tile(np.arange(per), n)
     pair_id = np.repeat(np.arange(n), per)
     orient = slot // 4
     sign = np.where((slot // 2) % 2 == 0, 1, -1)
     noise_sign = np.where(slot % 2 == 0, 1, -1)
-    e_int = (np.repeat(base["g1"], per) + 1j * np.repeat(base["g2"], per)) * np.array([1, 1j, -1, -1j])[orient]
+    e_int = (np.repeat(base["g1"], per) + 1j * np.repeat(base["g2"], per)) * np.array(
+        [1, 1j, -1, -1j]
+    )[orient]
     g1_int, g2_int = e_int.real.copy(), e_int.imag.copy()
     along_1 = pair_id % 2 == 0
     applied_g1 = np.where(along_1, sign * sim.applied_shear, 0.0)
@@ -211,8 +221,16 @@ def expand_shear_test(sim: SimConfig, base: dict[str, np.ndarray]) -> dict[str, 
             g1[i], g2[i] = lensed_shear(g1_int[i], g2_int[i], applied_g1[i], applied_g2[i])
     out = {k: np.repeat(v, per) for k, v in base.items()}
     out.update(
-        g1=g1, g2=g2, g1_int=g1_int, g2_int=g2_int, applied_g1=applied_g1, applied_g2=applied_g2,
-        pair_id=pair_id, orient=orient, sign=sign, noise_sign=noise_sign,
+        g1=g1,
+        g2=g2,
+        g1_int=g1_int,
+        g2_int=g2_int,
+        applied_g1=applied_g1,
+        applied_g2=applied_g2,
+        pair_id=pair_id,
+        orient=orient,
+        sign=sign,
+        noise_sign=noise_sign,
     )
     return out
 

@@ -37,12 +37,22 @@ import numpy as np
 
 from shearbridge.estimators.base import usable
 
-__all__ = ["jackknife", "paired_shear_bias", "paired_ensemble_bias", "paired_metacal_bias",
-           "label_ideal_bias", "relative_to_ideal",
-           "linear_bias", "PAIRED_LABEL_KEYS", "N_SLOTS", "WILD_RESPONSE"]
+__all__ = [
+    "jackknife",
+    "paired_shear_bias",
+    "paired_ensemble_bias",
+    "paired_metacal_bias",
+    "label_ideal_bias",
+    "relative_to_ideal",
+    "linear_bias",
+    "PAIRED_LABEL_KEYS",
+    "N_SLOTS",
+    "WILD_RESPONSE",
+]
 
 PAIRED_LABEL_KEYS = ("applied_g1", "applied_g2", "pair_id", "orient", "sign", "noise_sign")
-#: Stamps per galaxy: 4 orientations x (+g, -g) x (+n, -n); slot ``4 orient + 2 [sign < 0] + [noise_sign < 0]``.
+#: Stamps per galaxy: 4 orientations x (+g, -g) x (+n, -n);
+#: slot ``4 orient + 2 [sign < 0] + [noise_sign < 0]``.
 N_SLOTS = 16
 _PLUS = np.array([(j // 2) % 2 == 0 for j in range(N_SLOTS)])  # the +g slots
 #: A stamp's metacal response (:func:`paired_metacal_bias`) beyond this in absolute value counts
@@ -70,7 +80,7 @@ def jackknife(
     reps = []
     for b in range(nb):
         mask = np.ones(n_items, dtype=bool)
-        mask[edges[b]:edges[b + 1]] = False
+        mask[edges[b] : edges[b + 1]] = False
         reps.append(np.asarray(stat(mask), dtype=np.float64))
     reps = np.array(reps)
     err = np.sqrt((nb - 1) / nb * np.sum((reps - reps.mean(axis=0)) ** 2, axis=0))
@@ -82,13 +92,19 @@ def _grouped(labels: Mapping[str, Any], g_hat: np.ndarray, ok: np.ndarray):
     missing = [k for k in PAIRED_LABEL_KEYS if k not in labels]
     if missing:
         raise ValueError(
-            f"paired shear-test labels lack {missing} (need {list(PAIRED_LABEL_KEYS)})")
+            f"paired shear-test labels lack {missing} (need {list(PAIRED_LABEL_KEYS)})"
+        )
     pid = np.asarray(labels["pair_id"]).astype(np.int64).reshape(-1)
     sign = np.asarray(labels["sign"]).reshape(-1)
     nsign = np.asarray(labels["noise_sign"]).reshape(-1)
     orient = np.asarray(labels["orient"]).astype(np.int64).reshape(-1)
-    app = np.stack([np.asarray(labels["applied_g1"], dtype=np.float64).reshape(-1),
-                    np.asarray(labels["applied_g2"], dtype=np.float64).reshape(-1)], axis=1)
+    app = np.stack(
+        [
+            np.asarray(labels["applied_g1"], dtype=np.float64).reshape(-1),
+            np.asarray(labels["applied_g2"], dtype=np.float64).reshape(-1),
+        ],
+        axis=1,
+    )
     n = pid.shape[0]
     if g_hat.shape != (n, 2):
         raise ValueError(f"estimates have shape {g_hat.shape}, labels describe {n} stamps")
@@ -99,8 +115,10 @@ def _grouped(labels: Mapping[str, Any], g_hat: np.ndarray, ok: np.ndarray):
     ids, inverse, counts = np.unique(pid, return_inverse=True, return_counts=True)
     if np.any(counts != N_SLOTS):
         bad = ids[counts != N_SLOTS][0]
-        raise ValueError(f"pair_id {bad} has {counts[counts != N_SLOTS][0]} stamps; each needs {N_SLOTS} "
-                         "(orient 0-3 x sign +/-1 x noise_sign +/-1)")
+        raise ValueError(
+            f"pair_id {bad} has {counts[counts != N_SLOTS][0]} stamps; each needs {N_SLOTS} "
+            "(orient 0-3 x sign +/-1 x noise_sign +/-1)"
+        )
     slot = 4 * orient + 2 * (sign < 0) + (nsign < 0)
     g = len(ids)
     est = np.full((g, N_SLOTS, 2), np.nan)
@@ -110,21 +128,29 @@ def _grouped(labels: Mapping[str, Any], g_hat: np.ndarray, ok: np.ndarray):
     np.add.at(filled, (inverse, slot), 1)
     if np.any(filled != 1):
         bad = ids[np.any(filled != 1, axis=1)][0]
-        raise ValueError(f"pair_id {bad} does not hold exactly one stamp per (orient, sign, noise_sign)")
+        raise ValueError(
+            f"pair_id {bad} does not hold exactly one stamp per (orient, sign, noise_sign)"
+        )
     est[inverse, slot] = g_hat
     good[inverse, slot] = ok
     shear[inverse, slot] = app
     comp = ids % 2
     g_applied = shear[np.arange(g), 0, comp]  # the + stamps' shear along its component
-    if np.any(g_applied == 0) or not (np.allclose(shear[:, ~_PLUS], -shear[:, _PLUS])
-                                      and np.allclose(shear[:, _PLUS], shear[:, :1])):
-        raise ValueError("the - stamps must carry minus the + stamps' applied shear, non-zero and the same "
-                         "for every stamp of a galaxy")
+    if np.any(g_applied == 0) or not (
+        np.allclose(shear[:, ~_PLUS], -shear[:, _PLUS])
+        and np.allclose(shear[:, _PLUS], shear[:, :1])
+    ):
+        raise ValueError(
+            "the - stamps must carry minus the + stamps' applied shear, non-zero and the same "
+            "for every stamp of a galaxy"
+        )
     keep = np.all(good, axis=1) & np.all(np.isfinite(est), axis=(1, 2))
     kept, dropped = comp[keep], int(np.sum(~keep))
     if kept.size < 4 or np.sum(kept == 0) < 2 or np.sum(kept == 1) < 2:
-        raise ValueError(f"too few usable galaxies for m, c: {kept.size} "
-                         f"({dropped} dropped for flags or non-finite estimates)")
+        raise ValueError(
+            f"too few usable galaxies for m, c: {kept.size} "
+            f"({dropped} dropped for flags or non-finite estimates)"
+        )
     return est[keep], kept, g_applied[keep], dropped
 
 
@@ -164,7 +190,7 @@ def paired_shear_bias(
     g_hat = np.asarray(g_hat, dtype=np.float64)
     ok = np.ones(g_hat.shape[0], dtype=bool) if flags is None else np.asarray(flags) == 0
     est, comp, g_app, dropped = _grouped(labels, g_hat, ok)
-    plus = est[:, _PLUS].mean(axis=1)   # (G, 2): mean over orientations and noise signs, + shear
+    plus = est[:, _PLUS].mean(axis=1)  # (G, 2): mean over orientations and noise signs, + shear
     minus = est[:, ~_PLUS].mean(axis=1)
     resp = plus[np.arange(len(comp)), comp] - minus[np.arange(len(comp)), comp]
     avg = est.mean(axis=1)  # (G, 2): applied shear and intrinsic shape cancel
@@ -181,7 +207,9 @@ def paired_shear_bias(
         return np.array(out)
 
     val, err = jackknife(stat, est.shape[0], n_blocks)
-    result = _with_errors(["m1", "m2", "c1", "c1_same", "c1_cross", "c2", "c2_same", "c2_cross"], val, err)
+    result = _with_errors(
+        ["m1", "m2", "c1", "c1_same", "c1_cross", "c2", "c2_same", "c2_cross"], val, err
+    )
     result["n_galaxies"] = int(est.shape[0])
     result["n_dropped"] = dropped
     return result
@@ -240,11 +268,11 @@ def paired_metacal_bias(
     ``g`` (N, 2) are the estimates on the ``noshear`` images and ``response`` (N,) each stamp's
     response along the component its galaxy is sheared along (``pair_id % 2``), from the ``+step``
     and ``-step`` images (:mod:`shearbridge.stats.metacal_fourier`). For the galaxies sheared along
-    ``k``: ``m_k = (sum_+ g_k - sum_- g_k) / (g sum R) - 1``; ``c_k`` is the mean of ``g_k`` over all
-    galaxies over the mean response of the galaxies sheared along ``k`` (a random half of the same
-    population). Jackknife over galaxies, numerator and response together. A galaxy with a flagged
-    or non-finite stamp in any set is dropped whole (the design stays symmetric in +-g, so the
-    selection carries no first-order shear response); ``flags`` is the OR over the sets.
+    ``k``: ``m_k = (sum_+ g_k - sum_- g_k) / (g sum R) - 1``; ``c_k`` is the mean of ``g_k`` over
+    all galaxies over the mean response of the galaxies sheared along ``k`` (a random half of the
+    same population). Jackknife over galaxies, numerator and response together. A galaxy with a
+    flagged or non-finite stamp in any set is dropped whole (the design stays symmetric in +-g, so
+    the selection carries no first-order shear response); ``flags`` is the OR over the sets.
     ``m*_raw`` is the same test with ``R = 1``: what the calibration corrects on these images.
     """
     g = np.asarray(g, dtype=np.float64)
@@ -259,7 +287,8 @@ def paired_metacal_bias(
         out, raw, mean_r = [], [], []
         for k in (0, 1):
             sel = mask & (comp == k)
-            # each galaxy's response to 2 g: the mean of its 8 +g stamps minus that of its 8 -g stamps
+            # each galaxy's response to 2 g: the mean of its 8 +g stamps minus that of its 8 -g
+            # stamps
             resp_2g = (est[sel][:, _PLUS, k].sum() - est[sel][:, ~_PLUS, k].sum()) / (N_SLOTS // 2)
             out.append(resp_2g / np.sum(2.0 * g_app[sel] * resp[sel].mean(axis=1)) - 1.0)
             raw.append(resp_2g / np.sum(2.0 * g_app[sel]) - 1.0)
@@ -274,12 +303,15 @@ def paired_metacal_bias(
     return out
 
 
-def label_ideal_bias(labels: Mapping[str, Any], flags: np.ndarray | None = None,
-                     n_blocks: int = 50) -> dict[str, float]:
+def label_ideal_bias(
+    labels: Mapping[str, Any], flags: np.ndarray | None = None, n_blocks: int = 50
+) -> dict[str, float]:
     """m and c of the label-ideal estimator: each stamp's exact lensed shape (``labels["g1"]``,
     ``labels["g2"]``, no pixels, no noise) through :func:`paired_shear_bias`, on the galaxies
     ``flags`` leaves (so it matches a method's own galaxy set). The design's floor."""
-    g = np.stack([np.asarray(labels["g1"], np.float64), np.asarray(labels["g2"], np.float64)], axis=1)
+    g = np.stack(
+        [np.asarray(labels["g1"], np.float64), np.asarray(labels["g2"], np.float64)], axis=1
+    )
     return paired_shear_bias(g, labels, flags=flags, n_blocks=n_blocks)
 
 

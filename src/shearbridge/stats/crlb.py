@@ -96,7 +96,7 @@ def fisher_matrix(
     out = []
     with jax.enable_x64(True):
         for start in range(0, n, bs):
-            chunk = theta2[start:start + bs]
+            chunk = theta2[start : start + bs]
             m = chunk.shape[0]
             if m < bs:
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], bs - m, axis=0)])
@@ -144,8 +144,9 @@ def renderer_for_sim(sim: Any, n_pad: int | None = None) -> Renderer:
     scale = float(get("pixel_scale_arcsec"))
     size = int(get("stamp_size_px"))
     if get("psf") == "gauss":
-        return Renderer.gaussian_psf(float(get("psf_sigma_arcsec")), scale, size, model=galaxy,
-                                     n_pad=n_pad)
+        return Renderer.gaussian_psf(
+            float(get("psf_sigma_arcsec")), scale, size, model=galaxy, n_pad=n_pad
+        )
     if get("psf") == "moffat":
         psf = galsim.Moffat(beta=float(get("moffat_beta")), fwhm=float(get("psf_fwhm_arcsec")))
         img = psf.drawImage(nx=size, ny=size, scale=scale, dtype=np.float64).array
@@ -183,14 +184,17 @@ def crlb_for_dataset(
     missing = [k for k in LABEL_KEYS if k not in labels]
     if missing:
         raise ValueError(f"labels lack {missing} (need {list(LABEL_KEYS)})")
-    theta = np.stack([np.asarray(labels[k], dtype=np.float64).reshape(-1) for k in LABEL_KEYS],
-                     axis=1)
+    theta = np.stack(
+        [np.asarray(labels[k], dtype=np.float64).reshape(-1) for k in LABEL_KEYS], axis=1
+    )
     if not np.all(np.isfinite(theta)):
         raise ValueError("labels contain NaN or inf")
     if not (np.isfinite(noise_sigma) and noise_sigma > 0):
         raise ValueError(f"noise_sigma must be a positive number, got {noise_sigma!r}")
     rend = renderer_for_sim(sim)
-    sig = crlb_sigma(fisher_matrix(theta, rend, 1.0, method=method, batch_size=batch_size, progress=progress))
+    sig = crlb_sigma(
+        fisher_matrix(theta, rend, 1.0, method=method, batch_size=batch_size, progress=progress)
+    )
     sig = sig * noise_sigma
     out = {f"sigma_{name}": sig[:, i] for i, name in enumerate(PARAM_NAMES)}
     out["noise_sigma"] = np.float64(noise_sigma)
@@ -220,14 +224,19 @@ def fisher_matrix_galsim(
         if model == "gauss":
             gal = galsim.Gaussian(sigma=size, flux=flux, gsparams=gsparams)
         elif model == "exp":
-            gal = galsim.Exponential(half_light_radius=size * np.sqrt(2 * np.log(2)), flux=flux,
-                                     gsparams=gsparams)
+            gal = galsim.Exponential(
+                half_light_radius=size * np.sqrt(2 * np.log(2)), flux=flux, gsparams=gsparams
+            )
         else:
             raise ValueError(f"model must be 'gauss' or 'exp', got {model!r}")
         obj = galsim.Convolve(gal.shear(g1=g1, g2=g2), psf, gsparams=gsparams)
-        img = obj.drawImage(nx=stamp_size, ny=stamp_size, scale=pixel_scale_arcsec,
-                            offset=(x0 / pixel_scale_arcsec, y0 / pixel_scale_arcsec),
-                            dtype=np.float64)
+        img = obj.drawImage(
+            nx=stamp_size,
+            ny=stamp_size,
+            scale=pixel_scale_arcsec,
+            offset=(x0 / pixel_scale_arcsec, y0 / pixel_scale_arcsec),
+            dtype=np.float64,
+        )
         return img.array.reshape(-1)
 
     steps = rel_step * np.array([theta[0], 1.0, 1.0, theta[3], 1.0, 1.0])
@@ -239,8 +248,9 @@ def fisher_matrix_galsim(
     return jac @ jac.T / noise_sigma**2
 
 
-def round_gaussian_sigma_g(image: np.ndarray, size_arcsec: float, psf_sigma_arcsec: float,
-                           noise_sigma: float) -> float:
+def round_gaussian_sigma_g(
+    image: np.ndarray, size_arcsec: float, psf_sigma_arcsec: float, noise_sigma: float
+) -> float:
     """Analytic bound ``1 / (nu R)`` for a round Gaussian galaxy and Gaussian PSF.
 
     ``nu = sqrt(sum image^2) / noise_sigma`` is the matched-filter S/N of the given
@@ -259,5 +269,8 @@ def matched_filter_snr(clean: np.ndarray, noise_sigma: float) -> np.ndarray:
     ``F / (L sigma)`` (``L`` the stamp side) is a different, smaller number."""
     clean = np.asarray(clean, np.float64)
     if clean.ndim != 3 or not noise_sigma > 0:
-        raise ValueError(f"matched_filter_snr needs stamps (N, S, S) and sigma > 0, got {clean.shape}, {noise_sigma}")
+        raise ValueError(
+            "matched_filter_snr needs stamps (N, S, S) and sigma > 0, "
+            f"got {clean.shape}, {noise_sigma}"
+        )
     return np.sqrt(np.sum(clean**2, axis=(1, 2))) / noise_sigma

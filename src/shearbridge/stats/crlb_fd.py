@@ -2,14 +2,14 @@
 
 Every parameter ``theta = (flux, dx, dy, size, g1, g2)`` is free (:data:`FD_LABEL_KEYS`);
 the Fisher matrix is built from finite differences of the dataset's own GalSim renderer
-(:func:`shearbridge.sim.stamps.render_clean`). The stamp is linear in the flux, so that derivative is
-exact (the stamp over its flux); the others are central differences (two renders per parameter, eleven
-in all) or, with ``central=False``, forward differences from the same stamp (one per parameter, six).
-Steps: ``rel_step`` times the size, ``rel_step`` arcsec in dx, dy and ``rel_step`` in g1, g2.
-Forward differences carry a truncation error O(step): on Sersic and bulge+disk galaxies through
-Moffat and Kolmogorov PSFs their bounds on g differ from the central ones by at most ~1e-3 (relative;
-the population study uses them, :mod:`shearbridge.stats.crlb_population`); the tests check the Gaussian case against the autodiff bound of
-:mod:`shearbridge.stats.crlb`.
+(:func:`shearbridge.sim.stamps.render_clean`). The stamp is linear in the flux, so that derivative
+is exact (the stamp over its flux); the others are central differences (two renders per parameter,
+eleven in all) or, with ``central=False``, forward differences from the same stamp (one per
+parameter, six). Steps: ``rel_step`` times the size, ``rel_step`` arcsec in dx, dy and ``rel_step``
+in g1, g2. Forward differences carry a truncation error O(step): on Sersic and bulge+disk galaxies
+through Moffat and Kolmogorov PSFs their bounds on g differ from the central ones by at most ~1e-3
+(relative; the population study uses them, :mod:`shearbridge.stats.crlb_population`); the tests
+check the Gaussian case against the autodiff bound of :mod:`shearbridge.stats.crlb`.
 """
 
 from __future__ import annotations
@@ -25,9 +25,13 @@ __all__ = ["FD_LABEL_KEYS", "fisher_fd", "fisher_fd_render", "crlb_fd"]
 FD_LABEL_KEYS = ("flux", "dx_arcsec", "dy_arcsec", "size_arcsec", "g1", "g2")
 
 
-
-def fisher_fd(sim: Any, row: Mapping[str, float], noise_sigma: float = 1.0,
-              rel_step: float = 1e-3, central: bool = True) -> np.ndarray:
+def fisher_fd(
+    sim: Any,
+    row: Mapping[str, float],
+    noise_sigma: float = 1.0,
+    rel_step: float = 1e-3,
+    central: bool = True,
+) -> np.ndarray:
     """Fisher matrix (6, 6) of one galaxy from central differences of its GalSim stamp.
 
     Parameters
@@ -57,10 +61,14 @@ def fisher_fd(sim: Any, row: Mapping[str, float], noise_sigma: float = 1.0,
     return fisher_fd_render(lambda r: render_clean(sim, r), row, rel_step, central) / noise_sigma**2
 
 
-def fisher_fd_render(render: Callable[[Mapping[str, float]], np.ndarray], row: Mapping[str, float],
-                     rel_step: float = 1e-3, central: bool = True) -> np.ndarray:
-    """Fisher matrix (6, 6) at unit pixel noise from finite differences of any renderer whose stamp is
-    linear in ``flux`` (module docstring).
+def fisher_fd_render(
+    render: Callable[[Mapping[str, float]], np.ndarray],
+    row: Mapping[str, float],
+    rel_step: float = 1e-3,
+    central: bool = True,
+) -> np.ndarray:
+    """Fisher matrix (6, 6) at unit pixel noise from finite differences of any renderer whose stamp
+    is linear in ``flux`` (module docstring).
 
     Parameters
     ----------
@@ -89,7 +97,9 @@ def fisher_fd_render(render: Callable[[Mapping[str, float]], np.ndarray], row: M
         plus, minus = dict(row), dict(row)
         plus[key], minus[key] = theta[i] + steps[i], theta[i] - steps[i]
         if central:
-            diff = (np.asarray(render(plus), np.float64) - np.asarray(render(minus), np.float64)) / 2.0
+            diff = (
+                np.asarray(render(plus), np.float64) - np.asarray(render(minus), np.float64)
+            ) / 2.0
         else:
             diff = np.asarray(render(plus), np.float64) - base
         jac.append(diff.reshape(-1) / steps[i])
@@ -97,15 +107,22 @@ def fisher_fd_render(render: Callable[[Mapping[str, float]], np.ndarray], row: M
     return jac @ jac.T
 
 
-def crlb_fd(sim: Any, labels: Mapping[str, np.ndarray], rows: Sequence[int] | range,
-            rel_step: float = 1e-3, progress: Callable[[int], Any] | None = None) -> np.ndarray:
+def crlb_fd(
+    sim: Any,
+    labels: Mapping[str, np.ndarray],
+    rows: Sequence[int] | range,
+    rel_step: float = 1e-3,
+    progress: Callable[[int], Any] | None = None,
+) -> np.ndarray:
     """Marginalised bounds ``sqrt(diag(F^-1))`` at unit noise, shape (len(rows), 6);
     ``progress(1)`` after each galaxy."""
     from shearbridge.stats.crlb import crlb_sigma
 
     fishers = []
     for i in rows:
-        fishers.append(fisher_fd(sim, {k: np.asarray(v)[i] for k, v in labels.items()}, 1.0, rel_step))
+        fishers.append(
+            fisher_fd(sim, {k: np.asarray(v)[i] for k, v in labels.items()}, 1.0, rel_step)
+        )
         if progress is not None:
             progress(1)
     return crlb_sigma(np.asarray(fishers))

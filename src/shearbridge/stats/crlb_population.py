@@ -23,7 +23,8 @@ Two paths:
 * ``sersic`` and ``bulge_disk`` galaxies: finite differences of GalSim stamps (the flux derivative
   exact, the others forward differences: six renders per galaxy, half the central scheme's, within
   ~1e-3 of its bound;
-  :func:`~shearbridge.stats.crlb_fd.fisher_fd_render` of :func:`shearbridge.sim.population.render_stamp`).
+  :func:`~shearbridge.stats.crlb_fd.fisher_fd_render` of
+  :func:`shearbridge.sim.population.render_stamp`).
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ from shearbridge.stats.crlb_fd import fisher_fd_render
 
 __all__ = ["AUTODIFF_FAMILIES", "fisher_population_autodiff", "population_crlb"]
 
-#: Galaxy families whose Fisher matrix comes from the JAX renderer; the others use finite differences.
+#: Galaxy families whose Fisher matrix comes from the JAX renderer; the others use finite
+#: differences.
 AUTODIFF_FAMILIES = ("gauss", "exp")
 
 
@@ -74,8 +76,14 @@ def _psf_k(cfg: PopulationConfig, row: Mapping[str, float], n_pad: int) -> np.nd
     return np.fft.rfft2(padded)
 
 
-def fisher_population_autodiff(cfg: PopulationConfig, rows: Sequence[Mapping[str, float]], model: str, *,
-                               batch_size: int = 64, progress: Callable[[int], Any] | None = None) -> np.ndarray:
+def fisher_population_autodiff(
+    cfg: PopulationConfig,
+    rows: Sequence[Mapping[str, float]],
+    model: str,
+    *,
+    batch_size: int = 64,
+    progress: Callable[[int], Any] | None = None,
+) -> np.ndarray:
     """Fisher matrices (len(rows), 6, 6) at unit noise of ``gauss`` or ``exp`` rows (``model``),
     by ``jax.jacfwd`` of the Fourier renderer with each row's own PSF (module docstring);
     ``batch_size`` rows per compiled call (the last batch is padded), ``progress(m)`` after each."""
@@ -91,21 +99,30 @@ def fisher_population_autodiff(cfg: PopulationConfig, rows: Sequence[Mapping[str
     with jax.enable_x64(True):
         kx_j, ky_j = jnp.asarray(kx), jnp.asarray(ky)
         for start in range(0, n, bs):
-            chunk = list(rows[start:start + bs])
+            chunk = list(rows[start : start + bs])
             m = len(chunk)
             chunk += [chunk[-1]] * (bs - m)
             theta = np.array([[float(r[k]) for k in LABEL_KEYS] for r in chunk])
             psf_k = np.stack([_psf_k(cfg, r, n_pad) for r in chunk[:m]])
             psf_k = np.concatenate([psf_k, np.repeat(psf_k[-1:], bs - m, axis=0)])
-            fis = _fisher_rows(jnp.asarray(theta), jnp.asarray(psf_k.real), jnp.asarray(psf_k.imag), kx_j, ky_j,
-                               model, size)
+            fis = _fisher_rows(
+                jnp.asarray(theta),
+                jnp.asarray(psf_k.real),
+                jnp.asarray(psf_k.imag),
+                kx_j,
+                ky_j,
+                model,
+                size,
+            )
             out.append(np.asarray(fis)[:m])
             if progress is not None:
                 progress(m)
     return np.concatenate(out)
 
 
-def _check(labels: Mapping[str, np.ndarray], rows: Sequence[int] | range | np.ndarray | None) -> np.ndarray:
+def _check(
+    labels: Mapping[str, np.ndarray], rows: Sequence[int] | range | np.ndarray | None
+) -> np.ndarray:
     """The row indices, after validating ``labels`` (one ValueError per problem)."""
     missing = [k for k in POPULATION_LABELS if k not in labels]
     if missing:
@@ -113,17 +130,29 @@ def _check(labels: Mapping[str, np.ndarray], rows: Sequence[int] | range | np.nd
     lengths = {k: np.shape(labels[k]) for k in POPULATION_LABELS}
     n = len(np.asarray(labels["g1"]).reshape(-1))
     if any(shape != (n,) for shape in lengths.values()):
-        raise ValueError(f"population labels must be 1-D arrays of one length, got shapes {lengths}")
+        raise ValueError(
+            f"population labels must be 1-D arrays of one length, got shapes {lengths}"
+        )
     idx = np.arange(n) if rows is None else np.asarray(rows).reshape(-1)
     if idx.size and (idx.dtype.kind not in "iu" or idx.min() < -n or idx.max() >= n):
         raise ValueError(f"rows must be integer indices into {n} rows, got {np.asarray(rows)!r}")
     idx = idx.astype(np.int64) % max(n, 1)
-    bad = [k for k in POPULATION_LABELS if not np.all(np.isfinite(np.asarray(labels[k], np.float64)[idx]))]
+    bad = [
+        k
+        for k in POPULATION_LABELS
+        if not np.all(np.isfinite(np.asarray(labels[k], np.float64)[idx]))
+    ]
     if bad:
         raise ValueError(f"population labels {bad} contain NaN or inf in the requested rows")
     lab = {k: np.asarray(labels[k], np.float64)[idx] for k in ("flux", "size_arcsec", "g1", "g2")}
-    if np.any(lab["flux"] <= 0) or np.any(lab["size_arcsec"] <= 0) or np.any(np.hypot(lab["g1"], lab["g2"]) >= 1):
-        raise ValueError("population labels need flux > 0, size_arcsec > 0 and |g| < 1 in every requested row")
+    if (
+        np.any(lab["flux"] <= 0)
+        or np.any(lab["size_arcsec"] <= 0)
+        or np.any(np.hypot(lab["g1"], lab["g2"]) >= 1)
+    ):
+        raise ValueError(
+            "population labels need flux > 0, size_arcsec > 0 and |g| < 1 in every requested row"
+        )
     for key, names in (("galaxy_id", GALAXY_FAMILIES), ("psf_id", PSF_FAMILIES)):
         ids = np.asarray(labels[key], np.float64)[idx]
         if np.any((ids != np.round(ids)) | (ids < 0) | (ids >= len(names))):
@@ -131,9 +160,14 @@ def _check(labels: Mapping[str, np.ndarray], rows: Sequence[int] | range | np.nd
     return idx
 
 
-def population_crlb(cfg: PopulationConfig, labels: Mapping[str, np.ndarray],
-                    rows: Sequence[int] | range | np.ndarray | None = None, *,
-                    progress: Callable[[int], Any] | None = None, batch_size: int = 64) -> np.ndarray:
+def population_crlb(
+    cfg: PopulationConfig,
+    labels: Mapping[str, np.ndarray],
+    rows: Sequence[int] | range | np.ndarray | None = None,
+    *,
+    progress: Callable[[int], Any] | None = None,
+    batch_size: int = 64,
+) -> np.ndarray:
     """Marginalised Cramér–Rao bounds at unit pixel noise of a population's rows.
 
     Parameters
@@ -170,8 +204,9 @@ def population_crlb(cfg: PopulationConfig, labels: Mapping[str, np.ndarray],
     for model in AUTODIFF_FAMILIES:
         sel = np.flatnonzero(family == model)
         if sel.size:
-            fisher[sel] = fisher_population_autodiff(cfg, [table[j] for j in sel], model,
-                                                     batch_size=batch_size, progress=progress)
+            fisher[sel] = fisher_population_autodiff(
+                cfg, [table[j] for j in sel], model, batch_size=batch_size, progress=progress
+            )
     for j in np.flatnonzero(~np.isin(family, AUTODIFF_FAMILIES)):
         fisher[j] = fisher_fd_render(lambda r: render_stamp(cfg, r), table[j], central=False)
         if progress is not None:

@@ -96,8 +96,13 @@ class Metacal:
 
     def _shears(self) -> dict[str, tuple[float, float]]:
         s = self.step
-        return {"noshear": (0.0, 0.0), "1p": (s, 0.0), "1m": (-s, 0.0),
-                "2p": (0.0, s), "2m": (0.0, -s)}
+        return {
+            "noshear": (0.0, 0.0),
+            "1p": (s, 0.0),
+            "1m": (-s, 0.0),
+            "2p": (0.0, s),
+            "2m": (0.0, -s),
+        }
 
     def images(
         self,
@@ -110,8 +115,9 @@ class Metacal:
         stamps, psf = validate_inputs(stamps, psf_image, pixel_scale_arcsec, noise_sigma)
         n, s, _ = stamps.shape
         gsp = self.gsparams
-        psf_int = galsim.InterpolatedImage(galsim.Image(psf / psf.sum(), scale=pixel_scale_arcsec),
-                                           gsparams=gsp)
+        psf_int = galsim.InterpolatedImage(
+            galsim.Image(psf / psf.sum(), scale=pixel_scale_arcsec), gsparams=gsp
+        )
         inv_psf = galsim.Deconvolve(psf_int, gsparams=gsp)
         new_psf = psf_int.dilate(self.dilation)
         draw = dict(nx=s, ny=s, scale=pixel_scale_arcsec, method="no_pixel", dtype=np.float64)
@@ -121,11 +127,16 @@ class Metacal:
         rng = np.random.default_rng(self.seed) if self.fix_noise else None
 
         def process(arr: np.ndarray) -> dict[str, np.ndarray]:
-            img = galsim.InterpolatedImage(galsim.Image(arr, scale=pixel_scale_arcsec),
-                                           gsparams=gsp)
+            img = galsim.InterpolatedImage(
+                galsim.Image(arr, scale=pixel_scale_arcsec), gsparams=gsp
+            )
             deconv = galsim.Convolve(img, inv_psf, gsparams=gsp)
-            return {k: galsim.Convolve(deconv.shear(g1=g1, g2=g2), new_psf, gsparams=gsp)
-                    .drawImage(**draw).array for k, (g1, g2) in shears.items()}
+            return {
+                k: galsim.Convolve(deconv.shear(g1=g1, g2=g2), new_psf, gsparams=gsp)
+                .drawImage(**draw)
+                .array
+                for k, (g1, g2) in shears.items()
+            }
 
         for i in range(n):
             res = process(np.ascontiguousarray(stamps[i]))
@@ -148,8 +159,10 @@ class Metacal:
         """Run the estimator on the five image sets; response and ensemble shear."""
         sets, new_psf = self.images(stamps, psf_image, pixel_scale_arcsec, noise_sigma)
         sigma = noise_sigma * (np.sqrt(2.0) if self.fix_noise else 1.0)
-        results = {k: self.estimator.measure(v, new_psf, pixel_scale_arcsec, sigma)
-                   for k, v in sets.items()}
+        results = {
+            k: self.estimator.measure(v, new_psf, pixel_scale_arcsec, sigma)
+            for k, v in sets.items()
+        }
         mask = np.ones(len(results["noshear"]), dtype=bool)
         for r in results.values():
             mask &= (r.flags == 0) & np.isfinite(r.g1) & np.isfinite(r.g2)
@@ -167,8 +180,16 @@ class Metacal:
 
         val, err = jackknife(stat, int(mask.sum()), self.n_blocks)
         return MetacalResult(
-            results=results, R=val[:4].reshape(2, 2), R_err=err[:4].reshape(2, 2),
-            shear=val[4:], shear_err=err[4:], mask=mask,
-            extra={"step": step, "dilation": self.dilation, "fix_noise": self.fix_noise,
-                   "psf_image": new_psf},
+            results=results,
+            R=val[:4].reshape(2, 2),
+            R_err=err[:4].reshape(2, 2),
+            shear=val[4:],
+            shear_err=err[4:],
+            mask=mask,
+            extra={
+                "step": step,
+                "dilation": self.dilation,
+                "fix_noise": self.fix_noise,
+                "psf_image": new_psf,
+            },
         )

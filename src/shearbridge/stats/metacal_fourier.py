@@ -45,14 +45,22 @@ import scipy.fft
 
 from shearbridge.estimators.base import EstimatorInputError
 
-__all__ = ["MetacalImages", "metacal_images", "metacal_by_psf", "reconvolution_sigma_px", "METACAL_STEP", "CHUNK",
-           "PSF_FLOOR"]
+__all__ = [
+    "MetacalImages",
+    "metacal_images",
+    "metacal_by_psf",
+    "reconvolution_sigma_px",
+    "METACAL_STEP",
+    "CHUNK",
+    "PSF_FLOOR",
+]
 
 #: Reduced-shear step of the finite-difference response (metacal's value).
 METACAL_STEP = 0.01
-#: Frequencies where the PSF image's transform is below this fraction of its peak are dropped: there it
-#: holds the image's rendering error (GalSim draws to ~1e-5 of the peak), not the PSF, and dividing by
-#: it amplifies the noise without bound; the reconvolution PSF, wider than the PSF, is as small there.
+#: Frequencies where the PSF image's transform is below this fraction of its peak are dropped: there
+#: it holds the image's rendering error (GalSim draws to ~1e-5 of the peak), not the PSF, and
+#: dividing by it amplifies the noise without bound; the reconvolution PSF, wider than the PSF, is
+#: as small there.
 PSF_FLOOR = 1e-5
 #: Stamps transformed at once (bounds the complex work arrays to ~100 MB).
 CHUNK = 512
@@ -71,14 +79,20 @@ class MetacalImages:
     step: float
 
     def sheared(self, component: int, sign: int) -> np.ndarray:
-        """The set ``1p`` (component 1, sign +1), ``1m``, ``2p`` or ``2m``: ``noshear + sign step d``."""
+        """The set ``1p`` (component 1, sign +1), ``1m``, ``2p`` or ``2m``.
+
+        It is ``noshear + sign step d``.
+        """
         if component not in (1, 2) or sign not in (1, -1):
             raise ValueError(f"component must be 1 or 2 and sign +1 or -1, got {component}, {sign}")
         d = self.d1 if component == 1 else self.d2
         return self.noshear + sign * self.step * d
 
     def along(self, components: np.ndarray, sign: int) -> np.ndarray:
-        """Each stamp sheared by ``sign step`` along its own component (``components`` (N,) of 1 or 2)."""
+        """Each stamp sheared by ``sign step`` along its own component.
+
+        ``components`` (N,) holds 1 or 2 per stamp.
+        """
         comp = np.asarray(components).reshape(-1, 1, 1)
         if comp.shape[0] != self.noshear.shape[0] or not np.all(np.isin(comp, (1, 2))):
             raise ValueError("components must hold 1 or 2 for every stamp")
@@ -102,16 +116,18 @@ def _pad(a: np.ndarray) -> np.ndarray:
 
 
 def reconvolution_sigma_px(psf_image: np.ndarray, step: float = METACAL_STEP) -> float:
-    """``(1 + 2 |step|)`` times the PSF image's Gaussian-equivalent sigma along its *major* axis, with
-    the pixel (pixels): the square root of the largest eigenvalue of the image's unweighted second
-    moments (the pixel's ``1/12 px^2`` stays in). For a round PSF it is the mean sigma; for an
-    elliptical one the round reconvolution PSF must be wider than its long axis, or ``Gamma / P~``
-    grows at high frequencies, without bound for a Gaussian PSF (measured on the population's
-    Gaussian PSFs with ``|g|`` up to 0.05 when the mean sigma was used: median response ~0, a third
-    of the responses wild)."""
+    """``(1 + 2 |step|)`` times the PSF image's Gaussian-equivalent sigma along its *major* axis,
+    with the pixel (pixels): the square root of the largest eigenvalue of the image's unweighted
+    second moments (the pixel's ``1/12 px^2`` stays in). For a round PSF it is the mean sigma; for
+    an elliptical one the round reconvolution PSF must be wider than its long axis, or
+    ``Gamma / P~`` grows at high frequencies, without bound for a Gaussian PSF (measured on the
+    population's Gaussian PSFs with ``|g|`` up to 0.05 when the mean sigma was used: median response
+    ~0, a third of the responses wild)."""
     img = np.clip(np.asarray(psf_image, np.float64), 0.0, None)
     if img.ndim != 2 or not img.sum() > 0:
-        raise EstimatorInputError(f"metacal: PSF image must be a 2-d image of positive flux, got shape {img.shape}")
+        raise EstimatorInputError(
+            f"metacal: PSF image must be a 2-d image of positive flux, got shape {img.shape}"
+        )
     y, x = np.indices(img.shape, dtype=np.float64)
     w = img / img.sum()
     dx, dy = x - (w * x).sum(), y - (w * y).sum()
@@ -120,36 +136,53 @@ def reconvolution_sigma_px(psf_image: np.ndarray, step: float = METACAL_STEP) ->
     return float((1.0 + 2.0 * abs(step)) * np.sqrt(major))
 
 
-def metacal_images(stamps: np.ndarray, psf_image: np.ndarray, *, step: float = METACAL_STEP,
-                   fix_noise: np.ndarray | None = None) -> MetacalImages:
-    """Metacal image sets of ``stamps`` (N, S, S) with PSF image ``psf_image`` (S, S; pixel included).
+def metacal_images(
+    stamps: np.ndarray,
+    psf_image: np.ndarray,
+    *,
+    step: float = METACAL_STEP,
+    fix_noise: np.ndarray | None = None,
+) -> MetacalImages:
+    """Metacal image sets of ``stamps`` (N, S, S) with PSF image ``psf_image``.
 
-    ``fix_noise`` (N, S, S), optional: the white-noise images of the correlated-noise fix (same
-    sigma as the stamps'), one per stamp; each is rotated by 90 degrees, transformed like the
-    stamps, rotated back and added. Odd square stamps only (the centre pixel is the origin).
+    ``psf_image`` is (S, S), pixel included. ``fix_noise`` (N, S, S), optional: the white-noise
+    images of the correlated-noise fix (same sigma as the stamps'), one per stamp; each is rotated
+    by 90 degrees, transformed like the stamps, rotated back and added. Odd square stamps only (the
+    centre pixel is the origin).
     """
     x = np.asarray(stamps, np.float64)
     psf = np.asarray(psf_image, np.float64)
     if x.ndim != 3 or x.shape[1] != x.shape[2] or x.shape[0] == 0:
-        raise EstimatorInputError(f"metacal: stamps must have shape (N, S, S) with N > 0, got {x.shape}")
+        raise EstimatorInputError(
+            f"metacal: stamps must have shape (N, S, S) with N > 0, got {x.shape}"
+        )
     s = x.shape[1]
     if s % 2 == 0:
-        raise EstimatorInputError(f"metacal: stamps must have an odd size (a centre pixel), got {s}")
+        raise EstimatorInputError(
+            f"metacal: stamps must have an odd size (a centre pixel), got {s}"
+        )
     if psf.shape != (s, s):
-        raise EstimatorInputError(f"metacal: PSF image must be {s}x{s} like the stamps, got {psf.shape}")
+        raise EstimatorInputError(
+            f"metacal: PSF image must be {s}x{s} like the stamps, got {psf.shape}"
+        )
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(psf)) and psf.sum() > 0):
-        raise EstimatorInputError("metacal: stamps and PSF image must be finite, the PSF of positive sum")
+        raise EstimatorInputError(
+            "metacal: stamps and PSF image must be finite, the PSF of positive sum"
+        )
     if not 0.0 < abs(step) < 0.1:
         raise ValueError(f"metacal: step must satisfy 0 < |step| < 0.1, got {step}")
     if fix_noise is not None and np.shape(fix_noise) != x.shape:
-        raise EstimatorInputError(f"metacal: fix_noise must have the stamps' shape {x.shape}, "
-                                  f"got {np.shape(fix_noise)}")
+        raise EstimatorInputError(
+            f"metacal: fix_noise must have the stamps' shape {x.shape}, got {np.shape(fix_noise)}"
+        )
     psf = psf / psf.sum()
     sigma_r = reconvolution_sigma_px(psf, step)
     n = s + 1  # the transforms run on the padded, even grid; the sets are cropped back to S x S
     psf = _pad(psf)
     # the images are real: their transforms are Hermitian, and so are every set's (a real image)
-    ky, kx = np.meshgrid(2.0 * np.pi * np.fft.fftfreq(n), 2.0 * np.pi * np.fft.rfftfreq(n), indexing="ij")
+    ky, kx = np.meshgrid(
+        2.0 * np.pi * np.fft.fftfreq(n), 2.0 * np.pi * np.fft.rfftfreq(n), indexing="ij"
+    )
     c = np.arange(n, dtype=np.float64) - n // 2
     yy, xx = np.meshgrid(c, c, indexing="ij")
     gamma = np.exp(-0.5 * sigma_r**2 * (kx**2 + ky**2))
@@ -163,47 +196,77 @@ def metacal_images(stamps: np.ndarray, psf_image: np.ndarray, *, step: float = M
     # (odd in k) is undefined: they are dropped (the reconvolution PSF is ~1e-7 there); so are the
     # frequencies where the PSF's transform is below PSF_FLOOR of its peak, set by how the image was
     # drawn, not by the PSF (module docstring)
-    drop = (np.abs(ky) >= np.pi - 1e-12) | (np.abs(kx) >= np.pi - 1e-12) | (np.abs(p) < PSF_FLOOR * np.abs(p).max())
+    drop = (
+        (np.abs(ky) >= np.pi - 1e-12)
+        | (np.abs(kx) >= np.pi - 1e-12)
+        | (np.abs(p) < PSF_FLOOR * np.abs(p).max())
+    )
     for kern in (a_k, *b_k):
         kern[drop] = 0.0
 
     def transform(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         arr = _pad(arr)
         f, fx, fy = _centred_dft(arr), -1j * _centred_dft(xx * arr), -1j * _centred_dft(yy * arr)
-        out = [f * a_k, (fx * kx - fy * ky) * a_k - f * b_k[0], (fx * ky + fy * kx) * a_k - f * b_k[1]]
+        out = [
+            f * a_k,
+            (fx * kx - fy * ky) * a_k - f * b_k[0],
+            (fx * ky + fy * kx) * a_k - f * b_k[1],
+        ]
         return tuple(_centred_idft(o, n)[..., 1:, 1:] for o in out)  # type: ignore[return-value]
 
     sets = [np.empty_like(x) for _ in range(3)]
     for lo in range(0, len(x), CHUNK):
-        part = transform(x[lo:lo + CHUNK])
+        part = transform(x[lo : lo + CHUNK])
         if fix_noise is not None:
-            rot = transform(np.rot90(np.asarray(fix_noise[lo:lo + CHUNK], np.float64), 1, axes=(1, 2)))
+            rot = transform(
+                np.rot90(np.asarray(fix_noise[lo : lo + CHUNK], np.float64), 1, axes=(1, 2))
+            )
             part = tuple(a + np.rot90(b, -1, axes=(1, 2)) for a, b in zip(part, rot))
         for dst, src in zip(sets, part):
-            dst[lo:lo + CHUNK] = src
+            dst[lo : lo + CHUNK] = src
     psf_r = _centred_idft(gamma.astype(np.complex128), n)[1:, 1:]
-    return MetacalImages(noshear=sets[0], d1=sets[1], d2=sets[2], psf_image=psf_r / psf_r.sum(),
-                         sigma_px=sigma_r, step=float(step))
+    return MetacalImages(
+        noshear=sets[0],
+        d1=sets[1],
+        d2=sets[2],
+        psf_image=psf_r / psf_r.sum(),
+        sigma_px=sigma_r,
+        step=float(step),
+    )
 
 
-def metacal_by_psf(stamps: np.ndarray, psfs: np.ndarray, groups: np.ndarray, components: np.ndarray, *,
-                   step: float = METACAL_STEP, fix_noise: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def metacal_by_psf(
+    stamps: np.ndarray,
+    psfs: np.ndarray,
+    groups: np.ndarray,
+    components: np.ndarray,
+    *,
+    step: float = METACAL_STEP,
+    fix_noise: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Metacal sets of stamps with one PSF image each (``psfs`` (N, S, S)), the stamps of one
     ``groups`` value sharing it (a galaxy of a shear test): ``(noshear, plus, minus, psf)``, each
-    (N, S, S); ``plus``/``minus`` are sheared by ``+-step`` along each stamp's ``components`` (1 or 2),
-    ``psf`` is each stamp's reconvolution PSF. ``fix_noise`` as :func:`metacal_images`."""
+    (N, S, S); ``plus``/``minus`` are sheared by ``+-step`` along each stamp's ``components`` (1 or
+    2), ``psf`` is each stamp's reconvolution PSF. ``fix_noise`` as :func:`metacal_images`."""
     x, psfs, groups = np.asarray(stamps), np.asarray(psfs), np.asarray(groups)
     if psfs.shape != x.shape or groups.shape != x.shape[:1]:
-        raise EstimatorInputError(f"metacal: need stamps and PSF images of one shape and a group per stamp, got "
-                                  f"{x.shape}, {psfs.shape}, {groups.shape}")
+        raise EstimatorInputError(
+            f"metacal: need stamps and PSF images of one shape and a group per stamp, got "
+            f"{x.shape}, {psfs.shape}, {groups.shape}"
+        )
     out = [np.empty(x.shape) for _ in range(4)]
     for g in np.unique(groups):
         idx = np.flatnonzero(groups == g)
         if not np.array_equal(psfs[idx], np.broadcast_to(psfs[idx[0]], psfs[idx].shape)):
-            raise EstimatorInputError(f"metacal: the stamps of group {g} do not share one PSF image")
-        mc = metacal_images(x[idx], psfs[idx[0]], step=step, fix_noise=None if fix_noise is None else fix_noise[idx])
+            raise EstimatorInputError(
+                f"metacal: the stamps of group {g} do not share one PSF image"
+            )
+        mc = metacal_images(
+            x[idx], psfs[idx[0]], step=step, fix_noise=None if fix_noise is None else fix_noise[idx]
+        )
         comp = np.asarray(components)[idx]
-        for dst, src in zip(out, (mc.noshear, mc.along(comp, +1), mc.along(comp, -1), mc.psf_image)):
+        for dst, src in zip(
+            out, (mc.noshear, mc.along(comp, +1), mc.along(comp, -1), mc.psf_image)
+        ):
             dst[idx] = src
     return out[0], out[1], out[2], out[3]

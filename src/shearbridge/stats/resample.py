@@ -10,19 +10,29 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ratio_with_error", "robust_ratio_with_error", "paired_rmse_ratio", "robust_stats", "ratio_stats",
-           "quotient", "GAUSS_MEDIAN_ABS"]
+__all__ = [
+    "ratio_with_error",
+    "robust_ratio_with_error",
+    "paired_rmse_ratio",
+    "robust_stats",
+    "ratio_stats",
+    "quotient",
+    "GAUSS_MEDIAN_ABS",
+]
 
 _MAD_TO_SIGMA = 1.4826  # sigma of a Gaussian from its median absolute deviation
 _MEDIAN_SE = 1.2533  # standard error of a Gaussian median, in sigma / sqrt(n)
 
 
-def ratio_with_error(err: np.ndarray, crlb: np.ndarray, rng: np.random.Generator, n_boot: int) -> dict[str, float]:
+def ratio_with_error(
+    err: np.ndarray, crlb: np.ndarray, rng: np.random.Generator, n_boot: int
+) -> dict[str, float]:
     """RMSE(g)/RMS(CRLB) over both components, with a paired bootstrap error.
 
     ``err`` is (N, 2) of estimate minus truth and ``crlb`` (N, 2) the per-galaxy
     bounds on the same objects; resampling galaxies keeps the pairing.
     """
+
     def stat(idx: np.ndarray) -> tuple[float, float, float]:
         rmse = float(np.sqrt(np.mean(err[idx] ** 2)))
         rms_crlb = float(np.sqrt(np.mean(crlb[idx] ** 2)))
@@ -32,16 +42,23 @@ def ratio_with_error(err: np.ndarray, crlb: np.ndarray, rng: np.random.Generator
     point = stat(np.arange(n))
     boots = np.array([stat(rng.integers(0, n, n)) for _ in range(n_boot)])
     sd = boots.std(axis=0, ddof=1)
-    return {"rmse_g": point[0], "rmse_g_err": float(sd[0]), "rms_crlb": point[1],
-            "ratio": point[2], "ratio_err": float(sd[2]), "n": int(n)}
+    return {
+        "rmse_g": point[0],
+        "rmse_g_err": float(sd[0]),
+        "rms_crlb": point[1],
+        "ratio": point[2],
+        "ratio_err": float(sd[2]),
+        "n": int(n),
+    }
 
 
 #: Median of |x| for a unit Gaussian x: a median |err|/CRLB of this value means "at the bound".
 GAUSS_MEDIAN_ABS = 0.6744897501960817
 
 
-def robust_ratio_with_error(err: np.ndarray, crlb: np.ndarray, rng: np.random.Generator,
-                            n_boot: int) -> dict[str, float]:
+def robust_ratio_with_error(
+    err: np.ndarray, crlb: np.ndarray, rng: np.random.Generator, n_boot: int
+) -> dict[str, float]:
     """A robust RMSE/CRLB: the median over galaxies and components of ``|err| / crlb``, divided by
     :data:`GAUSS_MEDIAN_ABS` (so an estimator with Gaussian errors at the bound gives 1), with a
     bootstrap error over galaxies. Insensitive to the few galaxies that dominate the RMS."""
@@ -52,13 +69,17 @@ def robust_ratio_with_error(err: np.ndarray, crlb: np.ndarray, rng: np.random.Ge
     return {"robust_ratio": point, "robust_ratio_err": float(np.std(boots, ddof=1)), "n": int(n)}
 
 
-def paired_rmse_ratio(err_a: np.ndarray, err_b: np.ndarray, rng: np.random.Generator,
-                      n_boot: int) -> dict[str, float]:
+def paired_rmse_ratio(
+    err_a: np.ndarray, err_b: np.ndarray, rng: np.random.Generator, n_boot: int
+) -> dict[str, float]:
     """RMSE(a) / RMSE(b) of two estimators on the same galaxies (rows), with a paired bootstrap
     error (galaxies resampled together, so their shared scatter cancels)."""
     a, b = np.asarray(err_a, np.float64), np.asarray(err_b, np.float64)
     if a.shape != b.shape or a.ndim != 2 or len(a) < 2:
-        raise ValueError(f"paired errors must be two (N >= 2, 2) arrays of equal shapes, got {a.shape} and {b.shape}")
+        raise ValueError(
+            "paired errors must be two (N >= 2, 2) arrays of equal shapes, "
+            f"got {a.shape} and {b.shape}"
+        )
 
     def stat(idx: np.ndarray) -> float:
         return float(np.sqrt(np.mean(a[idx] ** 2) / np.mean(b[idx] ** 2)))

@@ -6,8 +6,8 @@ by :data:`shearbridge.sim.catalogue.PSF_TEST_G` along ``g1``; c there is the PSF
 same galaxies (the design's floor) and the method's m relative to it
 (:func:`shearbridge.stats.bias.relative_to_ideal`).
 
-The metacal-calibrated test is :mod:`shearbridge.steps.metacal`; an estimator that returns an ellipticity
-with its shear response (``extra["response"]``, AnaCal) is scored by its ensemble shear
+The metacal-calibrated test is :mod:`shearbridge.steps.metacal`; an estimator that returns an
+ellipticity with its shear response (``extra["response"]``, AnaCal) is scored by its ensemble shear
 ``sum e / sum R`` (:func:`shearbridge.stats.bias.paired_ensemble_bias`).
 """
 
@@ -22,7 +22,12 @@ from shearbridge import study
 from shearbridge.config import ConfigError, Profile
 from shearbridge.estimators.base import usable
 from shearbridge.io import write_json
-from shearbridge.stats.bias import label_ideal_bias, paired_ensemble_bias, paired_shear_bias, relative_to_ideal
+from shearbridge.stats.bias import (
+    label_ideal_bias,
+    paired_ensemble_bias,
+    paired_shear_bias,
+    relative_to_ideal,
+)
 from shearbridge.layout import Layout
 from shearbridge.steps.command import Command, method_at_noise, print_json, profile_of
 from shearbridge.steps.measure import timed_result
@@ -36,7 +41,10 @@ N_BLOCKS = 50
 
 
 def run_bias(method: str, profile: Profile, sigma: float, kind: str = "bias") -> dict[str, Any]:
-    """m and c from the shear-test set of ``kind`` (:data:`BIAS_SETS`) at one noise level, as JSON."""
+    """m and c from the shear-test set of ``kind`` at one noise level, as JSON.
+
+    ``kind`` is one of :data:`BIAS_SETS`.
+    """
     if kind not in BIAS_SETS:
         raise ConfigError(f"unknown shear test {kind!r}; known: {sorted(BIAS_SETS)}")
     from shearbridge.sim.datasets import load_dataset
@@ -49,12 +57,18 @@ def run_bias(method: str, profile: Profile, sigma: float, kind: str = "bias") ->
     if n_used < n_gal:  # the first galaxies: a random subset of the same population
         ds = ds.subset(slice(0, n_used * SHEAR_TEST_STAMPS))
     images = ds.images(sigma)
-    res, wall = timed_result(method, profile, sigma, images, np.asarray(ds.psf), ds.sim.pixel_scale_arcsec)
+    res, wall = timed_result(
+        method, profile, sigma, images, np.asarray(ds.psf), ds.sim.pixel_scale_arcsec
+    )
     flags = np.asarray(res.flags)
     if "response" in res.extra:  # an ellipticity with its shear response (AnaCal): ensemble shear
-        bias = paired_ensemble_bias(res.g, res.extra["response"], ds.labels, flags=flags, n_blocks=N_BLOCKS)
+        bias = paired_ensemble_bias(
+            res.g, res.extra["response"], ds.labels, flags=flags, n_blocks=N_BLOCKS
+        )
         bias["shear_from"] = "sum e / sum R (ensemble response)"
-        bias["config"] = {k: v for k, v in res.extra.items() if isinstance(v, (str, bool, int, float))}
+        bias["config"] = {
+            k: v for k, v in res.extra.items() if isinstance(v, (str, bool, int, float))
+        }
     else:
         bias = paired_shear_bias(res.g, ds.labels, flags=flags, n_blocks=N_BLOCKS)
     ok = usable(res.g, flags, res.extra.get("response"))  # the galaxy set the method was scored on
@@ -64,18 +78,29 @@ def run_bias(method: str, profile: Profile, sigma: float, kind: str = "bias") ->
         bias["psf_g"] = [float(ds.sim.psf_g1), float(ds.sim.psf_g2)]
     snr = np.asarray(ds.labels["flux"]) / (ds.sim.stamp_size_px * sigma)  # ShearNet's F / (L sigma)
     snr_mf = matched_filter_snr(ds.images(0.0), sigma)
-    result = {"method": method, "noise_sigma": sigma, "profile": profile.name, "dataset": BIAS_SETS[kind],
-              "n_stamps": len(images), "n_galaxies_measured": n_used, "n_galaxies_set": n_gal,
-              "median_snr": float(np.median(snr)), "median_snr_mf": float(np.median(snr_mf)),
-              "wall_s": wall, "n_flagged": int(np.sum(flags != 0)), **bias}
+    result = {
+        "method": method,
+        "noise_sigma": sigma,
+        "profile": profile.name,
+        "dataset": BIAS_SETS[kind],
+        "n_stamps": len(images),
+        "n_galaxies_measured": n_used,
+        "n_galaxies_set": n_gal,
+        "median_snr": float(np.median(snr)),
+        "median_snr_mf": float(np.median(snr_mf)),
+        "wall_s": wall,
+        "n_flagged": int(np.sum(flags != 0)),
+        **bias,
+    }
     write_json(Layout(profile).result(kind, method, sigma), result)
     return result
 
 
 def _arguments(p: ArgumentParser) -> None:
     method_at_noise("bias_grid", "bias")(p)
-    p.add_argument("--psf-test", action="store_true",
-                   help="the test with the anisotropic PSF (leakage)")
+    p.add_argument(
+        "--psf-test", action="store_true", help="the test with the anisotropic PSF (leakage)"
+    )
 
 
 def _bias(args: Namespace) -> None:
@@ -83,5 +108,11 @@ def _bias(args: Namespace) -> None:
     print_json(run_bias(args.method, profile_of(args), args.noise, kind=kind))
 
 
-COMMANDS = (Command("bias", "m and c of one method on the paired shear-test set at one noise level",
-                    _arguments, _bias),)
+COMMANDS = (
+    Command(
+        "bias",
+        "m and c of one method on the paired shear-test set at one noise level",
+        _arguments,
+        _bias,
+    ),
+)

@@ -14,21 +14,31 @@ from shearbridge.steps.command import Command, add_profile, print_json, profile_
 
 __all__ = ["COMMANDS"]
 
-_HELP = ("measure your own stamps with any registered method: a catalogue of g1, g2 "
-         "(or e1, e2, R1, R2)")
+_HELP = (
+    "measure your own stamps with any registered method: a catalogue of g1, g2 (or e1, e2, R1, R2)"
+)
 
 
 def _arguments(p: ArgumentParser) -> None:
-    p.add_argument("--method", required=True, help="a method of 'shearbridge list' (networks: the "
-                   "profile's weights trained at --noise)")
-    p.add_argument("--stamps", required=True, type=Path,
-                   help=".npy of shape (N, S, S) or (S, S), image units")
-    p.add_argument("--psf", required=True, type=Path,
-                   help=".npy (S, S): the PSF drawn like the stamps")
-    p.add_argument("--noise", required=True, type=float,
-                   help="pixel noise sigma of the stamps (image units)")
-    p.add_argument("--pixel-scale", type=float,
-                   help="arcsec per pixel (default: the profile's simulation, 0.141)")
+    p.add_argument(
+        "--method",
+        required=True,
+        help="a method of 'shearbridge list' (networks: the profile's weights trained at --noise)",
+    )
+    p.add_argument(
+        "--stamps", required=True, type=Path, help=".npy of shape (N, S, S) or (S, S), image units"
+    )
+    p.add_argument(
+        "--psf", required=True, type=Path, help=".npy (S, S): the PSF drawn like the stamps"
+    )
+    p.add_argument(
+        "--noise", required=True, type=float, help="pixel noise sigma of the stamps (image units)"
+    )
+    p.add_argument(
+        "--pixel-scale",
+        type=float,
+        help="arcsec per pixel (default: the profile's simulation, 0.141)",
+    )
     p.add_argument("--out", required=True, type=Path, help="catalogue to write: .csv or .npz")
     add_profile(p)
 
@@ -43,9 +53,15 @@ def _measure(args: Namespace) -> None:
     est = estimator(args.method, args.noise, profile=profile_of(args))
     result = est.measure(stamps, psf, scale, args.noise)
     path = write_catalogue(args.out, result)
-    print_json({"catalogue": str(path), "n": len(result),
-                "n_flagged": int((result.flags != 0).sum()), "measures": catalogue_kind(result)},
-               indent=None)
+    print_json(
+        {
+            "catalogue": str(path),
+            "n": len(result),
+            "n_flagged": int((result.flags != 0).sum()),
+            "measures": catalogue_kind(result),
+        },
+        indent=None,
+    )
 
 
 def _description() -> str:

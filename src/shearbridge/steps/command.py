@@ -19,9 +19,20 @@ from typing import Any
 
 from shearbridge.config import Profile, active_profile, get_profile
 
-__all__ = ["Command", "profile_command", "add_profile", "add_threads", "add_noise",
-           "add_experiment", "add_method", "method_at_noise", "method_choices", "profile_of",
-           "experiment_of", "print_json"]
+__all__ = [
+    "Command",
+    "profile_command",
+    "add_profile",
+    "add_threads",
+    "add_noise",
+    "add_experiment",
+    "add_method",
+    "method_at_noise",
+    "method_choices",
+    "profile_of",
+    "experiment_of",
+    "print_json",
+]
 
 
 @dataclass(frozen=True)
@@ -55,8 +66,11 @@ def add_profile(p: ArgumentParser) -> None:
 
 
 def add_threads(p: ArgumentParser) -> None:
-    p.add_argument("--threads", type=int,
-                   help="restrict the process to this many free CPU cores (default: all)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="restrict the process to this many free CPU cores (default: all)",
+    )
 
 
 def add_noise(p: ArgumentParser, help: str = "pixel noise sigma (image units)") -> None:
@@ -65,8 +79,9 @@ def add_noise(p: ArgumentParser, help: str = "pixel noise sigma (image units)") 
 
 def add_experiment(p: ArgumentParser) -> None:
     """``--config`` (a named experiment or an override file), ``--noise`` and ``--profile``."""
-    p.add_argument("--config", required=True,
-                   help="experiment name, or a .json/.toml override file")
+    p.add_argument(
+        "--config", required=True, help="experiment name, or a .json/.toml override file"
+    )
     add_noise(p)
     add_profile(p)
 
@@ -88,6 +103,7 @@ def add_method(p: ArgumentParser, *studies: str) -> None:
 def method_at_noise(*studies: str) -> Callable[[ArgumentParser], None]:
     """``add_arguments`` of a command that runs one registered method (of ``studies``) at one
     noise level: ``--method``, ``--noise``, ``--profile``."""
+
     def add(p: ArgumentParser) -> None:
         add_method(p, *studies)
         add_noise(p)

@@ -37,15 +37,24 @@ def run_method(method: str, profile: Profile, sigma: float) -> dict[str, Any]:
     n = profile.n_crlb
     images = ds.images(sigma)[:n]
     true = ds.targets(2)[:n]
-    g, flags, wall = timed_measure(method, profile, sigma, images, np.asarray(ds.psf), ds.sim.pixel_scale_arcsec)
+    g, flags, wall = timed_measure(
+        method, profile, sigma, images, np.asarray(ds.psf), ds.sim.pixel_scale_arcsec
+    )
     ok = usable(g, flags)
     crlb = load_crlb(profile, sigma)
     rng = seeds.rng(profile.seed, "compare_bootstrap", int(-np.log10(sigma) * 100))
     result = {
-        "method": method, "noise_sigma": sigma, "profile": profile.name, "n": int(n),
-        "n_flagged": int((~ok).sum()), "flagged_fraction": float((~ok).mean()),
-        "wall_s": wall, "galaxies_per_s": n / wall,
-        "per_component_rmse": [float(np.sqrt(np.mean((g[ok, k] - true[ok, k]) ** 2))) for k in (0, 1)],
+        "method": method,
+        "noise_sigma": sigma,
+        "profile": profile.name,
+        "n": int(n),
+        "n_flagged": int((~ok).sum()),
+        "flagged_fraction": float((~ok).mean()),
+        "wall_s": wall,
+        "galaxies_per_s": n / wall,
+        "per_component_rmse": [
+            float(np.sqrt(np.mean((g[ok, k] - true[ok, k]) ** 2))) for k in (0, 1)
+        ],
         "hardware": provenance.hardware(),
         **ratio_with_error(g[ok] - true[ok], crlb[ok], rng, profile.bootstrap),
     }
@@ -59,5 +68,11 @@ def _compare(args: Namespace) -> None:
     print_json(run_method(args.method, profile_of(args), args.noise))
 
 
-COMMANDS = (Command("compare", "RMSE, RMSE/CRLB and throughput of one method at one noise level",
-                    method_at_noise("compare", "ablation"), _compare),)
+COMMANDS = (
+    Command(
+        "compare",
+        "RMSE, RMSE/CRLB and throughput of one method at one noise level",
+        method_at_noise("compare", "ablation"),
+        _compare,
+    ),
+)

@@ -35,15 +35,24 @@ def compute_crlb(profile: Profile) -> Path:
         out = crlb_for_dataset(labels, ds.sim, 1.0, progress=bar.update)
     wall = time.perf_counter() - t0
     path = Layout(profile).bound()
-    save_npz(path, sigma_g1=out["sigma_g1"], sigma_g2=out["sigma_g2"], n=np.asarray(n), wall_s=np.asarray(wall))
+    save_npz(
+        path,
+        sigma_g1=out["sigma_g1"],
+        sigma_g2=out["sigma_g2"],
+        n=np.asarray(n),
+        wall_s=np.asarray(wall),
+    )
     return path
 
 
 def _arguments(p: ArgumentParser) -> None:
     add_profile(p)
-    p.add_argument("--dataset", help="a robustness set: finite-difference GalSim bound of its "
-                   "first galaxies (shearbridge.steps.robustness) instead of the autodiff bound of "
-                   "the test set")
+    p.add_argument(
+        "--dataset",
+        help="a robustness set: finite-difference GalSim bound of its "
+        "first galaxies (shearbridge.steps.robustness) instead of the autodiff bound of "
+        "the test set",
+    )
 
 
 def _crlb(args: Namespace) -> None:
@@ -55,5 +64,11 @@ def _crlb(args: Namespace) -> None:
     print(compute_crlb(profile_of(args)))
 
 
-COMMANDS = (Command("crlb", "per-galaxy Cramer-Rao bounds of the comparison set (test objects)",
-                    _arguments, _crlb),)
+COMMANDS = (
+    Command(
+        "crlb",
+        "per-galaxy Cramer-Rao bounds of the comparison set (test objects)",
+        _arguments,
+        _crlb,
+    ),
+)

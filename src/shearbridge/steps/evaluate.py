@@ -168,7 +168,9 @@ def evaluate_run(
     from shearbridge.models import TARGET_NAMES
     from shearbridge.train.metrics import column_metrics
 
-    trained = require_trained(workdir, experiment.name, experiment.noise_sigma, experiment.profile.name)
+    trained = require_trained(
+        workdir, experiment.name, experiment.noise_sigma, experiment.profile.name
+    )
     if test is None:
         from shearbridge.sim import (
             datasets as data,  # lazy: GalSim only when a dataset must be read

@@ -81,8 +81,9 @@ def _rng(profile: Profile, *keys: int) -> np.random.Generator:
     return seeds.rng(profile.seed, "compare_bootstrap", _KEY, *keys)
 
 
-def _method_errors(profile: Profile, method: str, sigma: float, true: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray] | None:
+def _method_errors(
+    profile: Profile, method: str, sigma: float, true: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
     from shearbridge.results import load_measured
 
     path = Layout(profile).result("compare", method, sigma, suffix=".npz")
@@ -90,12 +91,15 @@ def _method_errors(profile: Profile, method: str, sigma: float, true: np.ndarray
         return None
     err, ok, _, t = load_measured(profile, method, sigma)
     if len(t) != len(true) or not np.allclose(t, true):
-        raise ValueError(f"{path}: its galaxies are not the comparison set's first {len(true)} test objects")
+        raise ValueError(
+            f"{path}: its galaxies are not the comparison set's first {len(true)} test objects"
+        )
     return err, ok
 
 
 def run_floor(profile: Profile) -> Path:
-    """Binned ratios, the floor variants and the noise-free split at the lowest level; see the module."""
+    """Binned ratios, the floor variants and the noise-free split at the lowest level; see the
+    module."""
     from shearbridge.diagnosis import floor as F
     from shearbridge.models.moments import WEIGHT_FRACTIONS
     from shearbridge.sim.datasets import load_dataset
@@ -122,12 +126,21 @@ def run_floor(profile: Profile) -> Path:
         if got is None:
             continue
         e, ok = got
-        binned[m] = {"n": int(n), "n_flagged": int((~ok).sum()),
-                     "all": F.bootstrap_ratios(e[ok], crlb[ok], _rng(profile, 1, i), n_boot)}
-        for j, (name, x, edges) in enumerate((("size_px", size, size_edges), ("out_flux", out_flux, FLUX_EDGES))):
-            binned[m][name] = F.binned_ratios(e[ok], crlb[ok], x[ok], _rng(profile, 2, i, j), list(edges), n_boot)
+        binned[m] = {
+            "n": int(n),
+            "n_flagged": int((~ok).sum()),
+            "all": F.bootstrap_ratios(e[ok], crlb[ok], _rng(profile, 1, i), n_boot),
+        }
+        for j, (name, x, edges) in enumerate(
+            (("size_px", size, size_edges), ("out_flux", out_flux, FLUX_EDGES))
+        ):
+            binned[m][name] = F.binned_ratios(
+                e[ok], crlb[ok], x[ok], _rng(profile, 2, i, j), list(edges), n_boot
+            )
         lowflux = ok & (out_flux < FLUX_EDGES[1])
-        binned[m]["low_flux"] = F.bootstrap_ratios(e[lowflux], crlb[lowflux], _rng(profile, 3, i), n_boot)
+        binned[m]["low_flux"] = F.bootstrap_ratios(
+            e[lowflux], crlb[lowflux], _rng(profile, 3, i), n_boot
+        )
 
     # (b) the moments-only estimator's numerics, read-outs fitted on the training split
     tr, _, split_seed = fit_split(len(train), profile)
@@ -135,10 +148,24 @@ def run_floor(profile: Profile) -> Path:
     train_x = np.asarray(train.images(sigma)[fit])
     train_t = np.asarray(train.targets(2), np.float64)[fit]
     test_x = np.asarray(test.images(sigma)[:n])
-    boot_seed = int(seeds.seed_sequence(profile.seed, "compare_bootstrap", _KEY, 4).generate_state(1)[0])
+    boot_seed = int(
+        seeds.seed_sequence(profile.seed, "compare_bootstrap", _KEY, 4).generate_state(1)[0]
+    )
     variants = _variants()
-    rows = F.floor_experiment(train_x, train_t, test_x, true, crlb, size, psf, seed=boot_seed,
-                              variants=variants, fractions=fractions, drop_largest=DROP_LARGEST, n_boot=n_boot)
+    rows = F.floor_experiment(
+        train_x,
+        train_t,
+        test_x,
+        true,
+        crlb,
+        size,
+        psf,
+        seed=boot_seed,
+        variants=variants,
+        fractions=fractions,
+        drop_largest=DROP_LARGEST,
+        n_boot=n_boot,
+    )
     for r in rows:
         r["key"] = VARIANT_KEYS[r["name"]]
 
@@ -146,23 +173,44 @@ def run_floor(profile: Profile) -> Path:
     ref = variants[0]
     coef = F.fit_affine(F.moment_shears(train_x, psf, fractions, ref), train_t)
     e_noisy = F.apply_affine(F.moment_shears(test_x, psf, fractions, ref), coef) - true
-    e_clean = F.apply_affine(F.moment_shears(np.asarray(test.clean[:n]), psf, fractions, ref), coef) - true
+    e_clean = (
+        F.apply_affine(F.moment_shears(np.asarray(test.clean[:n]), psf, fractions, ref), coef)
+        - true
+    )
     keep = size <= np.quantile(size, 1.0 - DROP_LARGEST)
     clean: dict[str, Any] = {}
-    for k, (part, e) in enumerate((("noisy", e_noisy), ("noise_free", e_clean), ("noise_part", e_noisy - e_clean))):
-        clean[part] = {"all": F.bootstrap_ratios(e, crlb, _rng(profile, 5, k, 0), n_boot),
-                       "no_largest": F.bootstrap_ratios(e[keep], crlb[keep], _rng(profile, 5, k, 1), n_boot)}
+    for k, (part, e) in enumerate(
+        (("noisy", e_noisy), ("noise_free", e_clean), ("noise_part", e_noisy - e_clean))
+    ):
+        clean[part] = {
+            "all": F.bootstrap_ratios(e, crlb, _rng(profile, 5, k, 0), n_boot),
+            "no_largest": F.bootstrap_ratios(e[keep], crlb[keep], _rng(profile, 5, k, 1), n_boot),
+        }
     clean["readout"] = coef.tolist()
 
     result = {
-        "profile": profile.name, "noise_sigma": sigma, "noise_tag": noise_tag(sigma), "n": int(n),
-        "n_boot": int(n_boot), "psf_sigma_px": float(psf), "weight_fractions": list(fractions),
-        "methods": list(binned), "missing_methods": [m for m in FLOOR_METHODS if m not in binned],
-        "flagged": "each method's flagged or non-finite estimates are left out of its own rows (n_flagged)",
-        "size_edges_px": size_edges, "size_quantiles": list(SIZE_QUANTILES), "flux_edges": list(FLUX_EDGES),
+        "profile": profile.name,
+        "noise_sigma": sigma,
+        "noise_tag": noise_tag(sigma),
+        "n": int(n),
+        "n_boot": int(n_boot),
+        "psf_sigma_px": float(psf),
+        "weight_fractions": list(fractions),
+        "methods": list(binned),
+        "missing_methods": [m for m in FLOOR_METHODS if m not in binned],
+        "flagged": "each method's flagged or non-finite estimates are left out of its own rows "
+        "(n_flagged)",
+        "size_edges_px": size_edges,
+        "size_quantiles": list(SIZE_QUANTILES),
+        "flux_edges": list(FLUX_EDGES),
         "binned": binned,
-        "floor": {"variants": [VARIANT_KEYS[v.name] for v in variants], "rows": rows,
-                  "n_fit": int(len(fit)), "split_seed": split_seed, "drop_largest": DROP_LARGEST},
+        "floor": {
+            "variants": [VARIANT_KEYS[v.name] for v in variants],
+            "rows": rows,
+            "n_fit": int(len(fit)),
+            "split_seed": split_seed,
+            "drop_largest": DROP_LARGEST,
+        },
         "clean": clean,
         "n_major_gt_20px": int(np.sum(q["obs_major_px"] > 20)),
         "wall_s": time.perf_counter() - t0,
@@ -172,6 +220,11 @@ def run_floor(profile: Profile) -> Path:
     return path
 
 
-COMMANDS = (profile_command("floor", "what sets the low-noise error floor: error/CRLB by galaxy "
-                            "size and out-of-stamp flux, the moments-only numerics (floor.json)",
-                            run_floor),)
+COMMANDS = (
+    profile_command(
+        "floor",
+        "what sets the low-noise error floor: error/CRLB by galaxy "
+        "size and out-of-stamp flux, the moments-only numerics (floor.json)",
+        run_floor,
+    ),
+)

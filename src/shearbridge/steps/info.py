@@ -27,13 +27,15 @@ def _info(args: Namespace) -> None:
     from shearbridge.version import __version__
 
     profile = profile_of(args)
-    print_json({
-        "version": __version__,
-        "profile": to_dict(profile),
-        "data_root": str(layout.data_root()),
-        "profile_dir": str(Layout(profile).dir),
-        "results_dir": str(Layout(profile).results),
-    })
+    print_json(
+        {
+            "version": __version__,
+            "profile": to_dict(profile),
+            "data_root": str(layout.data_root()),
+            "profile_dir": str(Layout(profile).dir),
+            "results_dir": str(Layout(profile).results),
+        }
+    )
 
 
 def _levels(sigmas: Any) -> str:
@@ -49,16 +51,22 @@ def noise_snr(profile: Profile) -> dict[float, str] | str:
     from shearbridge.layout import Layout
 
     if not Layout(profile).manifest("test").exists():
-        return (f"S/N: simulate the test set first (python -m shearbridge simulate "
-                f"--dataset test --profile {profile.name})")
+        return (
+            f"S/N: simulate the test set first (python -m shearbridge simulate "
+            f"--dataset test --profile {profile.name})"
+        )
     from shearbridge.summaries.compare import snr_summary
 
     try:
         snr = snr_summary(profile)
     except ShearbridgeError as exc:  # a stale or altered test set: its message says what to run
         return f"S/N: {exc}"
-    return {s: "median matched-filter S/N {median:.0f} ({p16:.0f}-{p84:.0f})".format(
-        **snr[noise_tag(s)]) for s in profile.noise_grid}
+    return {
+        s: "median matched-filter S/N {median:.0f} ({p16:.0f}-{p84:.0f})".format(
+            **snr[noise_tag(s)]
+        )
+        for s in profile.noise_grid
+    }
 
 
 def method_readiness(profile: Profile, m: Any) -> str:
@@ -70,15 +78,19 @@ def method_readiness(profile: Profile, m: Any) -> str:
 
     layout = Layout(profile)
     if m.build is None:
-        return (f"not a measurement: the bound the methods are judged against "
-                f"(python -m shearbridge crlb --profile {profile.name})")
+        return (
+            f"not a measurement: the bound the methods are judged against "
+            f"(python -m shearbridge crlb --profile {profile.name})"
+        )
     if not m.available():
         return "not ready: its package is not installed here"
     if study.trained_once(m.name):
         if layout.population_network(PSFNET_ENTRY).exists():
             return "ready at every noise level (one network trained for all levels)"
-        return (f"not trained: python -m shearbridge population train --profile {profile.name} "
-                f"(one network for every level)")
+        return (
+            f"not trained: python -m shearbridge population train --profile {profile.name} "
+            f"(one network for every level)"
+        )
     run = study.run_of(m.name)
     if run is None:
         return "ready at every noise level"
@@ -130,8 +142,10 @@ def _list(args: Namespace) -> None:
     def mark(done: bool) -> str:
         return "built" if done else "-"
 
-    print(f"profile {profile.name}: noise levels {_levels(profile.noise_grid)} "
-          f"(pixel sigma, image units)")
+    print(
+        f"profile {profile.name}: noise levels {_levels(profile.noise_grid)} "
+        f"(pixel sigma, image units)"
+    )
     snr = noise_snr(profile)
     for s in profile.noise_grid if isinstance(snr, dict) else ():
         print(f"  {s:<10g} {snr[s]}")
@@ -144,8 +158,10 @@ def _list(args: Namespace) -> None:
     for name in EXPERIMENTS:
         done = [s for s in profile.noise_grid if layout.run_metrics(name, s).exists()]
         print(f"  {name:<18} {_levels(done) if done else '-'}")
-    print("\nmethods (python -m shearbridge measure --method NAME ..., or a study's step: compare "
-          "--method NAME --noise SIGMA):")
+    print(
+        "\nmethods (python -m shearbridge measure --method NAME ..., or a study's step: compare "
+        "--method NAME --noise SIGMA):"
+    )
     for m in study.methods(available_only=False):
         state = "available" if m.available() else "not installed"
         studies = ",".join(s for s in study.STUDIES if s in m.studies) or "-"
@@ -153,14 +169,20 @@ def _list(args: Namespace) -> None:
         if m.description:
             print(f"      {m.description}")
         print(f"      {method_readiness(profile, m)}")
-    print("\nflags (the catalogue's 'flags' column: 0 is a good measurement, else an OR of these "
-          "bits):")
+    print(
+        "\nflags (the catalogue's 'flags' column: 0 is a good measurement, else an OR of these "
+        "bits):"
+    )
     for bit, name, meaning in flag_bits():
         print(f"  {bit:>5}  {name:<17} {meaning}".rstrip())
 
 
 COMMANDS = (
     Command("info", "show the active profile and where data lives", add_profile, _info),
-    Command("list", "experiments, datasets and methods, which are built and ready, and the flag "
-            "bits", add_profile, _list),
+    Command(
+        "list",
+        "experiments, datasets and methods, which are built and ready, and the flag bits",
+        add_profile,
+        _list,
+    ),
 )

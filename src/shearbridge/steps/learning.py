@@ -37,8 +37,11 @@ TRAIN_FLOPS_PER_FORWARD = 3.0  # forward + backward (about twice the forward) pe
 
 def snapshots(run_dir: Path) -> list[tuple[int, Path]]:
     """``(epoch, path)`` of every parameter snapshot in ``run_dir``, by epoch."""
-    found = [(int(m.group(1)), p) for p in Path(run_dir).glob("params_epoch*.msgpack")
-             if (m := _SNAPSHOT.search(p.name))]
+    found = [
+        (int(m.group(1)), p)
+        for p in Path(run_dir).glob("params_epoch*.msgpack")
+        if (m := _SNAPSHOT.search(p.name))
+    ]
     return sorted(found)
 
 
@@ -61,7 +64,8 @@ def learning_curve(profile: Profile, experiment: str, sigma: float) -> dict[str,
     snaps = snapshots(run)
     if not snaps:
         raise MissingFileError(
-            f"no params_epochXXX.msgpack snapshots in {run}: train {experiment!r} with save_every > 0"
+            f"no params_epochXXX.msgpack snapshots in {run}: "
+            f"train {experiment!r} with save_every > 0"
         )
     losses = read_json(run / "losses.json")
     steps_at = {e["epoch"]: e["sample_steps"] for e in losses["epochs"]}
@@ -79,11 +83,23 @@ def learning_curve(profile: Profile, experiment: str, sigma: float) -> dict[str,
         rng = seeds.rng(profile.seed, "learning_bootstrap", epoch)
         stats = ratio_with_error(np.asarray(pred, np.float64) - true, crlb, rng, profile.bootstrap)
         sample_steps = int(steps_at[epoch])
-        points.append({"epoch": epoch, "sample_steps": sample_steps,
-                       "train_flops": sample_steps * TRAIN_FLOPS_PER_FORWARD * fwd, **stats})
-    out = {"experiment": experiment, "noise_sigma": sigma, "profile": profile.name,
-           "forward_flops": fwd, "train_flops_per_sample": TRAIN_FLOPS_PER_FORWARD * fwd,
-           "n": int(n), "points": points}
+        points.append(
+            {
+                "epoch": epoch,
+                "sample_steps": sample_steps,
+                "train_flops": sample_steps * TRAIN_FLOPS_PER_FORWARD * fwd,
+                **stats,
+            }
+        )
+    out = {
+        "experiment": experiment,
+        "noise_sigma": sigma,
+        "profile": profile.name,
+        "forward_flops": fwd,
+        "train_flops_per_sample": TRAIN_FLOPS_PER_FORWARD * fwd,
+        "n": int(n),
+        "points": points,
+    }
     write_json(Layout(profile).result("learning", experiment, sigma), out)
     return out
 
@@ -99,5 +115,11 @@ def _learning(args: Namespace) -> None:
     print_json({k: v for k, v in out.items() if k != "points"})
 
 
-COMMANDS = (Command("learning", "RMSE/CRLB of every snapshot of a run against training compute",
-                    _arguments, _learning),)
+COMMANDS = (
+    Command(
+        "learning",
+        "RMSE/CRLB of every snapshot of a run against training compute",
+        _arguments,
+        _learning,
+    ),
+)

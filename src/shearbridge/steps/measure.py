@@ -27,16 +27,18 @@ def progress_bar(total: int, desc: str, unit: str = "stamp") -> tqdm:
     return tqdm(total=total, desc=desc, unit=unit, leave=False, disable=None, mininterval=1.0)
 
 
-def timed_measure(method: str, profile: Profile, sigma: float, images: np.ndarray, psf: np.ndarray,
-                  scale: float) -> tuple[np.ndarray, np.ndarray, float]:
+def timed_measure(
+    method: str, profile: Profile, sigma: float, images: np.ndarray, psf: np.ndarray, scale: float
+) -> tuple[np.ndarray, np.ndarray, float]:
     """(g_hat (N, 2), flags (N,), wall seconds) of one method on ``images``, compilation excluded
     (:func:`timed_result`)."""
     res, wall = timed_result(method, profile, sigma, images, psf, scale)
     return res.g, np.asarray(res.flags), wall
 
 
-def timed_result(method: str, profile: Profile, sigma: float, images: np.ndarray, psf: np.ndarray,
-                 scale: float) -> tuple[Any, float]:
+def timed_result(
+    method: str, profile: Profile, sigma: float, images: np.ndarray, psf: np.ndarray, scale: float
+) -> tuple[Any, float]:
     """The method's full :class:`~shearbridge.estimators.base.EstimatorResult` on ``images`` (with
     its ``extra``, e.g. an ensemble-response estimator's ``response``) and the wall seconds,
     compilation excluded: the estimator is warmed up on a few stamps first. Estimators with a

@@ -28,8 +28,12 @@ from shearbridge import study
 from shearbridge.config import ConfigError, Profile, seeds
 from shearbridge.estimators.base import usable
 from shearbridge.io import write_json
-from shearbridge.stats.bias import (WILD_RESPONSE, label_ideal_bias, paired_metacal_bias,
-                                    relative_to_ideal)
+from shearbridge.stats.bias import (
+    WILD_RESPONSE,
+    label_ideal_bias,
+    paired_metacal_bias,
+    relative_to_ideal,
+)
 from shearbridge.steps.bias import N_BLOCKS
 from shearbridge.layout import Layout
 from shearbridge.runs import method_estimator
@@ -43,7 +47,9 @@ METACAL_KIND = "bias_mcal"
 RESPONSE_PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
 
 
-def fix_noise_fields(labels: Any, shape: tuple[int, int], sigma: float, root_seed: int) -> np.ndarray:
+def fix_noise_fields(
+    labels: Any, shape: tuple[int, int], sigma: float, root_seed: int
+) -> np.ndarray:
     """The correlated-noise fix's white-noise image of every stamp (N, S, S): one field per galaxy
     (``pair_id``) and orientation, times the stamp's ``noise_sign``."""
     pid = np.asarray(labels["pair_id"]).astype(np.int64)
@@ -59,14 +65,16 @@ def fix_noise_fields(labels: Any, shape: tuple[int, int], sigma: float, root_see
 
 
 def run_metacal(method: str, profile: Profile, sigma: float) -> dict[str, Any]:
-    """Metacal-calibrated m and c of ``method`` on the round-PSF shear test at ``sigma``, as JSON."""
+    """Metacal-calibrated m, c of ``method`` on the round-PSF shear test at ``sigma``, as JSON."""
     from shearbridge.sim.datasets import load_dataset
     from shearbridge.sim.stamps import SHEAR_TEST_STAMPS  # GalSim, SciPy: imported when needed
     from shearbridge.stats.metacal_fourier import METACAL_STEP, metacal_images
 
     if method not in study.names("metacal", available_only=False):
-        raise ConfigError(f"{method!r} is not metacalibrated; the registry's metacal methods: "
-                          f"{study.names('metacal', available_only=False)}")
+        raise ConfigError(
+            f"{method!r} is not metacalibrated; the registry's metacal methods: "
+            f"{study.names('metacal', available_only=False)}"
+        )
     ds = load_dataset("shear", profile)
     n_gal = len(ds) // SHEAR_TEST_STAMPS
     n_used = study.get_method(method).shear_galaxies(n_gal)
@@ -100,20 +108,39 @@ def run_metacal(method: str, profile: Profile, sigma: float) -> dict[str, Any]:
     flags = np.zeros(len(images), np.int64)
     for r in res.values():
         flags |= (~usable(r.g, r.flags)).astype(np.int64)
-    bias = paired_metacal_bias(res["noshear"].g, response, ds.labels, flags=flags, n_blocks=N_BLOCKS)
+    bias = paired_metacal_bias(
+        res["noshear"].g, response, ds.labels, flags=flags, n_blocks=N_BLOCKS
+    )
     ok = usable(res["noshear"].g, flags) & np.isfinite(response)
     ideal = label_ideal_bias(ds.labels, flags=(~ok).astype(np.int64), n_blocks=N_BLOCKS)
     bias.update(relative_to_ideal(bias, ideal))
     finite = response[np.isfinite(response)]
     wild = float(np.mean(np.abs(finite) > WILD_RESPONSE)) if finite.size else float("nan")
-    result = {"method": method, "noise_sigma": sigma, "profile": profile.name, "dataset": "shear",
-              "response_percentiles": {str(q): float(v) for q, v in zip(
-                  RESPONSE_PERCENTILES, np.percentile(finite, RESPONSE_PERCENTILES))} if finite.size else {},
-              "wild_response_fraction": wild, "wild_response": WILD_RESPONSE,
-              "n_stamps": len(images), "n_galaxies_measured": n_used, "n_galaxies_set": n_gal,
-              "step": METACAL_STEP, "reconvolution_sigma_px": mc.sigma_px, "noise_told": told,
-              "fix_noise": True, "images_wall_s": t_images, "wall_s": wall,
-              "n_flagged": int(np.sum(flags != 0)), **bias}
+    result = {
+        "method": method,
+        "noise_sigma": sigma,
+        "profile": profile.name,
+        "dataset": "shear",
+        "response_percentiles": {
+            str(q): float(v)
+            for q, v in zip(RESPONSE_PERCENTILES, np.percentile(finite, RESPONSE_PERCENTILES))
+        }
+        if finite.size
+        else {},
+        "wild_response_fraction": wild,
+        "wild_response": WILD_RESPONSE,
+        "n_stamps": len(images),
+        "n_galaxies_measured": n_used,
+        "n_galaxies_set": n_gal,
+        "step": METACAL_STEP,
+        "reconvolution_sigma_px": mc.sigma_px,
+        "noise_told": told,
+        "fix_noise": True,
+        "images_wall_s": t_images,
+        "wall_s": wall,
+        "n_flagged": int(np.sum(flags != 0)),
+        **bias,
+    }
     write_json(Layout(profile).result(METACAL_KIND, method, sigma), result)
     return result
 
@@ -122,5 +149,11 @@ def _metacal(args: Namespace) -> None:
     print_json(run_metacal(args.method, profile_of(args), args.noise))
 
 
-COMMANDS = (Command("metacal", "metacal-calibrated m and c of one method on the paired "
-                    "shear-test set", method_at_noise("metacal"), _metacal),)
+COMMANDS = (
+    Command(
+        "metacal",
+        "metacal-calibrated m and c of one method on the paired shear-test set",
+        method_at_noise("metacal"),
+        _metacal,
+    ),
+)

@@ -16,9 +16,11 @@ __all__ = ["COMMANDS"]
 
 
 def _arguments(p: ArgumentParser) -> None:
-    p.add_argument("action", choices=("sets", "train", "evaluate"),
-                   help="sets (render and bound the cells), train (every seed) or evaluate (the "
-                        "cell table)")
+    p.add_argument(
+        "action",
+        choices=("sets", "train", "evaluate"),
+        help="sets (render and bound the cells), train (every seed) or evaluate (the cell table)",
+    )
     add_profile(p)
     add_threads(p)
 
@@ -26,14 +28,29 @@ def _arguments(p: ArgumentParser) -> None:
 def _population(args: Namespace) -> None:
     from shearbridge.steps import population as pop
 
-    step = {"sets": pop.prepare_sets, "train": pop.train_population,
-            "evaluate": pop.evaluate_population}
+    step = {
+        "sets": pop.prepare_sets,
+        "train": pop.train_population,
+        "evaluate": pop.evaluate_population,
+    }
     out = step[args.action](profile_of(args))
     brief = {k: v for k, v in out.items() if not isinstance(v, (dict, list))}
-    brief.update({f"{k}_train_seconds": {n: round(h["train_seconds"], 1) for n, h in out[k].items()}
-                  for k in ("seeds", "ablations") if isinstance(out.get(k), dict)})
+    brief.update(
+        {
+            f"{k}_train_seconds": {n: round(h["train_seconds"], 1) for n, h in out[k].items()}
+            for k in ("seeds", "ablations")
+            if isinstance(out.get(k), dict)
+        }
+    )
     print_json(brief, indent=None)
 
 
-COMMANDS = (Command("population", "the population study: its test sets, PSFNet on fresh noise, its "
-                    "cell table", _arguments, _population, fast_env=True),)
+COMMANDS = (
+    Command(
+        "population",
+        "the population study: its test sets, PSFNet on fresh noise, its cell table",
+        _arguments,
+        _population,
+        fast_env=True,
+    ),
+)

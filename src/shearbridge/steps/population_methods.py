@@ -1,4 +1,4 @@
-"""The registry's methods on the population study's cells (a helper of :mod:`shearbridge.steps.population`).
+"""The registry's methods on the population study's cells, for :mod:`shearbridge.steps.population`.
 
 Every method registered for the ``population`` study (:mod:`shearbridge.study`) measures each cell
 at each of its noise levels, and every one of ``population_shear`` each cell's shear test, on the
@@ -13,7 +13,8 @@ same noisy stamps as PSFNet:
   shear: it enters the shear tests (its ensemble shear ``sum e / sum R``), not the RMSE cells.
 
 A method that flags galaxies is scored on the rest; the counts are recorded. Slow per-galaxy fits
-measure :meth:`shearbridge.study.Method.shear_galaxies` of a shear test's galaxies, as in the main study.
+measure :meth:`shearbridge.study.Method.shear_galaxies` of a shear test's galaxies, as in the main
+study.
 """
 
 from __future__ import annotations
@@ -30,35 +31,51 @@ from shearbridge.stats.bias import linear_bias, paired_ensemble_bias, paired_she
 from shearbridge.stats.resample import ratio_with_error, robust_ratio_with_error
 from shearbridge.runs import method_estimator
 
-__all__ = ["population_methods", "population_estimators", "measure_grouped", "cell_results", "shear_results",
-           "MIN_SCORED"]
+__all__ = [
+    "population_methods",
+    "population_estimators",
+    "measure_grouped",
+    "cell_results",
+    "shear_results",
+    "MIN_SCORED",
+]
 
 #: Fewest unflagged galaxies a cell's RMSE is given for.
 MIN_SCORED = 8
 
 
 def population_methods(profile: Profile, sigma: float, which: str = "population") -> list[str]:
-    """The methods of study ``which`` (``population``: the cells; ``population_shear``: their shear tests)
-    that measure at ``sigma``: every classical one, and each per-level network where the registry trains
-    it anyway."""
+    """The methods of study ``which`` (``population``: the cells; ``population_shear``: their
+    shear tests) that measure at ``sigma``: every classical one, and each per-level network where
+    the registry trains it anyway."""
     trained = set(study.trainings(profile))
-    return [m.name for m in study.methods(which)
-            if m.experiment is None or any(e == m.experiment and np.isclose(s, sigma) for e, s in trained)]
+    return [
+        m.name
+        for m in study.methods(which)
+        if m.experiment is None
+        or any(e == m.experiment and np.isclose(s, sigma) for e, s in trained)
+    ]
 
 
 def population_estimators(profile: Profile, sigma: float, which: str) -> dict[str, Any]:
-    """``{name: estimator}`` of :func:`population_methods` at ``sigma``, built once for every cell of
-    that level (a per-level network loads its run once)."""
-    return {name: method_estimator(name, profile, sigma) for name in population_methods(profile, sigma, which)}
+    """``{name: estimator}`` of :func:`population_methods` at ``sigma``, built once for every cell
+    of that level (a per-level network loads its run once)."""
+    return {
+        name: method_estimator(name, profile, sigma)
+        for name in population_methods(profile, sigma, which)
+    }
 
 
-def measure_grouped(est: Any, stamps: np.ndarray, psfs: np.ndarray, groups: np.ndarray, scale: float,
-                    sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """``(g (N, 2), flags (N,), response (N, 2) or None)`` of ``est`` on stamps that share a PSF image
-    within each ``groups`` value: one call per group, told that PSF; a per-level network (which is
-    not told a PSF) in one call."""
+def measure_grouped(
+    est: Any, stamps: np.ndarray, psfs: np.ndarray, groups: np.ndarray, scale: float, sigma: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(g (N, 2), flags (N,), response (N, 2) or None)`` of ``est`` on stamps that share a PSF
+    image within each ``groups`` value: one call per group, told that PSF; a per-level network
+    (which is not told a PSF) in one call."""
     n = len(stamps)
-    if getattr(est, "trained", None) is not None:  # a per-level network: the PSF is part of the model
+    if (
+        getattr(est, "trained", None) is not None
+    ):  # a per-level network: the PSF is part of the model
         res = est.measure(stamps, psfs[0], scale, sigma)
         return res.g, np.zeros(n, np.int64) if res.flags is None else np.asarray(res.flags), None
     g, flags, response = np.full((n, 2), np.nan), np.zeros(n, np.int64), None
@@ -74,10 +91,18 @@ def measure_grouped(est: Any, stamps: np.ndarray, psfs: np.ndarray, groups: np.n
     return g, flags, response
 
 
-def cell_results(profile: Profile, ests: dict[str, Any], cell: dict[str, np.ndarray], x: np.ndarray, sigma: float,
-                 scale: float, rng: np.random.Generator) -> dict[str, dict[str, Any]]:
+def cell_results(
+    profile: Profile,
+    ests: dict[str, Any],
+    cell: dict[str, np.ndarray],
+    x: np.ndarray,
+    sigma: float,
+    scale: float,
+    rng: np.random.Generator,
+) -> dict[str, dict[str, Any]]:
     """RMSE/CRLB, the robust ratio and the linear response of every per-galaxy method of ``ests``
-    (:func:`population_estimators` at ``sigma``) on one cell's noisy stamps ``x`` (each stamp its own PSF)."""
+    (:func:`population_estimators` at ``sigma``) on one cell's noisy stamps ``x`` (each stamp its
+    own PSF)."""
     truth = np.stack([cell["g1"], cell["g2"]], axis=1).astype(np.float64)
     bounds = np.asarray(cell["bounds"], np.float64) * sigma
     out: dict[str, dict[str, Any]] = {}
@@ -96,23 +121,34 @@ def cell_results(profile: Profile, ests: dict[str, Any], cell: dict[str, np.ndar
     return out
 
 
-def shear_results(ests: dict[str, Any], cell: dict[str, np.ndarray], labels: dict[str, np.ndarray], x: np.ndarray,
-                  sigma: float, scale: float) -> dict[str, dict[str, Any]]:
-    """m and c of every method of ``ests`` (:func:`population_estimators` of ``population_shear`` at
-    ``sigma``) on one cell's shear test (noisy stamps ``x``): the paired statistic, or the ensemble shear
-    of an estimator with a response; slow fits on their share of the galaxies (the first ones)."""
+def shear_results(
+    ests: dict[str, Any],
+    cell: dict[str, np.ndarray],
+    labels: dict[str, np.ndarray],
+    x: np.ndarray,
+    sigma: float,
+    scale: float,
+) -> dict[str, dict[str, Any]]:
+    """m and c of every method of ``ests`` (:func:`population_estimators` of ``population_shear``
+    at ``sigma``) on one cell's shear test (noisy stamps ``x``): the paired statistic, or the
+    ensemble shear of an estimator with a response; slow fits on their share of the galaxies (the
+    first ones)."""
     n_gal = len(x) // SHEAR_TEST_STAMPS
     out: dict[str, dict[str, Any]] = {}
     for name, est in ests.items():
         keep = slice(0, study.get_method(name).shear_galaxies(n_gal) * SHEAR_TEST_STAMPS)
         part = {k: v[keep] for k, v in labels.items()}
-        g, flags, response = measure_grouped(est, x[keep], cell["psfs"][keep], part["pair_id"], scale, sigma)
+        g, flags, response = measure_grouped(
+            est, x[keep], cell["psfs"][keep], part["pair_id"], scale, sigma
+        )
         try:
             if response is not None:
                 bias = paired_ensemble_bias(g, response, part, flags=flags)
             else:
                 bias = paired_shear_bias(g, part, flags=flags)
-        except ValueError as exc:  # it flagged (nearly) every galaxy: no m, c, and the record says so
+        except (
+            ValueError
+        ) as exc:  # it flagged (nearly) every galaxy: no m, c, and the record says so
             bias = {"too_few": str(exc)}
         out[name] = {**bias, "n_flagged": int(np.sum(flags != 0))}
     return out

@@ -60,15 +60,21 @@ def _fd_part(cfg: PopulationConfig, part: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def _parallel(fn, cfg: PopulationConfig, labels: dict[str, np.ndarray], workers: int) -> list[Any]:
-    """``fn(cfg, part)`` over contiguous parts of the rows, in order, in ``workers`` forked processes
-    (GalSim and NumPy only: the children never run JAX)."""
+    """``fn(cfg, part)`` over contiguous parts of the rows, in order, in ``workers`` forked
+    processes (GalSim and NumPy only: the children never run JAX)."""
     n = len(labels["g1"])
     parts = [{k: v[s] for k, v in labels.items()} for s in _chunks(n, max(1, min(n, 8 * workers)))]
     if workers == 1:
         return [fn(cfg, p) for p in parts]
-    with warnings.catch_warnings():  # JAX warns of any fork once it runs; these children never call it
-        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+    with (
+        warnings.catch_warnings()
+    ):  # JAX warns of any fork once it runs; these children never call it
+        warnings.filterwarnings(
+            "ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning
+        )
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("fork")
+        ) as pool:
             return list(pool.map(fn, [cfg] * len(parts), parts))
 
 
@@ -76,7 +82,9 @@ def _workers() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
-def _render(cfg: PopulationConfig, labels: dict[str, np.ndarray], desc: str) -> tuple[np.ndarray, np.ndarray]:
+def _render(
+    cfg: PopulationConfig, labels: dict[str, np.ndarray], desc: str
+) -> tuple[np.ndarray, np.ndarray]:
     with progress_bar(len(labels["g1"]), desc):
         out = _parallel(render_population, cfg, labels, _workers())
     return np.concatenate([o[0] for o in out]), np.concatenate([o[1] for o in out])
@@ -117,10 +125,15 @@ def _fresh_cache(path: Path, spec: str) -> bool:
         return "spec" in data.files and str(data["spec"]) == spec
 
 
-def _cached(profile: Profile, plan: PopulationPlan, name: str, what: tuple[Any, ...],
-            make: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """The arrays of ``population/<name>.npz``, made by ``make()`` and stored with the :func:`set_spec` of
-    ``what`` unless the file already holds them for that spec."""
+def _cached(
+    profile: Profile,
+    plan: PopulationPlan,
+    name: str,
+    what: tuple[Any, ...],
+    make: Callable[[], dict[str, np.ndarray]],
+) -> dict[str, np.ndarray]:
+    """The arrays of ``population/<name>.npz``, made by ``make()`` and stored with the
+    :func:`set_spec` of ``what`` unless the file already holds them for that spec."""
     path = Layout(profile).population(f"{name}.npz")
     spec = set_spec(profile, plan, *what)
     if not _fresh_cache(path, spec):
@@ -128,15 +141,22 @@ def _cached(profile: Profile, plan: PopulationPlan, name: str, what: tuple[Any, 
     return dict(np.load(path))
 
 
-def _cell_labels(profile: Profile, plan: PopulationPlan, stream: str, galaxy: str, psf: str,
-                 n: int) -> dict[str, np.ndarray]:
-    """``n`` galaxies of one family seen through one PSF family, from ``stream`` keyed by the cell."""
+def _cell_labels(
+    profile: Profile, plan: PopulationPlan, stream: str, galaxy: str, psf: str, n: int
+) -> dict[str, np.ndarray]:
+    """``n`` galaxies of one family seen through one PSF family.
+
+    They come from ``stream`` keyed by the cell.
+    """
     key = (GALAXY_FAMILIES.index(galaxy), PSF_FAMILIES.index(psf))
-    return draw_population(plan.population, n, seeded_rng(profile.seed, stream, *key), galaxies=[galaxy],
-                           psfs=[psf])
+    return draw_population(
+        plan.population, n, seeded_rng(profile.seed, stream, *key), galaxies=[galaxy], psfs=[psf]
+    )
 
 
-def clean_set(profile: Profile, plan: PopulationPlan, split: str) -> tuple[dict[str, np.ndarray], Any]:
+def clean_set(
+    profile: Profile, plan: PopulationPlan, split: str
+) -> tuple[dict[str, np.ndarray], Any]:
     """The noise-free training or validation galaxies (training families only), cached:
     ``(labels, CleanSet)``."""
     from shearbridge.train.fresh import CleanSet
@@ -148,10 +168,20 @@ def clean_set(profile: Profile, plan: PopulationPlan, split: str) -> tuple[dict[
     def make() -> dict[str, np.ndarray]:
         cfg = plan.population
         galaxies, psfs = training_families(cfg)
-        labels = draw_population(cfg, n, seeded_rng(profile.seed, "population_galaxies", SPLITS[split]),
-                                 galaxies=galaxies, psfs=psfs)
+        labels = draw_population(
+            cfg,
+            n,
+            seeded_rng(profile.seed, "population_galaxies", SPLITS[split]),
+            galaxies=galaxies,
+            psfs=psfs,
+        )
         stamps, psf_images = _render(cfg, labels, f"{split} galaxies")
-        return {"stamps": stamps, "psfs": psf_images, "c": _bounds(cfg, labels, exact=False).mean(axis=1), **labels}
+        return {
+            "stamps": stamps,
+            "psfs": psf_images,
+            "c": _bounds(cfg, labels, exact=False).mean(axis=1),
+            **labels,
+        }
 
     data = _cached(profile, plan, f"clean_{split}", (split, n), make)
     labels = {k: data[k] for k in POPULATION_LABELS}
@@ -159,22 +189,32 @@ def clean_set(profile: Profile, plan: PopulationPlan, split: str) -> tuple[dict[
     return labels, CleanSet(data["stamps"], data["psfs"], g, data["c"].astype(np.float32))
 
 
-def cell_set(profile: Profile, plan: PopulationPlan, galaxy: str, psf: str) -> dict[str, np.ndarray]:
+def cell_set(
+    profile: Profile, plan: PopulationPlan, galaxy: str, psf: str
+) -> dict[str, np.ndarray]:
     """The test galaxies of one cell, cached: labels, ``stamps``, ``psfs`` and exact unit-noise
     ``bounds (N, 2)``."""
+
     def make() -> dict[str, np.ndarray]:
         labels = _cell_labels(profile, plan, "population_cells", galaxy, psf, plan.n_cell)
         stamps, psfs = _render(plan.population, labels, f"cell {galaxy} x {psf}")
-        return {"stamps": stamps, "psfs": psfs, "bounds": _bounds(plan.population, labels, exact=True), **labels}
+        return {
+            "stamps": stamps,
+            "psfs": psfs,
+            "bounds": _bounds(plan.population, labels, exact=True),
+            **labels,
+        }
 
     return _cached(profile, plan, f"cell_{galaxy}_{psf}", ("cell", galaxy, psf, plan.n_cell), make)
 
 
-def shear_cell_set(profile: Profile, plan: PopulationPlan, galaxy: str, psf: str) -> dict[str, np.ndarray]:
+def shear_cell_set(
+    profile: Profile, plan: PopulationPlan, galaxy: str, psf: str
+) -> dict[str, np.ndarray]:
     """One cell's shear test, cached: ``n_shear`` new galaxies, each as 16 stamps (four orientations
     45 degrees apart x shear +-0.02 along component ``pair_id % 2`` x noise +-n, the layout of
-    :func:`shearbridge.sim.stamps.expand_shear_test`; each stamp is the lensed shape, the PSF stays put);
-    labels, ``stamps`` (noise-free) and ``psfs``."""
+    :func:`shearbridge.sim.stamps.expand_shear_test`; each stamp is the lensed shape, the PSF stays
+    put); labels, ``stamps`` (noise-free) and ``psfs``."""
     from shearbridge.config import SimConfig
     from shearbridge.sim.stamps import expand_shear_test
 
@@ -182,21 +222,32 @@ def shear_cell_set(profile: Profile, plan: PopulationPlan, galaxy: str, psf: str
         base = _cell_labels(profile, plan, "population_shear", galaxy, psf, plan.n_shear)
         labels = expand_shear_test(SimConfig(applied_shear=0.02), base)
         plus = np.flatnonzero(labels["noise_sign"] > 0)  # a -n stamp is its +n neighbour's image
-        stamps, psfs = _render(plan.population, {k: v[plus] for k, v in labels.items()},
-                               f"shear test {galaxy} x {psf}")
-        return {"stamps": np.repeat(stamps, 2, axis=0), "psfs": np.repeat(psfs, 2, axis=0), **labels}
+        stamps, psfs = _render(
+            plan.population, {k: v[plus] for k, v in labels.items()}, f"shear test {galaxy} x {psf}"
+        )
+        return {
+            "stamps": np.repeat(stamps, 2, axis=0),
+            "psfs": np.repeat(psfs, 2, axis=0),
+            **labels,
+        }
 
-    return _cached(profile, plan, f"shear_{galaxy}_{psf}", ("shear", galaxy, psf, plan.n_shear), make)
+    return _cached(
+        profile, plan, f"shear_{galaxy}_{psf}", ("shear", galaxy, psf, plan.n_shear), make
+    )
 
 
 def prepare_sets(profile: Profile) -> dict[str, Any]:
-    """Render (and bound) every cell's test galaxies and shear test, cached, before any network is trained
-    (the pipeline runs it beside the trainings); writes ``population/sets.json`` (each file's spec)."""
+    """Render (and bound) every cell's test galaxies and shear test, cached, before any network is
+    trained (the pipeline runs it beside the trainings); writes ``population/sets.json`` (each
+    file's spec)."""
     plan = population_plan(profile)
     t0, record = time.perf_counter(), {}
     for galaxy in plan.population.galaxy_families:
         for psf in plan.population.psf_families:
-            for name, make in ((f"cell_{galaxy}_{psf}", cell_set), (f"shear_{galaxy}_{psf}", shear_cell_set)):
+            for name, make in (
+                (f"cell_{galaxy}_{psf}", cell_set),
+                (f"shear_{galaxy}_{psf}", shear_cell_set),
+            ):
                 record[name] = str(make(profile, plan, galaxy, psf)["spec"])
     out = {"sets": record, "seconds": time.perf_counter() - t0}
     write_json(Layout(profile).population("sets.json"), out)

@@ -31,10 +31,11 @@ __all__ = ["train_population", "code_version", "TRAINED_BY"]
 
 
 def train_population(profile: Profile) -> dict[str, Any]:
-    """Train every network of the plan (:meth:`~shearbridge.config.population.PopulationPlan.entries`;
-    module docstring); writes the parameters and ``training.json`` (histories, seconds) and returns
-    that record. An entry whose parameters exist and whose recorded configuration and training
-    galaxies are the plan's, trained by this code (:func:`code_version`), is kept (a stopped run continues)."""
+    """Train every network of the plan
+    (:meth:`~shearbridge.config.population.PopulationPlan.entries`; module docstring); writes the
+    parameters and ``training.json`` (histories, seconds) and returns that record. An entry whose
+    parameters exist and whose recorded configuration and training galaxies are the plan's, trained
+    by this code (:func:`code_version`), is kept (a stopped run continues)."""
     import jax
     from flax import serialization
 
@@ -48,25 +49,41 @@ def train_population(profile: Profile) -> dict[str, Any]:
     _, val = clean_set(profile, plan, "val")
     record_path = Layout(profile).population("training.json")
     old = read_json(record_path) if record_path.exists() else {}
-    data = set_spec(profile, plan, "train", plan.n_train) + set_spec(profile, plan, "val", plan.n_val)
+    data = set_spec(profile, plan, "train", plan.n_train) + set_spec(
+        profile, plan, "val", plan.n_val
+    )
     code = code_version()
-    if old.get("data") != data or old.get("code") != code:  # other galaxies or other model code: retrain
+    if (
+        old.get("data") != data or old.get("code") != code
+    ):  # other galaxies or other model code: retrain
         old = {}
-    record = {"prepare_seconds": time.perf_counter() - t0, "n_train": len(train), "n_val": len(val),
-              "data": data, "code": code, "seeds": {}, "ablations": {}}
+    record = {
+        "prepare_seconds": time.perf_counter() - t0,
+        "n_train": len(train),
+        "n_val": len(val),
+        "data": data,
+        "code": code,
+        "seeds": {},
+        "ablations": {},
+    }
     for name, cfg, kwargs in plan.entries():
         group = "ablations" if name.startswith("abl_") else "seeds"
-        key_name = name[len("abl_"):] if group == "ablations" else name
+        key_name = name[len("abl_") :] if group == "ablations" else name
         done = old.get(group, {}).get(key_name, {})
         path = Layout(profile).population_network(name)
-        if (path.exists() and done.get("config") == json_ready(dataclasses.asdict(cfg))
-                and done.get("model", {}) == json_ready(kwargs)):
+        if (
+            path.exists()
+            and done.get("config") == json_ready(dataclasses.asdict(cfg))
+            and done.get("model", {}) == json_ready(kwargs)
+        ):
             record[group][key_name] = done
             continue
         model = PSFNet(**kwargs)
         key = jax.random.PRNGKey(10_000 + cfg.seed)
         x, sigma = noisy_copy(train, key, plan.fresh.noise_min, plan.fresh.noise_max)
-        params = model.data_init(model.init(key, x[:2], train.psfs[:2], sigma[:2]), x, train.psfs, sigma, train.g)
+        params = model.data_init(
+            model.init(key, x[:2], train.psfs[:2], sigma[:2]), x, train.psfs, sigma, train.g
+        )
         if name == str(plan.seeds[0]):
             with atomic_path(Layout(profile).population_network("moments")) as tmp:
                 tmp.write_bytes(serialization.to_bytes(params))
@@ -84,20 +101,27 @@ def train_population(profile: Profile) -> dict[str, Any]:
 
 
 #: The modules whose code decides what a trained entry is: a change to any of them retrains.
-TRAINED_BY = ("shearbridge.models.psfnet", "shearbridge.models.moments", "shearbridge.models.shapenet",
-              "shearbridge.train.fresh", "shearbridge.train.augment")
+TRAINED_BY = (
+    "shearbridge.models.psfnet",
+    "shearbridge.models.moments",
+    "shearbridge.models.shapenet",
+    "shearbridge.train.fresh",
+    "shearbridge.train.augment",
+)
 
 
 def code_version() -> str:
-    """A hash of the source files of :data:`TRAINED_BY` (``training.json`` keeps it; a resumed ``train``
-    keeps no network trained by other code)."""
+    """A hash of the source files of :data:`TRAINED_BY` (``training.json`` keeps it; a resumed
+    ``train`` keeps no network trained by other code)."""
     import hashlib
     import importlib.util
 
     digest = hashlib.sha256()
     for name in TRAINED_BY:
         spec = importlib.util.find_spec(name)
-        digest.update(Path(spec.origin).read_bytes() if spec is not None and spec.origin else name.encode())
+        digest.update(
+            Path(spec.origin).read_bytes() if spec is not None and spec.origin else name.encode()
+        )
     return digest.hexdigest()[:16]
 
 

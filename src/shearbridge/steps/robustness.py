@@ -39,10 +39,21 @@ from shearbridge.estimators.base import usable
 from shearbridge.io import save_npz, write_json
 from shearbridge.stats.crlb_fd import FD_LABEL_KEYS, crlb_fd
 from shearbridge.stats.resample import ratio_with_error, robust_ratio_with_error
-from shearbridge.steps.command import (Command, add_method, add_noise, add_profile, print_json,
-                                      profile_of)
+from shearbridge.steps.command import (
+    Command,
+    add_method,
+    add_noise,
+    add_profile,
+    print_json,
+    profile_of,
+)
 from shearbridge.steps.measure import progress_bar, timed_measure
-from shearbridge.summaries.robustness import ROBUST_DATASETS, check_dataset, check_method, result_path
+from shearbridge.summaries.robustness import (
+    ROBUST_DATASETS,
+    check_dataset,
+    check_method,
+    result_path,
+)
 
 __all__ = [
     "ROBUST_DATASETS",
@@ -61,15 +72,17 @@ __all__ = [
 N_CRLB_MAX = 512
 
 
-from shearbridge.errors import (
+from shearbridge.errors import (  # noqa: E402  (re-exported)
     ConfigError,
     MissingFileError,
-    RobustnessError,  # noqa: E402  (re-exported)
+    RobustnessError,
 )
 
 
 def n_galaxies(profile: Profile, n_objects: int) -> int:
-    """Galaxies of a robustness set that are measured: ``min(N_CRLB_MAX, profile.n_crlb, n_objects)``."""
+    """Galaxies of a robustness set that are measured.
+
+    ``min(N_CRLB_MAX, profile.n_crlb, n_objects)``."""
     return int(min(N_CRLB_MAX, profile.n_crlb, n_objects))
 
 
@@ -80,12 +93,19 @@ def compute_fd_crlb(dataset: str, profile: Profile, rel_step: float = 1e-3) -> P
     ds = load_dataset(check_dataset(dataset), profile)
     n = n_galaxies(profile, len(ds))
     t0 = time.perf_counter()
-    with progress_bar(n, f"finite-difference bound of {profile.name}/{dataset}", unit="galaxy") as bar:
+    with progress_bar(
+        n, f"finite-difference bound of {profile.name}/{dataset}", unit="galaxy"
+    ) as bar:
         sig = crlb_fd(ds.sim, ds.labels, range(n), rel_step, progress=bar.update)
     wall = time.perf_counter() - t0
     path = Layout(profile).bound_fd(check_dataset(dataset))
-    save_npz(path, **{f"sigma_{k}": sig[:, i] for i, k in enumerate(FD_LABEL_KEYS)},
-             n=np.asarray(n), wall_s=np.asarray(wall), rel_step=np.asarray(rel_step))
+    save_npz(
+        path,
+        **{f"sigma_{k}": sig[:, i] for i, k in enumerate(FD_LABEL_KEYS)},
+        n=np.asarray(n),
+        wall_s=np.asarray(wall),
+        rel_step=np.asarray(rel_step),
+    )
     return path
 
 
@@ -93,8 +113,10 @@ def load_fd_crlb(dataset: str, profile: Profile, noise_sigma: float) -> np.ndarr
     """(n, 2) per-galaxy sigma_CRLB(g1, g2) of ``dataset`` at ``noise_sigma``."""
     path = Layout(profile).bound_fd(check_dataset(dataset))
     if not path.exists():
-        raise MissingFileError(f"missing {path}: run `python -m shearbridge crlb --dataset {dataset} "
-                                f"--profile {profile.name}`")
+        raise MissingFileError(
+            f"missing {path}: run `python -m shearbridge crlb --dataset {dataset} "
+            f"--profile {profile.name}`"
+        )
     with np.load(path) as z:
         return noise_sigma * np.stack([z["sigma_g1"], z["sigma_g2"]], axis=1)
 
@@ -121,18 +143,28 @@ def run_robustness(method: str, dataset: str, profile: Profile, sigma: float) ->
     n = len(crlb)
     images = ds.images(sigma)[:n]
     true = ds.targets(2)[:n]
-    g, flags, wall = timed_measure(method, profile, sigma, images, np.asarray(ds.psf),
-                                   ds.sim.pixel_scale_arcsec)
+    g, flags, wall = timed_measure(
+        method, profile, sigma, images, np.asarray(ds.psf), ds.sim.pixel_scale_arcsec
+    )
     ok = usable(g, flags)
     if ok.sum() < 2:
         raise ValueError(f"{method} on {dataset}: only {int(ok.sum())} unflagged estimates")
-    seq = seeds.seed_sequence(profile.seed, "robustness_bootstrap", STREAM_ID[dataset], round(-math.log10(sigma) * 100))
+    seq = seeds.seed_sequence(
+        profile.seed, "robustness_bootstrap", STREAM_ID[dataset], round(-math.log10(sigma) * 100)
+    )
     rng = np.random.default_rng(seq)
     result = {
-        "method": method, "dataset": dataset, "noise_sigma": float(sigma), "profile": profile.name,
-        "n": int(n), "n_flagged": int((~ok).sum()), "flagged_fraction": float((~ok).mean()),
+        "method": method,
+        "dataset": dataset,
+        "noise_sigma": float(sigma),
+        "profile": profile.name,
+        "n": int(n),
+        "n_flagged": int((~ok).sum()),
+        "flagged_fraction": float((~ok).mean()),
         "wall_s": wall,
-        "per_component_rmse": [float(np.sqrt(np.mean((g[ok, k] - true[ok, k]) ** 2))) for k in (0, 1)],
+        "per_component_rmse": [
+            float(np.sqrt(np.mean((g[ok, k] - true[ok, k]) ** 2))) for k in (0, 1)
+        ],
         **ratio_with_error(g[ok] - true[ok], crlb[ok], rng, profile.bootstrap),
         **robust_ratio_with_error(g[ok] - true[ok], crlb[ok], rng, profile.bootstrap),
         "n_used": int(ok.sum()),
@@ -149,8 +181,12 @@ def run_robustness(method: str, dataset: str, profile: Profile, sigma: float) ->
 
 def _arguments(p: ArgumentParser) -> None:
     add_method(p, "robustness")
-    p.add_argument("--dataset", required=True, nargs="+",
-                   help=f"one or more of {', '.join(ROBUST_DATASETS)} (one process: compiled once)")
+    p.add_argument(
+        "--dataset",
+        required=True,
+        nargs="+",
+        help=f"one or more of {', '.join(ROBUST_DATASETS)} (one process: compiled once)",
+    )
     add_noise(p)
     add_profile(p)
 
@@ -161,5 +197,11 @@ def _robustness(args: Namespace) -> None:
         print_json(run_robustness(args.method, dataset, profile, args.noise))
 
 
-COMMANDS = (Command("robustness", "RMSE/CRLB of one method on robustness sets at one noise level",
-                    _arguments, _robustness),)
+COMMANDS = (
+    Command(
+        "robustness",
+        "RMSE/CRLB of one method on robustness sets at one noise level",
+        _arguments,
+        _robustness,
+    ),
+)

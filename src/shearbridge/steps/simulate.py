@@ -19,15 +19,23 @@ def _arguments(p: ArgumentParser) -> None:
     add_profile(p)
     p.add_argument("--workers", type=int, help="worker processes (default: all cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--force", action="store_true",
-                   help="regenerate even if an up-to-date copy exists")
+    p.add_argument(
+        "--force", action="store_true", help="regenerate even if an up-to-date copy exists"
+    )
 
 
 def _simulate(args: Namespace) -> None:
     from shearbridge.sim.datasets import generate_dataset
 
-    print(generate_dataset(args.dataset, profile=profile_of(args), workers=args.workers,
-                           progress=not args.no_progress, force=args.force))
+    print(
+        generate_dataset(
+            args.dataset,
+            profile=profile_of(args),
+            workers=args.workers,
+            progress=not args.no_progress,
+            force=args.force,
+        )
+    )
 
 
 COMMANDS = (Command("simulate", "generate one dataset of the profile", _arguments, _simulate),)

@@ -24,5 +24,8 @@ def _summarize(args: Namespace) -> None:
     write_summary(args.what, profile_of(args))
 
 
-COMMANDS = (Command("summarize", "write one figure summary under src/data/summary/", _arguments,
-                    _summarize),)
+COMMANDS = (
+    Command(
+        "summarize", "write one figure summary under src/data/summary/", _arguments, _summarize
+    ),
+)

@@ -73,7 +73,10 @@ TIMING_FILE = "timing.json"
 
 
 def timing_noise_levels(profile: Profile) -> list[float]:
-    """The registry's timing levels: the lowest noise and ShearNet's "high" 1e-3 (else the highest)."""
+    """The registry's timing levels.
+
+    The lowest noise and ShearNet's "high" 1e-3 (else the highest).
+    """
     return list(study.study_noise(profile, "timing"))
 
 
@@ -91,9 +94,15 @@ def _hardware() -> dict[str, Any]:
     return hw
 
 
-def run_timing(profile: Profile, networks: list[str], *, repeats: int = 7,
-               n_galaxies: int = 256, train_steps: int = 4,
-               classical: list[str] | None = None) -> Path:
+def run_timing(
+    profile: Profile,
+    networks: list[str],
+    *,
+    repeats: int = 7,
+    n_galaxies: int = 256,
+    train_steps: int = 4,
+    classical: list[str] | None = None,
+) -> Path:
     """Time every method side by side; write ``src/data/<profile>/timing.json`` atomically.
 
     Parameters
@@ -142,22 +151,35 @@ def run_timing(profile: Profile, networks: list[str], *, repeats: int = 7,
     checks: dict[str, Any] = {}
     jobs: list[Job] = [matmul_job()]
     step_info: dict[str, dict[str, Any]] = {}
-    nets = {n: {noise_tag(s): load_network(n, profile, s, ds.sim) for s in levels} for n in networks}
+    nets = {
+        n: {noise_tag(s): load_network(n, profile, s, ds.sim) for s in levels} for n in networks
+    }
     for sigma in levels:
         tag = noise_tag(sigma)
         images = ds.images(sigma)
         truth = np.asarray(ds.targets(2), np.float64)
         for n in networks:
-            jobs.append(inference_job(f"{n}@{tag}", nets[n][tag], images[:n_net], truth[:n_net], checks))
+            jobs.append(
+                inference_job(f"{n}@{tag}", nets[n][tag], images[:n_net], truth[:n_net], checks)
+            )
         for m in methods:
             n = n_net if study.run_of(m) or m in once else n_cl  # fitted methods: network batches
-            jobs.append(estimator_job(f"{m}@{tag}", m, profile, images[:n], truth[:n], psf,
-                                      scale, sigma, checks))
+            jobs.append(
+                estimator_job(
+                    f"{m}@{tag}", m, profile, images[:n], truth[:n], psf, scale, sigma, checks
+                )
+            )
     for n in networks:  # one training step per network, at the highest timed noise level
         net = nets[n][noise_tag(levels[-1])]
         k = net["exp"].train.n_outputs
-        job, info = train_step_job(f"train:{n}", net, ds.images(levels[-1]),
-                                   np.asarray(ds.targets(k), np.float32), train_steps, profile.seed)
+        job, info = train_step_job(
+            f"train:{n}",
+            net,
+            ds.images(levels[-1]),
+            np.asarray(ds.targets(k), np.float32),
+            train_steps,
+            profile.seed,
+        )
         jobs.append(job)
         step_info[n] = info
     t0 = time.perf_counter()
@@ -170,13 +192,23 @@ def run_timing(profile: Profile, networks: list[str], *, repeats: int = 7,
     hardware = _hardware()
     jax_device = hardware["backend"] if hardware["backend"] == "cpu" else hardware["devices"][0]
     out: dict[str, Any] = {
-        "profile": profile.name, "networks": list(networks), "methods": list(networks) + methods,
-        "noise_levels": {noise_tag(s): s for s in levels}, "repeats": repeats,
+        "profile": profile.name,
+        "networks": list(networks),
+        "methods": list(networks) + methods,
+        "noise_levels": {noise_tag(s): s for s in levels},
+        "repeats": repeats,
         "galaxies_per_call": {"network": n_net, "classical": n_cl},
-        "network_batch": NETWORK_BATCH, "warmup_s": warm_s,
-        **provenance.record(), "hardware": hardware,
-        "env": {k: os.environ.get(k, "") for k in ("XLA_FLAGS", "GLIBC_TUNABLES", "MALLOC_MMAP_MAX_")},
-        "matmul_gflops": mm, "speed": {}, "speedup": {}, "train_step": {},
+        "network_batch": NETWORK_BATCH,
+        "warmup_s": warm_s,
+        **provenance.record(),
+        "hardware": hardware,
+        "env": {
+            k: os.environ.get(k, "") for k in ("XLA_FLAGS", "GLIBC_TUNABLES", "MALLOC_MMAP_MAX_")
+        },
+        "matmul_gflops": mm,
+        "speed": {},
+        "speedup": {},
+        "train_step": {},
     }
     for sigma in levels:
         tag = noise_tag(sigma)
@@ -192,16 +224,22 @@ def run_timing(profile: Profile, networks: list[str], *, repeats: int = 7,
         out["speed"][tag] = per
         out["speedup"][tag] = {
             f"{n}/{ref}": ratio_stats(rates[f"{n}@{tag}"], rates[f"{ref}@{tag}"])
-            for n in networks + once for ref in study.SPEEDUP_REFERENCES if ref in methods
+            for n in networks + once
+            for ref in study.SPEEDUP_REFERENCES
+            if ref in methods
         }
     for n in networks:
         sps = rates[f"train:{n}"]
         flops = step_info[n]["xla_flops_per_sample"]
         pct = 100 * np.asarray(sps) * flops / np.asarray(rates["matmul"])  # paired per round
-        out["train_step"][n] = robust_stats(sps) | step_info[n] | {
-            "gflops": robust_stats(np.asarray(sps) * flops / 1e9),
-            "pct_of_matmul": robust_stats(pct),
-        }
+        out["train_step"][n] = (
+            robust_stats(sps)
+            | step_info[n]
+            | {
+                "gflops": robust_stats(np.asarray(sps) * flops / 1e9),
+                "pct_of_matmul": robust_stats(pct),
+            }
+        )
     path = Layout(profile).timing()
     write_json(path, out)
     return path
@@ -209,10 +247,13 @@ def run_timing(profile: Profile, networks: list[str], *, repeats: int = 7,
 
 def _arguments(p: ArgumentParser) -> None:
     add_profile(p)
-    p.add_argument("--networks", default="baseline",
-                   help="comma-separated networks to time (the study times: "
-                        + ",".join(study.names("timing", kind="network", available_only=False))
-                        + ")")
+    p.add_argument(
+        "--networks",
+        default="baseline",
+        help="comma-separated networks to time (the study times: "
+        + ",".join(study.names("timing", kind="network", available_only=False))
+        + ")",
+    )
     p.add_argument("--repeats", type=int, default=7, help="timed repeats per method (median)")
     add_threads(p)
 
@@ -222,5 +263,12 @@ def _timing(args: Namespace) -> None:
     print(run_timing(profile_of(args), networks, repeats=args.repeats))
 
 
-COMMANDS = (Command("timing", "galaxies/s of every method, side by side in one process "
-                    "(timing.json)", _arguments, _timing, fast_env=True),)
+COMMANDS = (
+    Command(
+        "timing",
+        "galaxies/s of every method, side by side in one process (timing.json)",
+        _arguments,
+        _timing,
+        fast_env=True,
+    ),
+)

@@ -23,8 +23,15 @@ from shearbridge.layout import Layout
 from shearbridge.runs import method_estimator
 from shearbridge.steps.measure import progress_bar
 
-__all__ = ["Job", "interleaved_rates", "load_network", "inference_job", "estimator_job",
-           "train_step_job", "matmul_job"]
+__all__ = [
+    "Job",
+    "interleaved_rates",
+    "load_network",
+    "inference_job",
+    "estimator_job",
+    "train_step_job",
+    "matmul_job",
+]
 
 
 @dataclass
@@ -76,21 +83,40 @@ def load_network(name: str, profile: Profile, sigma: float, sim: Any) -> dict[st
     run = Layout(profile).run(name, sigma)
     if (run / MODEL_FILE).exists():
         t = load_trained(run)
-        return {"exp": exp, "model": t.model, "params": t.params, "mean": t.label_mean,
-                "std": t.label_std, "trained": True}
+        return {
+            "exp": exp,
+            "model": t.model,
+            "params": t.params,
+            "mean": t.label_mean,
+            "std": t.label_std,
+            "trained": True,
+        }
     model = get_model(tc.model, tc.n_outputs, **bind_data_kwargs(tc.model, tc.model_kwargs, sim))
     params = init_params(model, jax.random.PRNGKey(tc.seed), sim.stamp_size_px)
-    return {"exp": exp, "model": model, "params": params, "mean": None, "std": None,
-            "trained": False}
+    return {
+        "exp": exp,
+        "model": model,
+        "params": params,
+        "mean": None,
+        "std": None,
+        "trained": False,
+    }
 
 
-def inference_job(label: str, net: dict[str, Any], stamps: np.ndarray, truth: np.ndarray,
-                  checks: dict[str, Any]) -> Job:
+def inference_job(
+    label: str, net: dict[str, Any], stamps: np.ndarray, truth: np.ndarray, checks: dict[str, Any]
+) -> Job:
     from shearbridge.models import predict
 
     def fn() -> np.ndarray:
-        out = predict(net["params"], net["model"], stamps, NETWORK_BATCH,
-                      label_mean=net["mean"], label_std=net["std"])
+        out = predict(
+            net["params"],
+            net["model"],
+            stamps,
+            NETWORK_BATCH,
+            label_mean=net["mean"],
+            label_std=net["std"],
+        )
         if net["trained"]:
             checks[label] = float(np.sqrt(np.mean((out[:, :2] - truth) ** 2)))
         return out
@@ -98,9 +124,17 @@ def inference_job(label: str, net: dict[str, Any], stamps: np.ndarray, truth: np
     return Job(label, len(stamps), fn)
 
 
-def estimator_job(label: str, method: str, profile: Profile, stamps: np.ndarray,
-                  truth: np.ndarray, psf: np.ndarray, scale: float, sigma: float,
-                  checks: dict[str, Any]) -> Job:
+def estimator_job(
+    label: str,
+    method: str,
+    profile: Profile,
+    stamps: np.ndarray,
+    truth: np.ndarray,
+    psf: np.ndarray,
+    scale: float,
+    sigma: float,
+    checks: dict[str, Any],
+) -> Job:
     est = method_estimator(method, profile, sigma)
 
     def fn() -> Any:
@@ -112,9 +146,11 @@ def estimator_job(label: str, method: str, profile: Profile, stamps: np.ndarray,
     return Job(label, len(stamps), fn)
 
 
-def train_step_job(label: str, net: dict[str, Any], images: np.ndarray, targets: np.ndarray,
-                   steps: int, seed: int) -> tuple[Job, dict[str, Any]]:
-    """The training step of :mod:`shearbridge.train.optim` on ``images`` (compiled like train.py)."""
+def train_step_job(
+    label: str, net: dict[str, Any], images: np.ndarray, targets: np.ndarray, steps: int, seed: int
+) -> tuple[Job, dict[str, Any]]:
+    """The training step of :mod:`shearbridge.train.optim` on ``images`` (compiled like
+    train.py)."""
     import jax
     import jax.numpy as jnp
 
@@ -132,7 +168,8 @@ def train_step_job(label: str, net: dict[str, Any], images: np.ndarray, targets:
     x, y = jnp.asarray(images), jnp.asarray(targets)
     rng = seeds.rng(seed, "timing_train_batches")
     lowered = jax.jit(partial(train_step, model, tx)).lower(
-        state["p"], state["o"], x, y, np.zeros(b, np.int32))
+        state["p"], state["o"], x, y, np.zeros(b, np.int32)
+    )
     exe = lowered.compile(compiler_options=compile_options())
     flops = compiled_flops(exe) / b
 
@@ -143,8 +180,11 @@ def train_step_job(label: str, net: dict[str, Any], images: np.ndarray, targets:
             state["p"], state["o"], loss = exe(state["p"], state["o"], x, y, idx)
         return float(loss)  # blocks
 
-    return Job(label, steps * b, fn), {"batch_size": b, "steps_per_call": steps,
-                                       "xla_flops_per_sample": flops}
+    return Job(label, steps * b, fn), {
+        "batch_size": b,
+        "steps_per_call": steps,
+        "xla_flops_per_sample": flops,
+    }
 
 
 def matmul_job(n: int = 2048) -> Job:

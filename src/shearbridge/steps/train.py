@@ -13,8 +13,13 @@ from argparse import ArgumentParser, Namespace
 from pathlib import Path
 from typing import Any
 
-from shearbridge.steps.command import (Command, add_experiment, add_threads, experiment_of,
-                                      print_json)
+from shearbridge.steps.command import (
+    Command,
+    add_experiment,
+    add_threads,
+    experiment_of,
+    print_json,
+)
 
 __all__ = ["COMMANDS", "workdir_of"]
 
@@ -30,13 +35,19 @@ def _arguments(p: ArgumentParser) -> None:
     from shearbridge.train.distributed import add_distributed_args
 
     add_experiment(p)
-    p.add_argument("--workdir", type=Path,
-                   help="run directory (default: the profile's runs/<config>/noise<tag>)")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        help="run directory (default: the profile's runs/<config>/noise<tag>)",
+    )
     p.add_argument("--stop-after-epoch", type=int, help="stop after this many epochs in total")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_threads(p)
-    p.add_argument("--devices", type=int,
-                   help="devices for data-parallel training (default: all that divide the batch)")
+    p.add_argument(
+        "--devices",
+        type=int,
+        help="devices for data-parallel training (default: all that divide the batch)",
+    )
     add_distributed_args(p)  # several processes/hosts: shearbridge.train.distributed
 
 
@@ -46,10 +57,22 @@ def _train(args: Namespace) -> None:
 
     init_from_args(args)  # jax.distributed first, when several processes train together
     exp = experiment_of(args)
-    metrics = train_and_evaluate(exp, workdir_of(args, exp), stop_after_epoch=args.stop_after_epoch,
-                                 progress=not args.no_progress, devices=args.devices)
+    metrics = train_and_evaluate(
+        exp,
+        workdir_of(args, exp),
+        stop_after_epoch=args.stop_after_epoch,
+        progress=not args.no_progress,
+        devices=args.devices,
+    )
     print_json(metrics)
 
 
-COMMANDS = (Command("train", "train one experiment at one noise level (resumes if interrupted)",
-                    _arguments, _train, fast_env=True),)
+COMMANDS = (
+    Command(
+        "train",
+        "train one experiment at one noise level (resumes if interrupted)",
+        _arguments,
+        _train,
+        fast_env=True,
+    ),
+)

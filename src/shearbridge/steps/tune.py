@@ -1,4 +1,6 @@
-"""Pipeline step: the adaptive-moment weight fractions, chosen on the validation split (issue 15, item 6).
+"""Pipeline step: the adaptive-moment weight fractions, chosen on the validation split.
+
+Issue 15, item 6.
 
 Runs :func:`shearbridge.diagnosis.tuning.tune_weight_fractions` on the profile's training
 set at every noise level of the grid: the trainer's own split (the shapenet
@@ -39,8 +41,15 @@ def run_tuning(profile: Profile, score: str = "bound") -> Path:
     t0 = time.perf_counter()
     train = load_dataset("train", profile)
     _, _, seed = fit_split(len(train), profile)
-    res = tune_weight_fractions(train, profile.noise_grid, train.sim.psf_sigma_px, profile.val_fraction, seed,
-                                score=score, n_fit=N_FIT)
+    res = tune_weight_fractions(
+        train,
+        profile.noise_grid,
+        train.sim.psf_sigma_px,
+        profile.val_fraction,
+        seed,
+        score=score,
+        n_fit=N_FIT,
+    )
     current = [float(f) for f in WEIGHT_FRACTIONS]
     choice = [float(f) for f in res["choice"]]
     cands = list(dict.fromkeys(tuple(r["fractions"]) for r in res["table"]))
@@ -49,8 +58,10 @@ def run_tuning(profile: Profile, score: str = "bound") -> Path:
         "noise_grid": [float(s) for s in profile.noise_grid],
         "noise_tags": [noise_tag(s) for s in profile.noise_grid],
         "candidates": [list(c) for c in cands],
-        "table": [{**r, "fractions": list(r["fractions"]), "noise_tag": noise_tag(r["noise_sigma"])}
-                  for r in res["table"]],
+        "table": [
+            {**r, "fractions": list(r["fractions"]), "noise_tag": noise_tag(r["noise_sigma"])}
+            for r in res["table"]
+        ],
         # scores as lists in candidate order (JSON has no tuple keys)
         "scores": {s: [v[c] for c in cands] for s, v in res["scores"].items()},
         "score": res["score"],
@@ -68,5 +79,11 @@ def run_tuning(profile: Profile, score: str = "bound") -> Path:
     return path
 
 
-COMMANDS = (profile_command("tune", "the adaptive-moment weight fractions, chosen on the "
-                            "validation split (weight_fractions.json)", run_tuning),)
+COMMANDS = (
+    profile_command(
+        "tune",
+        "the adaptive-moment weight fractions, chosen on the "
+        "validation split (weight_fractions.json)",
+        run_tuning,
+    ),
+)

@@ -1,4 +1,6 @@
-"""Pipeline step: AnaCal's kernel scale and weight constant, chosen on a tuning set (issue 16, item 3).
+"""Pipeline step: AnaCal's kernel scale and weight constant, chosen on a tuning set.
+
+Issue 16, item 3.
 
 AnaCal's two settings (:class:`shearbridge.estimators.anacal.AnaCalEstimator`: ``sigma_arcsec``,
 the shapelet kernel; ``c0``, the weight in the ellipticity's denominator, in units of the
@@ -26,13 +28,26 @@ import numpy as np
 
 from shearbridge.layout import Layout
 from shearbridge.config import Profile
-from shearbridge.diagnosis.anacal_tuning import (C0_GRID, N_TUNE, SCORE_TOLERANCE, SIGMA_GRID,
-                                                 anacal_score, choose)
+from shearbridge.diagnosis.anacal_tuning import (
+    C0_GRID,
+    N_TUNE,
+    SCORE_TOLERANCE,
+    SIGMA_GRID,
+    anacal_score,
+    choose,
+)
 from shearbridge.io import write_json
 from shearbridge.steps.command import profile_command
 
-__all__ = ["SIGMA_GRID", "C0_GRID", "N_TUNE", "SCORE_TOLERANCE", "anacal_score",
-           "run_anacal_tuning", "COMMANDS"]
+__all__ = [
+    "SIGMA_GRID",
+    "C0_GRID",
+    "N_TUNE",
+    "SCORE_TOLERANCE",
+    "anacal_score",
+    "run_anacal_tuning",
+    "COMMANDS",
+]
 
 
 def run_anacal_tuning(profile: Profile) -> Path:
@@ -49,20 +64,45 @@ def run_anacal_tuning(profile: Profile) -> Path:
     for sigma in SIGMA_GRID:
         for c0 in C0_GRID:
             res = AnaCalEstimator(sigma_arcsec=sigma, c0=c0, seed=profile.seed).measure(
-                images, psf, ds.sim.pixel_scale_arcsec, sigma_n)
-            table.append({"sigma_arcsec": sigma, "c0": c0, "flagged": int(np.sum(res.flags != 0)),
-                          "score": anacal_score(np.asarray(res.g), np.asarray(res.extra["response"]), res.flags)})
+                images, psf, ds.sim.pixel_scale_arcsec, sigma_n
+            )
+            table.append(
+                {
+                    "sigma_arcsec": sigma,
+                    "c0": c0,
+                    "flagged": int(np.sum(res.flags != 0)),
+                    "score": anacal_score(
+                        np.asarray(res.g), np.asarray(res.extra["response"]), res.flags
+                    ),
+                }
+            )
     default = AnaCalEstimator.__dataclass_fields__
-    current = {"sigma_arcsec": float(default["sigma_arcsec"].default), "c0": float(default["c0"].default)}
+    current = {
+        "sigma_arcsec": float(default["sigma_arcsec"].default),
+        "c0": float(default["c0"].default),
+    }
     choice = choose(table)
-    out = {"profile": profile.name, "noise_sigma": sigma_n, "n_galaxies": len(ds), "dataset": "train",
-           "table": table, "choice": choice, "current": current, "agrees": choice == current,
-           "wall_s": time.perf_counter() - t0}
+    out = {
+        "profile": profile.name,
+        "noise_sigma": sigma_n,
+        "n_galaxies": len(ds),
+        "dataset": "train",
+        "table": table,
+        "choice": choice,
+        "current": current,
+        "agrees": choice == current,
+        "wall_s": time.perf_counter() - t0,
+    }
     path = Layout(profile).diagnosis("anacal_tuning.json")
     write_json(path, out)
     return path
 
 
-COMMANDS = (profile_command("tune-anacal", "AnaCal's kernel scale and weight constant, chosen on "
-                            "training galaxies at the survey noise (anacal_tuning.json)",
-                            run_anacal_tuning),)
+COMMANDS = (
+    profile_command(
+        "tune-anacal",
+        "AnaCal's kernel scale and weight constant, chosen on "
+        "training galaxies at the survey noise (anacal_tuning.json)",
+        run_anacal_tuning,
+    ),
+)

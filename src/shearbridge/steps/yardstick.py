@@ -39,7 +39,8 @@ def second_noise(profile: Profile, n: int, size: int) -> np.ndarray:
 
 
 def run_yardstick(method: str, profile: Profile, sigma: float) -> dict[str, Any]:
-    """Measure the first ``n_crlb`` test galaxies in realisations A and B; save estimates and flags."""
+    """Measure the first ``n_crlb`` test galaxies in realisations A and B; save estimates and
+    flags."""
     from shearbridge.sim.datasets import load_dataset
 
     ds = load_dataset("test", profile).subset(slice(0, profile.n_crlb))
@@ -65,5 +66,11 @@ def _yardstick(args: Namespace) -> None:
     print_json(run_yardstick(args.method, profile_of(args), args.noise))
 
 
-COMMANDS = (Command("yardstick", "one method on the CRLB galaxies in two noise realisations "
-                    "(n_eff)", method_at_noise("bias_grid", "bias"), _yardstick),)
+COMMANDS = (
+    Command(
+        "yardstick",
+        "one method on the CRLB galaxies in two noise realisations (n_eff)",
+        method_at_noise("bias_grid", "bias"),
+        _yardstick,
+    ),
+)

@@ -81,17 +81,24 @@ def _translation(profile: Profile) -> None:
     """The NumPy -> JAX/Flax translation table (profile-independent; seed from the profile)."""
     from shearbridge.models.parity import translation_table
 
-    write_json(layout.summary("translation.json"),
-               {"profile": profile.name, "seed": profile.seed, "rows": translation_table(profile.seed)})
+    write_json(
+        layout.summary("translation.json"),
+        {"profile": profile.name, "seed": profile.seed, "rows": translation_table(profile.seed)},
+    )
 
 
 def _compare(profile: Profile) -> None:
-    """Every method's RMSE/CRLB per noise level and m, c (methods and levels as the Snakefile ran them)."""
+    """Every method's RMSE/CRLB per noise level and m, c.
+
+    Methods and levels as the Snakefile ran them."""
     from shearbridge.summaries.compare import compare_summary
 
     methods, bias_methods = study.names("compare"), study.names("bias")
-    have_bias = [s for s in study.study_noise(profile, "bias")
-                 if all(Layout(profile).result("bias", m, s).exists() for m in study.at(profile, "bias", s))]
+    have_bias = [
+        s
+        for s in study.study_noise(profile, "bias")
+        if all(Layout(profile).result("bias", m, s).exists() for m in study.at(profile, "bias", s))
+    ]
     out = compare_summary(profile, methods, have_bias, bias_methods)
     from shearbridge.estimators.mlfit import MLFitEstimator
 
@@ -103,7 +110,10 @@ def _robustness(profile: Profile) -> None:
     """RMSE/CRLB of every method on every robustness set at the bias noise levels."""
     from shearbridge.summaries.robustness import robustness_summary
 
-    write_json(layout.summary("robustness.json"), robustness_summary(profile, study.study_tags(profile, "robustness")))
+    write_json(
+        layout.summary("robustness.json"),
+        robustness_summary(profile, study.study_tags(profile, "robustness")),
+    )
 
 
 def _bias(profile: Profile) -> None:
@@ -111,7 +121,9 @@ def _bias(profile: Profile) -> None:
     from shearbridge.summaries.compare import bias_summary
 
     metacal = {m: list(study.study_noise(profile, "metacal")) for m in study.names("metacal")}
-    write_json(layout.summary("bias.json"), bias_summary(profile, study.names("bias_grid"), metacal))
+    write_json(
+        layout.summary("bias.json"), bias_summary(profile, study.names("bias_grid"), metacal)
+    )
 
 
 def _diagnosis(profile: Profile) -> None:
@@ -121,7 +133,10 @@ def _diagnosis(profile: Profile) -> None:
     src = Layout(profile).diagnosis()
     for name in ("diagnosis.json", "diagnosis.npz"):
         if not (src / name).exists():
-            raise MissingFileError(f"missing {src / name}: run `python -m shearbridge diagnose --profile {profile.name}`")
+            raise MissingFileError(
+                f"missing {src / name}: run "
+                f"`python -m shearbridge diagnose --profile {profile.name}`"
+            )
         with atomic_path(layout.summary(name)) as tmp:
             shutil.copyfile(src / name, tmp)
 
@@ -131,7 +146,9 @@ def _timing(profile: Profile) -> None:
 
     src = Layout(profile).timing()
     if not src.exists():
-        raise MissingFileError(f"missing {src}: run `python -m shearbridge timing --profile {profile.name}`")
+        raise MissingFileError(
+            f"missing {src}: run `python -m shearbridge timing --profile {profile.name}`"
+        )
     write_json(layout.summary("timing.json"), read_json(src))
 
 
@@ -149,25 +166,33 @@ def _learning(profile: Profile) -> None:
         out["curves"][tag] = curves
         out["matched"][tag] = matched_compute(curves)
     if not out["curves"]:
-        raise MissingFileError("no learning curves found: run `python -m shearbridge learning ...` first")
+        raise MissingFileError(
+            "no learning curves found: run `python -m shearbridge learning ...` first"
+        )
     write_json(layout.summary("learning.json"), out)
 
 
 def _ablation(profile: Profile) -> None:
-    """The ablation ladder and removals against the full-budget networks (:mod:`shearbridge.summaries.ablation`)."""
+    """The ablation ladder and removals against the full-budget networks.
+
+    See :mod:`shearbridge.summaries.ablation`."""
     from shearbridge.summaries.ablation import write_ablation_summary
 
     write_ablation_summary(profile)
 
 
 def _population(profile: Profile) -> None:
-    """The population study's cell table and shear tests (:mod:`shearbridge.summaries.population`)."""
+    """The population study's cell table and shear tests.
+
+    See :mod:`shearbridge.summaries.population`."""
     from shearbridge.summaries.population import population_summary
 
     path = Layout(profile).population_results()
     if not path.exists():
-        raise MissingFileError(f"missing {path}: run `python -m shearbridge population evaluate --profile "
-                               f"{profile.name}`")
+        raise MissingFileError(
+            f"missing {path}: run `python -m shearbridge population evaluate --profile "
+            f"{profile.name}`"
+        )
     write_json(layout.summary("population.json"), population_summary(read_json(path), profile.name))
 
 

@@ -23,12 +23,15 @@ def write_floor_summary(profile: Profile) -> Path:
     """Write and return ``src/data/summary/floor.json``; a missing input names the command that
     makes it."""
     parts = {}
-    for key, name, command in (("floor", "floor.json", "floor"),
-                               ("tuning", "weight_fractions.json", "tune")):
+    for key, name, command in (
+        ("floor", "floor.json", "floor"),
+        ("tuning", "weight_fractions.json", "tune"),
+    ):
         path = Layout(profile).diagnosis(name)
         if not path.exists():
-            raise MissingFileError(f"missing {path}: run `python -m shearbridge {command} "
-                                   f"--profile {profile.name}`")
+            raise MissingFileError(
+                f"missing {path}: run `python -m shearbridge {command} --profile {profile.name}`"
+            )
         parts[key] = read_json(path)
     out = layout.summary("floor.json")
     write_json(out, {"profile": profile.name, **parts})

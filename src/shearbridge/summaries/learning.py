@@ -17,8 +17,8 @@ __all__ = ["matched_compute"]
 def matched_compute(curves: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Each curve's RMSE/CRLB at the largest training-FLOP budget every curve reached.
 
-    ``curves`` maps a name to a :func:`~shearbridge.steps.learning.learning_curve` result. The ratio is
-    interpolated linearly in log(ratio) against log(FLOPs) between the two
+    ``curves`` maps a name to a :func:`~shearbridge.steps.learning.learning_curve` result. The ratio
+    is interpolated linearly in log(ratio) against log(FLOPs) between the two
     snapshots around the budget (taken as is when the budget is a snapshot);
     its error is interpolated the same way.
     """
@@ -31,7 +31,9 @@ def matched_compute(curves: dict[str, dict[str, Any]]) -> dict[str, Any]:
         r = np.log([p["ratio"] for p in c["points"]])
         e = np.array([p["ratio_err"] for p in c["points"]])
         if np.log(budget) < f[0]:
-            raise ValueError(f"{name}: first snapshot is beyond the common budget {budget:.3g} FLOPs")
+            raise ValueError(
+                f"{name}: first snapshot is beyond the common budget {budget:.3g} FLOPs"
+            )
         ratio = float(np.exp(np.interp(np.log(budget), f, r)))
         out["ratio"][name] = ratio
         out["ratio_err"][name] = float(np.interp(np.log(budget), f, e))

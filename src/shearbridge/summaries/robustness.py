@@ -32,7 +32,14 @@ __all__ = [
 
 
 #: The in-distribution reference first, then the out-of-distribution sets.
-ROBUST_DATASETS = ("test", "test_exp", "test_sersic", "test_bulge_disk", "test_moffat", "test_wide_psf")
+ROBUST_DATASETS = (
+    "test",
+    "test_exp",
+    "test_sersic",
+    "test_bulge_disk",
+    "test_moffat",
+    "test_wide_psf",
+)
 
 
 def check_method(method: str) -> str:
@@ -44,7 +51,9 @@ def check_method(method: str) -> str:
 
 def check_dataset(dataset: str) -> str:
     if dataset not in ROBUST_DATASETS:
-        raise RobustnessError(f"unknown robustness dataset {dataset!r}; known: {list(ROBUST_DATASETS)}")
+        raise RobustnessError(
+            f"unknown robustness dataset {dataset!r}; known: {list(ROBUST_DATASETS)}"
+        )
     return dataset
 
 
@@ -58,9 +67,12 @@ def degradation(row: Mapping[str, float], ref: Mapping[str, float]) -> tuple[flo
     return quotient(row["ratio"], row["ratio_err"], ref["ratio"], ref["ratio_err"])
 
 
-def robustness_summary(profile: Profile, tags: Sequence[str],
-                       methods: Sequence[str] | None = None,
-                       datasets: Sequence[str] = ROBUST_DATASETS) -> dict[str, Any]:
+def robustness_summary(
+    profile: Profile,
+    tags: Sequence[str],
+    methods: Sequence[str] | None = None,
+    datasets: Sequence[str] = ROBUST_DATASETS,
+) -> dict[str, Any]:
     """Every result of the study plus each method's degradation against its ``test`` row.
 
     ``tags`` are noise tags (:func:`shearbridge.config.noise_tag`) of the profile's grid.
@@ -69,12 +81,18 @@ def robustness_summary(profile: Profile, tags: Sequence[str],
     sigma_of = {noise_tag(s): s for s in profile.noise_grid}
     unknown = [t for t in tags if t not in sigma_of]
     if unknown:
-        raise ValueError(f"noise tags {unknown} are not on the {profile.name} grid {sorted(sigma_of)}")
+        raise ValueError(
+            f"noise tags {unknown} are not on the {profile.name} grid {sorted(sigma_of)}"
+        )
     if "test" not in datasets:
         raise RobustnessError("the robustness summary needs the in-distribution 'test' row")
     methods = study.names("robustness") if methods is None else methods
-    out: dict[str, Any] = {"profile": profile.name, "methods": list(methods),
-                           "datasets": list(datasets), "noise": {}}
+    out: dict[str, Any] = {
+        "profile": profile.name,
+        "methods": list(methods),
+        "datasets": list(datasets),
+        "noise": {},
+    }
     for tag in tags:
         per: dict[str, Any] = {}
         for m in methods:
@@ -82,13 +100,17 @@ def robustness_summary(profile: Profile, tags: Sequence[str],
             for d in datasets:
                 path = result_path(profile, m, d, sigma_of[tag])
                 if not path.exists():
-                    raise MissingFileError(f"missing {path}: run `python -m shearbridge robustness "
-                                            f"--method {m} --dataset {d} --noise {sigma_of[tag]}`")
+                    raise MissingFileError(
+                        f"missing {path}: run `python -m shearbridge robustness "
+                        f"--method {m} --dataset {d} --noise {sigma_of[tag]}`"
+                    )
                 rows[d] = read_json(path)
             deg = {d: degradation(rows[d], rows["test"]) for d in datasets if d != "test"}
             worst = max(deg, key=lambda d: deg[d][0])
-            per[m] = {"results": rows,
-                      "degradation": {d: {"factor": v[0], "err": v[1]} for d, v in deg.items()},
-                      "worst": {"dataset": worst, "factor": deg[worst][0], "err": deg[worst][1]}}
+            per[m] = {
+                "results": rows,
+                "degradation": {d: {"factor": v[0], "err": v[1]} for d, v in deg.items()},
+                "worst": {"dataset": worst, "factor": deg[worst][0], "err": deg[worst][1]},
+            }
         out["noise"][tag] = {"noise_sigma": sigma_of[tag], "methods": per}
     return out

@@ -48,7 +48,8 @@ def check_profile(path: Path, recorded: Any) -> None:
         raise ConfigError(
             f"{path} holds the {recorded} profile's results, but the active profile is {active}: "
             f"run `{summarize_command(path.stem, active)}` "
-            f"(or set SHEARBRIDGE_PROFILE={recorded} to use these)")
+            f"(or set SHEARBRIDGE_PROFILE={recorded} to use these)"
+        )
 
 
 def load_summary_npz(name: str) -> dict[str, np.ndarray]:

@@ -26,8 +26,8 @@ D4 = tuple((k, mirror) for mirror in (False, True) for k in range(4))
 
 
 def d4_images(x: jax.Array, k: int, mirror: bool) -> jax.Array:
-    """Stamps ``(..., S, S)`` mirrored (columns reversed) if ``mirror``, then turned by ``k`` quarter
-    turns (``jnp.rot90`` over the last two axes)."""
+    """Stamps ``(..., S, S)`` mirrored (columns reversed) if ``mirror``, then turned by ``k``
+    quarter turns (``jnp.rot90`` over the last two axes)."""
     if mirror:
         x = jnp.flip(x, axis=-1)
     return jnp.rot90(x, k % 4, axes=(-2, -1))
@@ -51,9 +51,12 @@ def random_d4(key: jax.Array, images: jax.Array, shears: jax.Array) -> tuple[jax
     return imgs[rows, idx], gs[rows, idx]
 
 
-def fresh_noise(key: jax.Array, step: int | jax.Array, shape: tuple[int, ...], sigma: jax.Array) -> jax.Array:
+def fresh_noise(
+    key: jax.Array, step: int | jax.Array, shape: tuple[int, ...], sigma: jax.Array
+) -> jax.Array:
     """White Gaussian noise ``(B, S, S)`` for training step ``step``, stamp ``b`` scaled by
-    ``sigma[b]``: from ``split(fold_in(key, step), B)``, so every step and stamp has its own field."""
+    ``sigma[b]``: from ``split(fold_in(key, step), B)``, so every step and stamp has its own
+    field."""
     keys = jax.random.split(jax.random.fold_in(key, step), shape[0])
     noise = jax.vmap(lambda kk: jax.random.normal(kk, shape[1:], dtype=jnp.float32))(keys)
     return noise * jnp.asarray(sigma, jnp.float32).reshape((-1,) + (1,) * (len(shape) - 1))

@@ -90,7 +90,9 @@ class TrainingData:
     steps: int
     data_hash: str | None
     sim: Any = None  # the dataset's simulation record (SimConfig): what the model is told (PSF)
-    psf: Any = None  # the dataset's PSF image (S, S): recorded with the model, checked on a user's stamps
+    psf: Any = (
+        None  # the dataset's PSF image (S, S): recorded with the model, checked on a user's stamps
+    )
 
 
 def prepare_data(config: ExperimentConfig, train_data: DatasetLike) -> TrainingData:
@@ -112,5 +114,15 @@ def prepare_data(config: ExperimentConfig, train_data: DatasetLike) -> TrainingD
     steps = len(tr_idx) // tc.batch_size
     data_hash = (getattr(train_data, "manifest", None) or {}).get("config_hash")
     psf = getattr(train_data, "psf", None)
-    return TrainingData(images_np, targets_np, tr_idx, va_idx, mean, std, steps, data_hash,
-                        getattr(train_data, "sim", None), None if psf is None else np.asarray(psf))
+    return TrainingData(
+        images_np,
+        targets_np,
+        tr_idx,
+        va_idx,
+        mean,
+        std,
+        steps,
+        data_hash,
+        getattr(train_data, "sim", None),
+        None if psf is None else np.asarray(psf),
+    )

@@ -1,4 +1,4 @@
-"""Training across processes and hosts: ``jax.distributed`` set up from the command line or a launcher.
+"""Training over processes and hosts: ``jax.distributed`` set up from the command line or launcher.
 
 Each process (one per GPU or host) runs the same ``python -m shearbridge train ...``;
 :func:`init_from_args` calls :func:`jax.distributed.initialize` before any other
@@ -93,7 +93,9 @@ def _slurm(env: Mapping[str, str]) -> tuple[str | None, int | None, int | None]:
     nodes = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST")
     coordinator = None
     if nodes:
-        port = env.get(PORT_ENV) or str((_int(env.get("SLURM_JOB_ID"), "SLURM_JOB_ID") or 0) % 4096 + 61440)
+        port = env.get(PORT_ENV) or str(
+            (_int(env.get("SLURM_JOB_ID"), "SLURM_JOB_ID") or 0) % 4096 + 61440
+        )
         coordinator = f"{slurm_first_host(nodes)}:{port}"
     return coordinator, count, _int(env["SLURM_PROCID"], "SLURM_PROCID")
 
@@ -116,30 +118,54 @@ def cluster_from(
     env = os.environ if environ is None else environ
     s_coord, s_count, s_id = _slurm(env)
     given = [coordinator is not None, num_processes is not None, process_id is not None]
-    source = ("the command line" if any(given) else "the environment" if any(
-        k in env for k in (COORDINATOR_ENV, "JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"))
-        else "SLURM" if s_count is not None else "")
-    coordinator = coordinator or env.get(COORDINATOR_ENV) or env.get("JAX_COORDINATOR_ADDRESS") or s_coord
+    source = (
+        "the command line"
+        if any(given)
+        else "the environment"
+        if any(
+            k in env
+            for k in (
+                COORDINATOR_ENV,
+                "JAX_COORDINATOR_ADDRESS",
+                "JAX_NUM_PROCESSES",
+                "JAX_PROCESS_ID",
+            )
+        )
+        else "SLURM"
+        if s_count is not None
+        else ""
+    )
+    coordinator = (
+        coordinator or env.get(COORDINATOR_ENV) or env.get("JAX_COORDINATOR_ADDRESS") or s_coord
+    )
     count = _first(num_processes, _int(env.get("JAX_NUM_PROCESSES"), "JAX_NUM_PROCESSES"), s_count)
     pid = _first(process_id, _int(env.get("JAX_PROCESS_ID"), "JAX_PROCESS_ID"), s_id)
     if count is None:
         if pid not in (None, 0):
-            raise ParallelError(f"process id {pid} given without a number of processes "
-                                f"(--num-processes / JAX_NUM_PROCESSES; from {source})")
+            raise ParallelError(
+                f"process id {pid} given without a number of processes "
+                f"(--num-processes / JAX_NUM_PROCESSES; from {source})"
+            )
         return None
     if count < 1:
         raise ParallelError(f"the number of processes must be >= 1, got {count} (from {source})")
     if count == 1 and pid in (None, 0):
         return None
     if pid is None or not 0 <= pid < count:
-        raise ParallelError(f"process id must lie in [0, {count - 1}] for {count} processes, got {pid} "
-                            f"(from {source}; --process-id / JAX_PROCESS_ID / SLURM_PROCID)")
+        raise ParallelError(
+            f"process id must lie in [0, {count - 1}] for {count} processes, got {pid} "
+            f"(from {source}; --process-id / JAX_PROCESS_ID / SLURM_PROCID)"
+        )
     if not coordinator:
-        raise ParallelError(f"{count} processes need a coordinator HOST:PORT (process 0's address): "
-                            f"--coordinator, ${COORDINATOR_ENV} or $JAX_COORDINATOR_ADDRESS")
+        raise ParallelError(
+            f"{count} processes need a coordinator HOST:PORT (process 0's address): "
+            f"--coordinator, ${COORDINATOR_ENV} or $JAX_COORDINATOR_ADDRESS"
+        )
     host, _, port = coordinator.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ParallelError(f"coordinator must be HOST:PORT with a port in 1..65535, got {coordinator!r}")
+        raise ParallelError(
+            f"coordinator must be HOST:PORT with a port in 1..65535, got {coordinator!r}"
+        )
     return Cluster(coordinator, count, pid, source)
 
 
@@ -164,35 +190,61 @@ def initialize(cluster: Cluster | None, timeout_s: int = 300) -> Cluster | None:
     if jax.config.jax_cpu_collectives_implementation is None:
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
-        jax.distributed.initialize(cluster.coordinator, cluster.num_processes, cluster.process_id,
-                                   initialization_timeout=timeout_s)
+        jax.distributed.initialize(
+            cluster.coordinator,
+            cluster.num_processes,
+            cluster.process_id,
+            initialization_timeout=timeout_s,
+        )
     except RuntimeError as exc:
         if "must be called before" in str(exc):
-            raise ParallelError("multi-process training must be set up before JAX is used in the "
-                                "process (call init_from_args first)") from exc
+            raise ParallelError(
+                "multi-process training must be set up before JAX is used in the "
+                "process (call init_from_args first)"
+            ) from exc
         raise
-    print(f"shearbridge: process {jax.process_index()} of {jax.process_count()} "
-          f"(coordinator {cluster.coordinator}, from {cluster.source}); devices: "
-          f"{jax.local_device_count()} here, {jax.device_count()} in all", file=sys.stderr, flush=True)
+    print(
+        f"shearbridge: process {jax.process_index()} of {jax.process_count()} "
+        f"(coordinator {cluster.coordinator}, from {cluster.source}); devices: "
+        f"{jax.local_device_count()} here, {jax.device_count()} in all",
+        file=sys.stderr,
+        flush=True,
+    )
     return cluster
 
 
 def add_distributed_args(parser: argparse.ArgumentParser) -> None:
     """``--coordinator``, ``--num-processes``, ``--process-id`` (default: environment, SLURM)."""
-    parser.add_argument("--coordinator", metavar="HOST:PORT",
-                        help=f"process 0's address for multi-process training (default: ${COORDINATOR_ENV}, "
-                             "$JAX_COORDINATOR_ADDRESS, or the first node of an srun step)")
-    parser.add_argument("--num-processes", type=int, metavar="N",
-                        help="processes training together, one per GPU or host (default: $JAX_NUM_PROCESSES, "
-                             "SLURM's task count in an srun step, else 1)")
-    parser.add_argument("--process-id", type=int, metavar="I",
-                        help="this process's id in [0, N) (default: $JAX_PROCESS_ID or $SLURM_PROCID)")
+    parser.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        help=f"process 0's address for multi-process training (default: ${COORDINATOR_ENV}, "
+        "$JAX_COORDINATOR_ADDRESS, or the first node of an srun step)",
+    )
+    parser.add_argument(
+        "--num-processes",
+        type=int,
+        metavar="N",
+        help="processes training together, one per GPU or host (default: $JAX_NUM_PROCESSES, "
+        "SLURM's task count in an srun step, else 1)",
+    )
+    parser.add_argument(
+        "--process-id",
+        type=int,
+        metavar="I",
+        help="this process's id in [0, N) (default: $JAX_PROCESS_ID or $SLURM_PROCID)",
+    )
 
 
 def init_from_args(args: argparse.Namespace) -> Cluster | None:
-    """Resolve the setting (:func:`cluster_from`) from parsed arguments and :func:`initialize` it."""
-    return initialize(cluster_from(getattr(args, "coordinator", None), getattr(args, "num_processes", None),
-                                   getattr(args, "process_id", None)))
+    """Resolve the setting (:func:`cluster_from`) from parsed ``args`` and :func:`initialize` it."""
+    return initialize(
+        cluster_from(
+            getattr(args, "coordinator", None),
+            getattr(args, "num_processes", None),
+            getattr(args, "process_id", None),
+        )
+    )
 
 
 def is_main_process() -> bool:
@@ -222,6 +274,7 @@ def agree_across_processes(epoch: int, run_hash: str) -> None:
     every = np.asarray(multihost_utils.process_allgather(mine)).reshape(-1, 2)
     if not (every == every[0]).all():
         raise ParallelError(
-            f"the {len(every)} processes disagree on the run (epoch, run-hash checksum per process: "
-            f"{every.tolist()}): the workdir must be one folder all processes share, with the same "
-            "data and configuration on every host")
+            f"the {len(every)} processes disagree on the run (epoch, run-hash checksum per "
+            f"process: {every.tolist()}): the workdir must be one folder all processes share, "
+            "with the same data and configuration on every host"
+        )

@@ -6,9 +6,9 @@ noise-free, with its PSF image, and at every step
 
 * draws a batch of galaxies and, per stamp, a noise sigma log-uniform in
   ``[noise_min, noise_max]`` (the whole grid, survey S/N included);
-* adds a noise field drawn from ``fold_in(key, step)`` (:func:`shearbridge.train.augment.fresh_noise`):
-  no field is ever used twice, so the network cannot memorise noise, and the same seed gives the
-  same run;
+* adds a noise field drawn from ``fold_in(key, step)``
+  (:func:`shearbridge.train.augment.fresh_noise`): no field is ever used twice, so the network
+  cannot memorise noise, and the same seed gives the same run;
 * weighs each stamp's squared error by its own bound, ``|g_hat - g|^2 / (sigma_n c)^2`` with ``c``
   the galaxy's Cramér–Rao bound at unit noise, so low-noise stamps, whose errors are thousands of
   times smaller, are not drowned by the noisy ones; and fits the predicted uncertainty ``s`` by the
@@ -18,7 +18,8 @@ noise-free, with its PSF image, and at every step
   uncertainty head's parameters are clipped as a group of their own (:func:`param_groups`).
 
 ``fresh_noise=False`` is the ablation: each galaxy keeps one noise sigma and one noise field for the
-whole run (a fixed noisy training set, as the per-level networks have), drawn from the galaxy's index.
+whole run (a fixed noisy training set, as the per-level networks have), drawn from the galaxy's
+index.
 
 No rotation or flip augmentation: :class:`~shearbridge.models.psfnet.PSFNet` is D4-equivariant by
 construction, so a transformed copy would give the same gradient up to round-off.
@@ -49,7 +50,14 @@ from shearbridge.models.predict import map_batches
 from shearbridge.models.psfnet import UNCERTAINTY_PREFIX
 from shearbridge.train.augment import fresh_noise
 
-__all__ = ["FreshConfig", "CleanSet", "train_fresh", "noisy_copy", "bound_weighted_loss", "param_groups"]
+__all__ = [
+    "FreshConfig",
+    "CleanSet",
+    "train_fresh",
+    "noisy_copy",
+    "bound_weighted_loss",
+    "param_groups",
+]
 
 
 @dataclass(frozen=True)
@@ -65,10 +73,14 @@ class CleanSet:
     def __post_init__(self) -> None:
         n = len(self.stamps)
         if self.stamps.ndim != 3 or self.psfs.shape != self.stamps.shape:
-            raise ValueError(f"stamps and PSF images must share a shape (N, S, S), got {self.stamps.shape}, "
-                             f"{self.psfs.shape}")
+            raise ValueError(
+                f"stamps and PSF images must share a shape (N, S, S), got {self.stamps.shape}, "
+                f"{self.psfs.shape}"
+            )
         if self.g.shape != (n, 2) or self.c.shape != (n,):
-            raise ValueError(f"g must be (N, 2) and c (N,) for N = {n}, got {self.g.shape}, {self.c.shape}")
+            raise ValueError(
+                f"g must be (N, 2) and c (N,) for N = {n}, got {self.g.shape}, {self.c.shape}"
+            )
         for name in ("stamps", "psfs", "g", "c"):
             if not np.all(np.isfinite(getattr(self, name))):
                 raise ValueError(f"clean set {name} contain NaN or inf")
@@ -83,7 +95,9 @@ def _log_uniform(key: jax.Array, n: int, lo: float, hi: float) -> jax.Array:
     return jnp.exp(jax.random.uniform(key, (n,), jnp.float32, math.log(lo), math.log(hi)))
 
 
-def noisy_copy(clean: CleanSet, key: jax.Array, noise_min: float, noise_max: float) -> tuple[np.ndarray, np.ndarray]:
+def noisy_copy(
+    clean: CleanSet, key: jax.Array, noise_min: float, noise_max: float
+) -> tuple[np.ndarray, np.ndarray]:
     """One noisy realisation of every stamp, sigma log-uniform per stamp: ``(stamps, sigma)``, drawn
     from ``key`` alone (the validation set; deterministic)."""
     k_sigma, k_noise = jax.random.split(key)
@@ -92,8 +106,9 @@ def noisy_copy(clean: CleanSet, key: jax.Array, noise_min: float, noise_max: flo
     return np.asarray(clean.stamps + noise), np.asarray(sigma)
 
 
-def bound_weighted_loss(pred: jax.Array, g: jax.Array, bound: jax.Array, unc_weight: float,
-                        bound_weighted: bool = True) -> tuple[jax.Array, jax.Array]:
+def bound_weighted_loss(
+    pred: jax.Array, g: jax.Array, bound: jax.Array, unc_weight: float, bound_weighted: bool = True
+) -> tuple[jax.Array, jax.Array]:
     """``(loss, point part)`` of a batch: the squared error over the stamp's bound (or the plain
     squared error) plus ``unc_weight`` times the Gaussian likelihood of the stopped residual."""
     r = pred[:, :2] - g
@@ -108,6 +123,7 @@ def param_groups(params: Any) -> Any:
     """``"uncertainty"`` for the uncertainty head's parameters (a name on the path starts with
     :data:`~shearbridge.models.psfnet.UNCERTAINTY_PREFIX`), ``"point"`` for the rest: each group is
     clipped on its own, so the shear loss's large gradients never scale the likelihood's down."""
+
     def label(path: tuple[Any, ...], _: Any) -> str:
         names = [str(getattr(k, "key", "")) for k in path]
         return "uncertainty" if any(n.startswith(UNCERTAINTY_PREFIX) for n in names) else "point"
@@ -117,28 +133,45 @@ def param_groups(params: Any) -> Any:
 
 def _mask(params: Any) -> Any:
     """Weight decay on kernels only (not on biases, scales or the standardisation constants)."""
-    return jax.tree_util.tree_map_with_path(lambda path, _: getattr(path[-1], "key", "") == "kernel", params)
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: getattr(path[-1], "key", "") == "kernel", params
+    )
 
 
-def train_fresh(model: Any, params: dict, train: CleanSet, val: CleanSet, cfg: FreshConfig,
-                progress: Callable[[int], Any] | None = None) -> tuple[dict, dict[str, Any]]:
+def train_fresh(
+    model: Any,
+    params: dict,
+    train: CleanSet,
+    val: CleanSet,
+    cfg: FreshConfig,
+    progress: Callable[[int], Any] | None = None,
+) -> tuple[dict, dict[str, Any]]:
     """Train ``model`` (called as ``model.apply(params, stamps, psfs, sigma)`` -> ``(B, 3)``) from
     ``params`` (already :meth:`data_init`-ed) on fresh noise (module docstring).
 
     Returns the last step's parameters and a history: ``step``, ``val_loss``, ``val_point``
     (the validation bound-weighted squared error, i.e. the mean ``(error/CRLB)^2``), ``train_loss``
-    (mean over the steps since the last evaluation), ``seconds``. ``progress(n)`` after every ``n`` steps.
+    (mean over the steps since the last evaluation), ``seconds``. ``progress(n)`` after every ``n``
+    steps.
     """
     cfg.validate()
     if len(train) < cfg.batch_size:
-        raise ConfigError(f"the training set ({len(train)}) is smaller than one batch ({cfg.batch_size})")
+        raise ConfigError(
+            f"the training set ({len(train)}) is smaller than one batch ({cfg.batch_size})"
+        )
     key = jax.random.PRNGKey(cfg.seed)
     k_batch, k_sigma, k_noise, k_val = jax.random.split(key, 4)
     schedule = optax.cosine_decay_schedule(cfg.learning_rate, cfg.steps)
     opt = optax.multi_transform(
-        {group: optax.chain(optax.clip_by_global_norm(cfg.clip_norm) if cfg.clip_norm > 0 else optax.identity(),
-                            optax.adamw(schedule, weight_decay=cfg.weight_decay, mask=_mask))
-         for group in ("point", "uncertainty")}, param_groups(params))
+        {
+            group: optax.chain(
+                optax.clip_by_global_norm(cfg.clip_norm) if cfg.clip_norm > 0 else optax.identity(),
+                optax.adamw(schedule, weight_decay=cfg.weight_decay, mask=_mask),
+            )
+            for group in ("point", "uncertainty")
+        },
+        param_groups(params),
+    )
     opt_state = opt.init(params)
     stamps, psfs = jnp.asarray(train.stamps), jnp.asarray(train.psfs)
     g_all, c_all = jnp.asarray(train.g, jnp.float32), jnp.asarray(train.c, jnp.float32)
@@ -153,13 +186,15 @@ def train_fresh(model: Any, params: dict, train: CleanSet, val: CleanSet, cfg: F
             x = stamps[idx] + fresh_noise(k_noise, i, (bs,) + stamps.shape[1:], sigma)
         else:  # the ablation: one sigma and one field per galaxy, reused whenever it is drawn
             sigma = fixed_sigma[idx]
-            x = stamps[idx] + jax.vmap(lambda j, s: fresh_noise(k_noise, j, (1,) + stamps.shape[1:], s[None])[0])(
-                idx, sigma)
+            x = stamps[idx] + jax.vmap(
+                lambda j, s: fresh_noise(k_noise, j, (1,) + stamps.shape[1:], s[None])[0]
+            )(idx, sigma)
 
         def loss_fn(p):
             pred = model.apply(p, x, psfs[idx], sigma)
-            return bound_weighted_loss(pred, g_all[idx], sigma * c_all[idx], cfg.uncertainty_weight,
-                                       cfg.bound_weighted)
+            return bound_weighted_loss(
+                pred, g_all[idx], sigma * c_all[idx], cfg.uncertainty_weight, cfg.bound_weighted
+            )
 
         (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         updates, opt_state = opt.update(grads, opt_state, params)
@@ -170,11 +205,21 @@ def train_fresh(model: Any, params: dict, train: CleanSet, val: CleanSet, cfg: F
 
     def evaluate(p) -> tuple[float, float]:
         pred = map_batches(lambda x, ps, s: predict(p, x, ps, s), val_x, 512, val.psfs, val_sigma)
-        loss, point = bound_weighted_loss(jnp.asarray(pred), jnp.asarray(val.g), jnp.asarray(val_sigma * val.c),
-                                          cfg.uncertainty_weight)
+        loss, point = bound_weighted_loss(
+            jnp.asarray(pred),
+            jnp.asarray(val.g),
+            jnp.asarray(val_sigma * val.c),
+            cfg.uncertainty_weight,
+        )
         return float(loss), float(point)
 
-    history: dict[str, Any] = {"step": [], "val_loss": [], "val_point": [], "train_loss": [], "seconds": []}
+    history: dict[str, Any] = {
+        "step": [],
+        "val_loss": [],
+        "val_point": [],
+        "train_loss": [],
+        "seconds": [],
+    }
     t0, since = time.perf_counter(), []
     for i in range(cfg.steps):
         params, opt_state, loss = step(params, opt_state, i)
@@ -188,8 +233,12 @@ def train_fresh(model: Any, params: dict, train: CleanSet, val: CleanSet, cfg: F
             history["seconds"].append(time.perf_counter() - t0)
             since = []
             if not np.isfinite(vl):
-                raise FloatingPointError(f"validation loss is {vl} at step {i + 1}: training diverged")
+                raise FloatingPointError(
+                    f"validation loss is {vl} at step {i + 1}: training diverged"
+                )
             if progress is not None:
-                progress(history["step"][-1] - (history["step"][-2] if len(history["step"]) > 1 else 0))
+                progress(
+                    history["step"][-1] - (history["step"][-2] if len(history["step"]) > 1 else 0)
+                )
     history["config"] = dataclasses.asdict(cfg)
     return params, history

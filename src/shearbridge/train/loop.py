@@ -144,7 +144,9 @@ def _remove_empty(dirs: list[Path]) -> None:
             return
 
 
-def run_epochs(run: Run, stop_after_epoch: int | None, progress: bool, test_data: DatasetLike | None) -> dict:
+def run_epochs(
+    run: Run, stop_after_epoch: int | None, progress: bool, test_data: DatasetLike | None
+) -> dict:
     """Restore or start, train epoch by epoch (checkpoint after each), then finish."""
     config = run.config
     st = restore_or_init(run)
@@ -152,7 +154,11 @@ def run_epochs(run: Run, stop_after_epoch: int | None, progress: bool, test_data
     if not st["history"]:
         st["history"].append(first_history_entry(run))
     if config.epochs == 0 and not st["done"]:  # a fitted model: its data_init parameters are final
-        st.update(done=True, best_params=jax.device_get(run.params), best_val_loss=st["history"][0]["val_loss"])
+        st.update(
+            done=True,
+            best_params=jax.device_get(run.params),
+            best_val_loss=st["history"][0]["val_loss"],
+        )
         save_epoch(run, st, 0, stopped_early=False)
     while not st["done"] and st["epoch"] < config.epochs:
         if stop_after_epoch is not None and st["epoch"] >= stop_after_epoch:
@@ -234,9 +240,11 @@ def check_divergence(run: Run, epoch: int, train_loss: float, val_loss: float) -
     tc = run.config.train
     what = "non-finite" if not (np.isfinite(train_loss) and np.isfinite(val_loss)) else "exploding"
     raise TrainingDivergedError(
-        f"{run.config.name}: training diverged at epoch {epoch} ({what} loss: train {train_loss:.3g}, "
-        f"validation {val_loss:.3g}; predicting the mean gives {trivial:.3g}); likely cause: the learning "
-        f"rate {tc.learning_rate:g} is too large (or the inputs hold extreme values); no model was published")
+        f"{run.config.name}: training diverged at epoch {epoch} ({what} loss: "
+        f"train {train_loss:.3g}, validation {val_loss:.3g}; predicting the mean gives "
+        f"{trivial:.3g}); likely cause: the learning rate {tc.learning_rate:g} is too large "
+        "(or the inputs hold extreme values); no model was published"
+    )
 
 
 def record_epoch(

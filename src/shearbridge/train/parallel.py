@@ -41,6 +41,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from shearbridge.errors import ParallelError
+
 __all__ = [
     "DATA_AXIS",
     "DataParallel",
@@ -52,9 +54,6 @@ __all__ = [
 
 DATA_AXIS = "data"
 _HELD_LOCKS: list[Any] = []  # open lock files of claimed cores (kept for the process lifetime)
-
-
-from shearbridge.errors import ParallelError
 
 
 def choose_devices(batch_size: int, requested: int | None = None) -> list[jax.Device]:
@@ -78,8 +77,8 @@ def choose_devices(batch_size: int, requested: int | None = None) -> list[jax.De
     if jax.process_count() > 1:  # a mesh over a prefix could leave a process without devices
         if requested not in (None, len(available)) or batch_size % len(available):
             raise ParallelError(
-                f"{jax.process_count()} processes train on all {len(available)} devices, which must "
-                f"divide batch_size ({batch_size}); got devices={requested}"
+                f"{jax.process_count()} processes train on all {len(available)} devices, which "
+                f"must divide batch_size ({batch_size}); got devices={requested}"
             )
         return list(available)
     if requested is None:
@@ -180,7 +179,11 @@ def claim_cores(n: int, lock_dir: str | Path | None = None) -> list[int] | None:
     allowed = sorted(os.sched_getaffinity(0))
     if n >= len(allowed):
         return None
-    folder = Path(lock_dir) if lock_dir else Path(tempfile.gettempdir()) / f"shearbridge-cores-{os.getuid()}"
+    folder = (
+        Path(lock_dir)
+        if lock_dir
+        else Path(tempfile.gettempdir()) / f"shearbridge-cores-{os.getuid()}"
+    )
     folder.mkdir(parents=True, exist_ok=True)
     chosen: list[int] = []
     for cpu in allowed:

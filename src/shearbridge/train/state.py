@@ -89,8 +89,10 @@ def build_run(
     init_key, shuffle_key = jax.random.split(key)
     params = init_params(model, init_key, data.images.shape[1])
     if config.epochs == 0 and not hasattr(model, "data_init"):
-        raise ConfigError(f"{config.name}: epochs=0 (no gradient step) needs a model with a data_init fit; "
-                          f"model {tc.model!r} has none")
+        raise ConfigError(
+            f"{config.name}: epochs=0 (no gradient step) needs a model with a data_init fit; "
+            f"model {tc.model!r} has none"
+        )
     if hasattr(model, "data_init"):  # e.g. ShapeNet's least-squares residual read-out
         std_targets = (data.targets[data.tr_idx] - data.mean) / data.std
         params = model.data_init(params, data.images[data.tr_idx], std_targets[:, : tc.n_outputs])
@@ -102,7 +104,11 @@ def build_run(
         "n_outputs": tc.n_outputs,
         "model_kwargs": model_kwargs,
         "stamp_size_px": int(data.images.shape[1]),
-        **({"pixel_scale_arcsec": float(data.sim.pixel_scale_arcsec)} if data.sim is not None else {}),
+        **(
+            {"pixel_scale_arcsec": float(data.sim.pixel_scale_arcsec)}
+            if data.sim is not None
+            else {}
+        ),
         **({"psf_moment_sigma_px": psf_sigma_px(data.psf)} if data.psf is not None else {}),
         "targets": list(TARGET_NAMES[: tc.n_outputs]),
         "experiment": to_dict(config),

@@ -43,7 +43,9 @@ def patch_asyncio() -> None:
 # cluster job scripts (``python -m snakemake ...``, which never pass through the shim)
 # included: site.py executes a .pth line that starts with ``import`` at interpreter start.
 ASYNCIO_PTH_NAME = "shearbridge_asyncio_coroutine.pth"
-ASYNCIO_PTH_LINE = 'import asyncio; hasattr(asyncio, "coroutine") or setattr(asyncio, "coroutine", lambda f: f)\n'
+ASYNCIO_PTH_LINE = (
+    'import asyncio; hasattr(asyncio, "coroutine") or setattr(asyncio, "coroutine", lambda f: f)\n'
+)
 
 
 def install_asyncio_pth(site_packages: str | os.PathLike[str] | None = None) -> Path:
