@@ -88,6 +88,7 @@ def test_ablations_share_the_final_recipe_at_a_reduced_budget():
         )
 
 
+@pytest.mark.pipeline
 def test_every_ablation_builds_a_two_output_network():
     x = jnp.zeros((1, 53, 53), jnp.float32)
     for name in ablation_names():
@@ -121,6 +122,7 @@ def test_paired_factor_is_exact_for_scaled_errors_and_unbiased_for_independent_o
         A.paired_rmse_factor(a, b[:10], rng, 10)
 
 
+@pytest.mark.pipeline
 def test_forward_flops_of_the_baseline_architecture_match_its_multiply_adds():
     # conv1 3x3x1->16 on 53x53, 2x2 average pool -> 26x26, conv2 3x3x16->32, pool -> 13x13,
     # dense 13*13*32 -> 128, out 128 -> 2. XLA counts 2 flops per multiply-add, skips the
@@ -216,6 +218,7 @@ def value_of(path) -> float:
     return float(path.read_text().strip().rstrip("%").strip("$").strip("{}").split("\\pm")[0])
 
 
+@pytest.mark.pipeline
 def test_numbers_and_figure_from_the_summary(fake_summary, monkeypatch, tmp_path):
     from shearbridge.summaries import summary_dir
 

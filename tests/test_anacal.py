@@ -112,6 +112,7 @@ def _antithetic_noise(labels, sigma, seed):
     return labels["noise_sign"][:, None, None] * fields[labels["pair_id"], labels["orient"]]
 
 
+@pytest.mark.pipeline
 def test_renoised_mode_recovers_shear_at_low_noise(gauss_population):
     """Renoised at sigma_n = 1e-4 with antithetic pixel noise. Measured (noise seeds 3-5):
     antithetic renoising m = +2.7e-4 .. +2.8e-4 +- 2e-5 (the noise-free m, +2.8e-4), c ~ 1e-6;

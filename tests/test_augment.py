@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import galsim
 import jax
 import jax.numpy as jnp
@@ -41,6 +43,7 @@ def test_every_element_moves_the_shear_as_spin_two():
     assert len(seen) == 4  # the four sign patterns of (g1, g2) all occur
 
 
+@pytest.mark.pipeline
 def test_random_d4_pairs_each_stamp_with_its_own_label():
     rng = np.random.default_rng(0)
     imgs = jnp.asarray(rng.normal(size=(32, 7, 7)))
@@ -55,6 +58,7 @@ def test_random_d4_pairs_each_stamp_with_its_own_label():
     assert len(used) > 4  # the elements are drawn, not fixed
 
 
+@pytest.mark.pipeline
 def test_fresh_noise_is_reproducible_and_never_repeats():
     key, sigma = jax.random.key(11), jnp.asarray([0.01, 0.02, 0.03, 0.04])
     a = np.asarray(fresh_noise(key, 5, (4, 53, 53), sigma))

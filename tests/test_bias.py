@@ -64,6 +64,7 @@ def test_paired_recovers_injected_m_and_c():
     assert res["n_galaxies"] == 4000 and res["n_dropped"] == 0
 
 
+@pytest.mark.pipeline
 def test_jackknife_error_matches_scatter_over_realisations():
     """The jackknife sigma(m) agrees with the spread of m over independent runs."""
     rng = np.random.default_rng(7)

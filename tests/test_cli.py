@@ -163,6 +163,7 @@ def test_evaluate_without_a_trained_model_is_a_clean_error(capsys, tmp_path, mon
     )
 
 
+@pytest.mark.pipeline
 def test_python_dash_m_entry_point(tmp_path):
     env = {**os.environ, "SHEARBRIDGE_DATA": str(tmp_path)}
     ok = subprocess.run(
@@ -415,6 +416,7 @@ def _snakefile_shells() -> dict[str, str]:
     return shells
 
 
+@pytest.mark.pipeline
 def test_every_compute_rule_runs_a_command_of_the_command_line():
     shells = _snakefile_shells()
     assert {

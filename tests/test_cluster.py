@@ -218,6 +218,7 @@ RUN = "src/data/quick/runs/baseline/noise1e-05/metrics.json"
         ("--config gpus=2 threads=4", ["--config", "gpus=2", "threads=4", "--"], {}, 2, 4),
     ],
 )
+@pytest.mark.pipeline
 def test_trainings_and_timing_ask_for_the_gpus_they_are_told(
     tmp_path, how, extra_args, env_extra, gpus, threads
 ):

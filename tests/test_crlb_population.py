@@ -38,6 +38,7 @@ def _fd_bounds(lab, rows, central=True):
     )
 
 
+@pytest.mark.pipeline
 def test_forward_differences_give_the_central_bound_for_the_profiles_without_autodiff():
     """The study's Sersic and bulge+disk bounds use forward differences (half the renders); they
     must stay within 0.15% of central differences on g (measured <= 9e-4), the flux derivative
@@ -72,6 +73,7 @@ def test_kolmogorov_psf_wings_outside_the_stamp_cost_little():
     assert_allclose(cp.population_crlb(CFG, lab), _fd_bounds(lab, [0]), rtol=1e-3)
 
 
+@pytest.mark.pipeline
 def test_bound_scales_inversely_with_flux():
     lab = _labels(["gauss", "exp"], ["gauss", "moffat", "kolmogorov"], 8, seed=13)
     doubled = dict(lab, flux=2.0 * lab["flux"])
@@ -82,6 +84,7 @@ def test_bound_scales_inversely_with_flux():
     )  # sigma(flux) itself is unchanged: sigma(flux) / flux halves
 
 
+@pytest.mark.pipeline
 def test_rows_subset_returns_those_rows_in_order():
     lab = _labels(["gauss", "exp", "sersic"], ["gauss", "moffat"], 8, seed=14)
     sersic = int(np.flatnonzero(lab["galaxy_id"] == GALAXY_FAMILIES.index("sersic"))[0])

@@ -120,6 +120,7 @@ def window_jacobian(size_arcsec: float) -> np.ndarray:
     return jacobian(size_arcsec)[ORIGIN[0] : ORIGIN[0] + W, ORIGIN[1] : ORIGIN[1] + W]
 
 
+@pytest.mark.pipeline
 def test_random_conv_network_never_exceeds_the_image(random_params):
     fn = Fe.enhanced_feature_fn(MODEL, W)
     G = window_jacobian(0.15)
@@ -311,6 +312,7 @@ def test_ridge_probe_recovers_a_linear_law_to_the_noise_level():
     assert np.all(np.abs(res["rmse"] - expected) < k_sigma), res
 
 
+@pytest.mark.pipeline
 def test_mlp_probe_learns_a_nonlinear_law():
     rng = np.random.default_rng(12)
     x = rng.standard_normal((800, 4)).astype(np.float32)
@@ -328,6 +330,7 @@ def test_ml_weight_map_is_an_unbiased_linear_estimator(G_small):
     assert V.pearson(w, -2 * w) == pytest.approx(-1.0)
 
 
+@pytest.mark.pipeline
 def test_blur_pooling_aliases_less_than_average_pooling():
     from shearbridge.config import SimConfig
 

@@ -24,6 +24,8 @@ import pytest
 from shearbridge.errors import ParallelError
 from shearbridge.train.distributed import Cluster, cluster_from, slurm_first_host
 
+pytestmark = pytest.mark.pipeline  # trainings or pipeline steps end to end: not in `make check`
+
 TESTS = Path(__file__).resolve().parent
 
 # argv: tests dir, workdir, then either "ref" or coordinator, count, id. A worker takes its

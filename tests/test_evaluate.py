@@ -26,6 +26,7 @@ def biased_estimates(n: int, m, c, noise: float, seed: int):
     return pred, true
 
 
+@pytest.mark.pipeline
 def test_recovers_known_slope_and_offset_within_k_sigma():
     m, c, noise, n = np.array([0.05, -0.03]), np.array([2e-3, -1e-3]), 0.02, 4000
     pred, true = biased_estimates(n, m, c, noise, seed=1)
@@ -101,6 +102,7 @@ class RandomStamps:
         return len(self.clean)
 
 
+@pytest.mark.pipeline
 def test_evaluate_run_writes_results(tmp_path, monkeypatch):
     monkeypatch.setenv("SHEARBRIDGE_DATA", str(tmp_path / "data"))
     profile = dataclasses.replace(get_profile("quick"), bootstrap=20)

@@ -93,6 +93,7 @@ def _conv_pair(k, padding, cin, cout, strides, draw, seeds, x_shape):
     return pc, ref, params, x, jax.eval_shape(ref.apply, params, x).shape
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize("k,padding,cin,cout,strides", CASES)
 def test_patchconv_matches_nn_conv_exactly_on_dyadic_inputs(k, padding, cin, cout, strides):
     pc, ref, params, x, y_shape = _conv_pair(
@@ -108,6 +109,7 @@ def test_patchconv_matches_nn_conv_exactly_on_dyadic_inputs(k, padding, cin, cou
         assert_array_equal(u, v)
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize("k,padding,cin,cout,strides", [CASES[1], CASES[3], CASES[5]])
 def test_patchconv_matches_nn_conv_to_round_off_on_gaussian_inputs(k, padding, cin, cout, strides):
     pc, ref, params, x, y_shape = _conv_pair(
@@ -132,6 +134,7 @@ def test_patchconv_matches_nn_conv_to_round_off_on_gaussian_inputs(k, padding, c
     _assert_within(dx_pc, dx_ref, 2 * gamma(k * k * cout) * dx_abs, "input gradient")
 
 
+@pytest.mark.pipeline
 def test_patchconv_keeps_leading_batch_dimensions():
     x = _dyadic(9, (2, 3, 7, 7, 2))
     pc = fc.PatchConv(3, 3)
@@ -150,6 +153,7 @@ def test_patchconv_keeps_leading_batch_dimensions():
         ({"features": 2}, (5, 5), "at least 3 dims"),
     ],
 )
+@pytest.mark.pipeline
 def test_patchconv_misuse_raises(kwargs, x_shape, match):
     with pytest.raises(fc.FastConvError, match=match):
         fc.PatchConv(**kwargs).init(jax.random.key(0), jnp.zeros(x_shape))
@@ -183,6 +187,7 @@ POOL_CASES = [  # (kernel, padding, c_in, c_out, H, W)
 ]
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize("k,padding,cin,cout,h,w", POOL_CASES)
 def test_conv_relu_avgpool_matches_the_three_flax_layers_exactly_on_dyadic_inputs(
     k, padding, cin, cout, h, w
@@ -207,6 +212,7 @@ def test_conv_relu_avgpool_matches_the_three_flax_layers_exactly_on_dyadic_input
     assert_array_equal(dx, dx_ref)
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize("k,padding,cin,cout,h,w", POOL_CASES[:3:2])
 def test_conv_relu_avgpool_matches_to_round_off_on_gaussian_inputs(k, padding, cin, cout, h, w):
     x = _gauss(14, (2, h, w, cin))
@@ -244,6 +250,7 @@ def test_conv_relu_avgpool_matches_to_round_off_on_gaussian_inputs(k, padding, c
     _assert_within(dx, dx_ref, 2 * gamma(k * k * cout + 4) * dx_abs, "input gradient")
 
 
+@pytest.mark.pipeline
 def test_conv_relu_avgpool_takes_any_elementwise_activation():
     x = _gauss(23, (2, 9, 9, 2))
     fused = fc.ConvReluAvgPool(3, 3, activation=nn.softplus)
@@ -268,11 +275,13 @@ def test_conv_relu_avgpool_takes_any_elementwise_activation():
         ({"features": 2, "kernel_size": 5, "padding": "VALID"}, (1, 5, 5, 1), "too small"),
     ],
 )
+@pytest.mark.pipeline
 def test_conv_relu_avgpool_misuse_raises(kwargs, x_shape, match):
     with pytest.raises(fc.FastConvError, match=match):
         fc.ConvReluAvgPool(**kwargs).init(jax.random.key(0), jnp.zeros(x_shape))
 
 
+@pytest.mark.pipeline
 def test_space_to_depth_kernel_entries_follow_the_definition():
     k, c, f = 3, 2, 3
     kernel = _gauss(18, (k, k, c, f))
@@ -291,6 +300,7 @@ def test_space_to_depth_kernel_entries_follow_the_definition():
 # ------------------------------------------------------------------------------- helpers
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize("shape", [(2, 8, 8, 3), (3, 53, 53, 2), (1, 7, 6, 1)])
 def test_avg_pool2_equals_flax_avg_pool(shape):
     y = _gauss(19, shape)
@@ -320,6 +330,7 @@ def test_recommended_flags_extend_and_never_duplicate():
     assert env["XLA_FLAGS"] == rt.recommended_xla_flags("")
 
 
+@pytest.mark.pipeline
 def test_recommended_compiler_options_change_speed_not_results():
     x, w, g = _gauss(21, (4, 12, 12, 3)), _gauss(22, (3, 3, 3, 5)), _gauss(26, (4, 12, 12, 5))
 

@@ -15,6 +15,8 @@ from shearbridge.diagnosis import floor as F
 from shearbridge.models.shapenet import analytic_shears
 from shearbridge.sim import stamps
 
+pytestmark = pytest.mark.pipeline  # trainings or pipeline steps end to end: not in `make check`
+
 SIM = SimConfig(stamp_size_px=21, size_scale_arcsec=0.6, offset_max_arcsec=0.3)
 
 

@@ -29,6 +29,8 @@ from shearbridge.summaries.floor import write_floor_summary
 from shearbridge import layout
 from shearbridge.layout import Layout
 
+pytestmark = pytest.mark.pipeline  # trainings or pipeline steps end to end: not in `make check`
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -28,6 +28,8 @@ from shearbridge.train.fresh import (
     train_fresh,
 )
 
+pytestmark = pytest.mark.pipeline  # trainings or pipeline steps end to end: not in `make check`
+
 TINY = PSFNet(channels=(2,), dilations=(1,), hidden=8, head_layers=1)
 
 

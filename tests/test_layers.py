@@ -39,6 +39,7 @@ def _dyadic(rng: np.random.Generator, shape: tuple[int, ...], denom: int, bound:
 # ---------------------------------------------------------------- scale-sensitive kernels
 
 
+@pytest.mark.pipeline
 def test_derivative_basis_is_dc_free():
     basis = L.gaussian_derivative_basis(jnp.array([1.0, 2.0, 3.5]), 21)
     assert basis.shape == (21, 21, 6, 3)
@@ -48,6 +49,7 @@ def test_derivative_basis_is_dc_free():
     assert np.all(sums[1:] <= bound[1:]), f"derivative kernels must sum to zero, got {sums[1:]}"
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize("sigma_blob_px", [2.0, 3.0])
 def test_normalised_log_selects_the_blob_scale(sigma_blob_px):
     # sigma^2 (Gxx + Gyy) * G(sigma_b) at the blob centre = -sigma^2 / (pi (sigma_b^2 + sigma^2)^2),
@@ -68,6 +70,7 @@ def test_normalised_log_selects_the_blob_scale(sigma_blob_px):
     )
 
 
+@pytest.mark.pipeline
 def test_gradients_reach_the_scales():
     layer = L.GaussianDerivativeConv(4, kernel_size=9)
     x = jax.random.normal(_key(1), (2, 20, 20, 3))
@@ -88,6 +91,7 @@ def test_even_kernel_is_rejected():
 # ---------------------------------------------------------------- downsampling
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize("pool", ["none", "avg", "max"])
 @pytest.mark.parametrize("n", [32, 53])
 def test_blurpool_output_size_and_constant_image(pool, n):
@@ -147,6 +151,7 @@ def test_binomial_filter_taps():
         P.binomial_filter(9)
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize("dilations", [(1, 2, 4), (1, 2)])
 def test_dilated_stack_keeps_size_and_has_the_expected_receptive_field(dilations):
     stack = L.DilatedConvStack(3, dilations=dilations, activation="gelu")
@@ -164,6 +169,7 @@ def test_dilated_stack_keeps_size_and_has_the_expected_receptive_field(dilations
 # ---------------------------------------------------------------- attention
 
 
+@pytest.mark.pipeline
 def test_channel_attention_gates_and_ignores_pixel_order():
     rng = np.random.default_rng(5)
     x = _dyadic(rng, (2, 16, 16, 8), denom=8, bound=16)  # every pooled sum is exact in float32
@@ -177,6 +183,7 @@ def test_channel_attention_gates_and_ignores_pixel_order():
     assert_array_equal(np.asarray(ca.apply(variables, xp, method=L.ChannelAttention.weights)), w)
 
 
+@pytest.mark.pipeline
 def test_spatial_attention_gates_and_is_shift_equivariant():
     rng = np.random.default_rng(7)
     x = np.zeros((1, 32, 32, 8), np.float32)
@@ -196,6 +203,7 @@ def test_spatial_attention_gates_and_is_shift_equivariant():
     assert_array_equal(ws[inner], np.roll(w, (dy, dx), axis=(1, 2))[inner])
 
 
+@pytest.mark.pipeline
 def test_cbam_preserves_shape_and_only_attenuates():
     x = jax.random.normal(_key(9), (2, 13, 13, 16))
     cbam = L.CBAM(reduction=4)
@@ -211,6 +219,7 @@ def test_cbam_preserves_shape_and_only_attenuates():
     assert_allclose(y, np.asarray(ys), rtol=4 * 2**-23, atol=0)
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize("n,stride", [(3, 2), (4, 2), (5, 1)])
 def test_blurpool_separable_sums_equal_the_depthwise_binomial_convolution(n, stride):
     """BlurPool computes the blur as separable strided sums; it must equal the direct

@@ -81,6 +81,7 @@ def test_eta_g_roundtrip():
     np.testing.assert_allclose(back, g, atol=1e-12)
 
 
+@pytest.mark.pipeline
 def test_noise_free_recovery_to_1e5(fitter):
     """Noise-free GalSim stamps (default GSParams) are fitted to |g_hat - g| < 1e-5."""
     labels = shearnet_labels(np.random.default_rng(1), BATCH)
@@ -118,6 +119,7 @@ def _crlb_efficiency(fitter, noise, n, seed):
     return z, rmse / rms_crlb, ok
 
 
+@pytest.mark.pipeline
 def test_scatter_matches_crlb_at_high_snr(fitter):
     """At noise 1e-4 the ML fit is efficient: (g_hat - g) / sigma_CRLB has unit variance."""
     z, ratio, ok = _crlb_efficiency(fitter, 1e-4, 4 * BATCH, seed=2)

@@ -64,6 +64,7 @@ def test_parameter_shapes_per_layer():
     }
 
 
+@pytest.mark.pipeline
 def test_every_captured_layer_has_the_documented_shape():
     model, params = init(4)
     batch = 3
@@ -145,6 +146,7 @@ def test_count_params_on_a_known_tree():
     assert count_params(tree) == 12 + 5 + 8
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize("name", ["enhanced", "shapenet"])
 def test_init_params_equals_eager_init(name):
     from shearbridge.models import init_params

@@ -52,6 +52,7 @@ def test_recovers_the_shear_of_a_psf_convolved_gaussian(sigma, g1, g2, x0, y0):
     )
 
 
+@pytest.mark.pipeline
 def test_shear_is_flux_free_and_rotates_as_spin_two():
     img = sheared_gaussian(53, 2.5, 0.25, 0.1)
     x = jnp.asarray(np.stack([img, 4 * img, np.rot90(img).copy(), img.T.copy()]), jnp.float32)
@@ -62,6 +63,7 @@ def test_shear_is_flux_free_and_rotates_as_spin_two():
     np.testing.assert_allclose(g[3], [-g[0, 0], g[0, 1]], atol=2e-5)  # transpose: g1 -> -g1
 
 
+@pytest.mark.pipeline
 def test_noise_only_stamps_give_finite_bounded_features():
     x = jax.random.normal(jax.random.PRNGKey(0), (64, 53, 53)) * 1e-2
     feats = moment_features(x, PSF_PX)

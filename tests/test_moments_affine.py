@@ -34,6 +34,7 @@ def test_affine_lstsq_recovers_a_known_affine_map():
     np.testing.assert_allclose(o, offset, atol=1e-12)
 
 
+@pytest.mark.pipeline
 def test_zero_epochs_publish_the_least_squares_fit_and_match_shapenet(tmp_path):
     data = gaussian_stamps(96, 33, seed=1)
     test = gaussian_stamps(32, 33, seed=2)
@@ -73,6 +74,7 @@ def standardised(trained, data):
     return (data.targets(2) - trained.label_mean[:2]) / trained.label_std[:2]
 
 
+@pytest.mark.pipeline
 def test_zero_epochs_need_a_model_with_a_fit(tmp_path):
     data = gaussian_stamps(32, 33, seed=1)
     with pytest.raises(ConfigError, match="data_init"):

@@ -204,6 +204,7 @@ def test_a_per_level_network_checks_its_inputs_with_one_clear_error_each():
     net.measure(x, _psf(SimConfig(psf_sigma_arcsec=0.30)), SCALE, 1e-2)
 
 
+@pytest.mark.pipeline
 def test_psfnet_checks_its_inputs_and_flags():
     import jax
 

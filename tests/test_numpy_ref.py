@@ -211,6 +211,7 @@ def test_flax_dense_matches_reference(d_in, d_out):
     _check(tr.compare_dense(_rng(4, d_in), d_in, d_out))
 
 
+@pytest.mark.pipeline
 def test_translation_table_rows_are_complete_and_pass():
     rows = tr.translation_table(seed=7, size=12)
     keys = {"op", "case", "max_abs_diff", "max_rel_diff", "tolerance", "passed"}

@@ -18,6 +18,8 @@ import pytest
 
 from shearbridge.train.parallel import ParallelError, choose_devices, claim_cores, data_parallel
 
+pytestmark = pytest.mark.pipeline  # trainings or pipeline steps end to end: not in `make check`
+
 TESTS = Path(__file__).resolve().parent
 
 # One step's loss and gradients on a batch split over two devices vs one device, and a

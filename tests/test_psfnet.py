@@ -40,6 +40,7 @@ def _random_readout(params, seed=3):
     return {"params": p}
 
 
+@pytest.mark.pipeline
 def test_iso_kernel_has_the_symmetry_of_the_square():
     k = np.asarray(iso_kernel(jax.random.normal(jax.random.PRNGKey(0), (3, 2, 4))))
     for turns, mirror in D4:
@@ -50,6 +51,7 @@ def test_iso_kernel_has_the_symmetry_of_the_square():
         )
 
 
+@pytest.mark.pipeline
 def test_output_turns_as_a_spin_two_quantity_under_every_grid_symmetry():
     stamps, psfs, sigma, g = _noisy_set()
     model = PSFNet()
@@ -94,6 +96,7 @@ def _cov(sigma_arcsec, g=(0.0, 0.0)):
 @pytest.mark.parametrize(
     "told_fwhm, told_g", [(0.6, (0.0, 0.0)), (0.8, (0.0, 0.0)), (0.6, (0.04, -0.03))]
 )
+@pytest.mark.pipeline
 def test_changing_the_psf_input_moves_the_estimate_as_deconvolution_predicts(told_fwhm, told_g):
     """One Gaussian galaxy seen through a round Gaussian PSF of FWHM 0.6", told PSFs of other sizes
     and shapes: the estimate is the shape of (observed covariance - told PSF covariance), as moments
@@ -121,6 +124,7 @@ def test_changing_the_psf_input_moves_the_estimate_as_deconvolution_predicts(tol
         assert np.max(np.abs(out[:2] - [0.2, 0.1])) > 5e-3  # and a wrong one moves it
 
 
+@pytest.mark.pipeline
 def test_data_init_starts_at_the_moments_estimator_with_unit_scale_on_gaussians():
     stamps, psfs, sigma, g = _noisy_set(64, seed=4)
     model = PSFNet()
@@ -140,6 +144,7 @@ def test_bad_shapes_are_refused():
         model.init(jax.random.PRNGKey(0), x, x, np.ones(2, np.float32))
 
 
+@pytest.mark.pipeline
 def test_estimates_stay_on_the_unit_disk():
     """A reduced shear has |g| < 1: the analytic features and the output are pulled radially onto
     the disk (a spin-2-safe map), unchanged inside it; even a wild read-out cannot leave it."""

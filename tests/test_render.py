@@ -117,6 +117,7 @@ def test_shear_convention():
     assert ixy > 0 and abs(ixx - iyy) < 1e-12
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize("model", ["gauss", "exp"])
 def test_analytic_jacobian_equals_autodiff(model):
     rend = Renderer.gaussian_psf(PSF_SIGMA, SCALE, SIZE, model=model)

@@ -51,6 +51,7 @@ def test_baseline_like_settings_have_enhancedgalaxynn_parameter_count():
     assert count_params(_init(model)) == count_params(_init(base))
 
 
+@pytest.mark.pipeline
 def test_default_model_forward_pass_and_parameter_count():
     """Final model: conv 1->16 (160), conv 16->32 (4,640), head input (1+32)*18 moments
     + 2x7 adaptive-moment features + log-flux = 609, dense 609->128, 128->128, out 128->4,
@@ -114,6 +115,7 @@ def test_aperture_flux_of_a_gaussian_matches_the_analytic_value():
     np.testing.assert_allclose(got, 3.0 * 36 / (36 + 4.0), rtol=1e-5)
 
 
+@pytest.mark.pipeline
 def test_no_pooling_keeps_full_resolution_and_blur_pool_halves_it():
     x = jnp.zeros((1, 53, 53))
     for pool, side in (("none", 53), ("blur", 14), ("avg", 13)):
@@ -137,6 +139,7 @@ def test_bad_settings_raise_named_errors():
         _shapenet(4).apply({"params": _init(_shapenet(4))}, jnp.zeros((2, 53, 40)))
 
 
+@pytest.mark.pipeline
 def test_tiny_real_training_of_shapenet_lowers_the_loss(tmp_path):
     """256 real-size stamps, 2 epochs of the real training loop: the validation loss falls."""
     train, test = gaussian_stamps(256, 53, seed=1), gaussian_stamps(64, 53, seed=2)
@@ -147,6 +150,7 @@ def test_tiny_real_training_of_shapenet_lowers_the_loss(tmp_path):
     assert metrics["n_params"] == count_params(_init(_shapenet(4)))
 
 
+@pytest.mark.pipeline
 def test_data_init_solves_the_residual_readout_by_least_squares():
     """Targets that are an exact affine map of the analytic shears give back that map."""
     from shearbridge.models.shapenet import analytic_shears

@@ -85,6 +85,7 @@ def test_render_error_vs_strict_reference_exp():
 @pytest.mark.parametrize(
     "galaxy,psf", [("sersic", "gauss"), ("bulge_disk", "gauss"), ("gauss", "moffat")]
 )
+@pytest.mark.pipeline
 def test_render_error_vs_strict_reference_slow(galaxy, psf):
     strict = galsim.GSParams(
         folding_threshold=1e-7,

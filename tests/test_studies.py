@@ -92,6 +92,7 @@ def test_a_study_added_at_run_time_joins_every_plan():
     assert "toy_study" not in study.study_names(), "registered_study() removes what it added"
 
 
+@pytest.mark.pipeline
 def test_the_snakefile_plans_a_rule_of_a_study_added_from_outside(tmp_path):
     """A plugin module ($SHEARBRIDGE_METHODS) adds the study and its method; a rule of the study,
     in a Snakefile that includes the project's, expands its cells from the plan."""

@@ -159,6 +159,7 @@ def test_a_new_estimator_appears_in_every_plan_it_joins():
     assert "toy" not in study.names(), "registered() removes what it added"
 
 
+@pytest.mark.pipeline
 def test_the_snakefile_plans_a_method_registered_from_outside(tmp_path):
     """A module named in $SHEARBRIDGE_METHODS joins the comparison, bias and timing rules."""
     (tmp_path / "toy_plugin.py").write_text(
@@ -340,6 +341,7 @@ def test_train_and_evaluate_is_short():
     assert fn.end_lineno - fn.lineno + 1 < 80
 
 
+@pytest.mark.pipeline
 def test_only_the_pipeline_layers_know_where_data_lives():
     """Below the steps everything is pure: besides the I/O layers (steps/, summaries/, paper/, the
     dataset cache sim/datasets, the readers runs and results, provenance, the API and the CLI), no
@@ -414,6 +416,7 @@ def test_the_architecture_page_lists_every_module_once():
     )
 
 
+@pytest.mark.pipeline
 def test_a_new_network_needs_its_model_its_experiment_and_its_registry_entry(tmp_path, monkeypatch):
     """A network needs the model module, an experiment and a registry entry.
 

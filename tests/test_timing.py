@@ -19,6 +19,8 @@ from shearbridge.config import Profile, SimConfig, get_profile, noise_tag
 from shearbridge.io import read_json
 from shearbridge.stats.resample import ratio_stats, robust_stats
 
+pytestmark = pytest.mark.pipeline  # trainings or pipeline steps end to end: not in `make check`
+
 TINY = Profile(
     name="tinytiming", n_train=256, n_test=160, n_crlb=32, n_shear_pairs=8, epochs=1, bootstrap=10
 )

@@ -137,6 +137,7 @@ def test_cosine_schedule_with_and_without_warmup():
     np.testing.assert_allclose([sched(0), sched(10), sched(40)], [0.0, 1e-3, 0.0], atol=1e-9)
 
 
+@pytest.mark.pipeline
 def test_predict_pads_batches_and_unstandardises():
     import jax
     import jax.numpy as jnp
@@ -159,6 +160,7 @@ def test_predict_pads_batches_and_unstandardises():
 # ----------------------------------------------------------------- training
 
 
+@pytest.mark.pipeline
 def test_tiny_real_training_lowers_the_loss(tmp_path):
     """256 real-size (53x53) stamps, 2 epochs: the validation loss falls below its value at init."""
     train, test = gaussian_stamps(256, 53, seed=1), gaussian_stamps(64, 53, seed=2)
@@ -186,6 +188,7 @@ def test_tiny_real_training_lowers_the_loss(tmp_path):
     assert json.loads((tmp_path / METRICS).read_text())["best_epoch"] == metrics["best_epoch"]
 
 
+@pytest.mark.pipeline
 def test_interrupted_then_resumed_equals_uninterrupted(tmp_path):
     train, test = gaussian_stamps(160, 21, seed=4), gaussian_stamps(32, 21, seed=5)
     exp = dataclasses.replace(experiment(epochs=3, warmup_epochs=0.5), save_every=1)
@@ -225,6 +228,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path):
     )
 
 
+@pytest.mark.pipeline
 def test_early_stopping_keeps_the_best_parameters(tmp_path):
     """A learning rate far too high makes the validation loss wander; patience 1 stops the run."""
     train, test = gaussian_stamps(160, 21, seed=6), gaussian_stamps(32, 21, seed=7)
@@ -243,6 +247,7 @@ def test_early_stopping_keeps_the_best_parameters(tmp_path):
     )
 
 
+@pytest.mark.pipeline
 def test_resuming_a_different_run_is_refused(tmp_path):
     train = gaussian_stamps(64, 13, seed=8)
     train_and_evaluate(experiment(), tmp_path, train_data=train, stop_after_epoch=1, progress=False)
@@ -264,6 +269,7 @@ def test_misuse_raises_named_errors(tmp_path):
         train_and_evaluate(experiment(), tmp_path / "b", train_data=bad, progress=False)
 
 
+@pytest.mark.pipeline
 def test_trains_and_evaluates_on_cached_galsim_datasets(tmp_path, monkeypatch):
     """The default path: datasets named by the config, loaded from the profile's cache."""
     from shearbridge.sim import datasets as data
@@ -285,6 +291,7 @@ def test_trains_and_evaluates_on_cached_galsim_datasets(tmp_path, monkeypatch):
     )
 
 
+@pytest.mark.pipeline
 def test_max_objects_trains_on_the_first_objects_only(tmp_path):
     """The same run on the first 128 of 256 objects equals a run on a 128-object dataset."""
     train, test = gaussian_stamps(256, 21, seed=1), gaussian_stamps(32, 21, seed=2)
@@ -304,6 +311,7 @@ def test_max_objects_trains_on_the_first_objects_only(tmp_path):
         experiment(max_objects=1).validate()
 
 
+@pytest.mark.pipeline
 def test_a_diverging_training_stops_naming_the_epoch_and_publishes_no_model(tmp_path):
     """learning_rate 100 explodes the loss: the run stops at that epoch with a named error."""
     from shearbridge.errors import TrainingDivergedError

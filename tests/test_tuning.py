@@ -66,6 +66,7 @@ def test_scores_on_a_hand_made_table():
         T.score_candidates(rows, "median")
 
 
+@pytest.mark.pipeline
 def test_tuner_picks_the_known_best():
     """Galaxies of 2.5 px sigma on 21 px stamps: without noise the tight weight (0.25) is the
     better (less truncation bias; measured validation RMSE 0.006 against 0.020), at noise 3e-3
@@ -85,6 +86,7 @@ def test_tuner_picks_the_known_best():
     assert res["choice"] == res["choices"]["bound"] == (0.25,) and res["choices"]["sum"] == (1.0,)
 
 
+@pytest.mark.pipeline
 def test_uses_the_trainers_split_and_is_deterministic():
     data = _Data(dataclasses.replace(SIM, size_scale_arcsec=0.3), 80, 3)
     kw = dict(

@@ -141,6 +141,7 @@ def test_measure_help_and_the_readme_say_how_to_get_the_shear(capsys):
 # ------------------------------------------------------- item 6: a pipe closed early
 
 
+@pytest.mark.pipeline
 def test_list_into_a_closed_pipe_ends_quietly(tmp_path):
     """`shearbridge list | head`: the reader leaves; no traceback, status 141 (as SIGPIPE)."""
     read_end, write_end = os.pipe()
@@ -260,7 +261,7 @@ def test_list_gives_the_matched_filter_snr_of_each_noise_level(capsys, tmp_path,
         bootstrap=10,
     )
     generate_dataset("test", tiny, workers=1, progress=False)
-    monkeypatch.setattr(command, "get_profile", lambda name: tiny)
+    monkeypatch.setattr(command, "get_profile", lambda name, source=None: tiny)
     status, out, _ = run_cli(capsys, "list", "--profile", "tiny")
     assert status == 0
     clean = load_dataset("test", tiny).images(0.0)[: tiny.n_crlb]

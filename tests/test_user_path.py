@@ -86,6 +86,7 @@ def _run_script(name: str, data: Path, profile: str) -> subprocess.CompletedProc
     )
 
 
+@pytest.mark.pipeline
 def test_a_figure_script_on_another_profiles_summary_says_one_line_and_the_fix(tmp_path):
     from shearbridge.io import save_npz
 
@@ -166,6 +167,7 @@ def test_a_dataset_folder_honours_the_umask(small_test_set):
 # ------------------------------------------------ item 8b: a diverged training leaves nothing
 
 
+@pytest.mark.pipeline
 def test_a_diverged_training_leaves_no_empty_run_folder(tmp_path):
     from test_train import experiment, gaussian_stamps
 
