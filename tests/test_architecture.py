@@ -8,9 +8,8 @@ table. A new module joins a layer here, or this test names it.
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
-PKG = Path(__file__).resolve().parents[1] / "src" / "shearbridge"
+from importgraph import PKG, imports, modules
 
 #: Bottom up. The package face (``__init__``: ``__version__`` and the lazy ``estimator``) and the
 #: process entry point stand on top.
@@ -33,35 +32,20 @@ LAYER_OF = {unit: i for i, units in enumerate(LAYERS) for unit in units}
 
 
 def _unit(module: str) -> str:
+    """``shearbridge.steps.bias`` -> ``steps``; the package face ``shearbridge`` -> ``__init__``."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else "__init__"
 
 
 def _imports() -> list[tuple[str, str, str]]:
-    """(importing unit, imported unit, file) of every ``shearbridge`` import in the package."""
-    out = []
-    for path in sorted(PKG.rglob("*.py")):
-        rel = path.relative_to(PKG.parent).with_suffix("")
-        module = ".".join(rel.parts).removesuffix(".__init__")
-        if path.name == "__init__.py" and path.parent == PKG:
-            module = "shearbridge.__init__"
-        src = _unit(module)
-        for node in ast.walk(ast.parse(path.read_text())):
-            names: list[str] = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                if node.module == "shearbridge":  # from shearbridge import x: x is the unit
-                    names = [f"shearbridge.{a.name}" for a in node.names]
-                else:
-                    names = [node.module]
-            for name in names:
-                if name.startswith("shearbridge."):
-                    target = _unit(name)
-                    target = "version" if target == "__version__" else target
-                    if target != src:
-                        out.append((src, target, str(path.relative_to(PKG))))
-    return out
+    """(importing unit, imported unit, file) of every import between two units of the package."""
+    mods = modules()
+    return [
+        (_unit(m), _unit(dep), str(p.relative_to(PKG)))
+        for m, p in mods.items()
+        for dep, _ in imports(m, p, mods)
+        if _unit(dep) != _unit(m)
+    ]
 
 
 def test_every_unit_has_a_layer():

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import snakemake_env
+import importgraph
 
 from shearbridge import study
 from shearbridge.config import ConfigError, Profile, get_profile, noise_tag
@@ -241,42 +242,12 @@ def test_a_network_trained_once_has_no_per_level_training():
 # ------------------------------------------------------------------ architecture rules
 
 
-def _modules() -> dict[str, Path]:
-    out = {}
-    for path in PKG.rglob("*.py"):
-        parts = list(path.relative_to(PKG.parent).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts = parts[:-1]
-        out[".".join(parts)] = path
-    return out
-
-
-def _imports(name: str, path: Path, modules: dict[str, Path]) -> list[tuple[str, list[str]]]:
-    """(imported shearbridge module, names taken from it) for every import, lazy ones included."""
-    tree = ast.parse(path.read_text())
-    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found += [(a.name, []) for a in node.names if a.name.startswith("shearbridge")]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                base = ".".join(
-                    package.split(".")[: len(package.split(".")) - node.level + 1]
-                    + ([base] if base else [])
-                )
-            if not base.startswith("shearbridge"):
-                continue
-            for alias in node.names:
-                sub = f"{base}.{alias.name}"
-                found.append((sub, []) if sub in modules else (base, [alias.name]))
-    return [(m, n) for m, n in found if m in modules]
-
-
 def test_no_import_cycles_inside_the_package():
-    modules = _modules()
-    graph = {m: {dep for dep, _ in _imports(m, p, modules) if dep != m} for m, p in modules.items()}
+    modules = importgraph.modules()
+    graph = {
+        m: {dep for dep, _ in importgraph.imports(m, p, modules) if dep != m}
+        for m, p in modules.items()
+    }
     faces = {m for m, p in modules.items() if p.name == "__init__.py"}
     # a package face only hands names on; an arrow into a face is an arrow into what it re-exports
     graph = {m: deps for m, deps in graph.items() if m not in faces}
@@ -285,7 +256,9 @@ def test_no_import_cycles_inside_the_package():
             d
             for dep in deps
             for d in (
-                [dep] if dep not in faces else [x for x, _ in _imports(dep, modules[dep], modules)]
+                [dep]
+                if dep not in faces
+                else [x for x, _ in importgraph.imports(dep, modules[dep], modules)]
             )
         }
     state: dict[str, int] = {}
@@ -309,11 +282,11 @@ def test_no_import_cycles_inside_the_package():
 
 
 def test_no_private_name_is_imported_across_modules():
-    modules = _modules()
+    modules = importgraph.modules()
     bad = [
         f"{m} imports {n} from {dep}"
         for m, p in modules.items()
-        for dep, names in _imports(m, p, modules)
+        for dep, names in importgraph.imports(m, p, modules)
         for n in names
         if n.startswith("_") and not n.startswith("__")
     ]
@@ -359,11 +332,11 @@ def test_only_the_pipeline_layers_know_where_data_lives():
         "shearbridge.api",
         "shearbridge.plan",
     )
-    modules = _modules()
+    modules = importgraph.modules()
     users = [
         m
         for m, p in modules.items()
-        if any(dep == "shearbridge.layout" for dep, _ in _imports(m, p, modules))
+        if any(dep == "shearbridge.layout" for dep, _ in importgraph.imports(m, p, modules))
     ]
     bad = [m for m in users if not m.startswith(allowed)]
     assert not bad, f"modules below the steps that use shearbridge.layout: {bad}"

@@ -36,7 +36,6 @@ __all__ = [
     "data_root",
     "summary_dir",
     "summary",
-    "layout",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,7 +80,6 @@ class Layout:
         self, profile: Profile | str | None = None, root: str | Path | None = None
     ) -> None:
         name = profile if isinstance(profile, str) else (profile or active_profile()).name
-        self.profile_name = name
         self.root = Path(root) if root is not None else data_root()
         self.dir = self.root / name
 
@@ -168,8 +166,3 @@ class Layout:
 def summary(name: str) -> Path:
     """``<data root>/summary/<name>``: a figure summary of whichever profile wrote it last."""
     return summary_dir() / name
-
-
-def layout(profile: Profile | str | None = None) -> Layout:
-    """The :class:`Layout` of ``profile`` (default: the active one) under the data root."""
-    return Layout(profile)

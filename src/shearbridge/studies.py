@@ -32,7 +32,6 @@ __all__ = [
     "registered_study",
     "get_study",
     "study_names",
-    "levels_of",
 ]
 
 Grid = tuple[float, ...]
@@ -161,8 +160,3 @@ def get_study(name: str) -> Study:
 def study_names() -> tuple[str, ...]:
     """Every study's name, in table order."""
     return tuple(STUDY_TABLE)
-
-
-def levels_of(name: str, grid: Sequence[float]) -> Grid:
-    """The noise levels of study ``name`` on ``grid``."""
-    return get_study(name).noise(grid)

@@ -125,11 +125,7 @@ class NetworkEstimator:
                 f"{self.name}: needs the stamps' pixel scale and noise "
                 f"sigma, got {pixel_scale_arcsec!r} and {noise_sigma!r}"
             )
-        scale = meta.get("pixel_scale_arcsec")
-        if scale is not None and abs(pixel_scale_arcsec / scale - 1) > 1e-6:
-            raise EstimatorInputError(
-                f"{self.name}: trained on {scale}''/px stamps, got {pixel_scale_arcsec}''/px"
-            )
+        _check_trained_scale(self.name, pixel_scale_arcsec, meta.get("pixel_scale_arcsec"))
         rec = meta.get("experiment") if isinstance(meta.get("experiment"), dict) else {}
         trained_sigma = rec.get("noise_sigma")
         if trained_sigma is not None and abs(noise_sigma / float(trained_sigma) - 1) > 1e-6:
@@ -212,11 +208,8 @@ class PSFNetEstimator:
             )
         if psf_image is None:
             raise EstimatorInputError(f"{self.name}: needs the PSF image of the stamps, got None")
-        if self.strict and abs(scale / self.sim.pixel_scale_arcsec - 1) > 1e-6:
-            raise EstimatorInputError(
-                f"{self.name}: trained on {self.sim.pixel_scale_arcsec}''/px "
-                f"stamps, got {scale}''/px"
-            )
+        if self.strict:
+            _check_trained_scale(self.name, scale, self.sim.pixel_scale_arcsec)
         psf = _checked_psf(self.name, psf_image, s, one_only=False)
         if psf.ndim == 3 and len(psf) != len(stamps):
             raise EstimatorInputError(
@@ -313,6 +306,12 @@ def _checked_scale_noise(name: str, scale: Any, sigma: Any, strict: bool) -> tup
     if sigma is not None:
         sigma = check_positive(f"{name}: noise_sigma", sigma)
     return scale, sigma
+
+
+def _check_trained_scale(name: str, scale: float, trained: float | None) -> None:
+    """Refuse a pixel scale other than the training's (relative 1e-6; ``trained`` None: unknown)."""
+    if trained is not None and abs(scale / trained - 1) > 1e-6:
+        raise EstimatorInputError(f"{name}: trained on {trained}''/px stamps, got {scale}''/px")
 
 
 def _checked_psf(name: str, psf_image: Any, size: int, one_only: bool) -> np.ndarray:
