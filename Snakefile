@@ -15,6 +15,7 @@ from snakemake.exceptions import WorkflowError
 from shearbridge import study
 from shearbridge.config import get_profile, noise_tag
 from shearbridge.config.experiments import SEED_VARIANTS
+from shearbridge.config.survey import get_tier
 from shearbridge.paper.outputs import script_outputs  # a number script's outputs(): its files
 from shearbridge.plan import Plan, git_commit
 from shearbridge.steps.bias import BIAS_SETS
@@ -53,6 +54,7 @@ wildcard_constraints:
     method="[A-Za-z0-9_]+",
     name="[A-Za-z0-9_]+",
     tag=r"[0-9](\.[0-9]+)?e[-+][0-9]+",
+    chunk="[0-9]+",
 
 
 # ---------------------------------------------------------------- compute rules
@@ -177,6 +179,61 @@ rule population_evaluate:
     resources: **W.job(4, runtime=60)
     shell:
         "{PY} -m shearbridge population evaluate --profile {PROFILE}"
+
+
+SURVEY = W.survey_tier  # the in-hour tier of the survey-scale shear test (shearbridge.config.survey)
+
+
+rule survey_chunk:
+    """One chunk of the survey-scale shear test at this profile's in-hour size: render its galaxies,
+    measure them with every method of the survey studies at every survey level, reduce to sums
+    (kilobytes; stamps are never written). Its seed comes from its index: a rerun gives the same bytes."""
+    input:
+        W.survey_inputs(),
+    output:
+        L.survey_chunk(SURVEY.name, "{chunk}"),
+    benchmark:
+        L.benchmark(f"survey-{SURVEY.name}-{{chunk}}")
+    threads: 1
+    resources: **W.survey_job(SURVEY)
+    shell:
+        "{PY} -m shearbridge survey chunk --tier " + SURVEY.name + " --chunk {wildcards.chunk} --profile {PROFILE}"
+
+
+rule survey_store_chunk:
+    """One chunk of the survey tier, written into the committed store (src/static/survey/survey/): `make survey`
+    (all local cores) or `snakemake -s Snakefile --profile profiles/slurm survey` (a cluster); a finished
+    chunk is never redone, so the run resumes after an interruption."""
+    input:
+        W.survey_inputs(),
+    output:
+        L.survey_store("survey", "{chunk}", root="src/static"),
+    threads: 1
+    resources: **W.survey_job(get_tier("survey"))
+    shell:
+        "{PY} -m shearbridge survey chunk --tier survey --chunk {wildcards.chunk} --profile {PROFILE} --store"
+
+
+rule survey:
+    """The whole survey tier (not part of ms.pdf's build: the paper reads it where its hash matches)."""
+    input:
+        expand(L.survey_store("survey", "{chunk}", root="src/static"), chunk=W.survey_chunks(get_tier("survey"))),
+
+
+rule survey_merge:
+    """m, c and alpha of every survey method at every survey level: from the committed survey tier where its
+    hash matches this code, else from this build's in-hour chunks (the result says which)."""
+    input:
+        expand(L.survey_chunk(SURVEY.name, "{chunk}"), chunk=W.survey_chunks(SURVEY)),
+        W.survey_store(get_tier("survey")),
+    output:
+        L.survey_results(),
+    benchmark:
+        L.benchmark("survey-merge")
+    threads: 1
+    resources: **W.job(1, runtime=15)
+    shell:
+        "{PY} -m shearbridge survey merge --profile {PROFILE}"
 
 
 rule diagnose:

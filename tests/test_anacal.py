@@ -266,11 +266,39 @@ def test_input_errors(gauss_population):
         {"c0_units": "flux"},
         {"sigma_arcsec": 3.5},
         {"c0": -1.0},
-        {"detection": "truth"},
+        {"detection": "peak"},
         {"noise_share": 0},
     ):
         with pytest.raises(ValueError):
             AnaCalEstimator(**kwargs)
+    # the true-position control takes positions, and only it does
+    centre = np.full(3, (stamps.shape[1] - 1) / 2.0)
+    with pytest.raises(EstimatorInputError, match="positions"):
+        AnaCalEstimator(detection="truth").measure(stamps[:3], psf, SCALE, 1e-3)
+    with pytest.raises(EstimatorInputError, match="positions"):
+        est.measure(stamps[:3], psf, SCALE, 1e-3, positions=(centre, centre))
+    with pytest.raises(EstimatorInputError, match="3 finite"):
+        AnaCalEstimator(detection="truth").measure(
+            stamps[:3], psf, SCALE, 1e-3, positions=(centre[:2], centre[:2])
+        )
+
+
+def test_truth_control_measures_where_it_is_told():
+    """At the stamp centre the control equals ``detection="centre"``, number for number."""
+    import galsim
+
+    psf = galsim.Gaussian(sigma=0.25).drawImage(nx=53, ny=53, scale=SCALE).array
+    gal = galsim.Convolve(
+        galsim.Exponential(half_light_radius=0.4).shear(g1=0.2, g2=-0.1),
+        galsim.Gaussian(sigma=0.25),
+    )
+    stamps = np.stack([gal.drawImage(nx=53, ny=53, scale=SCALE).array] * 2)
+    centre = np.full(2, 26.0)
+    a = AnaCalEstimator(detection="truth", noise_rev=False).measure(
+        stamps, psf, SCALE, 1e-3, positions=(centre, centre)
+    )
+    b = AnaCalEstimator(detection="centre", noise_rev=False).measure(stamps, psf, SCALE, 1e-3)
+    assert np.array_equal(a.g, b.g) and np.array_equal(a.extra["response"], b.extra["response"])
 
 
 def test_ensemble_shear_function():

@@ -31,6 +31,7 @@ __all__ = [
     "FIGURES",
     "OUTPUT",
     "SCRIPTS",
+    "STATIC",
     "MATPLOTLIBRC",
     "Layout",
     "data_root",
@@ -44,6 +45,9 @@ TEX = SRC / "tex"
 FIGURES = TEX / "figures"
 OUTPUT = TEX / "output"
 SCRIPTS = SRC / "scripts"
+#: Committed results too costly for a build: the survey tier's reduced statistics
+#: (:meth:`Layout.survey_store`).
+STATIC = SRC / "static"
 MATPLOTLIBRC = SCRIPTS / "matplotlibrc"
 
 Noise = float | str
@@ -156,6 +160,25 @@ class Layout:
     def benchmark(self, name: str) -> Path:
         """``benchmarks/<name>.tsv``: a Snakemake rule's wall time."""
         return self.dir / "benchmarks" / f"{name}.tsv"
+
+    # ------------------------------------------------------------- the survey-scale shear test
+    def survey_chunk(self, tier: str, chunk: int | str) -> Path:
+        """``survey/<tier>/chunk_<index>.json``: one chunk's sums, run by this profile's build."""
+        index = chunk if isinstance(chunk, str) else f"{chunk:05d}"
+        return self.dir / "survey" / tier / f"chunk_{index}.json"
+
+    @staticmethod
+    def survey_store(tier: str, chunk: int | str | None = None, root: str | Path | None = None):
+        """``src/static/survey/<tier>/`` (or a chunk's file there): a tier's chunks as committed,
+        each with its provenance, read only when their code hash matches the code being built."""
+        base = (Path(root) if root is not None else STATIC) / "survey" / tier
+        if chunk is None:
+            return base
+        return base / f"chunk_{chunk if isinstance(chunk, str) else f'{chunk:05d}'}.json"
+
+    def survey_results(self) -> Path:
+        """``results/survey.json``: the merged survey-scale shear test (m, c, alpha per method)."""
+        return self.results / "survey.json"
 
     # ---------------------------------------------------------------------------- summaries
     def summary(self, name: str) -> Path:

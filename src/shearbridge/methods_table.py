@@ -13,6 +13,7 @@ from collections.abc import Callable
 from shearbridge.estimators.factories import (
     anacal,
     anacal_installed,
+    anacal_truth,
     hsm,
     mlfit,
     network,
@@ -94,7 +95,9 @@ def declare_methods(
             "psfnet",
             "network",
             "PSFNet",
-            frozenset({"compare", "bias", "bias_grid", "metacal", "timing"}),
+            frozenset(
+                {"compare", "bias", "bias_grid", "metacal", "timing", "survey", "survey_metacal"}
+            ),
             psfnet,
             style=9,
             once=True,
@@ -124,7 +127,16 @@ def declare_methods(
             "classical",
             "ML fit (JAX)",
             frozenset(
-                {"compare", "bias", "bias_grid", "metacal", "timing", "robustness", "population"}
+                {
+                    "compare",
+                    "bias",
+                    "bias_grid",
+                    "metacal",
+                    "timing",
+                    "robustness",
+                    "population",
+                    "survey_metacal",
+                }
             ),
             mlfit,
             style=3,
@@ -171,12 +183,25 @@ def declare_methods(
             "anacal",
             "classical",
             "AnaCal (FPFS)",
-            frozenset({"bias", "bias_grid", "timing", "population_shear"}),
+            frozenset({"bias", "bias_grid", "timing", "population_shear", "survey"}),
             anacal,
             available=anacal_installed,
             style=8,
             description="AnaCal FPFS ellipticity with its analytic shear response; the shear of an "
             "ensemble is sum e / sum R (not a per-galaxy shear, so not in the RMSE studies)",
+        )
+    )
+    register(
+        Method(
+            "anacal_true",
+            "classical",
+            "AnaCal at the true position",
+            frozenset({"survey"}),
+            anacal_truth,
+            available=anacal_installed,
+            style=10,
+            description="control of the survey test: AnaCal measured at each galaxy's true "
+            "position, which no survey knows (what the position's noise costs)",
         )
     )
     register(

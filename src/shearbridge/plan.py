@@ -23,7 +23,11 @@ from shearbridge import study
 from shearbridge.config import Profile, SimConfig, get_profile, noise_tag
 from shearbridge.layout import Layout
 
-__all__ = ["Plan", "git_commit"]
+__all__ = ["Plan", "git_commit", "SURVEY_SECONDS_PER_GALAXY"]
+
+#: One survey galaxy's cost on one core, every method and level (16 stamps, metacal's three
+#: sets): measured on the quick tier, 4.3 s (``docs/survey.md``); a rule's wall time asks twice it.
+SURVEY_SECONDS_PER_GALAXY = 4.5
 
 
 def git_commit() -> str:
@@ -134,6 +138,43 @@ class Plan:
             return [self.layout.population("training.json")]
         run = study.run_of(method)
         return [self.layout.run_metrics(run, tag)] if run else []
+
+    # ------------------------------------------------------- the survey-scale shear test
+    @property
+    def survey_tier(self) -> Any:
+        """The in-hour survey tier this profile's build runs (:mod:`shearbridge.config.survey`)."""
+        from shearbridge.config.survey import tier_for_profile
+
+        return tier_for_profile(self.profile.name)
+
+    @staticmethod
+    def survey_chunks(tier: Any) -> list[str]:
+        """A tier's chunk indices as its files spell them (``00000``, ...)."""
+        return [f"{c:05d}" for c in range(tier.n_chunks)]
+
+    def survey_inputs(self) -> list[Any]:
+        """What a survey chunk needs: the population study's networks, when a method trained once
+        is in the test."""
+        from shearbridge.steps.survey import survey_methods
+
+        if any(study.trained_once(method) for _, method, _ in survey_methods()):
+            return [self.layout.population("training.json")]
+        return []
+
+    def survey_job(self, tier: Any) -> dict[str, int]:
+        """One survey chunk's ``resources``: its memory bound and a wall time of
+        ``SURVEY_SECONDS_PER_GALAXY`` per galaxy on one core, twice over, in minutes."""
+        minutes = math.ceil(2 * SURVEY_SECONDS_PER_GALAXY * tier.chunk_galaxies / 60)
+        return {"mem_mb": tier.memory_mb(), "runtime": max(10, minutes)}
+
+    def survey_store(self, tier: Any) -> list[Any]:
+        """The committed chunks of ``tier`` present now (the merge reads them when their hash
+        matches; a new one reruns it)."""
+        return [
+            p
+            for c in range(tier.n_chunks)
+            if (p := self.layout.survey_store(tier.name, c, root="src/static")).exists()
+        ]
 
     def population_runs(self) -> list[Any]:
         """The per-level runs the population study measures: those the registry trains anyway at

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from shearbridge.config import ConfigError, noise_tag
-from shearbridge.config.noise import METACAL_NOISE, SHEARNET_HIGH
+from shearbridge.config.noise import METACAL_NOISE, SHEARNET_HIGH, SURVEY_TEST_NOISE
 
 __all__ = [
     "Study",
@@ -58,6 +58,11 @@ def _metacal(grid: Grid) -> Grid:
     return tuple(s for s in grid if math.isclose(s, METACAL_NOISE)) or grid[-1:]
 
 
+def _survey(grid: Grid) -> Grid:
+    """The survey-scale shear test's levels (S/N ~ 10, 20, 200) on the grid, in grid order."""
+    return tuple(s for s in grid if any(math.isclose(s, t) for t in SURVEY_TEST_NOISE))
+
+
 #: How a study picks its levels from a profile's noise grid.
 LEVEL_RULES: dict[str, Callable[[Grid], Grid]] = {
     "grid": lambda grid: grid,
@@ -65,6 +70,7 @@ LEVEL_RULES: dict[str, Callable[[Grid], Grid]] = {
     "lowest": lambda grid: grid[:1],
     "pair_and_highest": _pair_and_highest,
     "metacal": _metacal,
+    "survey": _survey,
 }
 
 
@@ -124,6 +130,19 @@ _DEFAULTS = (
         trains=False,
     ),
     Study("population_shear", "grid", "the population cells' shear tests", trains=False),
+    Study(
+        "survey",
+        "survey",
+        "the survey-scale shear test, streamed in chunks: each method as it measures (AnaCal with "
+        "its own response, a network uncalibrated)",
+        trains=False,
+    ),
+    Study(
+        "survey_metacal",
+        "survey",
+        "the survey-scale shear test calibrated by metacalibration",
+        trains=False,
+    ),
 )
 #: Every study by name, in the paper's order.
 STUDY_TABLE: dict[str, Study] = {s.name: s for s in _DEFAULTS}

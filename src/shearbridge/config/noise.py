@@ -9,7 +9,7 @@ they agree. Levels are pixel-noise sigmas in image units (the galaxies' flux is 
 
 from __future__ import annotations
 
-__all__ = ["SURVEY_NOISE_GRID", "SHEARNET_HIGH", "METACAL_NOISE"]
+__all__ = ["SURVEY_NOISE_GRID", "SHEARNET_HIGH", "METACAL_NOISE", "SURVEY_TEST_NOISE"]
 
 #: ShearNet's noise grid (pixel sigma 1e-5 ... 1e-2: median matched-filter S/N 2e4 ... 21) and one
 #: survey level, 2e-2 (median matched-filter S/N ~10, where surveys measure most of their galaxies).
@@ -20,3 +20,6 @@ SHEARNET_HIGH = 1e-3
 #: bias and still measures most galaxies; at 2e-2 the metacal images (twice the noise variance) sit
 #: below S/N 10.
 METACAL_NOISE = 1e-2
+#: The levels of the survey-scale shear test (:mod:`shearbridge.config.survey`): median
+#: matched-filter S/N ~ 10, ~ 20 and ~ 200, where LSST's |m| < 1e-3 is asked of a calibrated method.
+SURVEY_TEST_NOISE: tuple[float, ...] = (SURVEY_NOISE_GRID[-1], METACAL_NOISE, SHEARNET_HIGH)

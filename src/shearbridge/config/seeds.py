@@ -39,6 +39,14 @@ SEED_STREAMS: dict[str, int] = {
     "population_shear_noise": 0x910B,
     # the correlated-noise fix of their metacal images (same keys)
     "population_metacal_noise": 0x911D,
+    # the survey-scale shear test's galaxies (keys: chunk, group)
+    "survey_galaxies": 0x5A01,
+    # their noise fields (keys: chunk, group, level index)
+    "survey_noise": 0x5A13,
+    # the correlated-noise fix of their metacal images (same keys)
+    "survey_metacal_noise": 0x5A25,
+    # the seed of a seeded estimator (AnaCal's renoising) in one of them (same keys)
+    "survey_estimator": 0x5A37,
 }
 
 

@@ -38,23 +38,22 @@ measured (counted across calls) comes from child ``j // noise_share`` of
 calls, and independent of how stamps are batched. ``noise_rev=False``: nothing added;
 the shear carries the noise bias of a ratio (small at high S/N).
 
-**Positions.** AnaCal measures at given positions, which must be the centroid: at the
-stamp centre the study's offset galaxies give m ~ -7 %. ``detection="centroid"`` (default)
-measures it on the image (:func:`weighted_centroid`; exact for point-symmetric galaxies
-without noise); ``"centre"`` is a diagnostic. The truth is never used. The centroid's own
-noise is not corrected by renoising: at the lowest S/N it biases m by a few per cent.
+**Positions.** AnaCal measures at given positions, which must be the centroid (at the stamp
+centre offset galaxies give m ~ -7 %). ``detection="centroid"`` (default) finds it on the image
+(:func:`weighted_centroid`), whose noise renoising does not correct (m of a few per cent at the
+lowest S/N); ``"centre"`` is a diagnostic; ``"truth"``, a control no survey can run, is given the
+true positions (``measure(..., positions=)``): what the position's noise costs.
 
 **Stamps and PSF.** Each stamp sits in a mosaic cell ``npix + S`` px wide, so one AnaCal
 call measures a chunk while each ``npix`` (even, >= S) window sees one zero-padded stamp
 (the numbers of a call per stamp). The PSF (``S x S``, centred on ``S // 2``) is
 normalised and zero-padded to ``npix x npix`` with its centre on ``npix // 2``.
 
-``extra``: ``response``, ``x``, ``y`` (positions, 0-based pixels in the stamp: x column,
-y row), ``m00``, ``m00_err``, ``s2n`` (AnaCal's), ``c0_m00`` (the c0 used) and the
-configuration. Flags: ``FLAG_NONPOSITIVE_FLUX`` (no positive flux to centre on),
-``FLAG_FIT_FAILURE`` (centroid left the stamp), ``FLAG_NOT_CONVERGED`` (centroid did not
-settle), ``FLAG_NONFINITE``; flagged rows hold NaN ``e`` and ``R``. A negative response
-is kept (cutting on it would bias the ensemble).
+``extra``: ``response``, ``x``, ``y`` (0-based pixels: x column, y row), ``m00``, ``m00_err``,
+``s2n`` (AnaCal's), ``c0_m00`` (the c0 used) and the configuration. Flags:
+``FLAG_NONPOSITIVE_FLUX`` (no positive flux), ``FLAG_FIT_FAILURE`` (centroid left the stamp),
+``FLAG_NOT_CONVERGED`` (centroid did not settle), ``FLAG_NONFINITE``; flagged rows hold NaN ``e``
+and ``R``. A negative response is kept (cutting on it would bias the ensemble).
 """
 
 from __future__ import annotations
@@ -67,13 +66,18 @@ from typing import Any
 import numpy as np
 
 from shearbridge.errors import OptionalDependencyError
-from shearbridge.estimators.base import (
+from shearbridge.estimators.base import (  # ensemble_shear: re-exported, AnaCal's ensemble
     FLAG_NONFINITE,
+    ensemble_shear,
     EstimatorInputError,
     EstimatorResult,
     validate_inputs,
 )
-from shearbridge.estimators.fpfs_inputs import check_psf_centred, weighted_centroid
+from shearbridge.estimators.fpfs_inputs import (
+    check_psf_centred,
+    given_positions,
+    weighted_centroid,
+)
 
 __all__ = [
     "AnaCalEstimator",
@@ -94,7 +98,7 @@ ANACAL_VERSION = "0.8.3"
 MAG_ZERO = 31.4
 
 _C0_UNITS = ("sigma", "m00")
-_DETECTIONS = ("centroid", "centre")
+_DETECTIONS = ("centroid", "centre", "truth")
 
 
 class AnaCalUnavailable(OptionalDependencyError):
@@ -119,31 +123,6 @@ def anacal_available() -> bool:
     except AnaCalUnavailable:
         return False
     return True
-
-
-def ensemble_shear(
-    e: np.ndarray, response: np.ndarray, mask: np.ndarray | None = None
-) -> tuple[float, float]:
-    """Shear ``(g1, g2)`` of an ensemble: ``sum(e_k) / sum(R_k)`` for ``k = 1, 2``.
-
-    ``e`` and ``response`` are (N, 2): ``EstimatorResult.g`` and ``extra["response"]`` of
-    :class:`AnaCalEstimator`. ``mask`` (N,) picks the objects; ``None``: every object whose
-    ``e`` and ``R`` are finite (a mask selecting a non-finite row is an error).
-    """
-    e = np.asarray(e, dtype=np.float64)
-    r = np.asarray(response, dtype=np.float64)
-    if e.ndim != 2 or e.shape[1] != 2 or r.shape != e.shape:
-        raise ValueError(f"e and response must both have shape (N, 2), got {e.shape}, {r.shape}")
-    finite = np.all(np.isfinite(e), axis=1) & np.all(np.isfinite(r), axis=1)
-    use = finite if mask is None else np.asarray(mask, dtype=bool).reshape(-1)
-    if use.shape[0] != e.shape[0]:
-        raise ValueError(f"mask has length {use.shape[0]}, expected {e.shape[0]}")
-    if not np.all(finite[use]):
-        raise ValueError("mask selects objects with non-finite e or response")
-    if not np.any(use):
-        raise ValueError("no objects to average")
-    den = r[use].sum(axis=0)
-    return float(e[use, 0].sum() / den[0]), float(e[use, 1].sum() / den[1])
 
 
 @dataclass
@@ -177,9 +156,10 @@ class AnaCalEstimator:
         Within a share group, stamps at odd positions get the negated renoising image (the
         shear test's ``-n`` stamps hold the negated pixel noise of their ``+n`` neighbour;
         negating the added noise with it keeps the pair antithetic). Expectations unchanged.
-    detection : {"centroid", "centre"}
-        Measure at the image centroid (:func:`weighted_centroid`), or at the stamp centre
-        (a diagnostic: biased for offset galaxies).
+    detection : {"centroid", "centre", "truth"}
+        Measure at the image centroid (:func:`weighted_centroid`), at the stamp centre
+        (a diagnostic: biased for offset galaxies), or at the positions given to ``measure``
+        (a control: the true positions).
     chunk : int
         Stamps per AnaCal call (one mosaic); no effect on results.
 
@@ -315,9 +295,11 @@ class AnaCalEstimator:
         psf_image: np.ndarray,
         pixel_scale_arcsec: float,
         noise_sigma: float,
+        positions: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> EstimatorResult:
         """FPFS ``e`` and ``de/dg`` of every stamp; see :class:`.base.ShapeEstimator` for the
-        arguments and the module docstring for what is returned."""
+        arguments and the module docstring for what is returned. ``positions`` (``x, y``, 0-based
+        pixels, one each per stamp) only with ``detection="truth"``, which needs them."""
         stamps, psf = validate_inputs(stamps, psf_image, pixel_scale_arcsec, noise_sigma)
         n, size, _ = stamps.shape
         check_psf_centred(psf)
@@ -333,7 +315,9 @@ class AnaCalEstimator:
         cfg = self._fpfs.FpfsConfig(
             npix=self.npix, sigma_shapelets1=float(self.sigma_arcsec), c0=c0
         )
-        if self.detection == "centroid":
+        if self.detection == "truth" or positions is not None:
+            x, y, flags = given_positions(positions, n, self.detection)
+        elif self.detection == "centroid":
             x, y, flags = weighted_centroid(stamps)
         else:
             x = y = np.full(n, (size - 1) / 2.0)

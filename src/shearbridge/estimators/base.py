@@ -44,6 +44,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 __all__ = [
+    "ensemble_shear",
     "EstimatorInputError",
     "EstimatorResult",
     "ShapeEstimator",
@@ -294,3 +295,29 @@ def usable(
     if response is not None:
         ok &= np.all(np.isfinite(np.asarray(response)), axis=1)
     return ok
+
+
+def ensemble_shear(
+    e: np.ndarray, response: np.ndarray, mask: np.ndarray | None = None
+) -> tuple[float, float]:
+    """Shear ``(g1, g2)`` of an ensemble: ``sum(e_k) / sum(R_k)`` for ``k = 1, 2``.
+
+    ``e`` and ``response`` are (N, 2): ``EstimatorResult.g`` and ``extra["response"]`` of
+    :class:`~shearbridge.estimators.anacal.AnaCalEstimator`. ``mask`` (N,) picks the objects;
+    ``None``: every object whose ``e`` and ``R`` are finite (a mask selecting a non-finite row is an
+    error).
+    """
+    e = np.asarray(e, dtype=np.float64)
+    r = np.asarray(response, dtype=np.float64)
+    if e.ndim != 2 or e.shape[1] != 2 or r.shape != e.shape:
+        raise ValueError(f"e and response must both have shape (N, 2), got {e.shape}, {r.shape}")
+    finite = np.all(np.isfinite(e), axis=1) & np.all(np.isfinite(r), axis=1)
+    use = finite if mask is None else np.asarray(mask, dtype=bool).reshape(-1)
+    if use.shape[0] != e.shape[0]:
+        raise ValueError(f"mask has length {use.shape[0]}, expected {e.shape[0]}")
+    if not np.all(finite[use]):
+        raise ValueError("mask selects objects with non-finite e or response")
+    if not np.any(use):
+        raise ValueError("no objects to average")
+    den = r[use].sum(axis=0)
+    return float(e[use, 0].sum() / den[0]), float(e[use, 1].sum() / den[1])

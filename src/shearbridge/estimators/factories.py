@@ -20,6 +20,7 @@ __all__ = [
     "hsm",
     "ngmix",
     "anacal",
+    "anacal_truth",
     "anacal_installed",
     "ngmix_installed",
     "PSFNET_ENTRY",
@@ -92,6 +93,16 @@ def anacal(ctx: Any) -> Any:
     # the shear test's four stamps of one galaxy and orientation share one renoising image,
     # antithetic in +-n
     return AnaCalEstimator(seed=ctx.seed, noise_share=4, antithetic=True)
+
+
+def anacal_truth(ctx: Any) -> Any:
+    """AnaCal at each galaxy's true position: a control of the survey test, not a method."""
+    from shearbridge.estimators.anacal import AnaCalEstimator
+
+    checked_noise(ctx, "anacal_true")
+    return AnaCalEstimator(
+        seed=ctx.seed, noise_share=4, antithetic=True, detection="truth", name="anacal_true"
+    )
 
 
 def anacal_installed() -> bool:

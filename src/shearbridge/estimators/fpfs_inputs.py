@@ -1,6 +1,6 @@
 """What AnaCal is given besides the pixels: the centroid of each stamp, measured on the image
-(:func:`weighted_centroid`; the truth is never used), and a check that the PSF image is
-centred on a pixel (:func:`check_psf_centred`). Pure NumPy; used by
+(:func:`weighted_centroid`; the truth only for a control, :func:`given_positions`), and a check
+that the PSF image is centred on a pixel (:func:`check_psf_centred`). Pure NumPy; used by
 :mod:`shearbridge.estimators.anacal`."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from shearbridge.estimators.base import (
     EstimatorInputError,
 )
 
-__all__ = ["PSF_CENTRE_TOL_PX", "check_psf_centred", "weighted_centroid"]
+__all__ = ["PSF_CENTRE_TOL_PX", "check_psf_centred", "given_positions", "weighted_centroid"]
 
 
 #: Largest distance (pixels) of the PSF image's centroid from its centre pixel ``S // 2``.
@@ -118,3 +118,19 @@ def weighted_centroid(
     cx[(status & FLAG_FIT_FAILURE) != 0] = centre
     cy[(status & FLAG_FIT_FAILURE) != 0] = centre
     return cx, cy, status
+
+
+def given_positions(
+    positions: tuple[np.ndarray, np.ndarray] | None, n: int, detection: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``x, y`` and zero flags of the positions a control passes (``detection="truth"`` takes them,
+    and only it): :class:`EstimatorInputError` unless both hold ``n`` finite values."""
+    if (positions is None) != (detection != "truth"):
+        raise EstimatorInputError(
+            "AnaCal: positions are given exactly when detection='truth' (a control), got "
+            f"detection={detection!r} and positions {'None' if positions is None else 'given'}"
+        )
+    x, y = (np.asarray(a, np.float64).reshape(-1) for a in positions)
+    if x.shape != (n,) or y.shape != (n,) or not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise EstimatorInputError(f"AnaCal: positions must be {n} finite x and y each")
+    return x, y, np.zeros(n, dtype=np.int64)

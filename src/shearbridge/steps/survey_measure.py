@@ -1,0 +1,156 @@
+"""The measuring half of the survey-scale shear test (:mod:`shearbridge.steps.survey`): one group
+of galaxies rendered, noised at every level, measured by every method (metacalibrated where its
+study asks) and reduced to sums; pure apart from the clock."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from shearbridge.config import noise_tag
+from shearbridge.config.survey import SurveyConfig
+
+__all__ = ["SURVEY_STUDIES", "survey_methods", "run_groups"]
+
+#: The registry's studies the test measures, and the suffix of their keys (``<method><suffix>``).
+SURVEY_STUDIES = {"survey": "", "survey_metacal": "_mcal"}
+
+
+def survey_methods() -> list[tuple[str, str, str]]:
+    """``(key, method, study)`` of every method the test measures, registry order."""
+    from shearbridge import study
+
+    return [
+        (f"{m}{suffix}", m, st) for st, suffix in SURVEY_STUDIES.items() for m in study.names(st)
+    ]
+
+
+def _for_group(est: Any, seed: int, chunk: int, group: int, level: int) -> Any:
+    """An estimator with a ``seed`` (AnaCal's renoising images, the fit's extra starts) reseeded
+    from ``(chunk, group, level)``: each group's numbers are its own, whichever job and order
+    computes it, and no two groups share a renoising image."""
+    if not (dataclasses.is_dataclass(est) and hasattr(est, "seed")):
+        return est
+    from shearbridge.config.seeds import seed_sequence
+
+    derived = seed_sequence(seed, "survey_estimator", chunk, group, level).generate_state(1)[0]
+    return dataclasses.replace(est, seed=int(derived))
+
+
+def _true_positions(labels: dict[str, Any], size: int, scale: float) -> np.ndarray:
+    """Each stamp's true galaxy position ``(N, 2)`` (x column, y row; 0-based pixels)."""
+    centre = (size - 1) / 2.0
+    return np.stack(
+        [centre + np.asarray(labels[k], np.float64) / scale for k in ("dx_arcsec", "dy_arcsec")],
+        axis=1,
+    )
+
+
+def _measure(
+    est: Any,
+    x: np.ndarray,
+    psfs: np.ndarray,
+    galaxy: np.ndarray,
+    scale: float,
+    sigma: float,
+    truth: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(e (N, 2), flags (N,), response (N, 2) or None)``: one call with a PSF per stamp for a
+    network that takes them, else one call per galaxy (its 16 stamps share its PSF). A control
+    that measures at the true position (``detection == "truth"``) is given ``truth``."""
+    if hasattr(est, "predict"):  # PSFNet: one PSF image per stamp, in batches
+        res = est.measure(x, psfs, scale, sigma)
+        return res.g, np.asarray(res.flags), None
+    n = len(x)
+    e, flags, response = np.full((n, 2), np.nan), np.zeros(n, np.int64), None
+    for g in np.unique(galaxy):
+        idx = np.flatnonzero(galaxy == g)
+        if getattr(est, "detection", None) == "truth":
+            pos = (truth[idx, 0], truth[idx, 1])
+            res = est.measure(x[idx], psfs[idx[0]], scale, sigma, positions=pos)
+        else:
+            res = est.measure(x[idx], psfs[idx[0]], scale, sigma)
+        e[idx] = res.g
+        if res.flags is not None:
+            flags[idx] = res.flags
+        if "response" in res.extra:
+            response = np.full((n, 2), np.nan) if response is None else response
+            response[idx] = res.extra["response"]
+    return e, flags, response
+
+
+def run_groups(
+    tier: SurveyConfig,
+    seed: int,
+    chunk: int,
+    groups: Sequence[int],
+    estimators: dict,
+    scale: float,
+    progress: Callable[[int], Any] | None = None,
+) -> tuple[dict[str, dict[str, list[list[float]]]], dict[str, float]]:
+    """The sums of ``groups`` of chunk ``chunk``: ``({key: {noise tag: [sums per group]}},
+    seconds by stage)``. ``estimators`` as :func:`_estimators`; pure apart from the time."""
+    from shearbridge.sim.survey import group_labels, group_noise, metacal_fix_noise, render_group
+    from shearbridge.stats.metacal_fourier import METACAL_STEP, metacal_by_psf
+    from shearbridge.stats.survey import group_sums
+
+    suffix = {key: st for key, _, st in survey_methods()}
+    out: dict[str, dict[str, list[list[float]]]] = {}
+    seconds: dict[str, float] = {"render": 0.0, "metacal_images": 0.0}
+    for group in groups:
+        t0 = time.perf_counter()
+        labels = group_labels(tier, seed, chunk, group)
+        clean, psfs = render_group(tier, labels)
+        seconds["render"] += time.perf_counter() - t0
+        galaxy = np.asarray(labels["pair_id"])
+        comp = galaxy % 2 + 1
+        truth = _true_positions(labels, clean.shape[1], scale)
+        for li, sigma in enumerate(tier.levels):
+            x = clean + np.float32(sigma) * group_noise(
+                tier, seed, chunk, group, li, labels, clean.shape[1:]
+            )
+            mc = None
+            for (key, s), est in estimators.items():
+                if s != sigma:
+                    continue
+                est = _for_group(est, seed, chunk, group, li)
+                t0 = time.perf_counter()
+                if suffix[key] == "survey":
+                    e, flags, resp = _measure(est, x, psfs, galaxy, scale, sigma, truth)
+                else:
+                    if mc is None:
+                        t1 = time.perf_counter()
+                        fix = np.float32(sigma) * metacal_fix_noise(
+                            tier, seed, chunk, group, li, labels, clean.shape[1:]
+                        )
+                        mc = [
+                            a.astype(np.float32)
+                            for a in metacal_by_psf(
+                                x, psfs, galaxy, comp, step=METACAL_STEP, fix_noise=fix
+                            )
+                        ]
+                        seconds["metacal_images"] += time.perf_counter() - t1
+                        t0 = time.perf_counter()
+                    noshear, plus, minus, psf_r = mc
+                    told = sigma * math.sqrt(2.0)  # the fix doubles the noise variance
+                    e, flags, _ = _measure(est, noshear, psf_r, galaxy, scale, told)
+                    ep, fp, _ = _measure(est, plus, psf_r, galaxy, scale, told)
+                    em, fm, _ = _measure(est, minus, psf_r, galaxy, scale, told)
+                    idx = np.arange(len(x))
+                    r = (ep[idx, comp - 1] - em[idx, comp - 1]) / (2.0 * METACAL_STEP)
+                    resp = np.stack([r, r], axis=1)
+                    flags = flags | fp | fm
+                    flags = np.where(np.isfinite(ep).all(1) & np.isfinite(em).all(1), flags, 1)
+                sums = group_sums(e, resp, flags, labels, tier.applied_shear)
+                out.setdefault(key, {}).setdefault(noise_tag(sigma), []).append(
+                    [float(v) for v in sums]
+                )
+                seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - t0
+        if progress is not None:
+            progress(1)
+    return out, seconds
