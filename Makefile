@@ -24,7 +24,7 @@ export XDG_CACHE_HOME ?= $(CURDIR)/.make/cache
 # (measured: 18 of 71 CPU seconds of an ablation training). Same executables, same numbers.
 export JAX_COMPILATION_CACHE_DIR ?= $(XDG_CACHE_HOME)/shearbridge-jax
 
-.PHONY: all build deps lint check test bench bench-baseline clean clean-data help
+.PHONY: all build deps lint check test bench bench-baseline survey clean clean-data help
 
 all: deps build ## install what is missing, then build ms.pdf (PROFILE=quick|paper|full)
 
@@ -77,6 +77,12 @@ bench: deps ## run the speed benchmarks and compare with the stored baseline
 bench-baseline: deps ## (re-)record the stored benchmark baseline (.benchmarks/baseline)
 	rm -rf .benchmarks/baseline
 	env $(BENCH_ENV) $(VENV)/bin/python -m pytest $(BENCH_ARGS) --benchmark-save=baseline
+
+# The survey tier of the survey-scale shear test (README "The survey-scale shear test"): every chunk
+# one Snakemake job on every local core, written into src/static/survey/survey/ (commit it); a
+# finished chunk is never redone, so an interrupted run resumes. The networks are PROFILE's.
+survey: deps ## the survey tier of the survey-scale shear test on every local core (resumable)
+	snakemake -s Snakefile --cores $(CORES) --rerun-incomplete --keep-going survey
 
 clean: ## remove showyourwork temporaries, figures, numbers and the JAX compilation cache (keeps src/data)
 	-showyourwork clean

@@ -16,6 +16,7 @@ from shearbridge import study
 from shearbridge.config import get_profile, noise_tag
 from shearbridge.config.experiments import SEED_VARIANTS
 from shearbridge.config.survey import get_tier
+from shearbridge.steps.survey import source_digest
 from shearbridge.paper.outputs import script_outputs  # a number script's outputs(): its files
 from shearbridge.plan import Plan, git_commit
 from shearbridge.steps.bias import BIAS_SETS
@@ -55,6 +56,7 @@ wildcard_constraints:
     name="[A-Za-z0-9_]+",
     tag=r"[0-9](\.[0-9]+)?e[-+][0-9]+",
     chunk="[0-9]+",
+    key="[a-z_]+",
 
 
 # ---------------------------------------------------------------- compute rules
@@ -182,6 +184,7 @@ rule population_evaluate:
 
 
 SURVEY = W.survey_tier  # the in-hour tier of the survey-scale shear test (shearbridge.config.survey)
+SURVEY_CODE = source_digest()[:16]  # its sources and numerical packages (a network's weights: in the merge)
 
 
 rule survey_chunk:
@@ -192,6 +195,8 @@ rule survey_chunk:
         W.survey_inputs(),
     output:
         L.survey_chunk(SURVEY.name, "{chunk}"),
+    params:
+        code=SURVEY_CODE,  # what its numbers depend on: a change reruns it
     benchmark:
         L.benchmark(f"survey-{SURVEY.name}-{{chunk}}")
     threads: 1
@@ -201,23 +206,29 @@ rule survey_chunk:
 
 
 rule survey_store_chunk:
-    """One chunk of the survey tier, written into the committed store (src/static/survey/survey/): `make survey`
+    """One method's chunk of the survey tier, written into the committed store (src/static/survey/survey/KEY/):
+    `make survey`
     (all local cores) or `snakemake -s Snakefile --profile profiles/slurm survey` (a cluster); a finished
     chunk is never redone, so the run resumes after an interruption."""
     input:
         W.survey_inputs(),
     output:
-        L.survey_store("survey", "{chunk}", root="src/static"),
+        L.survey_store("survey", "{key}", "{chunk}", root="src/static"),
+    params:
+        code=SURVEY_CODE,  # where Snakemake recorded the run that wrote it, a code change reruns it
     threads: 1
-    resources: **W.survey_job(get_tier("survey"))
+    resources:
+        mem_mb=lambda w: W.survey_job(get_tier("survey"), w.key)["mem_mb"],
+        runtime=lambda w: W.survey_job(get_tier("survey"), w.key)["runtime"],
     shell:
-        "{PY} -m shearbridge survey chunk --tier survey --chunk {wildcards.chunk} --profile {PROFILE} --store"
+        "{PY} -m shearbridge survey chunk --tier survey --chunk {wildcards.chunk} --methods {wildcards.key}"
+        " --profile {PROFILE} --store"
 
 
 rule survey:
     """The whole survey tier (not part of ms.pdf's build: the paper reads it where its hash matches)."""
     input:
-        expand(L.survey_store("survey", "{chunk}", root="src/static"), chunk=W.survey_chunks(get_tier("survey"))),
+        W.survey_targets(get_tier("survey")),
 
 
 rule survey_merge:
@@ -537,6 +548,7 @@ SUMMARIES = {
     "bias": [p for k in BIAS_SETS for p in cell_paths(L.result(k, "{method}", "{tag}"), "bias_grid")]
     + expand(L.result("bias_mcal", "{method}", "{tag}"), method=study.names("metacal"), tag=STAGS["metacal"]),
     "population": [L.population_results()],
+    "survey": [L.survey_results()],
     # sigma_meas / sigma_CRLB and n_eff lost of every bias_grid method at every level
     "yardstick": cell_paths(L.result("yardstick", "{method}", "{tag}", suffix=".npz"), "bias_grid")
     + cell_paths(L.result("bias", "{method}", "{tag}"), "bias_grid") + [L.bound()],
@@ -590,7 +602,8 @@ for _what, (_inputs, _bench) in TIMED_SUMMARIES.items():
 # what it reads. NAME -> inputs. Provenance runs after every compute rule (COMPUTE).
 COMPUTE = [L.summary(f"{e}.json") for e in study.names("evaluate")] + [
     L.summary(name) for name in ("learning.json", "stamps.npz", "translation.json", "compare.json", "diagnosis.json",
-                                 "timing.json", "ablation.json", "bias.json", "yardstick.json", "floor.json")
+                                 "timing.json", "ablation.json", "bias.json", "yardstick.json", "floor.json",
+                                 "survey.json")
 ] + [L.population_results()]
 NUMBERS = {
     "baseline": [L.summary("baseline.json")],
@@ -604,6 +617,7 @@ NUMBERS = {
     "population": [L.summary("population.json")],
     "bias": [L.summary("bias.json")] + ([L.diagnosis("anacal_tuning.json")] if "anacal" in BIAS_GRID_METHODS else []),
     "yardstick": [L.summary("yardstick.json")],
+    "survey": [L.summary("survey.json")],
     "floor": [L.summary("floor.json"), "src/shearbridge/models/moments.py"],
     # profile, hardware, software versions, commit and compute wall times
     "provenance": COMPUTE,

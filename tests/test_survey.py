@@ -140,14 +140,14 @@ def test_a_group_gives_the_same_bytes_whichever_job_computes_it(anacal_only):
 
     tier, ests = anacal_only
     scale = tier.population.sim.pixel_scale_arcsec
-    both, _ = run_groups(tier, 7, 0, [0, 1], ests, scale)
-    alone, _ = run_groups(tier, 7, 0, [1], ests, scale)
-    again, _ = run_groups(tier, 7, 0, [0, 1], ests, scale)
+    both, hist, _ = run_groups(tier, 7, 0, [0, 1], ests, scale)
+    alone, _, _ = run_groups(tier, 7, 0, [1], ests, scale)
+    again, _, _ = run_groups(tier, 7, 0, [0, 1], ests, scale)
     assert json.dumps(both) == json.dumps(again)
     for tag in both["anacal"]:
         assert both["anacal"][tag][1] == alone["anacal"][tag][0]  # order and company do not matter
         assert both["anacal"][tag][0] != both["anacal"][tag][1]  # groups are independent draws
-    other, _ = run_groups(tier, 8, 0, [0], ests, scale)
+    other, _, _ = run_groups(tier, 8, 0, [0], ests, scale)
     assert other["anacal"] != alone["anacal"]
 
 
@@ -160,7 +160,9 @@ def test_merge_reads_the_store_only_where_the_hash_matches(tmp_path, monkeypatch
     monkeypatch.setattr(sv, "survey_methods", lambda: [("anacal", "anacal", "survey")])
     small = {
         "quick": get_tier("quick").replace(chunk_galaxies=4, group_galaxies=2),
-        "survey": get_tier("survey").replace(n_chunks=2, chunk_galaxies=4, group_galaxies=2),
+        "survey": get_tier("survey").replace(
+            n_chunks=2, chunk_galaxies=4, group_galaxies=2, method_chunks=()
+        ),
     }
     monkeypatch.setattr(sv, "get_tier", lambda name: small[name])
     monkeypatch.setattr(sv, "tier_for_profile", lambda name: small["quick"])
@@ -168,10 +170,10 @@ def test_merge_reads_the_store_only_where_the_hash_matches(tmp_path, monkeypatch
     store = tmp_path / "static"
     for c in range(2):
         sv.run_chunk("quick", c, profile)
-        sv.run_chunk("survey", c, profile, out=Layout.survey_store("survey", c, store))
+        sv.run_chunk("survey", c, profile, store=store)
     out = sv.merge_survey(profile, store_root=store)["methods"]["anacal"]
     assert out["source"] == "committed survey tier" and out["tier"] == "survey"
-    path = Layout.survey_store("survey", 1, store)
+    path = Layout.survey_store("survey", "anacal", 1, store)
     chunk = json.loads(path.read_text())
     chunk["methods"]["anacal"]["hash"] = "0" * 16
     path.write_text(json.dumps(chunk))
@@ -179,3 +181,11 @@ def test_merge_reads_the_store_only_where_the_hash_matches(tmp_path, monkeypatch
     assert out["source"] == "in-hour tier" and out["tier"] == "quick"
     assert set(out["levels"]) == {"2e-02", "1e-02", "1e-03"}
     assert np.isfinite(out["levels"]["1e-03"]["m1_err"])
+
+
+def test_median_snr_reads_the_histograms():
+    from shearbridge.steps.survey_measure import MF_NORM_EDGES, median_snr
+
+    norms = np.random.default_rng(4).lognormal(np.log(0.2), 0.5, 20000)
+    hists = [np.histogram(part, MF_NORM_EDGES)[0] for part in np.split(norms, 4)]
+    assert median_snr(hists, 1e-2) == pytest.approx(np.median(norms) / 1e-2, rel=0.01)

@@ -168,13 +168,21 @@ class Layout:
         return self.dir / "survey" / tier / f"chunk_{index}.json"
 
     @staticmethod
-    def survey_store(tier: str, chunk: int | str | None = None, root: str | Path | None = None):
-        """``src/static/survey/<tier>/`` (or a chunk's file there): a tier's chunks as committed,
-        each with its provenance, read only when their code hash matches the code being built."""
+    def survey_store(
+        tier: str,
+        key: str | None = None,
+        chunk: int | str | None = None,
+        root: str | Path | None = None,
+    ) -> Path:
+        """``src/static/survey/<tier>/<method key>/chunk_<index>.json``: one method's chunk as
+        committed, with its provenance, read only when its code hash matches the code being
+        built (no key: the tier's folder; no chunk: the method's)."""
         base = (Path(root) if root is not None else STATIC) / "survey" / tier
-        if chunk is None:
+        if key is None:
             return base
-        return base / f"chunk_{chunk if isinstance(chunk, str) else f'{chunk:05d}'}.json"
+        if chunk is None:
+            return base / key
+        return base / key / f"chunk_{chunk if isinstance(chunk, str) else f'{chunk:05d}'}.json"
 
     def survey_results(self) -> Path:
         """``results/survey.json``: the merged survey-scale shear test (m, c, alpha per method)."""

@@ -25,9 +25,17 @@ from shearbridge.layout import Layout
 
 __all__ = ["Plan", "git_commit", "SURVEY_SECONDS_PER_GALAXY"]
 
-#: One survey galaxy's cost on one core, every method and level (16 stamps, metacal's three
-#: sets): measured on the quick tier, 4.3 s (``docs/survey.md``); a rule's wall time asks twice it.
-SURVEY_SECONDS_PER_GALAXY = 4.5
+#: One survey galaxy's cost on one core per method key, its three levels and its rendering
+#: included (seconds; metacal's three sets): measured on the in-hour tiers (2026-12-07, a loaded
+#: 2-core machine), for the scheduler's wall time only (a rule asks twice it).
+SURVEY_SECONDS_PER_GALAXY = {
+    "anacal": 0.2,
+    "anacal_true": 0.2,
+    "psfnet": 0.25,
+    "psfnet_mcal": 0.45,
+    "mlfit_mcal": 3.5,
+    "default": 1.0,
+}
 
 
 def git_commit() -> str:
@@ -161,20 +169,35 @@ class Plan:
             return [self.layout.population("training.json")]
         return []
 
-    def survey_job(self, tier: Any) -> dict[str, int]:
-        """One survey chunk's ``resources``: its memory bound and a wall time of
-        ``SURVEY_SECONDS_PER_GALAXY`` per galaxy on one core, twice over, in minutes."""
-        minutes = math.ceil(2 * SURVEY_SECONDS_PER_GALAXY * tier.chunk_galaxies / 60)
-        return {"mem_mb": tier.memory_mb(), "runtime": max(10, minutes)}
+    def survey_job(self, tier: Any, key: str | None = None) -> dict[str, int]:
+        """One survey chunk's ``resources``: its memory bound, and a wall time (minutes) of twice
+        :data:`SURVEY_SECONDS_PER_GALAXY` per galaxy on one core, for method ``key`` (None: every
+        method)."""
+        from shearbridge.steps.survey_measure import survey_methods
+
+        keys = [k for k, _, _ in survey_methods()] if key is None else [key]
+        seconds = sum(
+            SURVEY_SECONDS_PER_GALAXY.get(k, SURVEY_SECONDS_PER_GALAXY["default"])
+            * tier.groups_of(k)
+            * tier.group_galaxies
+            for k in keys
+        )
+        return {"mem_mb": tier.memory_mb(), "runtime": max(10, math.ceil(2 * seconds / 60))}
+
+    def survey_targets(self, tier: Any) -> list[Any]:
+        """Every (method, chunk) file of ``tier`` in the committed store (``make survey``)."""
+        from shearbridge.steps.survey_measure import survey_methods
+
+        return [
+            self.layout.survey_store(tier.name, key, c, root="src/static")
+            for key, _, _ in survey_methods()
+            for c in range(tier.chunks_of(key))
+        ]
 
     def survey_store(self, tier: Any) -> list[Any]:
         """The committed chunks of ``tier`` present now (the merge reads them when their hash
         matches; a new one reruns it)."""
-        return [
-            p
-            for c in range(tier.n_chunks)
-            if (p := self.layout.survey_store(tier.name, c, root="src/static")).exists()
-        ]
+        return [p for p in self.survey_targets(tier) if p.exists()]
 
     def population_runs(self) -> list[Any]:
         """The per-level runs the population study measures: those the registry trains anyway at

@@ -10,6 +10,7 @@ __all__ = [
     "SIGMA_M_TARGET_HIGH_SNR",
     "SIGMA_M_TARGET_SURVEY",
     "SIGMA_M_HIGH_SNR",
+    "SIGMA_M_SURVEY_TEST_HIGH_SNR",
 ]
 
 
@@ -24,3 +25,6 @@ EUCLID_C_REQUIREMENT = 5e-4
 SIGMA_M_TARGET_HIGH_SNR = 1e-4
 SIGMA_M_TARGET_SURVEY = 1e-3
 SIGMA_M_HIGH_SNR = 200.0
+# The survey-scale shear test's (shearbridge.config.survey) at S/N ~ 200; at survey S/N it asks
+# SIGMA_M_TARGET_SURVEY.
+SIGMA_M_SURVEY_TEST_HIGH_SNR = 3e-4

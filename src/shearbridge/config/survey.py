@@ -5,10 +5,10 @@ one job with its own seed, reduced to sums (:mod:`shearbridge.stats.survey`). Th
 
 * ``quick``: a few hundred galaxies, what the tests and the quick profile run (minutes);
 * ``paper``: the in-hour size, what a 2-core ``make`` runs when no survey run matches its code;
-* ``survey``: sized for sigma(m) <= 1e-3 at S/N ~ 10 and ~ 20 and <= 3e-4 at S/N ~ 200 (the issue's
-  targets), run by ``make survey`` on every local core or on a cluster
-  (``profiles/slurm``), resumable chunk by chunk, its reduced statistics committed with their
-  provenance (``src/static/survey/``).
+* ``survey``: sized for sigma(m) <= 1e-3 at S/N ~ 10 and ~ 20 and <= 3e-4 at S/N ~ 200 from the
+  per-galaxy scatter measured on the smaller tiers, run by ``make survey`` on every local core or on
+  a cluster (``profiles/slurm``), one job per method and chunk, resumable, its reduced statistics
+  committed with their provenance (``src/static/survey/<tier>/<method>/``).
 
 The galaxies are the population study's (:mod:`shearbridge.sim.population`) in its training
 families (galaxy and PSF), each galaxy with its own PSF; each gives 16 stamps (four orientations
@@ -46,6 +46,11 @@ class SurveyConfig:
     applied_shear: float = 0.02
     levels: tuple[float, ...] = SURVEY_TEST_NOISE
     population: PopulationConfig = field(default_factory=PopulationConfig)
+    #: ``(method key, groups)``: a slow method measures only the first ``groups`` groups of each
+    #: chunk (a random subset of the same galaxies); every other method measures them all.
+    method_groups: tuple[tuple[str, int], ...] = ()
+    #: ``(method key, chunks)``: a slow method measures only the first ``chunks`` chunks.
+    method_chunks: tuple[tuple[str, int], ...] = ()
 
     def validate(self) -> None:
         if not self.name or not self.name.isidentifier():
@@ -71,6 +76,18 @@ class SurveyConfig:
             )
         if not self.levels or any(not (s > 0) for s in self.levels):
             raise ConfigError(f"survey tier {self.name}: levels must be positive sigmas")
+        for key, groups in self.method_groups:
+            if not (isinstance(groups, int) and 1 <= groups <= self.groups_per_chunk):
+                raise ConfigError(
+                    f"survey tier {self.name}: method {key!r} must measure 1 to "
+                    f"{self.groups_per_chunk} groups per chunk, got {groups!r}"
+                )
+        for key, chunks in self.method_chunks:
+            if not (isinstance(chunks, int) and 2 <= chunks <= self.n_chunks):
+                raise ConfigError(
+                    f"survey tier {self.name}: method {key!r} must measure 2 to "
+                    f"{self.n_chunks} chunks, got {chunks!r}"
+                )
         if not isinstance(self.population, PopulationConfig):
             raise ConfigError(f"survey tier {self.name}: population must be a PopulationConfig")
         self.population.validate()
@@ -82,6 +99,18 @@ class SurveyConfig:
     @property
     def groups_per_chunk(self) -> int:
         return self.chunk_galaxies // self.group_galaxies
+
+    def groups_of(self, key: str) -> int:
+        """The groups of each chunk method ``key`` measures."""
+        return dict(self.method_groups).get(key, self.groups_per_chunk)
+
+    def chunks_of(self, key: str) -> int:
+        """The chunks method ``key`` measures (the first ones)."""
+        return dict(self.method_chunks).get(key, self.n_chunks)
+
+    def galaxies_of(self, key: str) -> int:
+        """The galaxies method ``key`` measures."""
+        return self.chunks_of(key) * self.groups_of(key) * self.group_galaxies
 
     def memory_mb(self) -> int:
         """A bound on one chunk job's memory: a group's stamps (16 per galaxy, float64) in its four
@@ -101,9 +130,27 @@ class SurveyConfig:
 SURVEY_TIERS: dict[str, SurveyConfig] = {
     t.name: t
     for t in (
-        SurveyConfig("quick", n_chunks=2, chunk_galaxies=64, group_galaxies=32),
-        SurveyConfig("paper", n_chunks=4, chunk_galaxies=512, group_galaxies=128),
-        SurveyConfig("survey", n_chunks=256, chunk_galaxies=2048, group_galaxies=128),
+        SurveyConfig(
+            "quick",
+            n_chunks=2,
+            chunk_galaxies=32,
+            group_galaxies=16,
+            method_groups=(("mlfit_mcal", 1),),
+        ),
+        SurveyConfig(
+            "paper",
+            n_chunks=2,
+            chunk_galaxies=128,
+            group_galaxies=32,
+            method_groups=(("mlfit_mcal", 1),),
+        ),
+        SurveyConfig(
+            "survey",
+            n_chunks=48,
+            chunk_galaxies=2048,
+            group_galaxies=256,
+            method_chunks=(("mlfit_mcal", 12),),
+        ),
     )
 }
 for _t in SURVEY_TIERS.values():

@@ -20,6 +20,8 @@ __all__ = [
     "compare_table",
     "population_table",
     "population_bias_table",
+    "survey_table",
+    "survey_cost_table",
     "fmt_snr",
     "layer_table",
     "BASELINE_BLOCKS",
@@ -317,3 +319,49 @@ def layer_table(shapes: Mapping[str, Sequence[int]], blocks: Mapping[str, str]) 
         rows.append(f"\\texttt{{{name}}} & {op} & {shape} \\\\")
     rows += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(rows)
+
+
+def survey_table(methods: Mapping[str, Mapping[str, Any]], tags: Sequence[str]) -> str:
+    """The survey-scale shear test: one row per method and level (median matched-filter S/N,
+    galaxies, m1, m2, c1, c2, alpha1, alpha2 with jackknife errors), the method's source tier
+    marked (``$^\\star$``: the committed survey tier; otherwise the build's in-hour tier)."""
+    head = (
+        "method & S/N$_{\\rm mf}$ & $N_{\\rm gal}$ & $m_1$ & $m_2$ & $c_1$ & $c_2$ & "
+        "$\\alpha_1$ & $\\alpha_2$ \\\\"
+    )
+    rows = ["\\begin{tabular}{lcrcccccc}", "\\toprule", head, "\\midrule"]
+    for m in methods.values():
+        star = "$^\\star$" if m["source"] == "committed survey tier" else ""
+        for tag in tags:
+            r = m["levels"][tag]
+            cells = [
+                fmt_pm(r[k], r[f"{k}_err"], err_digits=1)
+                for k in ("m1", "m2", "c1", "c2", "alpha1", "alpha2")
+            ]
+            rows.append(
+                f"{m['label']}{star} & {fmt_snr(r['median_snr'])} & {fmt_int(r['n_galaxies'])} & "
+                + " & ".join(cells)
+                + " \\\\"
+            )
+    rows += ["\\bottomrule", "\\end{tabular}"]
+    return fit_width("\n".join(rows))
+
+
+def survey_cost_table(rows: Sequence[Mapping[str, Any]], cores: Sequence[int]) -> str:
+    """What the survey test's targets cost per method: galaxies, stamps, core-hours and wall hours
+    on each of ``cores`` (:func:`shearbridge.summaries.survey.cost_rows`), with the measured
+    stamps per second on one core."""
+    walls = " & ".join(f"wall, {c} cores (h)" for c in cores)
+    head = f"method & stamps/s & galaxies & stamps & core-h & {walls} \\\\"
+    rows_tex = [f"\\begin{{tabular}}{{l{'r' * (5 + len(cores))}}}", "\\toprule", head, "\\midrule"]
+    for r in rows:
+        cells = [
+            fmt_int(round(r["stamps_per_second"])),
+            fmt_sci(r["galaxies"], 2),
+            fmt_sci(r["stamps"], 2),
+            fmt_sci(r["core_hours"], 2),
+            *(fmt_sci(r[f"wall_hours_{c}"], 2) for c in cores),
+        ]
+        rows_tex.append(f"{r['label']} & " + " & ".join(cells) + " \\\\")
+    rows_tex += ["\\bottomrule", "\\end{tabular}"]
+    return fit_width("\n".join(rows_tex))

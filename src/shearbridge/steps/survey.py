@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib
-import inspect
+import importlib.util
 import time
 from argparse import ArgumentParser, Namespace
 from collections.abc import Iterable, Sequence
@@ -42,13 +42,19 @@ from shearbridge.errors import ConfigError
 from shearbridge.io import read_json, write_json
 from shearbridge.layout import Layout
 from shearbridge.steps.command import Command, add_profile, print_json, profile_of
-from shearbridge.steps.survey_measure import SURVEY_STUDIES, run_groups, survey_methods
+from shearbridge.steps.survey_measure import (
+    SURVEY_STUDIES,
+    median_snr,
+    run_groups,
+    survey_methods,
+)
 
 __all__ = [
     "SURVEY_STUDIES",
     "HASHED_MODULES",
     "survey_methods",
     "method_hash",
+    "source_digest",
     "run_groups",
     "run_chunk",
     "merge_survey",
@@ -71,13 +77,13 @@ HASHED_MODULES = (
 _PACKAGES = ("numpy", "scipy", "galsim", "jax", "jaxlib", "anacal")
 
 
-def _source_digest() -> str:
+def source_digest() -> str:
     """sha256 of the hashed modules' source and of every estimator module's."""
-    import shearbridge.estimators as est_pkg
-
     h = hashlib.sha256()
-    files = [Path(inspect.getfile(importlib.import_module(m))) for m in HASHED_MODULES]
-    files += sorted(Path(est_pkg.__file__).parent.glob("*.py"))
+    files = [Path(importlib.util.find_spec(m).origin) for m in HASHED_MODULES]
+    files += sorted(
+        Path(importlib.util.find_spec("shearbridge.estimators").origin).parent.glob("*.py")
+    )
     for f in files:
         h.update(f.name.encode())
         h.update(f.read_bytes())
@@ -118,7 +124,7 @@ def method_hash(tier: SurveyConfig, key: str, est: Any, seed: int) -> str:
         str(seed),
         key,
         _describe(est),
-        _source_digest(),
+        source_digest(),
         _params_digest(est),
     ):
         h.update(part.encode())
@@ -147,11 +153,13 @@ def run_chunk(
     tier_name: str,
     chunk: int,
     profile: Profile,
-    out: Path | None = None,
     keys: Iterable[str] | None = None,
+    store: Path | None = None,
 ) -> dict[str, Any]:
-    """Chunk ``chunk`` of tier ``tier_name`` (every group, every method of ``keys``, default all),
-    written atomically to ``out`` (default: the profile's :meth:`Layout.survey_chunk`)."""
+    """Chunk ``chunk`` of tier ``tier_name`` (every group, every method of ``keys``, default all
+    that measure this chunk), written atomically: one file with every method in the profile's
+    :meth:`Layout.survey_chunk`, or with ``store`` (a store root) one file per method there
+    (:meth:`Layout.survey_store`). Returns the record of all methods."""
     from shearbridge import provenance
     from shearbridge.stats.survey import FIELDS
     from shearbridge.steps.measure import progress_bar
@@ -159,30 +167,38 @@ def run_chunk(
     tier = get_tier(tier_name)
     if not 0 <= chunk < tier.n_chunks:
         raise ConfigError(f"chunk {chunk} outside tier {tier_name}'s 0..{tier.n_chunks - 1}")
+    keys = [k for k, _, _ in survey_methods()] if keys is None else list(keys)
+    keys = [k for k in keys if chunk < tier.chunks_of(k)]
     t0 = time.perf_counter()
     ests = _estimators(profile, tier, keys)
     scale = tier.population.sim.pixel_scale_arcsec
     with progress_bar(tier.groups_per_chunk, f"survey {tier_name} chunk {chunk}") as bar:
-        sums, seconds = run_groups(
+        sums, norms, seconds = run_groups(
             tier, profile.seed, chunk, range(tier.groups_per_chunk), ests, scale, bar.update
         )
     hashes = {key: method_hash(tier, key, est, profile.seed) for (key, _), est in ests.items()}
-    result = {
+    record = {
         "tier": tier_name,
         "chunk": chunk,
         "seed": profile.seed,
         "networks_from": profile.name,
         "galaxies": tier.chunk_galaxies,
         "groups": tier.groups_per_chunk,
-        "stamps_per_level": 16 * tier.chunk_galaxies,
         "levels": [noise_tag(s) for s in tier.levels],
         "fields": list(FIELDS),
         "methods": {key: {"hash": hashes[key], "sums": sums[key]} for key in sums},
+        "mf_norm_histograms": norms,
         "seconds": {**seconds, "wall": time.perf_counter() - t0},
         "provenance": provenance.record(),
     }
-    write_json(out or Layout(profile).survey_chunk(tier_name, chunk), result)
-    return result
+    if store is None:
+        write_json(Layout(profile).survey_chunk(tier_name, chunk), record)
+    else:
+        for key in sums:
+            one = {**record, "methods": {key: record["methods"][key]}}
+            one["seconds"] = {k: v for k, v in seconds.items() if k in (key, "render")}
+            write_json(Layout.survey_store(tier_name, key, chunk, store), one)
+    return record
 
 
 def _chunks(paths: Sequence[Path]) -> list[dict[str, Any]] | None:
@@ -208,13 +224,17 @@ def merge_survey(profile: Profile, store_root: Path | None = None) -> dict[str, 
             f"{layout.survey_chunk(own.name, 0).parent}: run `python -m shearbridge survey chunk "
             f"--tier {own.name} --chunk N` for every chunk"
         )
-    stored = _chunks(
-        [Layout.survey_store(survey.name, c, store_root) for c in range(survey.n_chunks)]
-    )
     ests = _estimators(profile, survey, None)
     current = {key: method_hash(survey, key, est, profile.seed) for (key, _), est in ests.items()}
     methods: dict[str, Any] = {}
+    present: dict[str, int] = {}
     for key, method, st in survey_methods():
+        stored = _chunks(
+            [
+                Layout.survey_store(survey.name, key, c, store_root)
+                for c in range(survey.chunks_of(key))
+            ]
+        )
         use_store = stored is not None and all(
             c["methods"].get(key, {}).get("hash") == current[key] for c in stored
         )
@@ -222,10 +242,22 @@ def merge_survey(profile: Profile, store_root: Path | None = None) -> dict[str, 
         if any(c["fields"] != list(FIELDS) for c in chunks):
             raise ConfigError(f"survey chunks of tier {tier.name} hold other fields than {FIELDS}")
         levels = {}
+        hists = [h for c in chunks for h in c["mf_norm_histograms"]]
         for sigma in tier.levels:
             tag = noise_tag(sigma)
             sums = [g for c in chunks for g in c["methods"][key]["sums"][tag]]
-            levels[tag] = merge(np.asarray(sums), tier.applied_shear)
+            levels[tag] = {
+                **merge(np.asarray(sums), tier.applied_shear),
+                "noise_sigma": sigma,
+                "median_snr": median_snr(hists, sigma),
+            }
+        galaxies = tier.galaxies_of(key)
+        seconds = float(sum(c["seconds"].get(key, 0.0) for c in chunks))
+        render = float(sum(c["seconds"]["render"] for c in chunks))
+        present[key] = sum(
+            Layout.survey_store(survey.name, key, c, store_root).exists()
+            for c in range(survey.chunks_of(key))
+        )
         methods[key] = {
             "method": method,
             "study": st,
@@ -233,14 +265,34 @@ def merge_survey(profile: Profile, store_root: Path | None = None) -> dict[str, 
             + (" + metacal" if st == "survey_metacal" else ""),
             "source": "committed survey tier" if use_store else "in-hour tier",
             "tier": tier.name,
-            "n_chunks": tier.n_chunks,
+            "n_chunks": tier.chunks_of(key),
             "hash": current[key] if use_store else chunks[0]["methods"][key]["hash"],
             "provenance": chunks[0]["provenance"],
-            "cpu_seconds": float(sum(c["seconds"].get(key, 0.0) for c in chunks)),
-            "render_seconds": float(sum(c["seconds"]["render"] for c in chunks)),
+            "galaxies_measured": galaxies,
+            "seconds": seconds,
+            # one core's seconds per galaxy and level (its 16 stamps, metacal's three sets), and
+            # the rendering's per galaxy (8 distinct images); stamps measured per second
+            "seconds_per_galaxy_level": seconds / (galaxies * len(tier.levels)),
+            "render_seconds_per_galaxy": render / (len(chunks) * tier.chunk_galaxies),
+            "stamps_per_second": galaxies
+            * len(tier.levels)
+            * 16
+            * (3 if st != "survey" else 1)
+            / seconds,
             "levels": levels,
         }
-    out = {"profile": profile.name, "methods": methods}
+    out = {
+        "profile": profile.name,
+        "applied_shear": own.applied_shear,
+        "survey_tier": {
+            "galaxies": survey.n_galaxies,
+            "galaxies_of": {key: survey.galaxies_of(key) for key in methods},
+            "complete": all(m["source"] == "committed survey tier" for m in methods.values()),
+            "chunks_present": present,
+            "chunks_of": {key: survey.chunks_of(key) for key in methods},
+        },
+        "methods": methods,
+    }
     write_json(layout.survey_results(), out)
     return out
 
@@ -257,8 +309,8 @@ def _arguments(p: ArgumentParser) -> None:
     p.add_argument(
         "--store",
         action="store_true",
-        help="chunk: write into the committed store (src/static/survey/<tier>/) instead of the "
-        "profile's data folder",
+        help="chunk: write one file per method into the committed store "
+        "(src/static/survey/<tier>/<method>/) instead of the profile's data folder",
     )
     p.add_argument("--methods", help="chunk: comma-separated method keys (default: all)")
 
@@ -271,9 +323,9 @@ def _survey(args: Namespace) -> None:
         return
     if args.tier is None or args.chunk is None:
         raise ConfigError("survey chunk needs --tier and --chunk")
-    out = Layout.survey_store(args.tier, args.chunk) if args.store else None
     keys = None if not args.methods else [k.strip() for k in args.methods.split(",")]
-    res = run_chunk(args.tier, args.chunk, profile, out=out, keys=keys)
+    store = Layout.survey_store(args.tier).parents[1] if args.store else None
+    res = run_chunk(args.tier, args.chunk, profile, keys=keys, store=store)
     print_json({k: res[k] for k in ("tier", "chunk", "galaxies", "seconds")})
 
 

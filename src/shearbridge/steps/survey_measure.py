@@ -14,11 +14,30 @@ import numpy as np
 
 from shearbridge.config import noise_tag
 from shearbridge.config.survey import SurveyConfig
+from shearbridge.stats.bias import N_SLOTS as SHEAR_TEST_STAMPS  # no GalSim at import
 
-__all__ = ["SURVEY_STUDIES", "survey_methods", "run_groups"]
+__all__ = ["SURVEY_STUDIES", "MF_NORM_EDGES", "survey_methods", "run_groups", "median_snr"]
 
 #: The registry's studies the test measures, and the suffix of their keys (``<method><suffix>``).
 SURVEY_STUDIES = {"survey": "", "survey_metacal": "_mcal"}
+
+
+#: Bins of a galaxy's noise-free matched-filter norm ``||I||`` (image units): 20 per decade.
+MF_NORM_EDGES = np.logspace(-3, 2, 101)
+
+
+def median_snr(histograms: Sequence[Sequence[int]], sigma: float) -> float:
+    """The median matched-filter S/N at noise ``sigma`` of the galaxies counted in
+    ``histograms`` (added), interpolated within its bin (log-uniform)."""
+    counts = np.sum(np.asarray(histograms, np.float64).reshape(-1, len(MF_NORM_EDGES) - 1), axis=0)
+    cum = np.concatenate([[0.0], np.cumsum(counts)])
+    if cum[-1] <= 0:
+        raise ValueError("no galaxies counted")
+    i = int(np.searchsorted(cum, cum[-1] / 2.0, side="left"))
+    i = min(max(i, 1), len(counts))
+    lo, hi = np.log(MF_NORM_EDGES[i - 1]), np.log(MF_NORM_EDGES[i])
+    frac = (cum[-1] / 2.0 - cum[i - 1]) / max(counts[i - 1], 1.0)
+    return float(np.exp(lo + frac * (hi - lo)) / sigma)
 
 
 def survey_methods() -> list[tuple[str, str, str]]:
@@ -92,21 +111,27 @@ def run_groups(
     estimators: dict,
     scale: float,
     progress: Callable[[int], Any] | None = None,
-) -> tuple[dict[str, dict[str, list[list[float]]]], dict[str, float]]:
+) -> tuple[dict[str, dict[str, list[list[float]]]], list[list[int]], dict[str, float]]:
     """The sums of ``groups`` of chunk ``chunk``: ``({key: {noise tag: [sums per group]}},
-    seconds by stage)``. ``estimators`` as :func:`_estimators`; pure apart from the time."""
+    [histogram per group], seconds by stage)``. The histogram counts the galaxies' noise-free
+    matched-filter norms ``||I||`` (one unsheared stamp each; S/N = ``||I|| / sigma``) in
+    :data:`MF_NORM_EDGES`. ``estimators``: ``{(key, sigma): estimator}``; pure apart from the
+    time."""
     from shearbridge.sim.survey import group_labels, group_noise, metacal_fix_noise, render_group
     from shearbridge.stats.metacal_fourier import METACAL_STEP, metacal_by_psf
     from shearbridge.stats.survey import group_sums
 
     suffix = {key: st for key, _, st in survey_methods()}
     out: dict[str, dict[str, list[list[float]]]] = {}
+    norms: list[list[int]] = []
     seconds: dict[str, float] = {"render": 0.0, "metacal_images": 0.0}
     for group in groups:
         t0 = time.perf_counter()
         labels = group_labels(tier, seed, chunk, group)
         clean, psfs = render_group(tier, labels)
         seconds["render"] += time.perf_counter() - t0
+        first = clean[::SHEAR_TEST_STAMPS].reshape(len(clean) // SHEAR_TEST_STAMPS, -1)
+        norms.append(np.histogram(np.linalg.norm(first, axis=1), MF_NORM_EDGES)[0].tolist())
         galaxy = np.asarray(labels["pair_id"])
         comp = galaxy % 2 + 1
         truth = _true_positions(labels, clean.shape[1], scale)
@@ -117,6 +142,8 @@ def run_groups(
             mc = None
             for (key, s), est in estimators.items():
                 if s != sigma:
+                    continue
+                if group >= tier.groups_of(key):  # a slow method: its share of the groups
                     continue
                 est = _for_group(est, seed, chunk, group, li)
                 t0 = time.perf_counter()
@@ -153,4 +180,4 @@ def run_groups(
                 seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - t0
         if progress is not None:
             progress(1)
-    return out, seconds
+    return out, norms, seconds

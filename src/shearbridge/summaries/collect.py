@@ -210,6 +210,18 @@ def _yardstick(profile: Profile) -> None:
     write_yardstick_summary(profile, layout.summary("yardstick.json"))
 
 
+def _survey(profile: Profile) -> None:
+    """The survey-scale shear test (:mod:`shearbridge.summaries.survey`)."""
+    from shearbridge.summaries.survey import survey_summary
+
+    path = Layout(profile).survey_results()
+    if not path.exists():
+        raise MissingFileError(
+            f"missing {path}: run `python -m shearbridge survey merge --profile {profile.name}`"
+        )
+    write_json(layout.summary("survey.json"), survey_summary(read_json(path), profile.name))
+
+
 SUMMARIES: dict[str, Callable[[Profile], None]] = {
     "ablation": _ablation,
     "yardstick": _yardstick,
@@ -217,6 +229,7 @@ SUMMARIES: dict[str, Callable[[Profile], None]] = {
     "compare": _compare,
     "robustness": _robustness,
     "population": _population,
+    "survey": _survey,
     "bias": _bias,
     "timing": _timing,
     "stamps": _stamps,
