@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from shearbridge.estimators.factories import (
     anacal,
+    anacal_detect,
     anacal_installed,
     anacal_truth,
     hsm,
@@ -189,6 +190,19 @@ def declare_methods(
             style=8,
             description="AnaCal FPFS ellipticity with its analytic shear response; the shear of an "
             "ensemble is sum e / sum R (not a per-galaxy shear, so not in the RMSE studies)",
+        )
+    )
+    register(
+        Method(
+            "anacal_detect",
+            "classical",
+            "AnaCal (own detection)",
+            frozenset({"survey"}),
+            anacal_detect,
+            available=anacal_installed,
+            style=11,
+            description="AnaCal as a survey runs it: its own peak detection, the detection and "
+            "selection responses and renoising (the ensemble shear sums over detections)",
         )
     )
     register(

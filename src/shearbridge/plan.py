@@ -31,6 +31,7 @@ __all__ = ["Plan", "git_commit", "SURVEY_SECONDS_PER_GALAXY"]
 SURVEY_SECONDS_PER_GALAXY = {
     "anacal": 0.2,
     "anacal_true": 0.2,
+    "anacal_detect": 1.5,
     "psfnet": 0.25,
     "psfnet_mcal": 0.45,
     "mlfit_mcal": 3.5,

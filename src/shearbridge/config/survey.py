@@ -135,14 +135,14 @@ SURVEY_TIERS: dict[str, SurveyConfig] = {
             n_chunks=2,
             chunk_galaxies=32,
             group_galaxies=16,
-            method_groups=(("mlfit_mcal", 1),),
+            method_groups=(("mlfit_mcal", 1), ("anacal_detect", 1)),
         ),
         SurveyConfig(
             "paper",
             n_chunks=2,
             chunk_galaxies=128,
             group_galaxies=32,
-            method_groups=(("mlfit_mcal", 1),),
+            method_groups=(("mlfit_mcal", 1), ("anacal_detect", 2)),
         ),
         SurveyConfig(
             "survey",

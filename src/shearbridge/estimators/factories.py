@@ -21,6 +21,7 @@ __all__ = [
     "ngmix",
     "anacal",
     "anacal_truth",
+    "anacal_detect",
     "anacal_installed",
     "ngmix_installed",
     "PSFNET_ENTRY",
@@ -103,6 +104,14 @@ def anacal_truth(ctx: Any) -> Any:
     return AnaCalEstimator(
         seed=ctx.seed, noise_share=4, antithetic=True, detection="truth", name="anacal_true"
     )
+
+
+def anacal_detect(ctx: Any) -> Any:
+    """AnaCal as a survey runs it: its own detection with detection and selection responses."""
+    from shearbridge.estimators.anacal_detect import AnaCalDetectEstimator
+
+    checked_noise(ctx, "anacal_detect")
+    return AnaCalDetectEstimator(seed=ctx.seed, noise_share=4, antithetic=True)
 
 
 def anacal_installed() -> bool:

@@ -58,6 +58,8 @@ __all__ = [
     "gaussian_psf_image",
     "model_image",
     "model_and_jacobian",
+    "model_k",
+    "inverse_crop",
 ]
 
 PARAM_NAMES = ("flux", "x0", "y0", "size", "g1", "g2")
@@ -113,7 +115,7 @@ def _profile_and_logderiv(q: jax.Array, model: str) -> tuple[jax.Array, jax.Arra
     raise ValueError(f"model must be one of {MODELS}, got {model!r}")
 
 
-def _model_k(theta, grid: FourierGrid, model: str):
+def model_k(theta, grid: FourierGrid, model: str):
     """Real and imaginary parts (N, M) of the model transform, and derivative pieces."""
     flux, x0, y0 = theta[0], theta[1], theta[2]
     coef = _q_coefficients(theta[3:])
@@ -131,7 +133,7 @@ def _model_k(theta, grid: FourierGrid, model: str):
     return mk_r, mk_i, dlog, (kxx, kxy, kyy)
 
 
-def _inverse_crop(re: jax.Array, im: jax.Array, grid: FourierGrid) -> jax.Array:
+def inverse_crop(re: jax.Array, im: jax.Array, grid: FourierGrid) -> jax.Array:
     """Inverse real 2-D FFT of (..., N, M) cropped to the (..., S, S) stamp."""
     n_pad = grid.psf_re.shape[0]
     s = grid.stamp_size
@@ -140,8 +142,8 @@ def _inverse_crop(re: jax.Array, im: jax.Array, grid: FourierGrid) -> jax.Array:
 
 def model_image(theta: jax.Array, grid: FourierGrid, model: str) -> jax.Array:
     """One noise-free stamp (S, S) for parameters ``theta`` (6,) -- pure JAX."""
-    mk_r, mk_i, _, _ = _model_k(theta, grid, model)
-    return _inverse_crop(mk_r, mk_i, grid)
+    mk_r, mk_i, _, _ = model_k(theta, grid, model)
+    return inverse_crop(mk_r, mk_i, grid)
 
 
 def model_and_jacobian(
@@ -159,7 +161,7 @@ def model_and_jacobian(
     images in single precision (relative error ~1e-7, about twice as fast on
     CPU); the image itself is always float64.
     """
-    mk_r, mk_i, dlog, (kxx, kxy, kyy) = _model_k(theta, grid, model)
+    mk_r, mk_i, dlog, (kxx, kxy, kyy) = model_k(theta, grid, model)
     dcoef = jax.jacfwd(_q_coefficients)(theta[3:])  # (3 coefficients, 3 shape params)
     kx = jnp.broadcast_to(grid.kx, mk_r.shape)
     ky = jnp.broadcast_to(grid.ky, mk_r.shape)
@@ -168,8 +170,8 @@ def model_and_jacobian(
     ]
     res = jnp.stack([mk_r / theta[0], kx * mk_i, ky * mk_i] + [c * mk_r for c in real_factors])
     ims = jnp.stack([mk_i / theta[0], -kx * mk_r, -ky * mk_r] + [c * mk_i for c in real_factors])
-    image = _inverse_crop(mk_r, mk_i, grid)
-    jac = _inverse_crop(res.astype(jac_dtype), ims.astype(jac_dtype), grid)
+    image = inverse_crop(mk_r, mk_i, grid)
+    jac = inverse_crop(res.astype(jac_dtype), ims.astype(jac_dtype), grid)
     return image, jac.astype(image.dtype)
 
 

@@ -19,9 +19,9 @@ selection terms when AnaCal detects), or 1 (the method's own shear, uncalibrated
 Then ``m_k = sum D / sum W - 1`` over the galaxies sheared along ``k``; ``Rbar_k = sum R_i / n_k``;
 a straight line ``A_j = c_j' + alpha_j' P_j`` through every galaxy gives the PSF leakage
 ``alpha_j = alpha_j' / Rbar_j`` and the additive bias at a round PSF ``c_j = c_j' / Rbar_j`` (each
-galaxy has its own PSF ellipticity, so the same galaxies give both). ``m*_raw`` divide by ``2 g`` instead of ``W``: what the
-calibration corrects. A galaxy with any flagged stamp or non-finite response is dropped whole (the
-+-g design stays symmetric) and counted.
+galaxy has its own PSF ellipticity, so the same galaxies give both). ``m*_raw`` divide by ``2 g``
+instead of ``W``: what the calibration corrects. A galaxy with any flagged stamp or non-finite
+response is dropped whole (the +-g design stays symmetric) and counted.
 """
 
 from __future__ import annotations
