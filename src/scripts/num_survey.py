@@ -13,11 +13,11 @@ the applied shear ``survey_g``; the survey tier's size and state (``survey_tier_
 Run on its own: ``python src/scripts/num_survey.py``.
 """
 
-from shearbridge.config import Profile, noise_tag
+from shearbridge.config import Profile, get_profile, noise_tag
 from shearbridge.config.noise import METACAL_NOISE, SHEARNET_HIGH
 from shearbridge.config.survey import tier_for_profile
-from shearbridge.paper.outputs import fmt_int, fmt_pm, fmt_sci, write_variable
-from shearbridge.paper.tables import fmt_snr, survey_cost_table, survey_table
+from shearbridge.paper.outputs import fmt_int, fmt_sci, write_variable
+from shearbridge.paper.tables import fmt_snr, pm_or_dash, survey_cost_table, survey_table
 from shearbridge.steps.survey_measure import survey_methods
 from shearbridge.summaries import load_summary_json
 from shearbridge.summaries.survey import CORES, cost_rows, target_sigma_m
@@ -49,7 +49,7 @@ def main() -> None:
     s = load_summary_json("survey")
     methods = s["methods"]
     first = next(iter(methods.values()))
-    tags = list(first["levels"])
+    tags = _tags(get_profile(s["profile"]))  # the tier's order: lowest S/N first
     write_variable("survey_table", survey_table(methods, tags))
     write_variable("survey_cost_table", survey_cost_table(cost_rows(s), CORES))
     write_variable("survey_g", f"${s['applied_shear']:g}$")
@@ -77,10 +77,11 @@ def main() -> None:
         for tag in tags:
             r = m["levels"][tag]
             for q in QUANTITIES:
-                write_variable(f"survey_{q}_{key}_{tag}", fmt_pm(r[q], r[f"{q}_err"]))
+                write_variable(f"survey_{q}_{key}_{tag}", pm_or_dash(r, q))
             for q in ("m", "c", "alpha"):
-                err = max(r[f"{q}1_err"], r[f"{q}2_err"])
-                write_variable(f"survey_sigma_{q}_{key}_{tag}", fmt_sci(err, 1))
+                errs = (r[f"{q}1_err"], r[f"{q}2_err"])
+                text = "--" if None in errs else fmt_sci(max(errs), 1)
+                write_variable(f"survey_sigma_{q}_{key}_{tag}", text)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ __all__ = [
     "population_bias_table",
     "survey_table",
     "survey_cost_table",
+    "pm_or_dash",
     "fmt_snr",
     "layer_table",
     "BASELINE_BLOCKS",
@@ -321,6 +322,13 @@ def layer_table(shapes: Mapping[str, Sequence[int]], blocks: Mapping[str, str]) 
     return "\n".join(rows)
 
 
+def pm_or_dash(r: Mapping[str, Any], key: str) -> str:
+    """``r[key] +- r[key_err]`` (:func:`fmt_pm`), or a dash where too few galaxies left it
+    undefined (None)."""
+    v, e = r.get(key), r.get(f"{key}_err")
+    return "--" if v is None or e is None else fmt_pm(v, e, err_digits=1)
+
+
 def survey_table(methods: Mapping[str, Mapping[str, Any]], tags: Sequence[str]) -> str:
     """The survey-scale shear test: one row per method and level (median matched-filter S/N,
     galaxies, m1, m2, c1, c2, alpha1, alpha2 with jackknife errors), the method's source tier
@@ -334,10 +342,7 @@ def survey_table(methods: Mapping[str, Mapping[str, Any]], tags: Sequence[str]) 
         star = "$^\\star$" if m["source"] == "committed survey tier" else ""
         for tag in tags:
             r = m["levels"][tag]
-            cells = [
-                fmt_pm(r[k], r[f"{k}_err"], err_digits=1)
-                for k in ("m1", "m2", "c1", "c2", "alpha1", "alpha2")
-            ]
+            cells = [pm_or_dash(r, k) for k in ("m1", "m2", "c1", "c2", "alpha1", "alpha2")]
             rows.append(
                 f"{m['label']}{star} & {fmt_snr(r['median_snr'])} & {fmt_int(r['n_galaxies'])} & "
                 + " & ".join(cells)
@@ -355,12 +360,13 @@ def survey_cost_table(rows: Sequence[Mapping[str, Any]], cores: Sequence[int]) -
     head = f"method & stamps/s & galaxies & stamps & core-h & {walls} \\\\"
     rows_tex = [f"\\begin{{tabular}}{{l{'r' * (5 + len(cores))}}}", "\\toprule", head, "\\midrule"]
     for r in rows:
+        known = r["galaxies"] is not None
         cells = [
             fmt_int(round(r["stamps_per_second"])),
-            fmt_sci(r["galaxies"], 2),
-            fmt_sci(r["stamps"], 2),
-            fmt_sci(r["core_hours"], 2),
-            *(fmt_sci(r[f"wall_hours_{c}"], 2) for c in cores),
+            *(
+                fmt_sci(r[k], 2) if known else "--"
+                for k in ("galaxies", "stamps", "core_hours", *(f"wall_hours_{c}" for c in cores))
+            ),
         ]
         rows_tex.append(f"{r['label']} & " + " & ".join(cells) + " \\\\")
     rows_tex += ["\\bottomrule", "\\end{tabular}"]

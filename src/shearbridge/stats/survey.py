@@ -153,6 +153,11 @@ def _estimates(t: np.ndarray, applied_shear: float) -> np.ndarray:
     return np.array(m + c + alpha + raw + rbar)
 
 
+def _finite(x: float) -> float | None:
+    """``x`` as a float, or None where it is not finite (too few galaxies for it)."""
+    return float(x) if np.isfinite(x) else None
+
+
 def merge(
     sums: Sequence[np.ndarray] | np.ndarray,
     applied_shear: float,
@@ -160,7 +165,8 @@ def merge(
 ) -> dict[str, Any]:
     """m, c, alpha (and the uncalibrated m, the mean response) with jackknife errors over the
     groups of ``sums`` ((groups, :data:`FIELDS`)), the galaxy counts, and each ``m``'s per-galaxy
-    scatter ``sigma_m * sqrt(n)`` (what sizes a test: ``sigma(m) = scatter / sqrt(N)``)."""
+    scatter ``sigma_m * sqrt(n)`` (what sizes a test: ``sigma(m) = scatter / sqrt(N)``). A value or
+    error that too few galaxies leave undefined is None (``complete`` False)."""
     blocks = combine_blocks(np.asarray(sums, np.float64).reshape(-1, len(FIELDS)), max_blocks)
     if len(blocks) < 2:
         raise ValueError("the jackknife needs at least two groups of galaxies")
@@ -172,12 +178,15 @@ def merge(
     def stat(mask: np.ndarray) -> np.ndarray:
         return _estimates(blocks[idx[mask]].sum(axis=0), applied_shear)
 
-    val, err = jackknife(stat, len(blocks), len(blocks))
+    with np.errstate(invalid="ignore"):
+        val, err = jackknife(stat, len(blocks), len(blocks))
     out: dict[str, Any] = {}
     for name, v, e in zip(_NAMES, val, err):
-        out[name], out[f"{name}_err"] = float(v), float(e)
+        out[name], out[f"{name}_err"] = _finite(v), _finite(e)
     for k in (1, 2):
-        out[f"scatter_m{k}"] = float(err[k - 1] * np.sqrt(total[_IX[f"n{k}"]]))
+        out[f"scatter_m{k}"] = _finite(err[k - 1] * np.sqrt(total[_IX[f"n{k}"]]))
+    # a block whose removal leaves a component without galaxies has no replicate: no error
+    out["complete"] = all(out[f"{name}_err"] is not None for name in _NAMES)
     out["n_galaxies"] = int(total[_IX["n"]])
     out["n_dropped"] = int(total[_IX["dropped"]])
     out["n_blocks"] = int(len(blocks))

@@ -47,30 +47,33 @@ def survey_summary(results: dict[str, Any], profile_name: str) -> dict[str, Any]
 def cost_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """Per method: the galaxies the targets ask (the largest over the levels; each level's
     ``n (sigma_m / target)^2``, with sigma_m the larger component's), its stamps, core-hours
-    (measuring every level plus rendering), and wall hours on :data:`CORES` cores."""
+    (measuring every level plus rendering), and wall hours on :data:`CORES` cores; ``galaxies``
+    None where a level kept too few galaxies to measure the scatter."""
     survey = get_tier("survey")
     rows = []
     for key, m in summary["methods"].items():
-        need = 0.0
+        need: float | None = 0.0
         for lev in m["levels"].values():
+            if lev["m1_err"] is None or lev["m2_err"] is None:
+                need = None  # too few galaxies kept to measure the scatter
+                break
             sigma_m = max(lev["m1_err"], lev["m2_err"])
             need = max(
                 need, lev["n_galaxies"] * (sigma_m / target_sigma_m(lev["noise_sigma"])) ** 2
             )
         n_levels = len(m["levels"])
         per_galaxy = m["seconds_per_galaxy_level"] * n_levels + m["render_seconds_per_galaxy"]
-        core_h = need * per_galaxy / 3600.0
-        chunk_h = survey.chunk_galaxies * per_galaxy / 3600.0
-        rows.append(
-            {
-                "key": key,
-                "label": m["label"],
-                "galaxies": need,
-                "stamps": need * 16 * n_levels,
-                "core_hours": core_h,
-                **{f"wall_hours_{c}": max(core_h / c, min(core_h, chunk_h)) for c in CORES},
-                "per_galaxy_seconds": per_galaxy,
-                "stamps_per_second": m["stamps_per_second"],
-            }
-        )
+        row = {
+            "key": key,
+            "label": m["label"],
+            "galaxies": need,
+            "per_galaxy_seconds": per_galaxy,
+            "stamps_per_second": m["stamps_per_second"],
+        }
+        if need is not None:
+            core_h = need * per_galaxy / 3600.0
+            chunk_h = survey.chunk_galaxies * per_galaxy / 3600.0
+            row.update(stamps=need * 16 * n_levels, core_hours=core_h)
+            row.update({f"wall_hours_{c}": max(core_h / c, min(core_h, chunk_h)) for c in CORES})
+        rows.append(row)
     return rows
