@@ -189,3 +189,49 @@ def test_median_snr_reads_the_histograms():
     norms = np.random.default_rng(4).lognormal(np.log(0.2), 0.5, 20000)
     hists = [np.histogram(part, MF_NORM_EDGES)[0] for part in np.split(norms, 4)]
     assert median_snr(hists, 1e-2) == pytest.approx(np.median(norms) / 1e-2, rel=0.01)
+
+
+def _committed_matching():
+    """(key, chunk path) of committed survey-tier chunks whose hash is that of this code, for the
+    methods that need no trained network (their hash does not depend on the machine's training)."""
+    from shearbridge.layout import Layout
+    from shearbridge.runs import method_estimator
+    from shearbridge.steps.survey import method_hash
+
+    tier = get_tier("survey")
+    profile = get_profile("paper")
+    found = []
+    for key in ("anacal", "anacal_true"):
+        path = Layout.survey_store(tier.name, key, 0)
+        if not path.exists():
+            continue
+        chunk = json.loads(path.read_text())
+        est = method_estimator(key, profile, tier.levels[0])
+        if chunk["methods"][key]["hash"] == method_hash(tier, key, est, chunk["seed"]):
+            found.append((key, path))
+    return found
+
+
+@pytest.mark.pipeline
+def test_a_committed_chunk_is_reproduced_exactly():
+    """The first group of a committed survey-tier chunk, recomputed here, gives the same sums to
+    the last bit (on another CPU model: to 1e-12, what floating-point reassociation can change)."""
+    pytest.importorskip("anacal")
+    from shearbridge.provenance import cpu_model
+    from shearbridge.runs import method_estimator
+    from shearbridge.steps.survey import run_groups
+
+    found = _committed_matching()
+    if not found:
+        pytest.skip("no committed survey chunk matches this code's hash (make survey writes them)")
+    tier = get_tier("survey")
+    for key, path in found:
+        chunk = json.loads(path.read_text())
+        ests = {(key, s): method_estimator(key, get_profile("paper"), s) for s in tier.levels}
+        scale = tier.population.sim.pixel_scale_arcsec
+        sums, _, _ = run_groups(tier, chunk["seed"], 0, [0], ests, scale)
+        for tag, groups in chunk["methods"][key]["sums"].items():
+            if chunk["provenance"]["hardware"]["cpu"] == cpu_model():
+                assert sums[key][tag][0] == groups[0], (key, tag)
+            else:
+                assert np.allclose(sums[key][tag][0], groups[0], rtol=1e-12, atol=0), (key, tag)
