@@ -81,3 +81,26 @@ def test_settings_are_validated():
         MLFitEstimator(n_iter=6, max_iter=5)
     with pytest.raises(ValueError, match="n_restart"):
         MLFitEstimator(n_restart=-1)
+
+
+def test_one_psf_per_stamp_fits_as_one_psf_per_call():
+    """Stamps with their own PSFs fitted in one batch give what one call per PSF gives."""
+
+    from shearbridge.estimators.base import EstimatorInputError
+
+    scale, stamps, psfs = 0.141, [], []
+    for fwhm, g1 in ((0.5, 0.2), (0.8, -0.3), (0.65, 0.1)):
+        psf = galsim.Moffat(beta=3.5, fwhm=fwhm)
+        gal = galsim.Gaussian(sigma=0.4, flux=2.0).shear(g1=g1, g2=0.05)
+        stamps.append(galsim.Convolve(gal, psf).drawImage(nx=53, ny=53, scale=scale).array)
+        psfs.append(psf.drawImage(nx=53, ny=53, scale=scale).array)
+    stamps, psfs = np.array(stamps), np.array(psfs)
+    noisy = stamps + 1e-3 * np.random.default_rng(5).standard_normal(stamps.shape)
+    est = MLFitEstimator(model="gauss", seed=0)
+    together = est.measure(noisy, psfs, scale, 1e-3)
+    apart = np.concatenate(
+        [est.measure(noisy[i : i + 1], psfs[i], scale, 1e-3).g for i in range(3)]
+    )
+    assert np.allclose(together.g, apart, rtol=0, atol=1e-12)
+    with pytest.raises(EstimatorInputError, match="one per stamp"):
+        est.measure(noisy, psfs[:2], scale, 1e-3)

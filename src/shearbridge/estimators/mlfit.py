@@ -69,7 +69,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -80,11 +80,13 @@ from shearbridge.estimators.base import (
     FLAG_FIT_FAILURE,
     FLAG_NONFINITE,
     FLAG_NOT_CONVERGED,
+    EstimatorInputError,
     EstimatorResult,
+    check_psf_image,
     validate_inputs,
 )
 from shearbridge.estimators.mlfit_solver import JAC_DTYPES, eta_to_g, fit_batch, g_to_eta
-from shearbridge.estimators.render import MODELS, Renderer
+from shearbridge.estimators.render import MODELS, FourierGrid, Renderer
 
 __all__ = ["MLFitEstimator", "eta_to_g", "g_to_eta"]
 
@@ -133,6 +135,8 @@ class MLFitEstimator:
         ~15% faster on CPU and perturbs ``J^T J`` by ~1e-7 relative).
     """
 
+    #: ``measure`` takes one PSF image per stamp (N, S, S) as well as one for all.
+    psf_per_stamp: ClassVar[bool] = True
     model: str = "gauss"
     n_iter: int = 6
     max_iter: int = 50
@@ -178,7 +182,14 @@ class MLFitEstimator:
         )
 
     def _pass(
-        self, stamps: np.ndarray, rows: np.ndarray, bs: int, key: Any, args: tuple, last: bool
+        self,
+        stamps: np.ndarray,
+        rows: np.ndarray,
+        bs: int,
+        key: Any,
+        args: Callable[[np.ndarray], tuple],
+        last: bool,
+        per_stamp: bool,
     ) -> list[np.ndarray]:
         """Fit ``stamps[rows]`` in batches: the first pass (``last`` False) ``n_iter``
         Gauss-Newton steps from the moments guess; the second (True) damped Newton to
@@ -189,12 +200,12 @@ class MLFitEstimator:
             idx = rows[lo : lo + bs]
             m = idx.size
             size = bs if not last else min(bs, max(8, 1 << int(np.ceil(np.log2(m)))))
-            chunk = stamps[np.concatenate([idx, np.repeat(idx[-1:], size - m)])]
+            rows_padded = np.concatenate([idx, np.repeat(idx[-1:], size - m)])
             key, sub = jax.random.split(key)
             res = fit_batch(
-                jnp.asarray(chunk),
+                jnp.asarray(stamps[rows_padded]),
                 sub,
-                *args,
+                *args(rows_padded),
                 self.lm_lambda0,
                 self.try_jitter,
                 float(self.tol),
@@ -207,6 +218,7 @@ class MLFitEstimator:
                 self.n_restart if last else 0,
                 JAC_DTYPES[self.jacobian_precision],
                 last,
+                per_stamp,
             )
             outs.append([np.array(a)[:m] for a in res])
             if self.progress is not None and not last:
@@ -220,24 +232,62 @@ class MLFitEstimator:
         pixel_scale_arcsec: float,
         noise_sigma: float,
     ) -> EstimatorResult:
-        """Fit every stamp; see :class:`.base.ShapeEstimator` for the arguments."""
-        stamps, psf = validate_inputs(stamps, psf_image, pixel_scale_arcsec, noise_sigma)
+        """Fit every stamp; see :class:`.base.ShapeEstimator` for the arguments. ``psf_image`` is
+        one image (S, S) for every stamp, or one per stamp (N, S, S) (a survey's galaxies, each
+        with its own PSF, fitted in the same batches)."""
+        psfs = np.asarray(psf_image, dtype=np.float64)
+        per_stamp = psfs.ndim == 3
+        stamps, psf = validate_inputs(
+            stamps, psfs[0] if per_stamp else psfs, pixel_scale_arcsec, noise_sigma
+        )
         n, s, _ = stamps.shape
-        rend = Renderer.from_psf_image(psf, pixel_scale_arcsec, model=self.model, n_pad=self.n_pad)
-        psf_cov = _psf_covariance(psf, pixel_scale_arcsec)
+        if per_stamp:
+            if psfs.shape != stamps.shape:
+                raise EstimatorInputError(
+                    f"psf_image must be (S, S) or one per stamp {stamps.shape}, got {psfs.shape}"
+                )
+            for one in psfs:
+                check_psf_image(one)
+        else:
+            psfs = psf[None]
+        rends = [
+            Renderer.from_psf_image(p, pixel_scale_arcsec, model=self.model, n_pad=self.n_pad)
+            for p in psfs
+        ]
+        psf_cov = np.stack([_psf_covariance(p, pixel_scale_arcsec) for p in psfs])
         bs = min(self.batch_size, n)
         with jax.enable_x64(True):
-            grid = rend.grid
+            grid0 = rends[0].grid
+            if per_stamp:
+                psf_re = np.stack([np.asarray(r.grid.psf_re) for r in rends])
+                psf_im = np.stack([np.asarray(r.grid.psf_im) for r in rends])
             key = jax.random.key(0 if self.seed is None else int(self.seed))
-            args = (grid, jnp.asarray(psf_cov), float(pixel_scale_arcsec), 1.0 / noise_sigma**2)
+
+            def args(rows: np.ndarray) -> tuple:
+                """The PSF arguments of a batch of rows (one PSF, or one per stamp)."""
+                if not per_stamp:
+                    grid_, cov = grid0, psf_cov[0]
+                else:
+                    grid_ = FourierGrid(
+                        jnp.asarray(psf_re[rows]),
+                        jnp.asarray(psf_im[rows]),
+                        grid0.kx,
+                        grid0.ky,
+                        grid0.stamp_size,
+                    )
+                    cov = psf_cov[rows]
+                return grid_, jnp.asarray(cov), float(pixel_scale_arcsec), 1.0 / noise_sigma**2
+
             # pass 1: every stamp, the fixed Gauss-Newton count (what converges there is done)
             theta, chi2, rel_step, cov, steps, start = self._pass(
-                stamps, np.arange(n), bs, key, args, last=False
+                stamps, np.arange(n), bs, key, args, last=False, per_stamp=per_stamp
             )
             # pass 2: the stamps pass 1 left unconverged or at a bound, to convergence
             redo = np.flatnonzero(~(rel_step < self.tol) | ~self._interior(theta))
             if redo.size:
-                out2 = self._pass(stamps, redo, bs, jax.random.fold_in(key, 1), args, last=True)
+                out2 = self._pass(
+                    stamps, redo, bs, jax.random.fold_in(key, 1), args, True, per_stamp
+                )
                 for arr, new in zip((theta, chi2, rel_step, cov, steps, start), out2):
                     arr[redo] = new
                 steps[redo] += self.n_iter

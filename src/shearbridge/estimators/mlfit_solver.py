@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from shearbridge.estimators.render import inverse_crop, model_and_jacobian, model_k
+from shearbridge.estimators.render import FourierGrid, inverse_crop, model_and_jacobian, model_k
 
 __all__ = ["JAC_DTYPES", "eta_to_g", "g_to_eta", "fit_batch"]
 
@@ -281,7 +281,16 @@ def _restart_points(guess, n_restart):
 
 @partial(
     jax.jit,
-    static_argnames=("model", "n_min", "n_max", "n_try", "n_restart", "jac_dtype", "newton"),
+    static_argnames=(
+        "model",
+        "n_min",
+        "n_max",
+        "n_try",
+        "n_restart",
+        "jac_dtype",
+        "newton",
+        "per_stamp",
+    ),
 )
 def fit_batch(
     data,
@@ -302,11 +311,13 @@ def fit_batch(
     n_restart,
     jac_dtype,
     newton,
+    per_stamp=False,
 ):
     """Fit a batch (B, S, S); returns theta (B, 6), chi2, max relative last step, cov(theta),
-    Newton steps taken and the index of the start kept."""
+    Newton steps taken and the index of the start kept. ``per_stamp``: ``grid.psf_re, psf_im``
+    (B, N, M) and ``psf_cov`` (B, 2, 2) hold one PSF per stamp (else one for the batch)."""
 
-    def one(d, k):
+    def fit_one(d, k, grid, psf_cov):
         guess = _moments_guess(d, psf_cov, pixel_scale)
         kick = jax.random.normal(k, (n_try, 6)) * jitter
         kick = kick.at[0].set(0.0)  # the first try starts at the moments guess
@@ -339,7 +350,12 @@ def fit_batch(
         return jax.tree_util.tree_map(lambda a: a[best], fits)
 
     keys = jax.random.split(key, data.shape[0])
-    p, chi, grad, fis_p, fis_t, steps, k_used = jax.vmap(one)(data, keys)
+    if per_stamp:
+        stamp_axes = FourierGrid(0, 0, None, None, grid.stamp_size)
+        fitted = jax.vmap(fit_one, in_axes=(0, 0, stamp_axes, 0))(data, keys, grid, psf_cov)
+    else:
+        fitted = jax.vmap(fit_one, in_axes=(0, 0, None, None))(data, keys, grid, psf_cov)
+    p, chi, grad, fis_p, fis_t, steps, k_used = fitted
     theta = jax.vmap(_theta_from_p)(p)
     rel_step = jax.vmap(_rel_step)(grad, fis_p)
     return theta, chi, rel_step, jnp.linalg.inv(fis_t), steps, k_used

@@ -167,6 +167,9 @@ class PSFNetEstimator:
         range (:mod:`.network_domain`).
     """
 
+    #: ``measure`` takes one PSF image per stamp (N, S, S) as well as one for all.
+    psf_per_stamp = True
+
     def __init__(
         self,
         model: Any,

@@ -70,14 +70,18 @@ def measure_grouped(
     est: Any, stamps: np.ndarray, psfs: np.ndarray, groups: np.ndarray, scale: float, sigma: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """``(g (N, 2), flags (N,), response (N, 2) or None)`` of ``est`` on stamps that share a PSF
-    image within each ``groups`` value: one call per group, told that PSF; a per-level network
-    (which is not told a PSF) in one call."""
+    image within each ``groups`` value: one call per group, told that PSF; an estimator that takes
+    a PSF per stamp (the ML fit) and a per-level network (which is not told a PSF) in one call."""
     n = len(stamps)
     if (
         getattr(est, "trained", None) is not None
     ):  # a per-level network: the PSF is part of the model
         res = est.measure(stamps, psfs[0], scale, sigma)
         return res.g, np.zeros(n, np.int64) if res.flags is None else np.asarray(res.flags), None
+    if getattr(est, "psf_per_stamp", False):  # the ML fit: every stamp with its PSF, one call
+        res = est.measure(stamps, psfs, scale, sigma)
+        flags = np.zeros(n, np.int64) if res.flags is None else np.asarray(res.flags)
+        return res.g, flags, res.extra.get("response")
     g, flags, response = np.full((n, 2), np.nan), np.zeros(n, np.int64), None
     for key in np.unique(groups):
         idx = np.flatnonzero(groups == key)

@@ -79,10 +79,10 @@ def _measure(
     sigma: float,
     truth: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """``(e (N, 2), flags (N,), response (N, 2) or None)``: one call with a PSF per stamp for a
-    network that takes them, else one call per galaxy (its 16 stamps share its PSF). A control
+    """``(e (N, 2), flags (N,), response (N, 2) or None)``: one call with a PSF per stamp for an
+    estimator that takes them, else one call per galaxy (its 16 stamps share its PSF). A control
     that measures at the true position (``detection == "truth"``) is given ``truth``."""
-    if hasattr(est, "predict"):  # PSFNet: one PSF image per stamp, in batches
+    if getattr(est, "psf_per_stamp", False):  # PSFNet, the ML fit: one PSF image per stamp
         res = est.measure(x, psfs, scale, sigma)
         return res.g, np.asarray(res.flags), None
     n = len(x)
