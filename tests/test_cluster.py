@@ -314,3 +314,25 @@ def test_the_readme_cluster_commands_run_with_a_stand_in_sbatch(tmp_path):
             assert {r["options"]["job-name"] for r in records} == {f"smk-{rule}" for rule in QUICK}
             assert len(list((work / ".snakemake/slurm-logs").glob("smk-*.out"))) == len(QUICK)
     shutil.rmtree(work / "src/data", ignore_errors=True)
+
+
+@pytest.mark.pipeline
+def test_the_survey_tier_is_one_job_per_method_and_chunk_with_its_resources(tmp_path):
+    """`snakemake --profile profiles/slurm survey`: every (method, chunk) of the survey tier is one
+    single-core job asking for the tier's memory bound and its method's wall time, no GPU."""
+    from shearbridge.config import get_profile
+    from shearbridge.config.survey import get_tier
+    from shearbridge.plan import Plan
+    from shearbridge.steps.survey_measure import survey_methods
+
+    tier = get_tier("survey")
+    plan = Plan(get_profile("quick"), cores=None, run_local=False)
+    jobs = _dry_run(tmp_path, "survey")["survey_store_chunk"]
+    assert len(jobs) == sum(tier.chunks_of(k) for k, _, _ in survey_methods())
+    asked = {(j["mem_mb"], j["runtime"]) for j in jobs}
+    want = {
+        (str(plan.survey_job(tier, k)["mem_mb"]), str(plan.survey_job(tier, k)["runtime"]))
+        for k, _, _ in survey_methods()
+    }
+    assert asked == want
+    assert all(j["threads"] == 1 and j["gpus"] == "0" for j in jobs)
