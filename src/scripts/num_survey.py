@@ -52,7 +52,7 @@ def main() -> None:
     tags = _tags(get_profile(s["profile"]))  # the tier's order: lowest S/N first
     write_variable("survey_table", survey_table(methods, tags))
     write_variable("survey_cost_table", survey_cost_table(cost_rows(s), CORES))
-    write_variable("survey_g", f"${s['applied_shear']:g}$")
+    write_variable("survey_g", f"{s['applied_shear']:g}")  # used inside math
     write_variable("survey_lsst_m", fmt_sci(s["requirements"]["lsst_m"], 1, math_mode=False))
     write_variable("survey_target_low", fmt_sci(target_sigma_m(METACAL_NOISE), 1, math_mode=False))
     write_variable("survey_target_high", fmt_sci(target_sigma_m(SHEARNET_HIGH), 1, math_mode=False))
