@@ -211,7 +211,7 @@ rule survey_store_chunk:
     (all local cores) or `snakemake -s Snakefile --profile profiles/slurm survey` (a cluster); a finished
     chunk is never redone, so the run resumes after an interruption."""
     input:
-        W.survey_inputs(),
+        lambda w: W.survey_inputs(w.key),
     output:
         L.survey_store("survey", "{key}", "{chunk}", root="src/static"),
     params:
@@ -236,7 +236,9 @@ rule survey_merge:
     hash matches this code, else from this build's in-hour chunks (the result says which)."""
     input:
         expand(L.survey_chunk(SURVEY.name, "{chunk}"), chunk=W.survey_chunks(SURVEY)),
-        W.survey_store(get_tier("survey")),
+    params:
+        # the committed chunks it reads, by content: never inputs (a build must not remake them)
+        store=W.survey_store_digest(get_tier("survey")),
     output:
         L.survey_results(),
     benchmark:

@@ -161,12 +161,13 @@ class Plan:
         """A tier's chunk indices as its files spell them (``00000``, ...)."""
         return [f"{c:05d}" for c in range(tier.n_chunks)]
 
-    def survey_inputs(self) -> list[Any]:
-        """What a survey chunk needs: the population study's networks, when a method trained once
-        is in the test."""
-        from shearbridge.steps.survey import survey_methods
+    def survey_inputs(self, key: str | None = None) -> list[Any]:
+        """What a survey chunk of method ``key`` (None: every method) needs: the population
+        study's networks, when it is a network trained once."""
+        from shearbridge.steps.survey_measure import survey_methods
 
-        if any(study.trained_once(method) for _, method, _ in survey_methods()):
+        methods = [m for k, m, _ in survey_methods() if key is None or k == key]
+        if any(study.trained_once(method) for method in methods):
             return [self.layout.population("training.json")]
         return []
 
@@ -196,9 +197,19 @@ class Plan:
         ]
 
     def survey_store(self, tier: Any) -> list[Any]:
-        """The committed chunks of ``tier`` present now (the merge reads them when their hash
-        matches; a new one reruns it)."""
+        """The committed chunks of ``tier`` present now."""
         return [p for p in self.survey_targets(tier) if p.exists()]
+
+    def survey_store_digest(self, tier: Any) -> str:
+        """A digest of the committed chunks' contents: the merge's rerun trigger (they are not its
+        inputs, so that a build never remakes a committed chunk)."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for p in self.survey_store(tier):
+            h.update(str(p).encode())
+            h.update(p.read_bytes())
+        return h.hexdigest()[:16]
 
     def population_runs(self) -> list[Any]:
         """The per-level runs the population study measures: those the registry trains anyway at
