@@ -76,6 +76,8 @@ from shearbridge.estimators.base import (  # ensemble_shear: re-exported, AnaCal
 from shearbridge.estimators.fpfs_inputs import (
     check_psf_centred,
     given_positions,
+    padded_psf,
+    renoise_images,
     weighted_centroid,
 )
 
@@ -218,12 +220,8 @@ class AnaCalEstimator:
 
     # -- helpers -----------------------------------------------------------------------------
     def _psf_array(self, psf: np.ndarray) -> np.ndarray:
-        """The unit-sum PSF on ``npix x npix``, centre pixel ``S // 2`` moved to ``npix // 2``."""
-        size = psf.shape[0]
-        out = np.zeros((self.npix, self.npix))
-        o = self.npix // 2 - size // 2
-        out[o : o + size, o : o + size] = psf / psf.sum()
-        return out
+        """The unit-sum PSF on ``npix x npix`` (:func:`padded_psf`)."""
+        return padded_psf(psf, self.npix)
 
     def sigma_m00(
         self, psf_array: np.ndarray, pixel_scale_arcsec: float, noise_sigma: float
@@ -239,19 +237,17 @@ class AnaCalEstimator:
         return float(np.sqrt(cov[task.di["m00"], task.di["m00"]]))
 
     def _noise_images(self, n: int, size: int, noise_sigma: float) -> np.ndarray:
-        """Renoising images of the next ``n`` stamps (global stamp index ``j``: child
-        ``j // noise_share`` of ``SeedSequence(seed)``, negated at odd positions within its group
-        when ``antithetic``)."""
-        out = np.empty((n, size, size))
-        first = self._n_measured
-        for i in range(n):
-            group = (first + i) // self.noise_share
-            if i == 0 or group != (first + i - 1) // self.noise_share:
-                child = np.random.SeedSequence(int(self.seed), spawn_key=(group,))
-                field_ = np.random.default_rng(child).normal(0.0, 1.0, size=(size, size))
-            flip = -1.0 if (self.antithetic and ((first + i) % self.noise_share) % 2) else 1.0
-            out[i] = flip * noise_sigma * field_
-        return out
+        """Renoising images of the next ``n`` stamps (:func:`renoise_images`)."""
+        return renoise_images(
+            self._n_measured,
+            n,
+            size,
+            noise_sigma,
+            self.seed,
+            self.noise_share,
+            self.antithetic,
+            np.float64,
+        )
 
     def _run_chunk(
         self,

@@ -111,6 +111,7 @@ from shearbridge.estimators.anacal import (
     check_psf_centred,
 )
 from shearbridge.estimators.base import EstimatorInputError, EstimatorResult, validate_inputs
+from shearbridge.estimators.fpfs_inputs import padded_psf, renoise_images
 
 __all__ = ["AnaCalDetectEstimator", "import_anacal_task"]
 
@@ -209,23 +210,21 @@ class AnaCalDetectEstimator:
 
     # -- helpers -----------------------------------------------------------------------------
     def _psf_array(self, psf: np.ndarray) -> np.ndarray:
-        size = psf.shape[0]
-        out = np.zeros((self.npix, self.npix))
-        o = self.npix // 2 - size // 2
-        out[o : o + size, o : o + size] = psf / psf.sum()
-        return out
+        """The unit-sum PSF on ``npix x npix`` (:func:`padded_psf`)."""
+        return padded_psf(psf, self.npix)
 
     def _noise_images(self, n: int, size: int, noise_sigma: float) -> np.ndarray:
-        out = np.empty((n, size, size), dtype=np.float32)
-        first = self._n_measured
-        for i in range(n):
-            group = (first + i) // self.noise_share
-            if i == 0 or group != (first + i - 1) // self.noise_share:
-                child = np.random.SeedSequence(int(self.seed), spawn_key=(group,))
-                field_ = np.random.default_rng(child).normal(0.0, 1.0, size=(size, size))
-            flip = -1.0 if (self.antithetic and ((first + i) % self.noise_share) % 2) else 1.0
-            out[i] = flip * noise_sigma * field_
-        return out
+        """Renoising images of the next ``n`` stamps (:func:`renoise_images`)."""
+        return renoise_images(
+            self._n_measured,
+            n,
+            size,
+            noise_sigma,
+            self.seed,
+            self.noise_share,
+            self.antithetic,
+            np.float32,
+        )
 
     def detection_noise(self, psf64: np.ndarray, scale: float, noise_sigma: float) -> float:
         """Pixel noise std of AnaCal's detection image (variance doubled with renoising)."""

@@ -14,7 +14,14 @@ from shearbridge.estimators.base import (
     EstimatorInputError,
 )
 
-__all__ = ["PSF_CENTRE_TOL_PX", "check_psf_centred", "given_positions", "weighted_centroid"]
+__all__ = [
+    "PSF_CENTRE_TOL_PX",
+    "check_psf_centred",
+    "given_positions",
+    "padded_psf",
+    "renoise_images",
+    "weighted_centroid",
+]
 
 
 #: Largest distance (pixels) of the PSF image's centroid from its centre pixel ``S // 2``.
@@ -134,3 +141,36 @@ def given_positions(
     if x.shape != (n,) or y.shape != (n,) or not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise EstimatorInputError(f"AnaCal: positions must be {n} finite x and y each")
     return x, y, np.zeros(n, dtype=np.int64)
+
+
+def padded_psf(psf: np.ndarray, npix: int) -> np.ndarray:
+    """The unit-sum PSF on ``npix x npix``, its centre pixel ``S // 2`` moved to ``npix // 2``."""
+    size = psf.shape[0]
+    out = np.zeros((npix, npix))
+    o = npix // 2 - size // 2
+    out[o : o + size, o : o + size] = psf / psf.sum()
+    return out
+
+
+def renoise_images(
+    first: int,
+    n: int,
+    size: int,
+    noise_sigma: float,
+    seed: int,
+    noise_share: int,
+    antithetic: bool,
+    dtype: type = np.float64,
+) -> np.ndarray:
+    """Renoising images of stamps ``first .. first + n - 1`` (counted across calls): stamp ``j``
+    gets child ``j // noise_share`` of ``SeedSequence(seed)`` times ``noise_sigma``, negated at odd
+    positions within its group when ``antithetic``."""
+    out = np.empty((n, size, size), dtype=dtype)
+    for i in range(n):
+        group = (first + i) // noise_share
+        if i == 0 or group != (first + i - 1) // noise_share:
+            child = np.random.SeedSequence(int(seed), spawn_key=(group,))
+            field_ = np.random.default_rng(child).normal(0.0, 1.0, size=(size, size))
+        flip = -1.0 if (antithetic and ((first + i) % noise_share) % 2) else 1.0
+        out[i] = flip * noise_sigma * field_
+    return out

@@ -73,6 +73,24 @@ def _fields(
     )
 
 
+def _stamp_fields(
+    tier: SurveyConfig,
+    root_seed: int,
+    stream: str,
+    chunk: int,
+    group: int,
+    level: int,
+    labels: dict[str, Any],
+    shape: tuple[int, int],
+) -> np.ndarray:
+    """Unit-sigma fields of stream ``stream`` laid out on the stamps (float32 ``(N, S, S)``): one
+    per galaxy and orientation, times the stamp's ``noise_sign``."""
+    _check_index(tier, chunk, group)
+    fields = _fields(tier, root_seed, stream, chunk, group, level, shape)
+    fid = np.asarray(labels["pair_id"]) * SHEAR_TEST_ORIENTATIONS + np.asarray(labels["orient"])
+    return fields[fid] * np.asarray(labels["noise_sign"], np.float32)[:, None, None]
+
+
 def group_noise(
     tier: SurveyConfig,
     root_seed: int,
@@ -84,10 +102,7 @@ def group_noise(
 ) -> np.ndarray:
     """The unit-sigma noise of every stamp at level index ``level`` (float32 ``(N, S, S)``): one
     field per galaxy and orientation, times the stamp's ``noise_sign``."""
-    _check_index(tier, chunk, group)
-    fields = _fields(tier, root_seed, "survey_noise", chunk, group, level, shape)
-    fid = np.asarray(labels["pair_id"]) * SHEAR_TEST_ORIENTATIONS + np.asarray(labels["orient"])
-    return fields[fid] * np.asarray(labels["noise_sign"], np.float32)[:, None, None]
+    return _stamp_fields(tier, root_seed, "survey_noise", chunk, group, level, labels, shape)
 
 
 def metacal_fix_noise(
@@ -100,7 +115,6 @@ def metacal_fix_noise(
     shape: tuple[int, int],
 ) -> np.ndarray:
     """The metacal correlated-noise fix's unit-sigma fields, laid out like :func:`group_noise`."""
-    _check_index(tier, chunk, group)
-    fields = _fields(tier, root_seed, "survey_metacal_noise", chunk, group, level, shape)
-    fid = np.asarray(labels["pair_id"]) * SHEAR_TEST_ORIENTATIONS + np.asarray(labels["orient"])
-    return fields[fid] * np.asarray(labels["noise_sign"], np.float32)[:, None, None]
+    return _stamp_fields(
+        tier, root_seed, "survey_metacal_noise", chunk, group, level, labels, shape
+    )
