@@ -67,25 +67,37 @@ def population_estimators(profile: Profile, sigma: float, which: str) -> dict[st
 
 
 def measure_grouped(
-    est: Any, stamps: np.ndarray, psfs: np.ndarray, groups: np.ndarray, scale: float, sigma: float
+    est: Any,
+    stamps: np.ndarray,
+    psfs: np.ndarray,
+    groups: np.ndarray,
+    scale: float,
+    sigma: float,
+    truth: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """``(g (N, 2), flags (N,), response (N, 2) or None)`` of ``est`` on stamps that share a PSF
     image within each ``groups`` value: one call per group, told that PSF; an estimator that takes
-    a PSF per stamp (the ML fit) and a per-level network (which is not told a PSF) in one call."""
+    a PSF per stamp (the ML fit, PSFNet) and a per-level network (which is not told a PSF) in one
+    call. A control that measures at the true position (``detection == "truth"``: the survey
+    test's) is given each stamp's ``truth`` (N, 2), x column and y row."""
     n = len(stamps)
     if (
         getattr(est, "trained", None) is not None
     ):  # a per-level network: the PSF is part of the model
         res = est.measure(stamps, psfs[0], scale, sigma)
         return res.g, np.zeros(n, np.int64) if res.flags is None else np.asarray(res.flags), None
-    if getattr(est, "psf_per_stamp", False):  # the ML fit: every stamp with its PSF, one call
+    if getattr(est, "psf_per_stamp", False):  # the ML fit, PSFNet: each stamp with its PSF
         res = est.measure(stamps, psfs, scale, sigma)
         flags = np.zeros(n, np.int64) if res.flags is None else np.asarray(res.flags)
         return res.g, flags, res.extra.get("response")
     g, flags, response = np.full((n, 2), np.nan), np.zeros(n, np.int64), None
     for key in np.unique(groups):
         idx = np.flatnonzero(groups == key)
-        res = est.measure(stamps[idx], psfs[idx[0]], scale, sigma)
+        if getattr(est, "detection", None) == "truth":
+            pos = (truth[idx, 0], truth[idx, 1])
+            res = est.measure(stamps[idx], psfs[idx[0]], scale, sigma, positions=pos)
+        else:
+            res = est.measure(stamps[idx], psfs[idx[0]], scale, sigma)
         g[idx] = res.g
         if res.flags is not None:
             flags[idx] = res.flags

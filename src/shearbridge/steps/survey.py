@@ -72,6 +72,8 @@ HASHED_MODULES = (
     "shearbridge.stats.survey",
     "shearbridge.stats.metacal_fourier",
     "shearbridge.steps.survey",
+    "shearbridge.steps.survey_measure",
+    "shearbridge.steps.population_methods",
     "shearbridge.models.psfnet",
 )
 _PACKAGES = ("numpy", "scipy", "galsim", "jax", "jaxlib", "anacal")

@@ -70,39 +70,6 @@ def _true_positions(labels: dict[str, Any], size: int, scale: float) -> np.ndarr
     )
 
 
-def _measure(
-    est: Any,
-    x: np.ndarray,
-    psfs: np.ndarray,
-    galaxy: np.ndarray,
-    scale: float,
-    sigma: float,
-    truth: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """``(e (N, 2), flags (N,), response (N, 2) or None)``: one call with a PSF per stamp for an
-    estimator that takes them, else one call per galaxy (its 16 stamps share its PSF). A control
-    that measures at the true position (``detection == "truth"``) is given ``truth``."""
-    if getattr(est, "psf_per_stamp", False):  # PSFNet, the ML fit: one PSF image per stamp
-        res = est.measure(x, psfs, scale, sigma)
-        return res.g, np.asarray(res.flags), None
-    n = len(x)
-    e, flags, response = np.full((n, 2), np.nan), np.zeros(n, np.int64), None
-    for g in np.unique(galaxy):
-        idx = np.flatnonzero(galaxy == g)
-        if getattr(est, "detection", None) == "truth":
-            pos = (truth[idx, 0], truth[idx, 1])
-            res = est.measure(x[idx], psfs[idx[0]], scale, sigma, positions=pos)
-        else:
-            res = est.measure(x[idx], psfs[idx[0]], scale, sigma)
-        e[idx] = res.g
-        if res.flags is not None:
-            flags[idx] = res.flags
-        if "response" in res.extra:
-            response = np.full((n, 2), np.nan) if response is None else response
-            response[idx] = res.extra["response"]
-    return e, flags, response
-
-
 def run_groups(
     tier: SurveyConfig,
     seed: int,
@@ -118,6 +85,7 @@ def run_groups(
     :data:`MF_NORM_EDGES`. ``estimators``: ``{(key, sigma): estimator}``; pure apart from the
     time."""
     from shearbridge.sim.survey import group_labels, group_noise, metacal_fix_noise, render_group
+    from shearbridge.steps.population_methods import measure_grouped
     from shearbridge.stats.metacal_fourier import METACAL_STEP, metacal_by_psf
     from shearbridge.stats.survey import group_sums
 
@@ -148,7 +116,7 @@ def run_groups(
                 est = _for_group(est, seed, chunk, group, li)
                 t0 = time.perf_counter()
                 if suffix[key] == "survey":
-                    e, flags, resp = _measure(est, x, psfs, galaxy, scale, sigma, truth)
+                    e, flags, resp = measure_grouped(est, x, psfs, galaxy, scale, sigma, truth)
                 else:
                     if mc is None:
                         t1 = time.perf_counter()
@@ -165,9 +133,9 @@ def run_groups(
                         t0 = time.perf_counter()
                     noshear, plus, minus, psf_r = mc
                     told = sigma * math.sqrt(2.0)  # the fix doubles the noise variance
-                    e, flags, _ = _measure(est, noshear, psf_r, galaxy, scale, told)
-                    ep, fp, _ = _measure(est, plus, psf_r, galaxy, scale, told)
-                    em, fm, _ = _measure(est, minus, psf_r, galaxy, scale, told)
+                    e, flags, _ = measure_grouped(est, noshear, psf_r, galaxy, scale, told)
+                    ep, fp, _ = measure_grouped(est, plus, psf_r, galaxy, scale, told)
+                    em, fm, _ = measure_grouped(est, minus, psf_r, galaxy, scale, told)
                     idx = np.arange(len(x))
                     r = (ep[idx, comp - 1] - em[idx, comp - 1]) / (2.0 * METACAL_STEP)
                     resp = np.stack([r, r], axis=1)
