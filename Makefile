@@ -24,7 +24,7 @@ export XDG_CACHE_HOME ?= $(CURDIR)/.make/cache
 # (measured: 18 of 71 CPU seconds of an ablation training). Same executables, same numbers.
 export JAX_COMPILATION_CACHE_DIR ?= $(XDG_CACHE_HOME)/shearbridge-jax
 
-.PHONY: all build deps lint check test bench bench-baseline survey clean clean-data help
+.PHONY: all build deps lint check test bench bench-baseline survey converge clean clean-data help
 
 all: deps build ## install what is missing, then build ms.pdf (PROFILE=quick|paper|full)
 
@@ -83,6 +83,11 @@ bench-baseline: deps ## (re-)record the stored benchmark baseline (.benchmarks/b
 # finished chunk is never redone, so an interrupted run resumes. The networks are PROFILE's.
 survey: deps ## the survey tier of the survey-scale shear test on every local core (resumable)
 	snakemake -s Snakefile --cores $(CORES) --rerun-incomplete --keep-going survey
+
+# PSFNet trained to convergence (README "Training to convergence"): one Snakemake job per seed and
+# rung, written into src/static/converged/survey/ (commit it); a finished rung is never redone.
+converge: deps ## the training ladder (3 seeds, 1,500 to 24,000 steps) on every local core (resumable)
+	snakemake -s Snakefile --cores $(CORES) --rerun-incomplete --keep-going converge
 
 clean: ## remove showyourwork temporaries, figures, numbers and the JAX compilation cache (keeps src/data)
 	-showyourwork clean

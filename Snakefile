@@ -17,6 +17,8 @@ from shearbridge.config import get_profile, noise_tag
 from shearbridge.config.experiments import SEED_VARIANTS
 from shearbridge.config.survey import get_tier
 from shearbridge.steps.survey import source_digest
+from shearbridge.config.converge import get_ladder
+from shearbridge.steps.converge import ladder_for_profile
 from shearbridge.paper.outputs import script_outputs  # a number script's outputs(): its files
 from shearbridge.plan import Plan, git_commit
 from shearbridge.steps.bias import BIAS_SETS
@@ -56,6 +58,9 @@ wildcard_constraints:
     name="[A-Za-z0-9_]+",
     tag=r"[0-9](\.[0-9]+)?e[-+][0-9]+",
     chunk="[0-9]+",
+    ladder="[a-z_]+",
+    seed="[0-9]+",
+    steps="[0-9]+",
     key="[a-z_]+",
 
 
@@ -247,6 +252,47 @@ rule survey_merge:
     resources: **W.job(1, runtime=15)
     shell:
         "{PY} -m shearbridge survey merge --profile {PROFILE}"
+
+
+LADDER = ladder_for_profile(P.name)  # the training ladder this build reads (shearbridge.config.converge)
+
+
+rule converge_rung:
+    """One rung of a training ladder (PSFNet, one seed, a complete run of STEPS steps), written into the
+    committed store (src/static/converged/LADDER/): `make converge` (all local cores) or
+    `snakemake -s Snakefile --profile profiles/slurm converge` (a cluster); a finished rung is never redone."""
+    output:
+        L.converge_store("{ladder}", "{seed}", "{steps}", ".json", root="src/static"),
+        L.converge_store("{ladder}", "{seed}", "{steps}", ".msgpack", root="src/static"),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=lambda w: W.converge_job(get_ladder(w.ladder), w.steps)["runtime"],
+    shell:
+        "{PY} -m shearbridge converge rung --ladder {wildcards.ladder} --seed {wildcards.seed}"
+        " --steps {wildcards.steps} --threads {threads}"
+
+
+rule converge:
+    """The survey ladder: PSFNet trained to convergence, three seeds, 1,500 to 24,000 steps (not part of
+    ms.pdf's build: the paper reads the rungs whose hash matches its code)."""
+    input:
+        W.converge_targets(get_ladder("survey")),
+
+
+rule converge_summary:
+    """The build's reading of its ladder: every committed rung with this code's hash evaluated on the
+    validation galaxies, the convergence rule per seed (the result says which rungs it read)."""
+    input:
+        L.population("training.json"),  # its validation galaxies are cached there
+    params:
+        store=W.converge_store_digest(LADDER),  # the committed rungs, by content: never inputs
+    output:
+        L.converge_results(),
+    threads: 1
+    resources: **W.job(2, runtime=30)
+    shell:
+        "{PY} -m shearbridge converge summary --profile {PROFILE}"
 
 
 rule diagnose:
@@ -551,6 +597,7 @@ SUMMARIES = {
     + expand(L.result("bias_mcal", "{method}", "{tag}"), method=study.names("metacal"), tag=STAGS["metacal"]),
     "population": [L.population_results()],
     "survey": [L.survey_results()],
+    "converge": [L.converge_results()],
     # sigma_meas / sigma_CRLB and n_eff lost of every bias_grid method at every level
     "yardstick": cell_paths(L.result("yardstick", "{method}", "{tag}", suffix=".npz"), "bias_grid")
     + cell_paths(L.result("bias", "{method}", "{tag}"), "bias_grid") + [L.bound()],
@@ -605,7 +652,7 @@ for _what, (_inputs, _bench) in TIMED_SUMMARIES.items():
 COMPUTE = [L.summary(f"{e}.json") for e in study.names("evaluate")] + [
     L.summary(name) for name in ("learning.json", "stamps.npz", "translation.json", "compare.json", "diagnosis.json",
                                  "timing.json", "ablation.json", "bias.json", "yardstick.json", "floor.json",
-                                 "survey.json")
+                                 "survey.json", "converge.json")
 ] + [L.population_results()]
 NUMBERS = {
     "baseline": [L.summary("baseline.json")],
@@ -620,6 +667,7 @@ NUMBERS = {
     "bias": [L.summary("bias.json")] + ([L.diagnosis("anacal_tuning.json")] if "anacal" in BIAS_GRID_METHODS else []),
     "yardstick": [L.summary("yardstick.json")],
     "survey": [L.summary("survey.json")],
+    "converge": [L.summary("converge.json")],
     "floor": [L.summary("floor.json"), "src/shearbridge/models/moments.py"],
     # profile, hardware, software versions, commit and compute wall times
     "provenance": COMPUTE,

@@ -336,3 +336,23 @@ def test_the_survey_tier_is_one_job_per_method_and_chunk_with_its_resources(tmp_
     }
     assert asked == want
     assert all(j["threads"] == 1 and j["gpus"] == "0" for j in jobs)
+
+
+@pytest.mark.pipeline
+def test_the_training_ladder_is_one_job_per_seed_and_rung_with_its_resources(tmp_path):
+    """`snakemake --profile profiles/slurm converge`: every (seed, rung) of the survey ladder is one
+    single-core job asking for twice its expected wall time, no GPU."""
+    from shearbridge.config import get_profile
+    from shearbridge.config.converge import get_ladder
+    from shearbridge.plan import Plan
+
+    ladder = get_ladder("survey")
+    plan = Plan(get_profile("quick"), cores=None, run_local=False)
+    jobs = _dry_run(tmp_path, "converge")["converge_rung"]
+    assert len(jobs) == len(ladder.seeds) * len(ladder.steps)
+    asked = sorted(int(j["runtime"]) for j in jobs)
+    want = sorted(
+        plan.converge_job(ladder, n)["runtime"] for n in ladder.steps for _ in ladder.seeds
+    )
+    assert asked == want
+    assert all(j["threads"] == 1 and j.get("gpus", "0") == "0" for j in jobs)

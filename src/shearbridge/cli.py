@@ -61,6 +61,7 @@ STEPS = (
     "timing",
     "diagnose",
     "population_cmd",
+    "converge",
     "survey",
     "tune",
     "tune_anacal",

@@ -184,6 +184,31 @@ class Layout:
             return base / key
         return base / key / f"chunk_{chunk if isinstance(chunk, str) else f'{chunk:05d}'}.json"
 
+    # ------------------------------------------------------------- training to convergence
+    @staticmethod
+    def converge_store(
+        ladder: str,
+        seed: int | str | None = None,
+        steps: int | str | None = None,
+        suffix: str = ".json",
+        root: str | Path | None = None,
+    ) -> Path:
+        """``src/static/converged/<ladder>/seed_<seed>/steps_<steps><suffix>``: one rung of a
+        training ladder as committed (``.msgpack`` parameters, ``.json`` record with its hash and
+        provenance), read only when its hash matches the code being built (no seed: the ladder's
+        folder; a string seed or steps, e.g. a Snakemake wildcard, is used verbatim)."""
+        base = (Path(root) if root is not None else STATIC) / "converged" / ladder
+        if seed is None:
+            return base
+        if steps is None:
+            return base / f"seed_{seed}"
+        index = steps if isinstance(steps, str) else f"{steps:06d}"
+        return base / f"seed_{seed}" / f"steps_{index}{suffix}"
+
+    def converge_results(self) -> Path:
+        """``results/converge.json``: the build's reading of its training ladder."""
+        return self.results / "converge.json"
+
     def survey_results(self) -> Path:
         """``results/survey.json``: the merged survey-scale shear test (m, c, alpha per method)."""
         return self.results / "survey.json"

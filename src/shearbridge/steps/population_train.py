@@ -27,7 +27,7 @@ from shearbridge.layout import Layout
 from shearbridge.steps.measure import progress_bar
 from shearbridge.steps.population_sets import clean_set, set_spec
 
-__all__ = ["train_population", "code_version", "TRAINED_BY"]
+__all__ = ["train_population", "train_entry", "initial_params", "code_version", "TRAINED_BY"]
 
 
 def train_population(profile: Profile) -> dict[str, Any]:
@@ -36,12 +36,9 @@ def train_population(profile: Profile) -> dict[str, Any]:
     parameters and ``training.json`` (histories, seconds) and returns that record. An entry whose
     parameters exist and whose recorded configuration and training galaxies are the plan's, trained
     by this code (:func:`code_version`), is kept (a stopped run continues)."""
-    import jax
     from flax import serialization
 
     from shearbridge.io import atomic_path
-    from shearbridge.models.psfnet import PSFNet
-    from shearbridge.train.fresh import noisy_copy, train_fresh
 
     plan = population_plan(profile)
     t0 = time.perf_counter()
@@ -78,26 +75,60 @@ def train_population(profile: Profile) -> dict[str, Any]:
         ):
             record[group][key_name] = done
             continue
-        model = PSFNet(**kwargs)
-        key = jax.random.PRNGKey(10_000 + cfg.seed)
-        x, sigma = noisy_copy(train, key, plan.fresh.noise_min, plan.fresh.noise_max)
-        params = model.data_init(
-            model.init(key, x[:2], train.psfs[:2], sigma[:2]), x, train.psfs, sigma, train.g
-        )
+        params = initial_params(plan, train, cfg, kwargs)
         if name == str(plan.seeds[0]):
             with atomic_path(Layout(profile).population_network("moments")) as tmp:
                 tmp.write_bytes(serialization.to_bytes(params))
-        t1 = time.perf_counter()
-        with progress_bar(cfg.steps, f"PSFNet {name}", unit="step") as bar:
-            params, hist = train_fresh(model, params, train, val, cfg, progress=bar.update)
-        hist["train_seconds"] = time.perf_counter() - t1
-        hist["model"] = json_ready(kwargs)
+        params, hist = train_entry(plan, train, val, cfg, kwargs, f"PSFNet {name}", params)
         with atomic_path(Layout(profile).population_network(name)) as tmp:
             tmp.write_bytes(serialization.to_bytes(params))
         record[group][key_name] = json_ready(hist)
         write_json(record_path, record)  # after every entry: a stopped run keeps what it finished
     write_json(record_path, record)
     return record
+
+
+def initial_params(plan: Any, train: Any, cfg: Any, kwargs: dict[str, Any]) -> Any:
+    """PSFNet's parameters before training: initialised and :meth:`data_init`-ed on one noisy copy
+    of the training galaxies drawn from the entry's seed (for the first seed: the moments-only
+    estimator)."""
+    import jax
+
+    from shearbridge.models.psfnet import PSFNet
+    from shearbridge.train.fresh import noisy_copy
+
+    model = PSFNet(**kwargs)
+    key = jax.random.PRNGKey(10_000 + cfg.seed)
+    x, sigma = noisy_copy(train, key, plan.fresh.noise_min, plan.fresh.noise_max)
+    return model.data_init(
+        model.init(key, x[:2], train.psfs[:2], sigma[:2]), x, train.psfs, sigma, train.g
+    )
+
+
+def train_entry(
+    plan: Any,
+    train: Any,
+    val: Any,
+    cfg: Any,
+    kwargs: dict[str, Any],
+    label: str,
+    params: Any = None,
+) -> tuple[Any, dict[str, Any]]:
+    """One network of the plan: PSFNet(``kwargs``) from ``params`` (default
+    :func:`initial_params`), trained by
+    :func:`~shearbridge.train.fresh.train_fresh` with ``cfg``; ``(params, history)`` (the history
+    with ``train_seconds`` and ``model``). A progress bar named ``label``."""
+    from shearbridge.models.psfnet import PSFNet
+    from shearbridge.train.fresh import train_fresh
+
+    if params is None:
+        params = initial_params(plan, train, cfg, kwargs)
+    t1 = time.perf_counter()
+    with progress_bar(cfg.steps, label, unit="step") as bar:
+        params, hist = train_fresh(PSFNet(**kwargs), params, train, val, cfg, progress=bar.update)
+    hist["train_seconds"] = time.perf_counter() - t1
+    hist["model"] = json_ready(kwargs)
+    return params, hist
 
 
 #: The modules whose code decides what a trained entry is: a change to any of them retrains.

@@ -222,6 +222,16 @@ def _survey(profile: Profile) -> None:
     write_json(layout.summary("survey.json"), survey_summary(read_json(path), profile.name))
 
 
+def _converge(profile: Profile) -> None:
+    """The training ladder as this build reads it (:mod:`shearbridge.steps.converge`)."""
+    path = Layout(profile).converge_results()
+    if not path.exists():
+        raise MissingFileError(
+            f"missing {path}: run `python -m shearbridge converge summary --profile {profile.name}`"
+        )
+    write_json(layout.summary("converge.json"), {**read_json(path), "profile": profile.name})
+
+
 SUMMARIES: dict[str, Callable[[Profile], None]] = {
     "ablation": _ablation,
     "yardstick": _yardstick,
@@ -230,6 +240,7 @@ SUMMARIES: dict[str, Callable[[Profile], None]] = {
     "robustness": _robustness,
     "population": _population,
     "survey": _survey,
+    "converge": _converge,
     "bias": _bias,
     "timing": _timing,
     "stamps": _stamps,
