@@ -13,12 +13,10 @@ __all__ = ["converge_table"]
 
 def converge_table(seeds: Mapping[str, Mapping[str, Any]]) -> str:
     """The training ladder as read (:func:`shearbridge.steps.converge.summarize_ladder`): per seed
-    and rung, the validation error ``<(e/sigma_CRLB)^2>`` and its ratio to the previous rung, with
-    the one-core training minutes; a dash where a seed has fewer than two rungs."""
-    head = (
-        "seed & steps & $\\langle(e/\\sigma_{\\rm CRLB})^2\\rangle_{\\rm val}$ & "
-        "ratio to the previous rung & training (core-min) \\\\"
-    )
+    and rung, the validation error (the mean of ``(e/sigma_CRLB)^2``) and its ratio to the
+    previous rung, with the one-core training minutes; a dash where a seed has fewer than two
+    rungs."""
+    head = "seed & steps & validation error & ratio to the previous rung & training (core-min) \\\\"
     rows = ["\\begin{tabular}{rrrrr}", "\\toprule", head, "\\midrule"]
     for seed, e in seeds.items():
         for k, steps in enumerate(e["rungs"]):
