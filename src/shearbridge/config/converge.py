@@ -9,10 +9,10 @@ the first doubling over which its validation error does not fall beyond twice it
 (:func:`shearbridge.stats.converge.select_rung`).
 
 Two ladders: ``quick`` (the quick profile's plan, a few dozen steps; the tests run it) and
-``survey`` (the paper profile's plan, 1,500 to 24,000 steps, three seeds: about 6 core-hours on
-this project's CPU, :data:`shearbridge.plan.SURVEY_SECONDS_PER_GALAXY`'s sibling
-:meth:`Ladder.rung_seconds`), run once by ``make converge`` (or through the SLURM profile) and
-committed with its provenance (:mod:`shearbridge.steps.converge`).
+``survey`` (the paper profile's plan, 1,500 to 24,000 steps, three seeds: about 3 core-hours on
+this project's CPU, :meth:`Ladder.core_hours`; seed 0 took 57 min), run once by ``make converge``
+(or through the SLURM profile) and committed with its provenance
+(:mod:`shearbridge.steps.converge`).
 """
 
 from __future__ import annotations
