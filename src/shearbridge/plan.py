@@ -23,7 +23,7 @@ from shearbridge import study
 from shearbridge.config import Profile, SimConfig, get_profile, noise_tag
 from shearbridge.layout import Layout
 
-__all__ = ["Plan", "git_commit", "SURVEY_SECONDS_PER_GALAXY"]
+__all__ = ["Plan", "git_commit", "files_digest", "SURVEY_SECONDS_PER_GALAXY"]
 
 #: One survey galaxy's cost on one core per method key, its three levels and its rendering
 #: included (seconds; metacal's three sets): measured on the in-hour tiers (2026-12-07, a loaded
@@ -37,6 +37,18 @@ SURVEY_SECONDS_PER_GALAXY = {
     "mlfit_mcal": 1.0,  # 3.5 before the ML fit's refits ran one galaxy per call (4.3x faster)
     "default": 1.0,
 }
+
+
+def files_digest(paths: Any) -> str:
+    """16 hex digits of sha256 over each file's path and contents, in the order given: a rule's
+    rerun trigger for committed files that must not be its inputs."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(str(p).encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def git_commit() -> str:
@@ -203,13 +215,7 @@ class Plan:
     def survey_store_digest(self, tier: Any) -> str:
         """A digest of the committed chunks' contents: the merge's rerun trigger (they are not its
         inputs, so that a build never remakes a committed chunk)."""
-        import hashlib
-
-        h = hashlib.sha256()
-        for p in self.survey_store(tier):
-            h.update(str(p).encode())
-            h.update(p.read_bytes())
-        return h.hexdigest()[:16]
+        return files_digest(self.survey_store(tier))
 
     def converge_targets(self, ladder: Any) -> list[Any]:
         """Every rung of a training ladder in the committed store (parameters and record)."""
@@ -227,14 +233,8 @@ class Plan:
     def converge_store_digest(self, ladder: Any) -> str:
         """A digest of the committed rungs' contents: the build's summary reruns when they change
         (they are not its inputs, so that a build never retrains a rung)."""
-        import hashlib
-
-        h = hashlib.sha256()
         store = self.layout.converge_store(ladder.name, root="src/static")
-        for p in sorted(store.glob("seed_*/steps_*")):
-            h.update(str(p).encode())
-            h.update(p.read_bytes())
-        return h.hexdigest()[:16]
+        return files_digest(sorted(store.glob("seed_*/steps_*")))
 
     def population_runs(self) -> list[Any]:
         """The per-level runs the population study measures: those the registry trains anyway at
